@@ -1,0 +1,1 @@
+"""Fargate App Provisioner: the steps that turn a request into an app running on EKS Fargate."""

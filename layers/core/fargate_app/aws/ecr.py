@@ -1,0 +1,158 @@
+"""Step EnsureCacheRule: the ECR pull-through-cache rule that maps a private prefix to the image's upstream.
+
+ECR API reference: CreatePullThroughCacheRule, DescribePullThroughCacheRules, ValidatePullThroughCacheRule,
+DeletePullThroughCacheRule. A rule's prefix is unique per registry; several prefixes may point at one upstream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from fargate_app.aws.clients import client
+from fargate_app.aws.errors import error_code, error_message, translate
+from fargate_app.aws.iam import grant_cache_prefix
+from fargate_app.config import Settings
+from fargate_app.errors import CacheRuleConflict, UpstreamCredentialInvalid
+from fargate_app.images import Upstream
+from fargate_app.models import CacheRule, ProvisionRequest
+from fargate_app.observability import logger
+
+CREDENTIAL_ERRORS = frozenset(
+    {"SecretNotFoundException", "UnableToAccessSecretException", "UnableToDecryptSecretValueException"}
+)
+
+
+def _rules() -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = []
+    ecr = client("ecr")
+    token: str | None = None
+    while True:
+        page = ecr.describe_pull_through_cache_rules(**({"nextToken": token} if token else {}))
+        rules.extend(page.get("pullThroughCacheRules", []))
+        token = page.get("nextToken")
+        if not token:
+            return rules
+
+
+def _pick_rule(request: ProvisionRequest, upstream: Upstream, rules: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The rule to reuse. A requested prefix must be free or already ours; without one, any rule for the upstream."""
+    by_prefix = {rule["ecrRepositoryPrefix"]: rule for rule in rules}
+    wanted = request.effective_cache_prefix
+    rule = by_prefix.get(wanted)
+    if rule is not None:
+        if rule["upstreamRegistryUrl"] != upstream.registry_url:
+            raise CacheRuleConflict(
+                f"ECR prefix {wanted!r} is already a pull-through-cache rule for {rule['upstreamRegistryUrl']}, "
+                f"not {upstream.registry_url}: choose another cachePrefix"
+            )
+        return rule
+    if request.cache_prefix is None:
+        same_upstream = sorted(
+            (r for r in rules if r["upstreamRegistryUrl"] == upstream.registry_url),
+            key=lambda r: r["ecrRepositoryPrefix"],
+        )
+        if same_upstream:
+            return same_upstream[0]
+    return None
+
+
+def _check_secret(credential_arn: str) -> None:
+    try:
+        client("secretsmanager").describe_secret(SecretId=credential_arn)
+    except ClientError as exc:
+        if error_code(exc) in ("ResourceNotFoundException", "AccessDeniedException"):
+            raise UpstreamCredentialInvalid(
+                f"credential secret {credential_arn} does not exist or cannot be read: create it with the upstream "
+                "registry's username and accessToken"
+            ) from exc
+        raise translate(exc, f"describe secret {credential_arn}") from exc
+
+
+def ensure_cache_rule(settings: Settings, request: ProvisionRequest, role_name: str | None = None) -> CacheRule:
+    """Create or reuse the pull-through-cache rule for the request's image, then validate it.
+
+    When an existing rule for the upstream is reused under another prefix than the one the pod execution role was
+    granted, ``role_name`` is granted that prefix too, so the first pull by a pod can import the image.
+
+    Raises:
+        CacheRuleConflict: the prefix is bound to another upstream.
+        UpstreamCredentialInvalid: the credential secret is missing, or ECR cannot authenticate with it.
+    """
+    upstream = request.image_reference.upstream
+    assert upstream is not None  # the request model only admits cacheable upstreams
+    try:
+        rule = _pick_rule(request, upstream, _rules())
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, "list ECR pull-through-cache rules") from exc
+    created = False
+    if rule is None:
+        rule = _create_rule(request, upstream)
+        created = True
+    prefix = rule["ecrRepositoryPrefix"]
+    validated = _validate(prefix, created=created)
+    if role_name and prefix != request.effective_cache_prefix:
+        grant_cache_prefix(settings, role_name, prefix)
+    logger.info("cache rule ready", extra={"prefix": prefix, "upstream": upstream.registry_url, "created": created})
+    return CacheRule(
+        ecr_repository_prefix=prefix,
+        upstream_registry_url=rule["upstreamRegistryUrl"],
+        created=created,
+        credential_arn=rule.get("credentialArn"),
+        validated=validated,
+    )
+
+
+def _create_rule(request: ProvisionRequest, upstream: Upstream) -> dict[str, Any]:
+    prefix = request.effective_cache_prefix
+    params: dict[str, Any] = {
+        "ecrRepositoryPrefix": prefix,
+        "upstreamRegistryUrl": upstream.registry_url,
+        "upstreamRegistry": upstream.kind,
+    }
+    if request.credential_arn:
+        _check_secret(request.credential_arn)
+        params["credentialArn"] = request.credential_arn
+    try:
+        return client("ecr").create_pull_through_cache_rule(**params)  # type: ignore[no-any-return]
+    except ClientError as exc:
+        code = error_code(exc)
+        if code == "PullThroughCacheRuleAlreadyExistsException":
+            # Another execution won the race: reuse its rule if it points at the same upstream.
+            rule = _pick_rule(request, upstream, _rules())
+            if rule is not None:
+                return rule
+            raise CacheRuleConflict(f"ECR prefix {prefix!r}: {error_message(exc)}") from exc
+        if code in CREDENTIAL_ERRORS:
+            raise UpstreamCredentialInvalid(f"ECR cannot use {request.credential_arn}: {error_message(exc)}") from exc
+        raise translate(exc, f"create ECR pull-through-cache rule {prefix!r}") from exc
+    except BotoCoreError as exc:
+        raise translate(exc, f"create ECR pull-through-cache rule {prefix!r}") from exc
+
+
+def _validate(prefix: str, *, created: bool) -> bool:
+    """Ask ECR whether it can reach the upstream with the rule's credential; undo a rule we just made if not."""
+    try:
+        answer = client("ecr").validate_pull_through_cache_rule(ecrRepositoryPrefix=prefix)
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, f"validate ECR pull-through-cache rule {prefix!r}") from exc
+    if answer.get("isValid"):
+        return True
+    if created:
+        delete_cache_rule(prefix)
+    raise UpstreamCredentialInvalid(
+        f"ECR pull-through-cache rule {prefix!r} for {answer.get('upstreamRegistryUrl')} is not valid: "
+        f"{answer.get('failure') or 'no reason given'}; check the credential secret's username and accessToken"
+    )
+
+
+def delete_cache_rule(prefix: str) -> bool:
+    """Compensation and clean-up. False when the rule is already gone."""
+    try:
+        client("ecr").delete_pull_through_cache_rule(ecrRepositoryPrefix=prefix)
+    except ClientError as exc:
+        if error_code(exc) == "PullThroughCacheRuleNotFoundException":
+            return False
+        raise translate(exc, f"delete ECR pull-through-cache rule {prefix!r}") from exc
+    return True

@@ -1,0 +1,258 @@
+"""Steps EnsureFargateProfile and CheckFargateProfile, and profile deletion for compensation and teardown.
+
+EKS rules this module lives with (EKS API reference, CreateFargateProfile; EKS user guide, "Fargate profile"):
+profiles are immutable; a cluster allows one profile CREATING or DELETING at a time (ResourceInUseException);
+at most 5 selectors, each with a namespace; subnets must be private; a selector's namespace and label values may
+hold ``*`` and ``?`` wildcards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from fnmatch import fnmatchcase
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from fargate_app.aws.clients import client
+from fargate_app.aws.errors import error_code, error_message, translate
+from fargate_app.config import Settings
+from fargate_app.errors import (
+    ClusterNotActive,
+    ClusterNotFound,
+    IamRoleNotYetPropagated,
+    PollTimeout,
+    ProfileCreateFailed,
+    ProfileOperationInProgress,
+    SubnetNotPrivate,
+)
+from fargate_app.models import FargateProfile, ProfileSelector, ProfileStatus, ProvisionRequest
+from fargate_app.observability import logger
+
+USABLE_STATUSES = ("ACTIVE", "CREATING")
+MANAGED_BY_TAG = "managed-by"
+CREATED_FOR_TAG = "fargate-app/created-for"
+
+
+def selector_matches(selector: dict[str, Any], namespace: str, pod_labels: dict[str, str]) -> bool:
+    """True when a pod in ``namespace`` with ``pod_labels`` matches the selector, wildcards included."""
+    if not fnmatchcase(namespace, selector.get("namespace", "")):
+        return False
+    for key, pattern in (selector.get("labels") or {}).items():
+        if key not in pod_labels or not fnmatchcase(pod_labels[key], pattern):
+            return False
+    return True
+
+
+def profile_matches(profile: dict[str, Any], namespace: str, pod_labels: dict[str, str]) -> bool:
+    return any(selector_matches(s, namespace, pod_labels) for s in profile.get("selectors", []))
+
+
+def profile_name(settings: Settings, request: ProvisionRequest) -> str:
+    """Stable per (namespace, labels): apps that share them share the profile. EKS names are at most 100 chars."""
+    labels = hashlib.sha256(json.dumps(request.labels, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{settings.profile_prefix}-{request.namespace}-{labels}"[:100]
+
+
+def describe_active_cluster(cluster: str) -> dict[str, Any]:
+    """Raises: ClusterNotFound, ClusterNotActive, AwsThrottled."""
+    try:
+        description: dict[str, Any] = client("eks").describe_cluster(name=cluster)["cluster"]
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            raise ClusterNotFound(f"EKS cluster {cluster} does not exist in this account and region") from exc
+        raise translate(exc, f"describe EKS cluster {cluster}") from exc
+    except BotoCoreError as exc:
+        raise translate(exc, f"describe EKS cluster {cluster}") from exc
+    if description.get("status") != "ACTIVE":
+        raise ClusterNotActive(
+            f"EKS cluster {cluster} is {description.get('status')}; Fargate profiles need an ACTIVE cluster"
+        )
+    return description
+
+
+def _list_profiles(cluster: str) -> list[dict[str, Any]]:
+    eks = client("eks")
+    profiles = []
+    for page in eks.get_paginator("list_fargate_profiles").paginate(clusterName=cluster):
+        for name in page.get("fargateProfileNames", []):
+            try:
+                profiles.append(
+                    eks.describe_fargate_profile(clusterName=cluster, fargateProfileName=name)["fargateProfile"]
+                )
+            except ClientError as exc:
+                if error_code(exc) != "ResourceNotFoundException":  # deleted since the listing
+                    raise
+    return profiles
+
+
+def _public_subnets(subnets: list[str], vpc_id: str) -> set[str]:
+    """Subnets whose route table (explicit, else the VPC's main one) routes to an internet gateway."""
+    ec2 = client("ec2")
+    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"]
+    explicit: dict[str, dict[str, Any]] = {}
+    main_table: dict[str, Any] | None = None
+    for table in tables:
+        for association in table.get("Associations", []):
+            if association.get("Main"):
+                main_table = table
+            elif association.get("SubnetId"):
+                explicit[association["SubnetId"]] = table
+
+    def routes_to_igw(table: dict[str, Any] | None) -> bool:
+        return bool(table) and any(
+            str(route.get("GatewayId", "")).startswith("igw-")
+            for route in table.get("Routes", [])  # type: ignore[union-attr]
+        )
+
+    return {subnet for subnet in subnets if routes_to_igw(explicit.get(subnet, main_table))}
+
+
+def _choose_subnets(request: ProvisionRequest, cluster: dict[str, Any]) -> list[str]:
+    vpc = cluster.get("resourcesVpcConfig", {})
+    try:
+        if request.subnets:
+            public = _public_subnets(request.subnets, vpc["vpcId"])
+            if public:
+                raise SubnetNotPrivate(
+                    f"subnets {', '.join(sorted(public))} route to an internet gateway; Fargate pods need private "
+                    "subnets (route through a NAT gateway or VPC endpoints instead)"
+                )
+            return list(request.subnets)
+        candidates = list(vpc.get("subnetIds", []))
+        private = sorted(set(candidates) - _public_subnets(candidates, vpc["vpcId"]))
+    except ClientError as exc:
+        raise translate(exc, f"read the route tables of VPC {vpc.get('vpcId')}") from exc
+    if not private:
+        raise SubnetNotPrivate(
+            f"cluster {request.cluster} has no private subnet; pass 'subnets' with private subnets of its VPC"
+        )
+    return private
+
+
+def ensure_fargate_profile(settings: Settings, request: ProvisionRequest, role_arn: str) -> FargateProfile:
+    """Reuse a profile that already schedules the app's pods, or create one for its namespace and labels.
+
+    Raises:
+        ClusterNotFound, ClusterNotActive, SubnetNotPrivate, ProfileCreateFailed: permanent.
+        ProfileOperationInProgress: another profile is CREATING/DELETING on the cluster; retry later.
+        IamRoleNotYetPropagated: EKS cannot yet see the role's trust policy; retry later.
+    """
+    cluster = describe_active_cluster(request.cluster)
+    try:
+        existing = _list_profiles(request.cluster)
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, f"list Fargate profiles of cluster {request.cluster}") from exc
+    for profile in existing:
+        if profile.get("status") in USABLE_STATUSES and profile_matches(profile, request.namespace, request.pod_labels):
+            logger.info("reusing Fargate profile", extra={"profile": profile["fargateProfileName"]})
+            return _result(profile, created=False)
+
+    name = profile_name(settings, request)
+    selector = {"namespace": request.namespace, **({"labels": request.labels} if request.labels else {})}
+    subnets = _choose_subnets(request, cluster)
+    token = hashlib.sha256(json.dumps([request.cluster, name, selector, subnets, role_arn]).encode()).hexdigest()[:64]
+    try:
+        profile = client("eks").create_fargate_profile(
+            fargateProfileName=name,
+            clusterName=request.cluster,
+            podExecutionRoleArn=role_arn,
+            subnets=subnets,
+            selectors=[selector],
+            clientRequestToken=token,
+            tags={MANAGED_BY_TAG: settings.managed_by, CREATED_FOR_TAG: f"{request.namespace}.{request.app}"},
+        )["fargateProfile"]
+    except ClientError as exc:
+        raise _create_error(exc, request.cluster, name) from exc
+    except BotoCoreError as exc:
+        raise translate(exc, f"create Fargate profile {name}") from exc
+    logger.info("creating Fargate profile", extra={"profile": name, "cluster": request.cluster})
+    return _result(profile, created=True)
+
+
+def _create_error(exc: ClientError, cluster: str, name: str) -> Exception:
+    code, message = error_code(exc), error_message(exc)
+    if code == "ResourceInUseException" and "currently has Fargate profile" in message:
+        return ProfileOperationInProgress(f"cluster {cluster}: {message}")
+    if code == "ResourceInUseException":  # a profile of our name exists but did not match: it is going away
+        return ProfileOperationInProgress(f"cluster {cluster}: profile {name} exists and is not usable yet: {message}")
+    if code == "InvalidParameterException" and "Misconfigured PodExecutionRole Trust Policy" in message:
+        return IamRoleNotYetPropagated(f"EKS does not yet see the trust policy of the pod execution role: {message}")
+    if code == "InvalidParameterException" and "subnet" in message.lower():
+        return SubnetNotPrivate(f"cluster {cluster}: {message}")
+    return translate(exc, f"create Fargate profile {name} in cluster {cluster}")
+
+
+def _result(profile: dict[str, Any], *, created: bool) -> FargateProfile:
+    return FargateProfile(
+        cluster=profile["clusterName"],
+        name=profile["fargateProfileName"],
+        status=profile["status"],
+        created=created,
+        selectors=[
+            ProfileSelector(namespace=s["namespace"], labels=s.get("labels") or {}) for s in profile["selectors"]
+        ],
+        subnets=sorted(profile.get("subnets", [])),
+    )
+
+
+def next_wait(settings: Settings, attempt: int) -> int:
+    """Capped exponential backoff: initial, 2×, 4×… never above the cap."""
+    return int(min(settings.poll_max_seconds, settings.poll_initial_seconds * 2 ** min(attempt, 16)))
+
+
+def check_fargate_profile(settings: Settings, cluster: str, name: str, attempt: int) -> ProfileStatus:
+    """Poll a profile being created.
+
+    Raises:
+        ProfileCreateFailed: CREATE_FAILED (its health issues in the message) or the profile vanished.
+        PollTimeout: still CREATING after the configured number of attempts.
+    """
+    try:
+        profile = client("eks").describe_fargate_profile(clusterName=cluster, fargateProfileName=name)["fargateProfile"]
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            raise ProfileCreateFailed(
+                f"Fargate profile {name} of cluster {cluster} disappeared while CREATING"
+            ) from exc
+        raise translate(exc, f"describe Fargate profile {name}") from exc
+    except BotoCoreError as exc:
+        raise translate(exc, f"describe Fargate profile {name}") from exc
+    status = profile["status"]
+    if status == "CREATE_FAILED":
+        issues = "; ".join(
+            f"{issue.get('code')}: {issue.get('message')}" for issue in profile.get("health", {}).get("issues", [])
+        )
+        raise ProfileCreateFailed(
+            f"Fargate profile {name} of cluster {cluster} failed to create: {issues or 'no detail'}"
+        )
+    ready = status == "ACTIVE"
+    if not ready and attempt + 1 >= settings.poll_max_attempts:
+        raise PollTimeout(f"Fargate profile {name} of cluster {cluster} still {status} after {attempt + 1} checks")
+    return ProfileStatus(
+        cluster=cluster,
+        name=name,
+        status=status,
+        ready=ready,
+        attempt=attempt + 1,
+        next_wait_seconds=0 if ready else next_wait(settings, attempt),
+    )
+
+
+def delete_fargate_profile(cluster: str, name: str) -> bool:
+    """Start deleting a profile. False when it is already gone.
+
+    Raises:
+        ProfileOperationInProgress: another profile operation is under way on the cluster; retry later.
+    """
+    try:
+        client("eks").delete_fargate_profile(clusterName=cluster, fargateProfileName=name)
+    except ClientError as exc:
+        code = error_code(exc)
+        if code == "ResourceNotFoundException":
+            return False
+        if code == "ResourceInUseException":
+            raise ProfileOperationInProgress(f"cluster {cluster}: {error_message(exc)}") from exc
+        raise translate(exc, f"delete Fargate profile {name}") from exc
+    return True

@@ -1,0 +1,62 @@
+"""Turn botocore errors into the package's named errors at the module boundary."""
+
+from __future__ import annotations
+
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
+
+from fargate_app.errors import AwsThrottled, FargateAppError, PermanentError, truncate
+
+# botocore's standard retry mode treats these codes as throttling (botocore/retries/standard.py).
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+TRANSIENT_CODES = frozenset(
+    {
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalServerException",
+        "ServerException",
+    }
+)
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def error_message(exc: ClientError) -> str:
+    return truncate(str(exc.response.get("Error", {}).get("Message", "")))
+
+
+def translate(exc: Exception, action: str) -> FargateAppError:
+    """The named error for an SDK failure the caller did not handle itself.
+
+    ``action`` says what was being done ("create Fargate profile demo in cluster blog"); it leads the message.
+    """
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        if code in THROTTLING_CODES or code in TRANSIENT_CODES:
+            return AwsThrottled(f"{action}: AWS answered {code} after retries; the step will be retried")
+        return PermanentError(f"{action}: {code}: {error_message(exc)}")
+    if isinstance(exc, (ConnectionError, ReadTimeoutError)):
+        return AwsThrottled(f"{action}: the AWS endpoint did not answer ({type(exc).__name__}); will retry")
+    if isinstance(exc, BotoCoreError):
+        return PermanentError(f"{action}: {truncate(str(exc))}")
+    raise TypeError(f"not an SDK error: {type(exc).__name__}")

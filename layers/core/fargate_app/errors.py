@@ -1,0 +1,140 @@
+"""The error contract between the step functions and the state machines.
+
+Class names are used verbatim in ASL ``ErrorEquals`` (Lambda reports an unhandled exception as
+``errorType`` = the class name), so renaming one is a breaking change for ``statemachine/*.asl.json``.
+Messages name the resource and say what to do; they never carry tokens, secrets or whole response bodies.
+"""
+
+from __future__ import annotations
+
+MAX_BODY_IN_MESSAGE = 300
+
+
+def truncate(text: str | bytes | None, limit: int = MAX_BODY_IN_MESSAGE) -> str:
+    """Shorten a response body so that an error message stays readable and bounded."""
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class FargateAppError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": type(self).__name__, "cause": self.message}
+
+
+class RetryableError(FargateAppError):
+    """A transient condition: the state machine retries the step with backoff."""
+
+    retryable = True
+
+
+class PermanentError(FargateAppError):
+    """Retrying will not help: the workflow compensates and fails."""
+
+
+# --- retryable (design.md §4) ---
+class ProfileOperationInProgress(RetryableError):
+    """EKS allows one Fargate profile CREATING or DELETING per cluster."""
+
+
+class IamRoleNotYetPropagated(RetryableError):
+    """A new IAM role is not yet visible to the service that must assume it."""
+
+
+class AwsThrottled(RetryableError):
+    """An AWS API throttled the call after the SDK's own retries."""
+
+
+class RegistryUnavailable(RetryableError):
+    """The registry (or its upstream) answered 429/5xx or did not answer."""
+
+
+class KubernetesUnavailable(RetryableError):
+    """The Kubernetes API answered 429/5xx or did not answer."""
+
+
+# --- permanent (design.md §4) ---
+class InvalidRequest(PermanentError):
+    """The request breaks a documented rule; the message names the field and the rule."""
+
+
+class ClusterNotFound(PermanentError):
+    pass
+
+
+class ClusterNotActive(PermanentError):
+    pass
+
+
+class SubnetNotPrivate(PermanentError):
+    pass
+
+
+class ProfileCreateFailed(PermanentError):
+    pass
+
+
+class CacheRuleConflict(PermanentError):
+    pass
+
+
+class UpstreamCredentialInvalid(PermanentError):
+    pass
+
+
+class UpstreamAuthFailed(PermanentError):
+    pass
+
+
+class ImageNotFound(PermanentError):
+    pass
+
+
+class PlatformNotAvailable(PermanentError):
+    pass
+
+
+class ManifestInvalid(PermanentError):
+    pass
+
+
+class KubernetesConflict(PermanentError):
+    pass
+
+
+class KubernetesForbidden(PermanentError):
+    pass
+
+
+class RolloutFailed(PermanentError):
+    pass
+
+
+class PollTimeout(PermanentError):
+    pass
+
+
+class RoleConflict(PermanentError):
+    """A role of that name exists with another trust policy and is not owned by this project."""
+
+
+def all_error_names() -> set[str]:
+    """Every class name the state machines may match in ``ErrorEquals``."""
+    names: set[str] = set()
+    pending: list[type[FargateAppError]] = [FargateAppError]
+    while pending:
+        cls = pending.pop()
+        names.add(cls.__name__)
+        pending.extend(cls.__subclasses__())
+    return names

@@ -1,0 +1,354 @@
+"""The v1 request (design.md §2) and the models each step reads and returns (design.md §3).
+
+JSON field names are camelCase (the API contract); Python attributes are snake_case. Every model forbids unknown
+fields so that a typo in a request is an error, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from fargate_app.errors import InvalidRequest
+from fargate_app.fargate_sizes import fargate_size_for, parse_quantity
+from fargate_app.images import ImageReference, InvalidReference, parse_reference, upstream_for_host
+
+# Kubernetes apimachinery validation (IsDNS1123Label, IsQualifiedName, IsValidLabelValue).
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+# EKS CreateCluster/CreateFargateProfile name pattern.
+EKS_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]*$")
+SUBNET_ID = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
+# ECR CreatePullThroughCacheRule ecrRepositoryPrefix pattern (API reference), length 2–30.
+ECR_PREFIX = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+SECRET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):secret:(?P<name>[\w/+=.@-]+)$"
+)
+CACHE_SECRET_PREFIX = "ecr-pullthroughcache/"  # noqa: S105 - a name prefix, not a secret
+PLATFORM = re.compile(r"^linux/(amd64|arm64)$")
+MAX_SELECTOR_LABELS = 5
+RESERVED_LABEL_PREFIXES = ("kubernetes.io/", "k8s.io/", "eks.amazonaws.com/")
+APP_NAME_LABEL = "app.kubernetes.io/name"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def _dns1123_label(value: str) -> str:
+    if len(value) > 63 or not DNS1123_LABEL.match(value):
+        raise ValueError(
+            "must be a DNS-1123 label: at most 63 lowercase letters, digits or '-', starting and ending "
+            "with a letter or digit"
+        )
+    return value
+
+
+def _eks_name(value: str) -> str:
+    if not 1 <= len(value) <= 100 or not EKS_NAME.match(value):
+        raise ValueError(
+            "must be an EKS cluster name: 1-100 letters, digits, '-' or '_', starting with a letter or digit"
+        )
+    return value
+
+
+def validate_label_key(key: str) -> None:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+        raise ValueError(f"label key {key!r}: prefix must be a DNS subdomain of at most 253 characters")
+    if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
+        raise ValueError(
+            f"label key {key!r}: name must be at most 63 characters of letters, digits, '-', '_' or "
+            "'.', starting and ending with a letter or digit"
+        )
+
+
+def validate_label_value(key: str, value: str) -> None:
+    if len(value) > 63 or not LABEL_VALUE.match(value):
+        raise ValueError(
+            f"label {key!r}: value must be at most 63 characters of letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit"
+        )
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns1123_label)]
+ClusterName = Annotated[str, AfterValidator(_eks_name)]
+
+
+class IngressExpose(ApiModel):
+    scheme: Literal["internet-facing", "internal"] = "internet-facing"
+    path: str = Field(default="/", pattern=r"^/[A-Za-z0-9/._~%!$&'()*+,;=:@-]*$", max_length=256)
+
+
+class Expose(ApiModel):
+    ingress: IngressExpose | None = None
+
+
+class ProvisionRequest(ApiModel):
+    """Run ``image`` as ``app`` in ``namespace`` of EKS cluster ``cluster`` on Fargate (design.md §2)."""
+
+    cluster: ClusterName
+    app: DnsLabel
+    namespace: DnsLabel
+    image: str = Field(max_length=512)
+    replicas: int = Field(default=1, ge=1, le=50, strict=True)
+    port: int | None = Field(default=None, ge=1, le=65535, strict=True)
+    cpu: str = "250m"
+    memory: str = "512Mi"
+    labels: dict[str, str] = Field(default_factory=dict)
+    subnets: list[str] | None = Field(default=None, min_length=1, max_length=16)
+    cache_prefix: str | None = Field(default=None, min_length=2, max_length=30)
+    credential_arn: str | None = Field(default=None, max_length=2048)
+    platform: str = "linux/amd64"
+    expose: Expose | None = None
+
+    @field_validator("image")
+    @classmethod
+    def _normalise_image(cls, value: str) -> str:
+        try:
+            reference = parse_reference(value)
+        except InvalidReference as exc:
+            raise ValueError(f"not a valid image reference: {exc}") from None
+        if reference.upstream is None:
+            supported = (
+                "public.ecr.aws, registry.k8s.io, quay.io, docker.io, ghcr.io, registry.gitlab.com, *.azurecr.io"
+            )
+            raise ValueError(
+                f"registry {reference.registry!r} is not an upstream ECR can cache (supported: {supported})"
+            )
+        return str(reference)
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: str) -> str:
+        cores = parse_quantity(value, allow_milli=True)
+        if cores <= 0 or cores > 16:
+            raise ValueError("must be more than 0 and at most 16 vCPU, the largest Fargate size")
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if parse_quantity(value, allow_milli=False) <= 0:
+            raise ValueError("must be more than 0")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_SELECTOR_LABELS:
+            raise ValueError(
+                f"at most {MAX_SELECTOR_LABELS} labels: with the namespace they form the Fargate "
+                "profile selector, which takes at most 5"
+            )
+        for key, label_value in value.items():
+            validate_label_key(key)
+            validate_label_value(key, label_value)
+            if key in (APP_NAME_LABEL, MANAGED_BY_LABEL) or key.startswith(RESERVED_LABEL_PREFIXES):
+                raise ValueError(f"label {key!r} is reserved: the provisioner sets it or Kubernetes/EKS own the prefix")
+        return value
+
+    @field_validator("subnets")
+    @classmethod
+    def _subnets(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        for subnet in value:
+            if not SUBNET_ID.match(subnet):
+                raise ValueError(f"{subnet!r} is not a subnet id (subnet- and 8 or 17 hex digits)")
+        if len(set(value)) != len(value):
+            raise ValueError("must not repeat a subnet")
+        return sorted(value)
+
+    @field_validator("cache_prefix")
+    @classmethod
+    def _cache_prefix(cls, value: str | None) -> str | None:
+        if value is not None and not ECR_PREFIX.match(value):
+            raise ValueError(
+                "must be lowercase letters and digits, separated by '.', '_', '-' or '/' (ECR repository prefix rule)"
+            )
+        return value
+
+    @field_validator("credential_arn")
+    @classmethod
+    def _credential_arn(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        match = SECRET_ARN.match(value)
+        if not match:
+            raise ValueError(
+                "must be a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:…)"
+            )
+        if not match["name"].startswith(CACHE_SECRET_PREFIX):
+            raise ValueError(
+                f"the secret's name must start with {CACHE_SECRET_PREFIX!r}, as ECR requires for "
+                "pull-through-cache credentials"
+            )
+        where = info.context or {}
+        if where.get("region") and match["region"] != where["region"]:
+            raise ValueError(f"the secret must be in region {where['region']}, the region of the cache rule")
+        if where.get("account") and match["account"] != where["account"]:
+            raise ValueError(f"the secret must be in account {where['account']}, the account of the cache rule")
+        return value
+
+    @field_validator("platform")
+    @classmethod
+    def _platform(cls, value: str) -> str:
+        if not PLATFORM.match(value):
+            raise ValueError("must be linux/amd64 or linux/arm64")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> ProvisionRequest:
+        if fargate_size_for(self.cpu_cores, self.memory_bytes) is None:
+            raise ValueError(
+                f"memory: cpu {self.cpu} with memory {self.memory} (+256Mi Fargate reserves) fits no Fargate size "
+                "(at most 16 vCPU / 120 GB)"
+            )
+        upstream = self.image_reference.upstream
+        if upstream is not None and upstream.needs_credential and self.credential_arn is None:
+            raise ValueError(
+                f"credentialArn: is required for images from {upstream.host}: ECR needs a Secrets Manager "
+                f"secret named {CACHE_SECRET_PREFIX}… to pull from it"
+            )
+        if self.expose is not None and self.expose.ingress is not None and self.port is None:
+            raise ValueError("port: is required with expose.ingress: the Ingress routes to the Service on that port")
+        return self
+
+    @property
+    def image_reference(self) -> ImageReference:
+        return parse_reference(self.image)
+
+    @property
+    def cpu_cores(self) -> Decimal:
+        return parse_quantity(self.cpu, allow_milli=True)
+
+    @property
+    def memory_bytes(self) -> Decimal:
+        return parse_quantity(self.memory, allow_milli=False)
+
+    @property
+    def pod_labels(self) -> dict[str, str]:
+        """The labels every pod of the app carries; the Fargate selector must match them."""
+        return {APP_NAME_LABEL: self.app, **self.labels}
+
+    @property
+    def effective_cache_prefix(self) -> str:
+        upstream = upstream_for_host(self.image_reference.registry)
+        assert upstream is not None  # guaranteed by _normalise_image
+        return self.cache_prefix or upstream.default_prefix
+
+
+def parse_request(data: Any, *, region: str | None = None, account: str | None = None) -> ProvisionRequest:
+    """Validate a v1 request; region/account, when given, bind the credential secret to them.
+
+    Raises:
+        InvalidRequest: naming every field that breaks a rule, and the rule.
+    """
+    if not isinstance(data, dict):
+        raise InvalidRequest("request: must be a JSON object")
+    try:
+        return ProvisionRequest.model_validate(data, context={"region": region, "account": account})
+    except ValidationError as exc:
+        raise InvalidRequest(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem: ``field.path: rule``; input values are not echoed (they may hold anything)."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if not field:  # a cross-field rule: its message starts with the field it blames
+            field, _, message = message.partition(": ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown field (v1 requests accept only the documented fields)"
+        problems.append(f"{field}: {message}")
+    return "; ".join(problems)
+
+
+# --- step results (design.md §3) ---
+class PodExecutionRole(ApiModel):
+    arn: str
+    name: str
+    created: bool
+
+
+class ProfileSelector(ApiModel):
+    namespace: str
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class FargateProfile(ApiModel):
+    cluster: str
+    name: str
+    status: str
+    created: bool
+    selectors: list[ProfileSelector]
+    subnets: list[str] = Field(default_factory=list)
+
+
+class ProfileStatus(ApiModel):
+    cluster: str
+    name: str
+    status: str
+    ready: bool
+    attempt: int
+    next_wait_seconds: int
+
+
+class CacheRule(ApiModel):
+    ecr_repository_prefix: str
+    upstream_registry_url: str
+    created: bool
+    credential_arn: str | None = None
+    validated: bool = False
+
+
+# --- step inputs: what the state machine passes to each Lambda ---
+class RequestEvent(ApiModel):
+    """A step that needs only the (already validated, normalised) request."""
+
+    model_config = ConfigDict(extra="ignore")  # the state carries earlier results the step does not read
+    request: ProvisionRequest
+
+    @classmethod
+    def parse(cls, event: Any, *, region: str, account: str) -> Self:
+        try:
+            return cls.model_validate(event, context={"region": region, "account": account})
+        except ValidationError as exc:
+            raise InvalidRequest(describe_validation_error(exc)) from None
+
+
+class EnsureProfileEvent(RequestEvent):
+    pod_execution_role: PodExecutionRole
+
+
+class EnsureCacheRuleEvent(RequestEvent):
+    pod_execution_role: PodExecutionRole | None = None
+
+
+class CheckProfileEvent(ApiModel):
+    model_config = ConfigDict(extra="ignore")
+    cluster: str
+    name: str
+    attempt: int = Field(default=0, ge=0)
