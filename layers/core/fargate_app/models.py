@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from fargate_app.errors import InvalidRequest
 from fargate_app.fargate_sizes import fargate_size_for, parse_quantity
@@ -88,6 +89,11 @@ def validate_label_value(key: str, value: str) -> None:
             f"label {key!r}: value must be at most 63 characters of letters, digits, '-', '_' or '.', "
             "starting and ending with a letter or digit"
         )
+
+
+def _cross_field(field: str, rule: str) -> PydanticCustomError:
+    """A rule that spans fields, blamed on ``field`` (a model validator's own location is the whole model)."""
+    return PydanticCustomError("cross_field", rule, {"field": field})
 
 
 DnsLabel = Annotated[str, AfterValidator(_dns1123_label)]
@@ -220,18 +226,22 @@ class ProvisionRequest(ApiModel):
     @model_validator(mode="after")
     def _cross_field_rules(self) -> ProvisionRequest:
         if fargate_size_for(self.cpu_cores, self.memory_bytes) is None:
-            raise ValueError(
-                f"memory: cpu {self.cpu} with memory {self.memory} (+256Mi Fargate reserves) fits no Fargate size "
-                "(at most 16 vCPU / 120 GB)"
+            raise _cross_field(
+                "memory",
+                f"cpu {self.cpu} with memory {self.memory} (+256Mi Fargate reserves) fits no Fargate size "
+                "(at most 16 vCPU / 120 GB)",
             )
         upstream = self.image_reference.upstream
         if upstream is not None and upstream.needs_credential and self.credential_arn is None:
-            raise ValueError(
-                f"credentialArn: is required for images from {upstream.host}: ECR needs a Secrets Manager "
-                f"secret named {CACHE_SECRET_PREFIX}… to pull from it"
+            raise _cross_field(
+                "credentialArn",
+                f"is required for images from {upstream.host}: ECR needs a Secrets Manager "
+                f"secret named {CACHE_SECRET_PREFIX}… to pull from it",
             )
         if self.expose is not None and self.expose.ingress is not None and self.port is None:
-            raise ValueError("port: is required with expose.ingress: the Ingress routes to the Service on that port")
+            raise _cross_field(
+                "port", "is required with expose.ingress: the Ingress routes to the Service on that port"
+            )
         return self
 
     @property
@@ -276,10 +286,11 @@ def describe_validation_error(exc: ValidationError) -> str:
     """One line per problem: ``field.path: rule``; input values are not echoed (they may hold anything)."""
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in error["loc"])
+        location = [str(part) for part in error["loc"]]
+        if error["type"] == "cross_field":
+            location.append(str(error.get("ctx", {}).get("field")))
+        field = ".".join(location) or "request"
         message = error["msg"].removeprefix("Value error, ")
-        if not field:  # a cross-field rule: its message starts with the field it blames
-            field, _, message = message.partition(": ")
         if error["type"] == "extra_forbidden":
             message = "unknown field (v1 requests accept only the documented fields)"
         problems.append(f"{field}: {message}")

@@ -88,13 +88,14 @@ def ensure_cache_rule(settings: Settings, request: ProvisionRequest, role_name: 
         raise translate(exc, "list ECR pull-through-cache rules") from exc
     created = False
     if rule is None:
-        rule = _create_rule(request, upstream)
-        created = True
+        rule, created = _create_rule(request, upstream)
     prefix = rule["ecrRepositoryPrefix"]
     validated = _validate(prefix, created=created)
     if role_name and prefix != request.effective_cache_prefix:
         grant_cache_prefix(settings, role_name, prefix)
-    logger.info("cache rule ready", extra={"prefix": prefix, "upstream": upstream.registry_url, "created": created})
+    logger.info(
+        "cache rule ready", extra={"cache_prefix": prefix, "upstream": upstream.registry_url, "rule_created": created}
+    )
     return CacheRule(
         ecr_repository_prefix=prefix,
         upstream_registry_url=rule["upstreamRegistryUrl"],
@@ -104,7 +105,8 @@ def ensure_cache_rule(settings: Settings, request: ProvisionRequest, role_name: 
     )
 
 
-def _create_rule(request: ProvisionRequest, upstream: Upstream) -> dict[str, Any]:
+def _create_rule(request: ProvisionRequest, upstream: Upstream) -> tuple[dict[str, Any], bool]:
+    """The new rule and True, or the rule a concurrent execution just created and False."""
     prefix = request.effective_cache_prefix
     params: dict[str, Any] = {
         "ecrRepositoryPrefix": prefix,
@@ -115,14 +117,14 @@ def _create_rule(request: ProvisionRequest, upstream: Upstream) -> dict[str, Any
         _check_secret(request.credential_arn)
         params["credentialArn"] = request.credential_arn
     try:
-        return client("ecr").create_pull_through_cache_rule(**params)  # type: ignore[no-any-return]
+        return client("ecr").create_pull_through_cache_rule(**params), True
     except ClientError as exc:
         code = error_code(exc)
         if code == "PullThroughCacheRuleAlreadyExistsException":
             # Another execution won the race: reuse its rule if it points at the same upstream.
             rule = _pick_rule(request, upstream, _rules())
             if rule is not None:
-                return rule
+                return rule, False
             raise CacheRuleConflict(f"ECR prefix {prefix!r}: {error_message(exc)}") from exc
         if code in CREDENTIAL_ERRORS:
             raise UpstreamCredentialInvalid(f"ECR cannot use {request.credential_arn}: {error_message(exc)}") from exc

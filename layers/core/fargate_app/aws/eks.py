@@ -109,11 +109,20 @@ def _public_subnets(subnets: list[str], vpc_id: str) -> set[str]:
     return {subnet for subnet in subnets if routes_to_igw(explicit.get(subnet, main_table))}
 
 
+def _cluster_vpc(vpc_config: dict[str, Any]) -> str:
+    if vpc_config.get("vpcId"):
+        return str(vpc_config["vpcId"])
+    # DescribeCluster always carries vpcId in AWS; look it up from the subnets when an emulator leaves it out.
+    subnets = client("ec2").describe_subnets(SubnetIds=vpc_config["subnetIds"][:1])["Subnets"]
+    return str(subnets[0]["VpcId"])
+
+
 def _choose_subnets(request: ProvisionRequest, cluster: dict[str, Any]) -> list[str]:
     vpc = cluster.get("resourcesVpcConfig", {})
     try:
+        vpc_id = _cluster_vpc(vpc)
         if request.subnets:
-            public = _public_subnets(request.subnets, vpc["vpcId"])
+            public = _public_subnets(request.subnets, vpc_id)
             if public:
                 raise SubnetNotPrivate(
                     f"subnets {', '.join(sorted(public))} route to an internet gateway; Fargate pods need private "
@@ -121,9 +130,9 @@ def _choose_subnets(request: ProvisionRequest, cluster: dict[str, Any]) -> list[
                 )
             return list(request.subnets)
         candidates = list(vpc.get("subnetIds", []))
-        private = sorted(set(candidates) - _public_subnets(candidates, vpc["vpcId"]))
-    except ClientError as exc:
-        raise translate(exc, f"read the route tables of VPC {vpc.get('vpcId')}") from exc
+        private = sorted(set(candidates) - _public_subnets(candidates, vpc_id))
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, f"read the route tables of cluster {request.cluster}'s VPC") from exc
     if not private:
         raise SubnetNotPrivate(
             f"cluster {request.cluster} has no private subnet; pass 'subnets' with private subnets of its VPC"

@@ -108,7 +108,7 @@ def ensure_pod_execution_role(settings: Settings, cluster: str, cache_prefix: st
     if not created:
         _reconcile_trust(settings, role, wanted_trust)
     _grant(settings, name, cache_prefix, just_created=created)
-    logger.info("pod execution role ready", extra={"role": name, "created": created})
+    logger.info("pod execution role ready", extra={"role_name": name, "role_created": created})
     return PodExecutionRole(arn=role["Arn"], name=name, created=created)
 
 

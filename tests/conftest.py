@@ -1,0 +1,97 @@
+"""Shared fixtures. The environment is the one template.yaml gives the functions, with fake credentials:
+set at import, before any test imports boto3, and never changed per test (handlers run in threads too)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-west-2"
+ACCOUNT = "111122223333"
+
+for key, value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "ACCOUNT_ID": ACCOUNT,
+    "MOTO_ACCOUNT_ID": ACCOUNT,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_SERVICE_NAME": "fargate-app-provisioner-tests",
+    "POWERTOOLS_METRICS_NAMESPACE": "FargateAppProvisionerTests",
+    "POWERTOOLS_DEV": "false",
+}.items():
+    os.environ[key] = value
+os.environ.pop("AWS_PROFILE", None)
+
+from fargate_app.aws.clients import reset_clients  # noqa: E402
+from fargate_app.config import Settings, get_settings  # noqa: E402
+
+
+@pytest.fixture
+def settings() -> Settings:
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """moto for every AWS call."""
+    from moto import mock_aws
+
+    reset_clients()
+    with mock_aws():
+        yield
+    reset_clients()
+
+
+@pytest.fixture
+def aws_iam() -> Iterator[None]:
+    """moto with IAM's AWS-managed policies loaded (the role step attaches one; loading them takes a second)."""
+    from moto import mock_aws
+
+    reset_clients()
+    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+        yield
+    reset_clients()
+
+
+def load_handler(function_dir: str) -> ModuleType:
+    """Import functions/<dir>/app.py under a unique module name (every function folder has an app.py)."""
+    path = ROOT / "functions" / function_dir / "app.py"
+    name = f"handler_{function_dir}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def lambda_context() -> Any:
+    class Context:
+        function_name = "test-function"
+        memory_limit_in_mb = 128
+        invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:test-function"
+        aws_request_id = "00000000-0000-0000-0000-000000000000"
+
+        @staticmethod
+        def get_remaining_time_in_millis() -> int:
+            return 60_000
+
+    return Context()
+
+
+@pytest.fixture
+def handler() -> Callable[[str], ModuleType]:
+    return load_handler

@@ -1,0 +1,235 @@
+"""EnsureCacheRule with botocore's Stubber on real ECR and Secrets Manager clients.
+
+moto has no pull-through-cache API; the Stubber still validates every request we send against the real service
+model, so a wrong parameter name or type fails here as it would in AWS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from fargate_app.aws.ecr import ensure_cache_rule
+from fargate_app.config import Settings
+from fargate_app.errors import CacheRuleConflict, UpstreamCredentialInvalid
+from fargate_app.models import ProvisionRequest, parse_request
+
+SECRET = "arn:aws:secretsmanager:us-west-2:111122223333:secret:ecr-pullthroughcache/docker-hub-AbCdEf"
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+class Stubs:
+    def __init__(self) -> None:
+        self.clients = {name: boto3.client(name, region_name="us-west-2") for name in ("ecr", "secretsmanager", "iam")}
+        self.stubbers = {name: Stubber(c) for name, c in self.clients.items()}
+        self.ecr, self.secrets, self.iam = (self.stubbers[n] for n in ("ecr", "secretsmanager", "iam"))
+
+    def rules(self, *rules: tuple[str, str]) -> None:
+        self.ecr.add_response(
+            "describe_pull_through_cache_rules",
+            {
+                "pullThroughCacheRules": [
+                    {
+                        "ecrRepositoryPrefix": prefix,
+                        "upstreamRegistryUrl": url,
+                        "createdAt": NOW,
+                        "registryId": "111122223333",
+                    }
+                    for prefix, url in rules
+                ]
+            },
+            {},
+        )
+
+    def validate(self, prefix: str, url: str, valid: bool = True, failure: str = "") -> None:
+        response = {
+            "ecrRepositoryPrefix": prefix,
+            "registryId": "111122223333",
+            "upstreamRegistryUrl": url,
+            "isValid": valid,
+        }
+        if failure:
+            response["failure"] = failure
+        self.ecr.add_response("validate_pull_through_cache_rule", response, {"ecrRepositoryPrefix": prefix})
+
+
+@pytest.fixture
+def stubs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubs]:
+    stubs = Stubs()
+    for stubber in stubs.stubbers.values():
+        stubber.activate()
+    monkeypatch.setattr("fargate_app.aws.ecr.client", stubs.clients.__getitem__)
+    monkeypatch.setattr("fargate_app.aws.iam.client", stubs.clients.__getitem__)
+    yield stubs
+    for stubber in stubs.stubbers.values():
+        stubber.assert_no_pending_responses()  # every expected call was made, no more
+
+
+def request(**changes: Any) -> ProvisionRequest:
+    body = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "public.ecr.aws/nginx/nginx:stable"}
+    return parse_request({**body, **changes})
+
+
+def test_creates_and_validates_the_rule_for_the_upstream(settings: Settings, stubs: Stubs) -> None:
+    # Given no rule
+    stubs.rules()
+    stubs.ecr.add_response(
+        "create_pull_through_cache_rule",
+        {
+            "ecrRepositoryPrefix": "ecr-public",
+            "upstreamRegistryUrl": "public.ecr.aws",
+            "createdAt": NOW,
+            "registryId": "111122223333",
+            "upstreamRegistry": "ecr-public",
+        },
+        {
+            "ecrRepositoryPrefix": "ecr-public",
+            "upstreamRegistryUrl": "public.ecr.aws",
+            "upstreamRegistry": "ecr-public",
+        },
+    )
+    stubs.validate("ecr-public", "public.ecr.aws")
+    # When the step runs
+    rule = ensure_cache_rule(settings, request())
+    # Then the walkthrough's rule exists and is valid
+    assert rule.to_json() == {
+        "ecrRepositoryPrefix": "ecr-public",
+        "upstreamRegistryUrl": "public.ecr.aws",
+        "created": True,
+        "credentialArn": None,
+        "validated": True,
+    }
+
+
+def test_reuses_an_existing_rule_for_the_upstream_under_its_own_prefix(settings: Settings, stubs: Stubs) -> None:
+    # Given a rule made by hand for the same upstream under another prefix
+    stubs.rules(("quay", "quay.io"), ("public", "public.ecr.aws"))
+    stubs.validate("public", "public.ecr.aws")
+    # and the pod execution role gets that prefix granted, since it only had the default one
+    stubs.iam.add_response(
+        "put_role_policy",
+        {},
+        {"RoleName": "FargateAppPodExecution-blog", "PolicyName": "pull-through-cache-public", "PolicyDocument": ANY},
+    )
+    rule = ensure_cache_rule(settings, request(), role_name="FargateAppPodExecution-blog")
+    assert (rule.ecr_repository_prefix, rule.created) == ("public", False)
+
+
+def test_requested_prefix_bound_to_another_upstream_is_a_conflict(settings: Settings, stubs: Stubs) -> None:
+    stubs.rules(("mirror", "quay.io"))
+    with pytest.raises(CacheRuleConflict, match=r"'mirror' is already a pull-through-cache rule for quay\.io"):
+        ensure_cache_rule(settings, request(cachePrefix="mirror"))
+
+
+def test_default_prefix_bound_to_another_upstream_is_a_conflict(settings: Settings, stubs: Stubs) -> None:
+    stubs.rules(("ecr-public", "registry.k8s.io"))
+    with pytest.raises(CacheRuleConflict, match="choose another cachePrefix"):
+        ensure_cache_rule(settings, request())
+
+
+def test_credentialed_upstream_checks_the_secret_before_creating(settings: Settings, stubs: Stubs) -> None:
+    stubs.rules()
+    stubs.secrets.add_response(
+        "describe_secret", {"ARN": SECRET, "Name": "ecr-pullthroughcache/docker-hub"}, {"SecretId": SECRET}
+    )
+    stubs.ecr.add_response(
+        "create_pull_through_cache_rule",
+        {
+            "ecrRepositoryPrefix": "docker-hub",
+            "upstreamRegistryUrl": "registry-1.docker.io",
+            "createdAt": NOW,
+            "registryId": "111122223333",
+            "credentialArn": SECRET,
+        },
+        {
+            "ecrRepositoryPrefix": "docker-hub",
+            "upstreamRegistryUrl": "registry-1.docker.io",
+            "upstreamRegistry": "docker-hub",
+            "credentialArn": SECRET,
+        },
+    )
+    stubs.validate("docker-hub", "registry-1.docker.io")
+    rule = ensure_cache_rule(settings, request(image="redis:7", credentialArn=SECRET))
+    assert (rule.upstream_registry_url, rule.credential_arn, rule.created) == ("registry-1.docker.io", SECRET, True)
+
+
+def test_missing_secret_is_reported_and_no_rule_is_created(settings: Settings, stubs: Stubs) -> None:
+    stubs.rules()
+    stubs.secrets.add_client_error(
+        "describe_secret",
+        "ResourceNotFoundException",
+        "Secrets Manager can't find it",
+        expected_params={"SecretId": SECRET},
+    )
+    with pytest.raises(UpstreamCredentialInvalid, match=f"credential secret {SECRET} does not exist"):
+        ensure_cache_rule(settings, request(image="redis:7", credentialArn=SECRET))
+    # (no create_pull_through_cache_rule was stubbed: the Stubber would fail on an unexpected call)
+
+
+def test_secret_ecr_cannot_use_is_reported(settings: Settings, stubs: Stubs) -> None:
+    stubs.rules()
+    stubs.secrets.add_response("describe_secret", {"ARN": SECRET}, {"SecretId": SECRET})
+    stubs.ecr.add_client_error(
+        "create_pull_through_cache_rule", "UnableToDecryptSecretValueException", "The secret cannot be decrypted"
+    )
+    with pytest.raises(UpstreamCredentialInvalid, match="cannot be decrypted"):
+        ensure_cache_rule(settings, request(image="redis:7", credentialArn=SECRET))
+
+
+def test_misnamed_secret_never_reaches_aws() -> None:
+    with pytest.raises(Exception, match="must start with 'ecr-pullthroughcache/'"):
+        request(image="redis:7", credentialArn=SECRET.replace("ecr-pullthroughcache/", "dockerhub/"))
+
+
+def test_invalid_rule_it_created_is_removed_again(settings: Settings, stubs: Stubs) -> None:
+    stubs.rules()
+    stubs.secrets.add_response("describe_secret", {"ARN": SECRET}, {"SecretId": SECRET})
+    stubs.ecr.add_response(
+        "create_pull_through_cache_rule",
+        {"ecrRepositoryPrefix": "docker-hub", "upstreamRegistryUrl": "registry-1.docker.io", "credentialArn": SECRET},
+        {
+            "ecrRepositoryPrefix": "docker-hub",
+            "upstreamRegistryUrl": "registry-1.docker.io",
+            "upstreamRegistry": "docker-hub",
+            "credentialArn": SECRET,
+        },
+    )
+    stubs.validate("docker-hub", "registry-1.docker.io", valid=False, failure="Invalid username or access token")
+    stubs.ecr.add_response(
+        "delete_pull_through_cache_rule", {"ecrRepositoryPrefix": "docker-hub"}, {"ecrRepositoryPrefix": "docker-hub"}
+    )
+    with pytest.raises(UpstreamCredentialInvalid, match="Invalid username or access token"):
+        ensure_cache_rule(settings, request(image="redis:7", credentialArn=SECRET))
+
+
+def test_invalid_rule_it_reused_is_left_alone(settings: Settings, stubs: Stubs) -> None:
+    stubs.rules(("docker-hub", "registry-1.docker.io"))
+    stubs.validate("docker-hub", "registry-1.docker.io", valid=False, failure="Invalid username or access token")
+    with pytest.raises(UpstreamCredentialInvalid):
+        ensure_cache_rule(settings, request(image="redis:7", credentialArn=SECRET))
+
+
+def test_losing_a_creation_race_reuses_the_winners_rule(settings: Settings, stubs: Stubs) -> None:
+    stubs.rules()
+    stubs.ecr.add_client_error(
+        "create_pull_through_cache_rule",
+        "PullThroughCacheRuleAlreadyExistsException",
+        "A pull through cache rule with these settings already exists for the registry",
+    )
+    stubs.rules(("ecr-public", "public.ecr.aws"))
+    stubs.validate("ecr-public", "public.ecr.aws")
+    rule = ensure_cache_rule(settings, request())
+    assert (rule.ecr_repository_prefix, rule.created) == ("ecr-public", False)
+
+
+def test_throttling_becomes_the_retryable_error(settings: Settings, stubs: Stubs) -> None:
+    stubs.ecr.add_client_error("describe_pull_through_cache_rules", "ThrottlingException", "Rate exceeded")
+    with pytest.raises(Exception) as caught:
+        ensure_cache_rule(settings, request())
+    assert type(caught.value).__name__ == "AwsThrottled"
+    assert caught.value.retryable is True  # type: ignore[attr-defined]

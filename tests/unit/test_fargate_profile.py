@@ -1,0 +1,263 @@
+"""EnsureFargateProfile and CheckFargateProfile against moto's EKS and EC2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from fargate_app.aws.eks import check_fargate_profile, ensure_fargate_profile, profile_matches
+from fargate_app.config import Settings
+from fargate_app.errors import (
+    ClusterNotActive,
+    ClusterNotFound,
+    IamRoleNotYetPropagated,
+    PollTimeout,
+    ProfileCreateFailed,
+    ProfileOperationInProgress,
+    SubnetNotPrivate,
+)
+from fargate_app.models import ProvisionRequest, parse_request
+
+pytestmark = pytest.mark.usefixtures("aws")
+ROLE = "arn:aws:iam::111122223333:role/FargateAppPodExecution-blog"
+
+
+@dataclass
+class Network:
+    vpc: str
+    private: list[str]
+    public: str
+
+
+@pytest.fixture
+def network() -> Network:
+    """The sandbox's VPC: two private subnets (main route table, no internet gateway) and one public subnet."""
+    ec2 = boto3.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    private = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-west-2{az}")["Subnet"][
+            "SubnetId"
+        ]
+        for i, az in ((1, "a"), (2, "b"))
+    ]
+    public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.100.0/24", AvailabilityZone="us-west-2a")["Subnet"][
+        "SubnetId"
+    ]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    ec2.associate_route_table(RouteTableId=table, SubnetId=public)
+    return Network(vpc, private, public)
+
+
+@pytest.fixture
+def cluster(network: Network) -> str:
+    boto3.client("eks").create_cluster(
+        name="blog",
+        roleArn="arn:aws:iam::111122223333:role/eks-cluster",
+        resourcesVpcConfig={"subnetIds": [*network.private, network.public]},
+    )
+    return "blog"
+
+
+def request(**changes: Any) -> ProvisionRequest:
+    body = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "public.ecr.aws/nginx/nginx:stable"}
+    return parse_request({**body, **changes})
+
+
+def fail_with(client: Any, operation: str, code: str, message: str, status: int = 400) -> None:
+    """Make one operation of a real (moto-backed) client answer an AWS error, the way botocore would parse it."""
+
+    def answer(**_: Any) -> tuple[Any, dict[str, Any]]:
+        http = type("HttpResponse", (), {"status_code": status})()
+        return http, {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+
+    client.meta.events.register(f"before-call.eks.{operation}", answer)
+
+
+def test_creates_a_profile_for_the_namespace_in_private_subnets(
+    settings: Settings, cluster: str, network: Network
+) -> None:
+    # When the step runs for an app in a namespace no profile selects
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    # Then it creates one selecting the namespace, in the cluster's private subnets only, tagged as ours
+    assert profile.created is True
+    assert profile.selectors[0].namespace == "fargate" and profile.selectors[0].labels == {}
+    assert profile.subnets == sorted(network.private)
+    described = boto3.client("eks").describe_fargate_profile(clusterName="blog", fargateProfileName=profile.name)
+    assert described["fargateProfile"]["podExecutionRoleArn"] == ROLE
+    assert described["fargateProfile"]["tags"] == {
+        "managed-by": "fargate-app-provisioner",
+        "fargate-app/created-for": "fargate.demo-app",
+    }
+
+
+def test_reuses_the_profile_on_the_next_run(settings: Settings, cluster: str) -> None:
+    first = ensure_fargate_profile(settings, request(), ROLE)
+    again = ensure_fargate_profile(settings, request(app="other-app"), ROLE)
+    assert (first.created, again.created) == (True, False)
+    assert again.name == first.name
+    assert boto3.client("eks").list_fargate_profiles(clusterName="blog")["fargateProfileNames"] == [first.name]
+
+
+@pytest.mark.parametrize(
+    ("selector", "reused"),
+    [
+        ({"namespace": "fargate"}, True),
+        ({"namespace": "farg*"}, True),
+        ({"namespace": "f?rgate"}, True),
+        ({"namespace": "fargate", "labels": {"tier": "web"}}, True),  # a subset of the pod's labels
+        ({"namespace": "fargate", "labels": {"tier": "w*"}}, True),
+        ({"namespace": "fargate", "labels": {"app.kubernetes.io/name": "demo-app"}}, True),
+        ({"namespace": "fargate", "labels": {"tier": "db"}}, False),
+        ({"namespace": "fargate", "labels": {"tier": "web", "zone": "a"}}, False),  # a label the pod lacks
+        ({"namespace": "kube-system"}, False),
+    ],
+)
+def test_reuses_any_profile_whose_selector_matches_the_pods(
+    settings: Settings, cluster: str, network: Network, selector: dict[str, Any], reused: bool
+) -> None:
+    # Given a profile made by someone else
+    boto3.client("eks").create_fargate_profile(
+        fargateProfileName="existing",
+        clusterName="blog",
+        podExecutionRoleArn=ROLE,
+        subnets=network.private,
+        selectors=[{"namespace": "elsewhere"}, selector],
+    )
+    # When the app (labels tier=web) is provisioned
+    profile = ensure_fargate_profile(settings, request(labels={"tier": "web"}), ROLE)
+    # Then that profile is reused exactly when it would schedule the app's pods
+    assert (profile.name == "existing") is reused
+    assert profile.created is not reused
+
+
+def test_profile_matching_ignores_profiles_being_deleted(settings: Settings) -> None:
+    selector = {"namespace": "fargate"}
+    assert profile_matches({"selectors": [selector]}, "fargate", {})
+    assert not profile_matches({"selectors": [selector]}, "other", {})
+
+
+def test_missing_cluster_fails_fast(settings: Settings, network: Network) -> None:
+    with pytest.raises(ClusterNotFound, match="EKS cluster blog does not exist"):
+        ensure_fargate_profile(settings, request(), ROLE)
+
+
+def test_cluster_not_active_fails_fast(settings: Settings, cluster: str) -> None:
+    from moto.eks.models import eks_backends
+
+    eks_backends["111122223333"]["us-west-2"].clusters["blog"].status = "UPDATING"
+    with pytest.raises(ClusterNotActive, match="EKS cluster blog is UPDATING"):
+        ensure_fargate_profile(settings, request(), ROLE)
+
+
+def test_public_subnet_in_the_request_is_refused(settings: Settings, cluster: str, network: Network) -> None:
+    with pytest.raises(SubnetNotPrivate, match=network.public):
+        ensure_fargate_profile(settings, request(subnets=[network.private[0], network.public]), ROLE)
+    assert boto3.client("eks").list_fargate_profiles(clusterName="blog")["fargateProfileNames"] == []
+
+
+def test_requested_private_subnets_are_used(settings: Settings, cluster: str, network: Network) -> None:
+    profile = ensure_fargate_profile(settings, request(subnets=[network.private[1]]), ROLE)
+    assert profile.subnets == [network.private[1]]
+
+
+def test_cluster_without_private_subnets_is_refused(settings: Settings, network: Network) -> None:
+    boto3.client("eks").create_cluster(
+        name="blog", roleArn="arn:aws:iam::111122223333:role/eks", resourcesVpcConfig={"subnetIds": [network.public]}
+    )
+    with pytest.raises(SubnetNotPrivate, match="no private subnet"):
+        ensure_fargate_profile(settings, request(), ROLE)
+
+
+def test_another_profile_in_progress_is_retryable(
+    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eks = boto3.client("eks")
+    message = (
+        "Cannot create Fargate Profile fargate-app-fargate-44136fa3 because cluster blog currently has Fargate "
+        "profile other in status CREATING"
+    )
+    fail_with(eks, "CreateFargateProfile", "ResourceInUseException", message, 409)
+    monkeypatch.setattr(
+        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
+    )
+    with pytest.raises(ProfileOperationInProgress, match="currently has Fargate profile other in status CREATING"):
+        ensure_fargate_profile(settings, request(), ROLE)
+
+
+def test_trust_policy_not_yet_visible_to_eks_is_retryable(
+    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eks = boto3.client("eks")
+    fail_with(
+        eks,
+        "CreateFargateProfile",
+        "InvalidParameterException",
+        "Misconfigured PodExecutionRole Trust Policy; Please add the eks-fargate-pods.amazonaws.com Service Principal",
+    )
+    monkeypatch.setattr(
+        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
+    )
+    with pytest.raises(IamRoleNotYetPropagated):
+        ensure_fargate_profile(settings, request(), ROLE)
+
+
+def test_check_reports_active_as_ready(settings: Settings, cluster: str) -> None:
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    status = check_fargate_profile(settings, "blog", profile.name, attempt=0)
+    assert (status.status, status.ready, status.attempt, status.next_wait_seconds) == ("ACTIVE", True, 1, 0)
+
+
+def _set_status(name: str, status: str, issues: list[dict[str, Any]] | None = None) -> None:
+    from moto.eks.models import eks_backends
+
+    profile = eks_backends["111122223333"]["us-west-2"].clusters["blog"].fargate_profiles[name]
+    profile.status = status
+    if issues is not None:
+        profile.health = {"issues": issues}
+
+
+def test_check_backs_off_exponentially_up_to_the_cap(settings: Settings, cluster: str) -> None:
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    _set_status(profile.name, "CREATING")
+    waits = [check_fargate_profile(settings, "blog", profile.name, attempt=n).next_wait_seconds for n in range(5)]
+    assert waits == [5, 10, 20, 30, 30]
+
+
+def test_check_gives_up_after_the_attempt_bound(settings: Settings, cluster: str) -> None:
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    _set_status(profile.name, "CREATING")
+    with pytest.raises(PollTimeout, match="still CREATING after 60 checks"):
+        check_fargate_profile(settings, "blog", profile.name, attempt=59)
+
+
+def test_create_failed_names_the_health_issues(settings: Settings, cluster: str) -> None:
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    _set_status(profile.name, "CREATE_FAILED", [{"code": "PodExecutionRoleAlreadyInUse", "message": "role in use"}])
+    with pytest.raises(ProfileCreateFailed, match="PodExecutionRoleAlreadyInUse: role in use"):
+        check_fargate_profile(settings, "blog", profile.name, attempt=0)
+
+
+def test_handlers_chain_like_the_state_machine(handler: Any, lambda_context: Any, cluster: str) -> None:
+    role = {"arn": ROLE, "name": "FargateAppPodExecution-blog", "created": True}
+    body = request().to_json()
+    ensured = handler("ensure_fargate_profile").lambda_handler(
+        {"request": body, "podExecutionRole": role}, lambda_context
+    )
+    checked = handler("check_fargate_profile").lambda_handler(
+        {"cluster": ensured["cluster"], "name": ensured["name"], "attempt": 0}, lambda_context
+    )
+    assert ensured["created"] is True and ensured["selectors"] == [{"namespace": "fargate", "labels": {}}]
+    assert checked == {
+        "cluster": "blog",
+        "name": ensured["name"],
+        "status": "ACTIVE",
+        "ready": True,
+        "attempt": 1,
+        "nextWaitSeconds": 0,
+    }

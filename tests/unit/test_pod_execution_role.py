@@ -1,0 +1,128 @@
+"""EnsurePodExecutionRole against moto's IAM (AWS-managed policies loaded)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+
+from fargate_app.aws.iam import ensure_pod_execution_role, role_name, trust_policy
+from fargate_app.config import Settings
+from fargate_app.errors import IamRoleNotYetPropagated, RoleConflict
+
+pytestmark = pytest.mark.usefixtures("aws_iam")
+
+
+def test_creates_the_walkthrough_role(settings: Settings) -> None:
+    # Given no role for the cluster
+    iam = boto3.client("iam")
+    # When the step runs
+    role = ensure_pod_execution_role(settings, "blog", "ecr-public")
+    # Then the role has the walkthrough's trust policy, the managed policy and the pull-through grant
+    assert role.created is True
+    assert role.name == "FargateAppPodExecution-blog"
+    assert role.arn == "arn:aws:iam::111122223333:role/FargateAppPodExecution-blog"
+    described = iam.get_role(RoleName=role.name)["Role"]
+    statement = described["AssumeRolePolicyDocument"]["Statement"][0]
+    assert statement["Principal"] == {"Service": "eks-fargate-pods.amazonaws.com"}
+    assert statement["Condition"] == {
+        "ArnLike": {"aws:SourceArn": "arn:aws:eks:us-west-2:111122223333:fargateprofile/blog/*"}
+    }
+    attached = iam.list_attached_role_policies(RoleName=role.name)["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == ["arn:aws:iam::aws:policy/AmazonEKSFargatePodExecutionRolePolicy"]
+    inline = iam.get_role_policy(RoleName=role.name, PolicyName="pull-through-cache-ecr-public")["PolicyDocument"]
+    assert inline["Statement"][0]["Action"] == ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"]
+    assert inline["Statement"][0]["Resource"] == "arn:aws:ecr:us-west-2:111122223333:repository/ecr-public/*"
+    tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=role.name)["Tags"]}
+    assert tags == {"managed-by": "fargate-app-provisioner", "fargate-app/cluster": "blog"}
+
+
+def test_second_run_reuses_the_role_and_adds_the_new_prefix(settings: Settings) -> None:
+    first = ensure_pod_execution_role(settings, "blog", "ecr-public")
+    second = ensure_pod_execution_role(settings, "blog", "quay")
+    assert (first.created, second.created) == (True, False)
+    assert second.arn == first.arn
+    names = boto3.client("iam").list_role_policies(RoleName=first.name)["PolicyNames"]
+    assert sorted(names) == ["pull-through-cache-ecr-public", "pull-through-cache-quay"]
+
+
+def test_reuses_a_role_created_by_hand_with_the_same_trust(settings: Settings) -> None:
+    # Given the walkthrough's role created by hand (same trust policy, differently formatted, no tags)
+    document = trust_policy(settings, "blog")
+    document["Statement"][0]["Action"] = ["sts:AssumeRole"]
+    boto3.client("iam").create_role(
+        RoleName=role_name(settings, "blog"), AssumeRolePolicyDocument=json.dumps(document, indent=4)
+    )
+    # When the step runs, then it is reused, not replaced
+    role = ensure_pod_execution_role(settings, "blog", "ecr-public")
+    assert role.created is False
+
+
+def test_refuses_to_overwrite_a_foreign_role_with_another_trust(settings: Settings) -> None:
+    iam = boto3.client("iam")
+    foreign = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+    iam.create_role(RoleName=role_name(settings, "blog"), AssumeRolePolicyDocument=json.dumps(foreign))
+    with pytest.raises(RoleConflict, match="FargateAppPodExecution-blog exists with a different trust policy"):
+        ensure_pod_execution_role(settings, "blog", "ecr-public")
+    # and nothing was changed on it
+    kept = iam.get_role(RoleName=role_name(settings, "blog"))["Role"]["AssumeRolePolicyDocument"]
+    assert kept["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    assert iam.list_attached_role_policies(RoleName=role_name(settings, "blog"))["AttachedPolicies"] == []
+
+
+def test_repairs_the_trust_of_a_role_it_owns(settings: Settings) -> None:
+    iam = boto3.client("iam")
+    iam.create_role(
+        RoleName=role_name(settings, "blog"),
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        Tags=[{"Key": "managed-by", "Value": "fargate-app-provisioner"}],
+    )
+    role = ensure_pod_execution_role(settings, "blog", "ecr-public")
+    assert role.created is False
+    trust = iam.get_role(RoleName=role.name)["Role"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Principal"] == {"Service": "eks-fargate-pods.amazonaws.com"}
+
+
+def test_long_cluster_names_give_valid_role_names(settings: Settings) -> None:
+    name = role_name(settings, "c" * 100)
+    assert len(name) == 64
+    assert name != role_name(settings, "c" * 99)
+
+
+def test_iam_not_yet_seeing_a_new_role_is_retryable(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given IAM answers NoSuchEntity for the role it has just created (eventual consistency)
+    iam = boto3.client("iam")
+
+    def not_yet(**_: Any) -> tuple[Any, dict[str, Any]]:
+        error = {"Error": {"Code": "NoSuchEntity", "Message": "The role cannot be found"}}
+        return type("Response", (), {"status_code": 404})(), {**error, "ResponseMetadata": {"HTTPStatusCode": 404}}
+
+    iam.meta.events.register("before-call.iam.AttachRolePolicy", not_yet)
+    monkeypatch.setattr("fargate_app.aws.iam.client", lambda service: iam)
+    # When the step runs, then the error is the retryable one the state machine backs off on
+    with pytest.raises(IamRoleNotYetPropagated):
+        ensure_pod_execution_role(settings, "blog", "ecr-public")
+
+
+def test_handler_returns_the_role(
+    handler: Callable[[str], ModuleType], lambda_context: Any, settings: Settings
+) -> None:
+    app = handler("ensure_pod_execution_role")
+    event = {"request": {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "nginx"}}
+    with pytest.raises(Exception) as caught:  # docker.io needs a credential: the handler re-validates the request
+        app.lambda_handler(event, lambda_context)
+    assert type(caught.value).__name__ == "InvalidRequest"
+    event["request"]["image"] = "public.ecr.aws/nginx/nginx:stable"
+    result = app.lambda_handler(event, lambda_context)
+    assert result == {
+        "arn": "arn:aws:iam::111122223333:role/FargateAppPodExecution-blog",
+        "name": "FargateAppPodExecution-blog",
+        "created": True,
+    }

@@ -1,0 +1,219 @@
+"""The v1 request model (design.md §2): every rule rejects with the field named, valid input is normalised."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from fargate_app.errors import InvalidRequest
+from fargate_app.images import parse_reference
+from fargate_app.models import ProvisionRequest, parse_request
+
+BASE: dict[str, Any] = {
+    "cluster": "blog",
+    "app": "demo-app",
+    "namespace": "fargate",
+    "image": "public.ecr.aws/nginx/nginx:stable",
+}
+SECRET = "arn:aws:secretsmanager:us-west-2:111122223333:secret:ecr-pullthroughcache/docker-hub-AbCdEf"
+
+
+def with_(**changes: Any) -> dict[str, Any]:
+    request = dict(BASE)
+    for key, value in changes.items():
+        if value is ...:
+            request.pop(key, None)
+        else:
+            request[key] = value
+    return request
+
+
+# (request, field the error must name, words of the rule the message must contain)
+INVALID: list[tuple[dict[str, Any], str, str]] = [
+    (with_(cluster=...), "cluster", "Field required"),
+    (with_(app=...), "app", "Field required"),
+    (with_(namespace=...), "namespace", "Field required"),
+    (with_(image=...), "image", "Field required"),
+    (with_(app="Demo-App"), "app", "DNS-1123"),
+    (with_(app="demo_app"), "app", "DNS-1123"),
+    (with_(app="-demo"), "app", "DNS-1123"),
+    (with_(app="a" * 64), "app", "at most 63"),
+    (with_(namespace="fargaté"), "namespace", "DNS-1123"),
+    (with_(namespace="kube system"), "namespace", "DNS-1123"),
+    (with_(cluster="-blog"), "cluster", "EKS cluster name"),
+    (with_(cluster="b" * 101), "cluster", "1-100"),
+    (with_(image="nginx:"), "image", "tag"),
+    (with_(image="Nginx"), "image", "lowercase"),
+    (with_(image="nginx@sha256:abc"), "image", "digest"),
+    (with_(image="nginx@sha256:" + "A" * 64), "image", "64 lowercase hex"),
+    (with_(image="example.com/team/app:1.0"), "image", "not an upstream ECR can cache"),
+    (with_(image=" nginx"), "image", "surrounding spaces"),
+    (with_(replicas=0), "replicas", "greater than or equal to 1"),
+    (with_(replicas=51), "replicas", "less than or equal to 50"),
+    (with_(replicas="2"), "replicas", "valid integer"),
+    (with_(port=0), "port", "greater than or equal to 1"),
+    (with_(port=70000), "port", "less than or equal to 65535"),
+    (with_(cpu="lots"), "cpu", "Kubernetes quantity"),
+    (with_(cpu="32"), "cpu", "at most 16 vCPU"),
+    (with_(memory="512m"), "memory", "Kubernetes quantity"),
+    (with_(memory="200Gi"), "memory", "fits no Fargate size"),
+    (with_(labels={"tier": "web", "a": "1", "b": "2", "c": "3", "d": "4", "e": "5"}), "labels", "at most 5"),
+    (with_(labels={"bad key!": "x"}), "labels", "label key"),
+    (with_(labels={"tier": "web$(rm -rf /)"}), "labels", "value must be"),
+    (with_(labels={"app.kubernetes.io/name": "other"}), "labels", "reserved"),
+    (with_(labels={"eks.amazonaws.com/compute-type": "ec2"}), "labels", "reserved"),
+    (with_(labels={"tier": "x" * 64}), "labels", "at most 63"),
+    (with_(subnets=["subnet-xyz"]), "subnets", "not a subnet id"),
+    (with_(subnets=[]), "subnets", "at least 1"),
+    (with_(subnets=["subnet-0abc1234", "subnet-0abc1234"]), "subnets", "must not repeat"),
+    (with_(cachePrefix="E"), "cachePrefix", "at least 2"),
+    (with_(cachePrefix="Ecr-Public"), "cachePrefix", "lowercase"),
+    (with_(cachePrefix="x" * 31), "cachePrefix", "at most 30"),
+    (with_(credentialArn="arn:aws:s3:::bucket"), "credentialArn", "Secrets Manager secret ARN"),
+    (with_(credentialArn=SECRET.replace("ecr-pullthroughcache/", "other/")), "credentialArn", "must start with"),
+    (with_(credentialArn=SECRET.replace("us-west-2", "eu-west-1")), "credentialArn", "region us-west-2"),
+    (with_(credentialArn=SECRET.replace("111122223333", "444455556666")), "credentialArn", "account 111122223333"),
+    (with_(image="docker.io/library/redis:7"), "credentialArn", "required for images from docker.io"),
+    (with_(image="ghcr.io/stefanprodan/podinfo:6.7.0"), "credentialArn", "required for images from ghcr.io"),
+    (with_(platform="windows/amd64"), "platform", "linux/amd64 or linux/arm64"),
+    (with_(expose={"ingress": {"scheme": "public"}}, port=80), "expose.ingress.scheme", "internet-facing"),
+    (with_(expose={"ingress": {"path": "no-slash"}}, port=80), "expose.ingress.path", "pattern"),
+    (with_(expose={"ingress": {}}), "port", "required with expose.ingress"),
+    (with_(replica=2), "replica", "unknown field"),
+    (with_(expose={"loadBalancer": {}}), "expose.loadBalancer", "unknown field"),
+]
+
+
+@pytest.mark.parametrize(("request_body", "field", "rule"), INVALID, ids=[f"{i}-{c[1]}" for i, c in enumerate(INVALID)])
+def test_invalid_request_names_the_field_and_the_rule(request_body: dict[str, Any], field: str, rule: str) -> None:
+    # Given a request that breaks one rule
+    # When it is validated for the sandbox account and region
+    with pytest.raises(InvalidRequest) as caught:
+        parse_request(request_body, region="us-west-2", account="111122223333")
+    # Then the error names the field first, then the rule
+    problems = dict(line.split(": ", 1) for line in caught.value.message.split("; "))
+    assert field in problems, caught.value.message
+    assert rule in problems[field]
+
+
+def test_there_are_at_least_thirty_invalid_cases() -> None:
+    assert len(INVALID) >= 30
+    assert len({(repr(body)) for body, _, _ in INVALID}) == len(INVALID)
+
+
+def test_several_problems_are_reported_together() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_request(with_(app="Bad", replicas=0, colour="red"))
+    assert caught.value.message.count("; ") == 2
+    for field in ("app", "replicas", "colour"):
+        assert f"{field}: " in caught.value.message
+
+
+def test_a_request_that_is_not_an_object_is_rejected() -> None:
+    with pytest.raises(InvalidRequest, match="must be a JSON object"):
+        parse_request(["cluster", "blog"])
+
+
+def test_rejected_values_are_not_echoed() -> None:
+    # Label values might carry anything (a token pasted by mistake): the message must not repeat the input.
+    with pytest.raises(InvalidRequest) as caught:
+        parse_request(with_(labels={"tier": "ghp_SECRETTOKEN!"}))
+    assert "ghp_SECRETTOKEN" not in caught.value.message
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    request = parse_request(BASE)
+    assert request.to_json() == {
+        "cluster": "blog",
+        "app": "demo-app",
+        "namespace": "fargate",
+        "image": "public.ecr.aws/nginx/nginx:stable",
+        "replicas": 1,
+        "port": None,
+        "cpu": "250m",
+        "memory": "512Mi",
+        "labels": {},
+        "subnets": None,
+        "cachePrefix": None,
+        "credentialArn": None,
+        "platform": "linux/amd64",
+        "expose": None,
+    }
+    assert request.effective_cache_prefix == "ecr-public"
+    assert request.pod_labels == {"app.kubernetes.io/name": "demo-app"}
+
+
+def test_the_full_design_example_is_valid_and_round_trips() -> None:
+    body = {
+        **BASE,
+        "replicas": 2,
+        "port": 80,
+        "cpu": "0.5",
+        "memory": "1Gi",
+        "labels": {"tier": "web"},
+        "subnets": ["subnet-0def5678", "subnet-0abc1234"],
+        "cachePrefix": "ecr-public",
+        "credentialArn": SECRET,
+        "platform": "linux/amd64",
+        "expose": {"ingress": {"scheme": "internet-facing", "path": "/"}},
+    }
+    request = parse_request(body, region="us-west-2", account="111122223333")
+    assert request.subnets == ["subnet-0abc1234", "subnet-0def5678"]  # sorted: the same request, the same name
+    assert ProvisionRequest.model_validate(request.to_json()) == request
+
+
+NORMALISED = [
+    ("nginx", "docker.io/library/nginx:latest"),
+    ("nginx:1.27", "docker.io/library/nginx:1.27"),
+    ("redis:7", "docker.io/library/redis:7"),
+    ("bitnami/redis:7.2", "docker.io/bitnami/redis:7.2"),
+    ("docker.io/nginx", "docker.io/library/nginx:latest"),
+    ("index.docker.io/library/nginx:stable", "docker.io/library/nginx:stable"),
+    ("registry-1.docker.io/nginx", "docker.io/library/nginx:latest"),
+    ("public.ecr.aws/nginx/nginx:stable", "public.ecr.aws/nginx/nginx:stable"),
+    ("public.ecr.aws/eks-distro/kubernetes/pause:3.9", "public.ecr.aws/eks-distro/kubernetes/pause:3.9"),
+    ("registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10"),
+    ("quay.io/prometheus/busybox", "quay.io/prometheus/busybox:latest"),
+    ("ghcr.io/stefanprodan/podinfo:6.7.0", "ghcr.io/stefanprodan/podinfo:6.7.0"),
+    ("localhost:5000/team/app:v1", "localhost:5000/team/app:v1"),
+    ("nginx@sha256:" + "a" * 64, "docker.io/library/nginx@sha256:" + "a" * 64),
+    ("nginx:1.27@sha256:" + "b" * 64, "docker.io/library/nginx:1.27@sha256:" + "b" * 64),
+    ("my__org/my-app.v2:1_0", "docker.io/my__org/my-app.v2:1_0"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), NORMALISED)
+def test_image_references_normalise_like_docker(text: str, expected: str) -> None:
+    assert str(parse_reference(text)) == expected
+
+
+def test_normalised_image_is_what_the_request_keeps() -> None:
+    request = parse_request(with_(image="docker.io/redis:7", credentialArn=SECRET))
+    assert request.image == "docker.io/library/redis:7"
+    assert request.effective_cache_prefix == "docker-hub"
+    assert request.image_reference.repository == "library/redis"
+
+
+@pytest.mark.parametrize(
+    ("image", "prefix"),
+    [
+        ("public.ecr.aws/nginx/nginx:stable", "ecr-public"),
+        ("registry.k8s.io/pause:3.10", "k8s"),
+        ("quay.io/prometheus/busybox:latest", "quay"),
+        ("ghcr.io/stefanprodan/podinfo:6.7.0", "github"),
+        ("registry.gitlab.com/group/project/app:1", "gitlab"),
+        ("myregistry.azurecr.io/team/app:1", "azure"),
+    ],
+)
+def test_default_cache_prefix_follows_the_upstream(image: str, prefix: str) -> None:
+    credential = {"credentialArn": SECRET} if prefix in ("github", "gitlab", "azure") else {}
+    assert parse_request(with_(image=image, **credential)).effective_cache_prefix == prefix
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory"),
+    [("250m", "512Mi"), ("250m", "1792Mi"), ("16", "119Gi"), ("0.5", "3Gi"), ("4", "8G")],
+)
+def test_requests_that_fit_a_fargate_size_are_accepted(cpu: str, memory: str) -> None:
+    assert parse_request(with_(cpu=cpu, memory=memory)).cpu == cpu
