@@ -15,4 +15,4 @@ from fargate_app.observability import logger, tracer
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     step = EnsureProfileEvent.parse(event, region=settings.region, account=settings.account_id)
-    return ensure_fargate_profile(settings, step.request, step.pod_execution_role.arn).to_json()
+    return ensure_fargate_profile(settings, step.request, step.pod_execution_role.arn, step.execution_arn).to_json()

@@ -261,3 +261,62 @@ def test_handlers_chain_like_the_state_machine(handler: Any, lambda_context: Any
         "attempt": 1,
         "nextWaitSeconds": 0,
     }
+
+
+def test_a_foreign_profile_holding_our_name_is_a_permanent_error(
+    settings: Settings, cluster: str, network: Network
+) -> None:
+    # Given a profile that has the name we would choose but selects another namespace
+    from fargate_app.aws.eks import profile_name
+
+    ours = profile_name(settings, request())
+    boto3.client("eks").create_fargate_profile(
+        fargateProfileName=ours,
+        clusterName="blog",
+        podExecutionRoleArn=ROLE,
+        subnets=network.private,
+        selectors=[{"namespace": "elsewhere"}],
+    )
+    # Then creating it is refused for good, naming the profile (retrying could never help)
+    with pytest.raises(ProfileCreateFailed, match=f"{ours} exists \\(ACTIVE\\) and does not schedule app demo-app"):
+        ensure_fargate_profile(settings, request(), ROLE)
+
+
+def test_losing_the_create_race_adopts_the_winners_profile(
+    settings: Settings, cluster: str, network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a concurrent execution creates our profile between our listing and our create
+    from fargate_app.aws import eks as eks_module
+
+    real_list = eks_module._list_profiles
+
+    def list_then_lose_race(cluster_name: str) -> list[dict[str, Any]]:
+        seen = real_list(cluster_name)
+        boto3.client("eks").create_fargate_profile(
+            fargateProfileName=eks_module.profile_name(settings, request()),
+            clusterName="blog",
+            podExecutionRoleArn=ROLE,
+            subnets=network.private,
+            selectors=[{"namespace": "fargate"}],
+        )
+        return seen
+
+    monkeypatch.setattr(eks_module, "_list_profiles", list_then_lose_race)
+    # When this execution creates it, then it adopts the winner's profile and does not claim it
+    profile = ensure_fargate_profile(settings, request(), ROLE, execution_id="arn:execution:2")
+    assert profile.created is False
+
+
+def test_other_invalid_parameters_are_not_blamed_on_private_subnets(
+    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eks = boto3.client("eks")
+    fail_with(
+        eks, "CreateFargateProfile", "InvalidParameterException", "The subnet ID 'subnet-0abc1234' does not exist"
+    )
+    monkeypatch.setattr(
+        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
+    )
+    with pytest.raises(Exception, match="does not exist") as caught:
+        ensure_fargate_profile(settings, request(), ROLE)
+    assert type(caught.value).__name__ == "InvalidRequest"

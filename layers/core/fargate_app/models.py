@@ -352,6 +352,7 @@ class RequestEvent(ApiModel):
 
 class EnsureProfileEvent(RequestEvent):
     pod_execution_role: PodExecutionRole
+    execution_arn: str = ""
 
 
 class EnsureCacheRuleEvent(RequestEvent):

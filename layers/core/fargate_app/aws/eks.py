@@ -22,6 +22,7 @@ from fargate_app.errors import (
     ClusterNotActive,
     ClusterNotFound,
     IamRoleNotYetPropagated,
+    InvalidRequest,
     PollTimeout,
     ProfileCreateFailed,
     ProfileOperationInProgress,
@@ -140,7 +141,9 @@ def _choose_subnets(request: ProvisionRequest, cluster: dict[str, Any]) -> list[
     return private
 
 
-def ensure_fargate_profile(settings: Settings, request: ProvisionRequest, role_arn: str) -> FargateProfile:
+def ensure_fargate_profile(
+    settings: Settings, request: ProvisionRequest, role_arn: str, execution_id: str = ""
+) -> FargateProfile:
     """Reuse a profile that already schedules the app's pods, or create one for its namespace and labels.
 
     Raises:
@@ -161,7 +164,10 @@ def ensure_fargate_profile(settings: Settings, request: ProvisionRequest, role_a
     name = profile_name(settings, request)
     selector = {"namespace": request.namespace, **({"labels": request.labels} if request.labels else {})}
     subnets = _choose_subnets(request, cluster)
-    token = hashlib.sha256(json.dumps([request.cluster, name, selector, subnets, role_arn]).encode()).hexdigest()[:64]
+    # Idempotent across retries of this execution's call; a later execution (say, after a teardown) gets a new token
+    # so EKS cannot answer it with the profile the token created before.
+    identity = [request.cluster, name, selector, subnets, role_arn, execution_id]
+    token = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:64]
     try:
         profile = client("eks").create_fargate_profile(
             fargateProfileName=name,
@@ -173,6 +179,8 @@ def ensure_fargate_profile(settings: Settings, request: ProvisionRequest, role_a
             tags={MANAGED_BY_TAG: settings.managed_by, CREATED_FOR_TAG: f"{request.namespace}.{request.app}"},
         )["fargateProfile"]
     except ClientError as exc:
+        if error_code(exc) == "ResourceInUseException" and "already exists" in error_message(exc):
+            return _adopt_existing(request, name)  # a concurrent execution created it first
         raise _create_error(exc, request.cluster, name) from exc
     except BotoCoreError as exc:
         raise translate(exc, f"create Fargate profile {name}") from exc
@@ -180,16 +188,39 @@ def ensure_fargate_profile(settings: Settings, request: ProvisionRequest, role_a
     return _result(profile, created=True)
 
 
+def _adopt_existing(request: ProvisionRequest, name: str) -> FargateProfile:
+    """Our profile name is taken: reuse it if it schedules the app, wait if it is going away, else fail.
+
+    Raises:
+        ProfileOperationInProgress: it is being deleted; retry later and create it anew.
+        ProfileCreateFailed: it failed to create, or it exists with selectors that don't match the app.
+    """
+    try:
+        profile = client("eks").describe_fargate_profile(clusterName=request.cluster, fargateProfileName=name)
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, f"describe Fargate profile {name}") from exc
+    profile = profile["fargateProfile"]
+    status = profile.get("status")
+    if status in USABLE_STATUSES and profile_matches(profile, request.namespace, request.pod_labels):
+        return _result(profile, created=False)
+    if status == "DELETING":
+        raise ProfileOperationInProgress(f"cluster {request.cluster}: profile {name} is DELETING; will create it anew")
+    raise ProfileCreateFailed(
+        f"cluster {request.cluster}: Fargate profile {name} exists ({status}) and does not schedule app "
+        f"{request.app} in namespace {request.namespace}: delete it or choose other labels"
+    )
+
+
 def _create_error(exc: ClientError, cluster: str, name: str) -> Exception:
     code, message = error_code(exc), error_message(exc)
     if code == "ResourceInUseException" and "currently has Fargate profile" in message:
         return ProfileOperationInProgress(f"cluster {cluster}: {message}")
-    if code == "ResourceInUseException":  # a profile of our name exists but did not match: it is going away
-        return ProfileOperationInProgress(f"cluster {cluster}: profile {name} exists and is not usable yet: {message}")
     if code == "InvalidParameterException" and "Misconfigured PodExecutionRole Trust Policy" in message:
         return IamRoleNotYetPropagated(f"EKS does not yet see the trust policy of the pod execution role: {message}")
-    if code == "InvalidParameterException" and "subnet" in message.lower():
+    if code == "InvalidParameterException" and "not a private subnet" in message:
         return SubnetNotPrivate(f"cluster {cluster}: {message}")
+    if code == "InvalidParameterException":
+        return InvalidRequest(f"EKS refused Fargate profile {name} for cluster {cluster}: {message}")
     return translate(exc, f"create Fargate profile {name} in cluster {cluster}")
 
 

@@ -100,10 +100,13 @@ def ensure_pod_execution_role(settings: Settings, cluster: str, cache_prefix: st
             raise translate(exc, f"read IAM role {name}") from exc
         role = _create_role(settings, name, cluster, wanted_trust)
         created = role is not None
-        if role is None:  # another execution created it between our get and create
-            role = iam.get_role(RoleName=name)["Role"]
     except BotoCoreError as exc:
         raise translate(exc, f"read IAM role {name}") from exc
+    if role is None:  # another execution created it between our get and our create
+        try:
+            role = iam.get_role(RoleName=name)["Role"]
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"read IAM role {name}") from exc
 
     if not created:
         _reconcile_trust(settings, role, wanted_trust)
@@ -136,7 +139,11 @@ def _reconcile_trust(settings: Settings, role: dict[str, Any], wanted: dict[str,
         current = json.loads(unquote(current))
     if _canonical(current) == _canonical(wanted):
         return
-    tags = {tag["Key"]: tag["Value"] for tag in client("iam").list_role_tags(RoleName=role["RoleName"])["Tags"]}
+    try:
+        listed = client("iam").list_role_tags(RoleName=role["RoleName"])["Tags"]
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, f"read the tags of IAM role {role['RoleName']}") from exc
+    tags = {tag["Key"]: tag["Value"] for tag in listed}
     if tags.get(MANAGED_BY_TAG) != settings.managed_by:
         raise RoleConflict(
             f"IAM role {role['RoleName']} exists with a different trust policy and is not managed by "

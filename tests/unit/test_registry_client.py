@@ -1,0 +1,398 @@
+"""The registry client's rules, where a real registry cannot produce the case: a tiny scripted HTTP registry
+serves exactly the bytes, statuses and headers each test needs; images come from the sandbox's OCI builder."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from fargate_app.errors import (
+    ImageNotFound,
+    ManifestInvalid,
+    PermanentError,
+    PlatformNotAvailable,
+    RegistryUnavailable,
+    UpstreamAuthFailed,
+)
+from fargate_app.images import parse_reference
+from fargate_app.registry import RegistryCredentials, RetryPolicy, cache_repository, ecr_credentials, warm_image_cache
+from fargate_app.registry.manifests import (
+    MANIFEST_ACCEPT,
+    OCI_INDEX,
+    ImageIndex,
+    Platform,
+    check_config_platform,
+    parse_manifest,
+    select_platform,
+    sha256_digest,
+    verify_manifest_digest,
+)
+from fargate_sandbox.oci_images import Blob, Image, build_index, sample_image
+
+FAST = RetryPolicy(retries=2, backoff_factor=0.001, backoff_max=0.01, backoff_jitter=0.0)
+REPO = "/v2/ecr-public/nginx/nginx"
+IMAGE = "public.ecr.aws/nginx/nginx:stable"
+
+
+# --- a scripted registry ------------------------------------------------------------------------------------------
+@dataclass
+class Answer:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ScriptedRegistry(ThreadingHTTPServer):
+    """Answers each path from a script (answers in order, the last one repeats) and records what it was sent."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ScriptedHandler)
+        self.script: dict[str, list[Answer]] = {}
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def on(self, path: str, *answers: Answer) -> None:
+        self.script[path] = list(answers)
+
+    def serve_image(self, image: Image, tag: str = "stable", *, digest_header: str | None = None) -> None:
+        self.on(
+            f"{REPO}/manifests/{tag}",
+            Answer(
+                200,
+                image.manifest.data,
+                {"Content-Type": image.manifest.media_type, "Docker-Content-Digest": digest_header or image.digest},
+            ),
+        )
+        for blob in image.blobs:
+            self.on(f"{REPO}/blobs/{blob.digest}", Answer(200, blob.data))
+
+    def next_answer(self, path: str) -> Answer:
+        with self.lock:
+            answers = self.script.get(path)
+            if not answers:
+                return Answer(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"repository unknown"}]}')
+            return answers.pop(0) if len(answers) > 1 else answers[0]
+
+
+class _ScriptedHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ScriptedRegistry
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        self.server.seen.append((self.path, dict(self.headers.items())))
+        answer = self.server.next_answer(self.path)
+        self.send_response(answer.status)
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        self.wfile.write(answer.body)
+
+
+@pytest.fixture
+def registry() -> Iterator[ScriptedRegistry]:
+    server = ScriptedRegistry()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+class Tokens:
+    """A credential source that counts how often it is asked; the n-th call returns the n-th password."""
+
+    def __init__(self, endpoint: str, *passwords: str) -> None:
+        self.endpoint, self.passwords, self.calls = endpoint, list(passwords), 0
+
+    def __call__(self) -> RegistryCredentials:
+        password = self.passwords[min(self.calls, len(self.passwords) - 1)]
+        self.calls += 1
+        token = base64.b64encode(f"AWS:{password}".encode()).decode()
+        return RegistryCredentials(endpoint=self.endpoint, authorization=f"Basic {token}")
+
+
+def amd64_image() -> Image:
+    return sample_image("nginx", "linux/amd64")
+
+
+# --- references and cache paths -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("image", "prefix", "repository", "reference"),
+    [
+        ("redis", "docker-hub", "docker-hub/library/redis", "latest"),
+        ("docker.io/library/redis:7", "docker-hub", "docker-hub/library/redis", "7"),
+        ("index.docker.io/bitnami/redis:7.2", "docker-hub", "docker-hub/bitnami/redis", "7.2"),
+        ("public.ecr.aws/nginx/nginx:stable", "ecr-public", "ecr-public/nginx/nginx", "stable"),
+        ("registry.k8s.io/pause:3.10", "k8s", "k8s/pause", "3.10"),
+        ("quay.io/prometheus/busybox", "quay", "quay/prometheus/busybox", "latest"),
+        ("registry.gitlab.com/group/sub/project/app:1", "gitlab", "gitlab/group/sub/project/app", "1"),
+        (
+            "ghcr.io/stefanprodan/podinfo@sha256:" + "a" * 64,
+            "team/github",
+            "team/github/stefanprodan/podinfo",
+            "sha256:" + "a" * 64,
+        ),
+    ],
+)
+def test_cache_repository_is_prefix_plus_upstream_repository(
+    image: str, prefix: str, repository: str, reference: str
+) -> None:
+    parsed = parse_reference(image)
+    assert cache_repository(prefix, parsed) == repository
+    assert parsed.reference == reference
+
+
+# --- manifests: digests, media types, platforms -------------------------------------------------------------------
+def test_manifest_digest_must_match_the_header_and_the_pin() -> None:
+    body = b'{"schemaVersion":2}'
+    digest = sha256_digest(body)
+    assert verify_manifest_digest(body, digest, "stable", "m") == digest
+    assert verify_manifest_digest(body, None, digest, "m") == digest
+    with pytest.raises(ManifestInvalid, match="hashes to"):
+        verify_manifest_digest(body, "sha256:" + "0" * 64, "stable", "m")
+    with pytest.raises(ManifestInvalid, match="asked for manifest"):
+        verify_manifest_digest(body, None, "sha256:" + "0" * 64, "m")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "complaint"),
+    [
+        (b"<html>not json</html>", "text/html", "not JSON"),
+        (
+            b'{"schemaVersion":1,"fsLayers":[]}',
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+            "unsupported manifest media type",
+        ),
+        (
+            b'{"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"../../etc","size":1,"mediaType":"x"},"layers":[]}',
+            None,
+            "not a sha256 digest",
+        ),
+        (b'{"mediaType":"application/vnd.oci.image.index.v1+json"}', None, "no manifests list"),
+    ],
+)
+def test_malformed_manifests_are_manifest_invalid(body: bytes, content_type: str | None, complaint: str) -> None:
+    with pytest.raises(ManifestInvalid, match=complaint):
+        parse_manifest(body, content_type, sha256_digest(body), "manifest")
+
+
+def test_media_type_falls_back_to_content_type_when_the_body_has_none() -> None:
+    index = build_index([amd64_image()])
+    document = json.loads(index.manifest.data)
+    del document["mediaType"]  # optional in the OCI image-spec
+    body = json.dumps(document).encode()
+    parsed = parse_manifest(body, f"{OCI_INDEX}; charset=utf-8", sha256_digest(body), "m")
+    assert isinstance(parsed, ImageIndex)
+    assert parsed.media_type == OCI_INDEX
+
+
+def _index_with(*platforms: str, attestation: bool = False) -> ImageIndex:
+    index = build_index([sample_image("app", platform) for platform in platforms])
+    document = json.loads(index.manifest.data)
+    if attestation:
+        document["manifests"].append(
+            {**document["manifests"][0], "platform": {"os": "unknown", "architecture": "unknown"}}
+        )
+    body = json.dumps(document).encode()
+    parsed = parse_manifest(body, None, sha256_digest(body), "m")
+    assert isinstance(parsed, ImageIndex)
+    return parsed
+
+
+def test_platform_selection_matches_arm64_with_or_without_its_v8_variant() -> None:
+    index = _index_with("linux/amd64", "linux/arm64/v8")
+    arm = select_platform(index, Platform.parse("linux/arm64"), "m")
+    amd = select_platform(index, Platform.parse("linux/amd64"), "m")
+    assert (str(arm.platform), str(amd.platform)) == ("linux/arm64/v8", "linux/amd64")
+    assert (
+        str(select_platform(_index_with("linux/arm64"), Platform.parse("linux/arm64/v8"), "m").platform)
+        == "linux/arm64"
+    )
+
+
+def test_missing_platform_lists_the_runnable_platforms_only() -> None:
+    index = _index_with("linux/arm64/v8", "linux/s390x", attestation=True)
+    with pytest.raises(
+        PlatformNotAvailable, match=r"no image for platform linux/amd64 \(it has: linux/arm64/v8, linux/s390x\)"
+    ):
+        select_platform(index, Platform.parse("linux/amd64"), "image x")
+
+
+def test_a_single_platform_config_must_name_the_requested_platform() -> None:
+    config = amd64_image().config.data
+    assert str(check_config_platform(config, Platform.parse("linux/amd64"), "m")) == "linux/amd64"
+    with pytest.raises(PlatformNotAvailable, match="single-platform image for linux/amd64, not linux/arm64"):
+        check_config_platform(config, Platform.parse("linux/arm64"), "m")
+
+
+# --- the client against a scripted registry -----------------------------------------------------------------------
+def test_manifest_request_asks_for_every_supported_type_with_the_ecr_token(registry: ScriptedRegistry) -> None:
+    # Given a single-platform image
+    image = amd64_image()
+    registry.serve_image(image)
+    # When it is warmed
+    warmed = warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    # Then the manifest was asked for with the four media types, OCI index first, and Basic AWS:<token>
+    path, headers = registry.seen[0]
+    assert path == f"{REPO}/manifests/stable"
+    assert headers["Accept"] == MANIFEST_ACCEPT
+    assert MANIFEST_ACCEPT.split(", ") == [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+    assert headers["Authorization"] == "Basic " + base64.b64encode(b"AWS:pw").decode()
+    assert (warmed.digest, warmed.layers_warmed) == (image.digest, 2)
+    assert sorted(p for p, _ in registry.seen[1:]) == sorted(f"{REPO}/blobs/{b.digest}" for b in image.blobs)
+
+
+def test_a_manifest_that_does_not_match_its_digest_header_is_manifest_invalid(registry: ScriptedRegistry) -> None:
+    registry.serve_image(amd64_image(), digest_header="sha256:" + "1" * 64)
+    with pytest.raises(ManifestInvalid, match="corrupted manifest"):
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+
+
+def test_a_corrupted_layer_is_retryable_and_names_the_blob(registry: ScriptedRegistry) -> None:
+    # Given a layer whose bytes (same length) do not hash to the digest the verified manifest names
+    image = amd64_image()
+    registry.serve_image(image)
+    layer = image.layers[1]
+    registry.on(f"{REPO}/blobs/{layer.digest}", Answer(200, bytes(layer.size)))
+    # Then the step reports a retryable registry fault naming the blob
+    with pytest.raises(RegistryUnavailable, match=layer.digest):
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+
+
+def test_403_refreshes_the_token_once_then_is_upstream_auth_failed(registry: ScriptedRegistry) -> None:
+    registry.on(f"{REPO}/manifests/stable", Answer(403, b'{"errors":[{"code":"DENIED","message":"token expired"}]}'))
+    tokens = Tokens(registry.url, "old", "new")
+    with pytest.raises(UpstreamAuthFailed, match="403 DENIED: token expired"):
+        warm_image_cache(IMAGE, "ecr-public", credentials=tokens, retry=FAST)
+    assert tokens.calls == 2
+    assert [h["Authorization"] for _, h in registry.seen] == [
+        "Basic " + base64.b64encode(b"AWS:old").decode(),
+        "Basic " + base64.b64encode(b"AWS:new").decode(),
+    ]
+
+
+def test_429_is_retried_honouring_retry_after(registry: ScriptedRegistry) -> None:
+    image = amd64_image()
+    registry.serve_image(image)
+    throttled = Answer(429, b'{"errors":[{"code":"TOOMANYREQUESTS"}]}', {"Retry-After": "0"})
+    registry.on(f"{REPO}/manifests/stable", throttled, throttled, registry.script[f"{REPO}/manifests/stable"][0])
+    warmed = warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert warmed.digest == image.digest
+    assert [p for p, _ in registry.seen].count(f"{REPO}/manifests/stable") == 3
+
+
+def test_unknown_repository_is_image_not_found(registry: ScriptedRegistry) -> None:
+    with pytest.raises(ImageNotFound, match=r"image public.ecr.aws/nginx/nginx:stable not found through registry 127"):
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+
+
+def test_other_client_errors_are_permanent_with_the_registry_words(registry: ScriptedRegistry) -> None:
+    registry.on(f"{REPO}/manifests/stable", Answer(400, b'{"errors":[{"code":"UNSUPPORTED","message":"nope"}]}'))
+    with pytest.raises(PermanentError, match="400 UNSUPPORTED: nope"):
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+
+
+def test_a_registry_that_does_not_listen_is_registry_unavailable() -> None:
+    closed = ScriptedRegistry()
+    url = closed.url
+    closed.shutdown()
+    closed.server_close()
+    with pytest.raises(RegistryUnavailable, match=r"did not answer .* after 2 retries \(NewConnectionError\)"):
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(url, "pw"), retry=FAST)
+
+
+def test_blob_redirects_are_followed_without_the_token(registry: ScriptedRegistry) -> None:
+    # Given a registry that, like ECR, redirects blob downloads to storage on another host
+    storage = ScriptedRegistry()
+    try:
+        image = amd64_image()
+        registry.serve_image(image)
+        for blob in image.blobs:
+            registry.on(
+                f"{REPO}/blobs/{blob.digest}",
+                Answer(307, headers={"Location": f"{storage.url}/bucket/{blob.digest}?sig=x"}),
+            )
+            storage.on(f"/bucket/{blob.digest}?sig=x", Answer(200, blob.data))
+        # When the image is warmed
+        warmed = warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+        # Then every blob came from storage, which never saw the registry token
+        assert warmed.bytes_warmed == sum(blob.size for blob in image.blobs)
+        assert len(storage.seen) == 3
+        assert all("Authorization" not in headers for _, headers in storage.seen)
+        assert all("Authorization" in headers for _, headers in registry.seen)
+    finally:
+        storage.shutdown()
+        storage.server_close()
+
+
+def test_duplicate_layers_are_pulled_once(registry: ScriptedRegistry) -> None:
+    image = amd64_image()
+    document = json.loads(image.manifest.data)
+    document["layers"].append(document["layers"][0])
+    manifest = Blob(image.manifest.media_type, json.dumps(document).encode())
+    registry.serve_image(Image(image.platform, manifest, image.config, image.layers))
+    warmed = warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert warmed.layers_warmed == 2
+    assert [p for p, _ in registry.seen].count(f"{REPO}/blobs/{image.layers[0].digest}") == 1
+
+
+# --- ECR credentials ----------------------------------------------------------------------------------------------
+@pytest.fixture
+def stubbed_ecr(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
+    ecr = boto3.client("ecr", region_name="us-west-2")
+    monkeypatch.setattr("fargate_app.registry.credentials.client", lambda service: ecr)
+    with Stubber(ecr) as stubber:
+        yield stubber
+
+
+def _token_answer(token: str, endpoint: str) -> dict[str, Any]:
+    expires = datetime.now(UTC) + timedelta(hours=12)
+    return {"authorizationData": [{"authorizationToken": token, "expiresAt": expires, "proxyEndpoint": endpoint}]}
+
+
+def test_ecr_token_becomes_basic_auth_for_the_returned_endpoint(stubbed_ecr: Stubber) -> None:
+    token = base64.b64encode(b"AWS:secret-password").decode()
+    stubbed_ecr.add_response(
+        "get_authorization_token", _token_answer(token, "https://111122223333.dkr.ecr.us-west-2.amazonaws.com/"), {}
+    )
+    credentials = ecr_credentials()
+    assert credentials.endpoint == "https://111122223333.dkr.ecr.us-west-2.amazonaws.com"
+    assert credentials.host == "111122223333.dkr.ecr.us-west-2.amazonaws.com"
+    assert credentials.authorization == f"Basic {token}"
+    assert token not in repr(credentials)
+
+
+def test_a_token_that_is_not_user_password_is_refused(stubbed_ecr: Stubber) -> None:
+    stubbed_ecr.add_response("get_authorization_token", _token_answer("bm90LWEtcGFpcg==", "https://r.example"), {})
+    with pytest.raises(UpstreamAuthFailed, match="not base64 user:password"):
+        ecr_credentials()
+
+
+def test_ecr_refusing_the_token_call_is_wrapped(stubbed_ecr: Stubber) -> None:
+    stubbed_ecr.add_client_error("get_authorization_token", "AccessDeniedException", "not authorized")
+    with pytest.raises(PermanentError, match="get an ECR authorization token: AccessDeniedException"):
+        ecr_credentials()
