@@ -1,0 +1,148 @@
+"""The AWS endpoint of the sandbox: a thin HTTP front that forwards every request to moto unchanged, except for
+the rules moto lacks (design.md §6 items 1–5 and 9) and injected faults.
+
+Clients reach it with ``AWS_ENDPOINT_URL=http://127.0.0.1:<port>``, so production code takes the same path as in AWS.
+Requests are identified by their SigV4 credential scope and botocore's service models (``aws_protocol``); answers
+the front makes itself use each service's wire protocol, so botocore raises the same ``ClientError`` as in AWS.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import urllib3
+
+from fargate_sandbox import ecr_rules, eks_rules
+from fargate_sandbox.aws_protocol import AwsRequest, parse_request, render_error
+from fargate_sandbox.ecr_rules import EcrError, PullThroughCache
+from fargate_sandbox.eks_rules import EksProfileError, FargateProfileRules
+from fargate_sandbox.events import EventRouter, cloudtrail_event
+from fargate_sandbox.faults import FaultInjector
+from fargate_sandbox.http_servers import QuietHandler, TrackedHTTPServer
+from fargate_sandbox.moto_backend import ACCOUNT_HEADER, MotoBackend
+
+# Hop-by-hop headers, plus the ones the front's own HTTP server writes (Server, Date, Content-Length).
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection", "content-length"}
+    | {"server", "date"}
+)
+Response = tuple[int, dict[str, str], bytes]
+
+
+class AwsFront:
+    def __init__(
+        self,
+        moto: MotoBackend,
+        faults: FaultInjector,
+        profiles: FargateProfileRules,
+        cache: PullThroughCache,
+        events: EventRouter,
+    ) -> None:
+        self.moto = moto
+        self.faults = faults
+        self.profiles = profiles
+        self.cache = cache
+        self.events = events
+        self._pool = urllib3.PoolManager(maxsize=16, retries=False, timeout=urllib3.Timeout(connect=5, read=120))
+        self._server = TrackedHTTPServer(_handler_for(self))
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def start(self) -> None:
+        self._server.start("sandbox-aws-front")
+
+    def stop(self) -> None:
+        self._server.stop()
+        self._pool.clear()  # moto's handler threads end when their kept-alive connections close
+
+    # --- request handling -------------------------------------------------------------------------------------------
+    def answer(self, request: AwsRequest) -> tuple[Response, dict[str, Any] | None]:
+        """(response, event to deliver after the response is sent)."""
+        fault = self.faults.take_aws(request.service, request.operation)
+        if fault is not None:
+            return render_error(request.service, fault), None
+        try:
+            if request.service == "eks" and request.operation in eks_rules.HANDLED_OPERATIONS:
+                return self.profiles.handle(request, self.forward), None
+            if request.service == "ecr" and request.operation in ecr_rules.HANDLED_OPERATIONS:
+                response = self.cache.handle(request)
+                return response, self._event_for(request, response)
+        except EksProfileError as exc:
+            return render_error("eks", exc.error), None
+        except EcrError as exc:
+            return render_error("ecr", exc.error), None
+        return self.forward(request), None
+
+    def forward(self, request: AwsRequest) -> Response:
+        """Send the request to moto as it came (plus the account header) and return moto's answer."""
+        headers = {name: value for name, value in request.headers.items() if name not in HOP_BY_HOP | {"host"}}
+        headers[ACCOUNT_HEADER] = self.moto.account_id
+        if request.service == "eks" and "authorization" not in headers:
+            # Internal replays (eks_rules) carry no signature; moto routes REST-JSON by the credential scope.
+            headers["authorization"] = (
+                f"AWS4-HMAC-SHA256 Credential=sandbox/20240101/{self.moto.region}/eks/aws4_request, "
+                "SignedHeaders=host, Signature=0"
+            )
+        path = request.path + (f"?{request.raw_query}" if request.raw_query else "")
+        answer = self._pool.request(
+            request.method, self.moto.url + path, body=request.body or None, headers=headers, preload_content=True
+        )
+        out_headers = {name: value for name, value in answer.headers.items() if name.lower() not in HOP_BY_HOP}
+        return answer.status, out_headers, answer.data
+
+    def _event_for(self, request: AwsRequest, response: Response) -> dict[str, Any] | None:
+        status, _headers, body = response
+        if request.operation != "CreatePullThroughCacheRule" or status != 200:
+            return None
+        access_key = request.headers.get("authorization", "").partition("Credential=")[2].split("/")[0]
+        return cloudtrail_event(
+            service="ecr",
+            event_name="CreatePullThroughCacheRule",
+            account_id=self.moto.account_id,
+            region=self.moto.region,
+            request_parameters=request.json_body(),
+            response_elements=json.loads(body),
+            access_key_id=access_key,
+            user_agent=request.headers.get("user-agent", ""),
+        )
+
+
+def _handler_for(front: AwsFront) -> type[QuietHandler]:
+    class AwsFrontHandler(QuietHandler):
+        def _serve(self) -> None:
+            body = _read_body(self)
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            request = parse_request(self.command, self.path, headers, body)
+            (status, out_headers, payload), event = front.answer(request)
+            self.send_response(status)
+            for name, value in out_headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+            self.wfile.flush()
+            if event is not None:
+                # After the answer: EventBridge delivers asynchronously to the caller of the API.
+                front.events.deliver(event)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _serve
+
+    return AwsFrontHandler
+
+
+def _read_body(handler: QuietHandler) -> bytes:
+    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        chunks: list[bytes] = []
+        while True:
+            size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                handler.rfile.readline()
+                return b"".join(chunks)
+            chunks.append(handler.rfile.read(size))
+            handler.rfile.readline()
+    length = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(length) if length else b""

@@ -1,0 +1,81 @@
+"""moto in server mode on a free loopback port, configured like the sandbox's AWS account.
+
+moto picks the account per request: ``MOTO_ACCOUNT_ID`` in the environment first, then an ``x-moto-account-id``
+header, then the access key, then 123456789012 (``moto/core/responses.py``, ``get_current_account``). The sandbox never
+touches ``os.environ``: the AWS front adds the header to every forwarded request and the sandbox's own clients add it
+too, so every caller, whatever its credentials, lands in account 111122223333.
+
+Two moto switches are process-wide settings (``moto.core.config.default_user_config``, the dict ``mock_aws(config=…)``
+and ``/moto-api/config`` write), set at start and restored on stop: ``stepfunctions.execute_state_machine`` (moto then runs ASL with
+its interpreter in ``moto/stepfunctions/parser`` instead of returning canned executions; ``SF_EXECUTION_HISTORY_TYPE``
+only shapes the canned ones) and ``iam.load_aws_managed_policies`` (the AWS managed policies such as
+``AmazonEKSFargatePodExecutionRolePolicy`` exist, so ``AttachRolePolicy`` succeeds as in AWS).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from moto.core.config import default_user_config
+from moto.server import ThreadedMotoServer
+
+ACCOUNT_HEADER = "x-moto-account-id"
+_werkzeug_log = logging.getLogger("werkzeug")
+MOTO_SETTINGS = {"stepfunctions": {"execute_state_machine": True}, "iam": {"load_aws_managed_policies": True}}
+
+
+class MotoBackend:
+    def __init__(self, account_id: str, region: str) -> None:
+        self.account_id = account_id
+        self.region = region
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._saved_config: Any = None
+        self._saved_log_level = logging.NOTSET
+        self._session: boto3.session.Session | None = None
+        self.url = ""
+
+    def start(self) -> None:
+        self._saved_config = copy.deepcopy(default_user_config)
+        # moto's /moto-api/config endpoint does not accept the "iam" section, so both are set in process.
+        default_user_config["stepfunctions"] = dict(MOTO_SETTINGS["stepfunctions"])  # type: ignore[typeddict-item]
+        default_user_config["iam"] = dict(MOTO_SETTINGS["iam"])  # type: ignore[typeddict-item]
+        self._saved_log_level = _werkzeug_log.level
+        _werkzeug_log.setLevel(logging.WARNING)  # one access-log line per AWS call drowns test output
+        self._server.start()
+        # socketserver's documented switches: track handler threads so server_close() joins them (no strays).
+        wsgi_server: Any = self._server._server
+        wsgi_server.daemon_threads = False
+        wsgi_server.block_on_close = True
+        host, port = self._server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+        self._session = boto3.session.Session(
+            aws_access_key_id="sandbox",
+            aws_secret_access_key="sandbox",  # noqa: S106 - moto checks no signature region_name=self.region
+        )
+
+    def stop(self) -> None:
+        self._server.stop()
+        wsgi_server: Any = self._server._server
+        if wsgi_server is not None:
+            wsgi_server.server_close()
+        if self._saved_config is not None:
+            config: dict[str, Any] = default_user_config  # type: ignore[assignment]
+            config.clear()
+            config.update(self._saved_config)
+        _werkzeug_log.setLevel(self._saved_log_level)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client that talks to moto directly (bypassing the front's rules), in the sandbox account."""
+        assert self._session is not None, "start() first"
+        client = self._session.client(  # type: ignore[call-overload]
+            service, endpoint_url=self.url, config=Config(retries={"max_attempts": 1})
+        )
+        client.meta.events.register("before-send", self._add_account_header)
+        return client
+
+    def _add_account_header(self, request: Any, **_: Any) -> None:
+        request.headers[ACCOUNT_HEADER] = self.account_id

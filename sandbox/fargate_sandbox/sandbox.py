@@ -1,0 +1,137 @@
+"""``Sandbox``: moto behind the AWS front, the registry front, fault hooks and seeds, started and stopped as one.
+
+    with Sandbox(registry_proxies={"public.ecr.aws": "http://127.0.0.1:5001"}) as sandbox:
+        eks = sandbox.boto3_client("eks")        # or AWS_ENDPOINT_URL=sandbox.endpoint_url for any SDK/CLI
+
+Everything listens on free 127.0.0.1 ports; ``stop()`` (also on an exception in the ``with`` block) joins every thread
+and closes every socket it opened. Nothing here changes ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from types import TracebackType
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from fargate_sandbox.aws_front import AwsFront
+from fargate_sandbox.ecr_rules import PullThroughCache
+from fargate_sandbox.eks_rules import FargateProfileRules
+from fargate_sandbox.events import EventRouter, Target
+from fargate_sandbox.faults import FaultInjector
+from fargate_sandbox.moto_backend import MotoBackend
+from fargate_sandbox.registry_front import RegistryFront
+from fargate_sandbox.seeds import ACCOUNT_ID, REGION, UPSTREAM_CREDENTIALS, Seeds, seed
+
+EventRule = tuple[str, Mapping[str, Any] | str, Target]
+
+
+class Sandbox:
+    def __init__(
+        self,
+        *,
+        registry_proxies: Mapping[str, str] | None = None,
+        profile_create_seconds: float = 3.0,
+        profile_delete_seconds: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+        event_rules: list[EventRule] | None = None,
+        upstream_credentials: Mapping[str, dict[str, str]] | None = None,
+    ) -> None:
+        """
+        Args:
+            registry_proxies: upstreamRegistryUrl → base URL of its pull-through proxy (registry_procs starts them);
+                more can be added later with ``set_registry_proxy``.
+            profile_create_seconds / profile_delete_seconds: how long a Fargate profile stays CREATING / DELETING.
+            clock: the time source of those delays (tests pass ``eks_rules.ManualClock``).
+            event_rules: EventBridge rules as (name, EventPattern, target callback), e.g. from template.yaml.
+            upstream_credentials: upstream URL → {"username", "accessToken"} its registry accepts (default: seeds).
+        """
+        self.account_id = ACCOUNT_ID
+        self.region = REGION
+        self.faults = FaultInjector()
+        self.events = EventRouter()
+        self._moto = MotoBackend(ACCOUNT_ID, REGION)
+        self.profiles = FargateProfileRules(self._moto, clock, profile_create_seconds, profile_delete_seconds)
+        self.cache = PullThroughCache(
+            self._moto,
+            registry_url=lambda: self.registry.url,
+            expected_credentials=dict(upstream_credentials or UPSTREAM_CREDENTIALS),
+        )
+        self.registry = RegistryFront(self.cache, registry_proxies or {}, self.faults, REGION)
+        self._front = AwsFront(self._moto, self.faults, self.profiles, self.cache, self.events)
+        for name, pattern, target in event_rules or []:
+            self.events.add_rule(name, dict(pattern) if isinstance(pattern, Mapping) else pattern, target)
+        self._stack: ExitStack | None = None
+        self._seeds: Seeds | None = None
+        self._session = boto3.session.Session(
+            aws_access_key_id="AKIASANDBOX000000000",
+            aws_secret_access_key="sandbox",  # noqa: S106 - moto checks no signature region_name=REGION
+        )
+
+    # --- lifecycle --------------------------------------------------------------------------------------------------
+    def start(self) -> Sandbox:
+        """Start moto, the fronts, and seed. If any step fails, whatever already started is stopped again."""
+        with ExitStack() as stack:
+            self._moto.start()
+            stack.callback(self._moto.stop)
+            self._front.start()
+            stack.callback(self._front.stop)
+            self.registry.start()
+            stack.callback(self.registry.stop)
+            self._seeds = seed(self._moto)
+            self._stack = stack.pop_all()
+        return self
+
+    def stop(self) -> None:
+        """Stop in reverse order; idempotent."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- what clients use -------------------------------------------------------------------------------------------
+    @property
+    def endpoint_url(self) -> str:
+        """``AWS_ENDPOINT_URL`` for every SDK and the AWS CLI."""
+        return self._front.url
+
+    @property
+    def registry_url(self) -> str:
+        return self.registry.url
+
+    @property
+    def seeds(self) -> Seeds:
+        assert self._seeds is not None, "start the sandbox first"
+        return self._seeds
+
+    def boto3_client(self, service: str, **kwargs: Any) -> Any:
+        """A boto3 client for ``service`` pointed at the sandbox: one attempt per call unless ``config`` says otherwise,
+        so tests see every answer the sandbox gives."""
+        kwargs.setdefault("config", Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+        return self._session.client(service, endpoint_url=self.endpoint_url, **kwargs)  # type: ignore[call-overload]
+
+    def moto_client(self, service: str) -> Any:
+        """A client straight to moto, bypassing the front's rules and faults (for seeding and assertions)."""
+        return self._moto.client(service)
+
+    # --- hook points for the registry processes and the Kubernetes emulator ------------------------------------------
+    def set_registry_proxy(self, upstream_registry_url: str, proxy_base_url: str) -> None:
+        self.registry.proxies[upstream_registry_url] = proxy_base_url
+
+    def set_cluster_endpoint(self, cluster: str, endpoint: str, certificate_authority_data: str) -> None:
+        self.profiles.set_cluster_endpoint(cluster, endpoint, certificate_authority_data)
+
+    def fargate_profiles(self, cluster: str) -> list[dict[str, Any]]:
+        """The cluster's profiles with their current status, as DescribeFargateProfile answers (for the scheduler)."""
+        return self.profiles.profiles(cluster)

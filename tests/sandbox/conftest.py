@@ -1,0 +1,54 @@
+"""One sandbox per test session (per xdist worker), on a hand-driven clock, plus a stub upstream registry."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sandbox_test_support import PROFILE_SECONDS, STUB_UPSTREAM_URL, StubUpstream
+
+from fargate_sandbox.eks_rules import ManualClock
+from fargate_sandbox.sandbox import Sandbox
+
+
+@pytest.fixture(scope="session")
+def stub_upstream() -> Iterator[StubUpstream]:
+    stub = StubUpstream()
+    stub.server.start("stub-upstream")
+    yield stub
+    stub.server.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox_clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture(scope="session")
+def sandbox(sandbox_clock: ManualClock, stub_upstream: StubUpstream) -> Iterator[Sandbox]:
+    with Sandbox(
+        clock=sandbox_clock,
+        profile_create_seconds=PROFILE_SECONDS,
+        profile_delete_seconds=PROFILE_SECONDS,
+        registry_proxies={STUB_UPSTREAM_URL: stub_upstream.server.url},
+    ) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _disarm_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "sandbox" in request.fixturenames:
+        request.getfixturevalue("sandbox").faults.clear()
+
+
+@pytest.fixture
+def cluster(sandbox: Sandbox) -> str:
+    """A fresh ACTIVE cluster in the seeded VPC, so profile tests never see each other's profiles."""
+    name = f"c-{uuid.uuid4().hex[:10]}"
+    network = sandbox.seeds.network
+    role = "arn:aws:iam::111122223333:role/sandbox-eks-cluster-role"
+    subnets = [*network.private_subnets, network.public_subnet]
+    sandbox.moto_client("eks").create_cluster(name=name, roleArn=role, resourcesVpcConfig={"subnetIds": subnets})
+    return name

@@ -1,0 +1,121 @@
+"""Fargate profiles behave like EKS: CREATING → ACTIVE, DELETING → gone, one in flight per cluster, private subnets."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+from sandbox_test_support import PROFILE_SECONDS, profile_args
+
+from fargate_sandbox.eks_rules import ManualClock
+from fargate_sandbox.sandbox import Sandbox
+
+
+def _status(eks: object, cluster: str, name: str) -> str:
+    return eks.describe_fargate_profile(clusterName=cluster, fargateProfileName=name)["fargateProfile"]["status"]  # type: ignore[attr-defined]
+
+
+def test_profile_is_creating_for_the_delay_then_active(
+    sandbox: Sandbox, sandbox_clock: ManualClock, cluster: str
+) -> None:
+    # Given the EKS API of the sandbox
+    eks = sandbox.boto3_client("eks")
+    # When a profile is created
+    created = eks.create_fargate_profile(**profile_args(sandbox, cluster, "web"))["fargateProfile"]
+    # Then it is CREATING until the delay has passed, then ACTIVE
+    assert created["status"] == "CREATING"
+    sandbox_clock.advance(PROFILE_SECONDS - 0.5)
+    assert _status(eks, cluster, "web") == "CREATING"
+    sandbox_clock.advance(1)
+    assert _status(eks, cluster, "web") == "ACTIVE"
+    assert [p["status"] for p in sandbox.fargate_profiles(cluster)] == ["ACTIVE"]
+
+
+def test_second_profile_while_one_is_creating_gets_eks_error_text(sandbox: Sandbox, cluster: str) -> None:
+    # Given a profile that is still CREATING
+    eks = sandbox.boto3_client("eks")
+    eks.create_fargate_profile(**profile_args(sandbox, cluster, "first"))
+    # When another profile is created on the same cluster
+    with pytest.raises(ClientError) as raised:
+        eks.create_fargate_profile(**profile_args(sandbox, cluster, "second", selectors=[{"namespace": "other"}]))
+    # Then EKS's ResourceInUseException and message come back, and nothing was created
+    error = raised.value.response["Error"]
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    assert error["Code"] == "ResourceInUseException"
+    assert error["Message"] == (
+        f"Cannot create Fargate Profile second because cluster {cluster} currently has Fargate profile first in status CREATING"
+    )
+    assert eks.list_fargate_profiles(clusterName=cluster)["fargateProfileNames"] == ["first"]
+
+
+def test_delete_is_deleting_then_gone_and_blocks_other_deletes(
+    sandbox: Sandbox, sandbox_clock: ManualClock, cluster: str
+) -> None:
+    # Given two ACTIVE profiles
+    eks = sandbox.boto3_client("eks")
+    eks.create_fargate_profile(**profile_args(sandbox, cluster, "one"))
+    sandbox_clock.advance(PROFILE_SECONDS)
+    eks.create_fargate_profile(**profile_args(sandbox, cluster, "two", selectors=[{"namespace": "two"}]))
+    sandbox_clock.advance(PROFILE_SECONDS)
+    # When one is deleted
+    deleting = eks.delete_fargate_profile(clusterName=cluster, fargateProfileName="one")["fargateProfile"]
+    # Then it is DELETING, the other cannot be deleted meanwhile, and it is gone after the delay
+    assert deleting["status"] == "DELETING"
+    with pytest.raises(ClientError) as raised:
+        eks.delete_fargate_profile(clusterName=cluster, fargateProfileName="two")
+    assert raised.value.response["Error"]["Message"] == (
+        f"Cannot Delete Fargate Profile two because cluster {cluster} currently has Fargate profile one in status DELETING"
+    )
+    sandbox_clock.advance(PROFILE_SECONDS)
+    with pytest.raises(ClientError) as gone:
+        eks.describe_fargate_profile(clusterName=cluster, fargateProfileName="one")
+    assert gone.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert eks.list_fargate_profiles(clusterName=cluster)["fargateProfileNames"] == ["two"]
+
+
+def test_six_selectors_are_rejected(sandbox: Sandbox, cluster: str) -> None:
+    # Given six selectors, one more than EKS allows
+    selectors = [{"namespace": f"ns{i}"} for i in range(6)]
+    # When the profile is created
+    with pytest.raises(ClientError) as raised:
+        sandbox.boto3_client("eks").create_fargate_profile(
+            **profile_args(sandbox, cluster, "many", selectors=selectors)
+        )
+    # Then EKS rejects the parameter
+    assert raised.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert raised.value.response["Error"]["Message"] == "Request contains more than 5 Selectors"
+
+
+def test_public_subnet_is_rejected(sandbox: Sandbox, cluster: str) -> None:
+    # Given the seeded public subnet (its route table routes 0.0.0.0/0 to an internet gateway)
+    public = sandbox.seeds.network.public_subnet
+    # When a profile names it
+    with pytest.raises(ClientError) as raised:
+        sandbox.boto3_client("eks").create_fargate_profile(**profile_args(sandbox, cluster, "pub", subnets=[public]))
+    # Then EKS's error names the subnet
+    assert raised.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert (
+        raised.value.response["Error"]["Message"]
+        == f"Subnet {public} provided in Fargate Profile is not a private subnet"
+    )
+
+
+def test_same_client_request_token_replays_the_first_answer(sandbox: Sandbox, cluster: str) -> None:
+    # Given a profile created with a client request token
+    eks = sandbox.boto3_client("eks")
+    args = profile_args(sandbox, cluster, "idem", clientRequestToken="token-1")
+    first = eks.create_fargate_profile(**args)["fargateProfile"]
+    # When the same request is retried (as the SDK does after a lost answer)
+    again = eks.create_fargate_profile(**args)["fargateProfile"]
+    # Then the same profile is returned instead of an error
+    assert again["fargateProfileArn"] == first["fargateProfileArn"]
+    assert again["status"] == "CREATING"
+
+
+def test_describe_cluster_reports_the_seeded_vpc(sandbox: Sandbox) -> None:
+    # When the seeded cluster is described
+    described = sandbox.boto3_client("eks").describe_cluster(name="blog")["cluster"]
+    # Then it is ACTIVE in the seeded VPC with its three subnets
+    network = sandbox.seeds.network
+    assert described["status"] == "ACTIVE"
+    assert described["resourcesVpcConfig"]["vpcId"] == network.vpc_id
+    assert set(described["resourcesVpcConfig"]["subnetIds"]) == {*network.private_subnets, network.public_subnet}

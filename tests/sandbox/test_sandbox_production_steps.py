@@ -1,0 +1,92 @@
+"""The production AWS steps (fargate_app.aws.*) run unchanged against the sandbox, boto3 pointed at it by env."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sandbox_test_support import PROFILE_SECONDS, unique
+
+from fargate_app.aws import clients
+from fargate_app.aws.ecr import ensure_cache_rule
+from fargate_app.aws.eks import check_fargate_profile, ensure_fargate_profile
+from fargate_app.aws.iam import ensure_pod_execution_role
+from fargate_app.config import Settings
+from fargate_app.errors import ProfileOperationInProgress, SubnetNotPrivate
+from fargate_app.models import parse_request
+from fargate_sandbox.eks_rules import ManualClock
+from fargate_sandbox.sandbox import Sandbox
+
+
+@pytest.fixture
+def aws_env(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """What the Lambda environment gives the functions: region, account, and (sandbox only) the endpoint."""
+    for name, value in {
+        "AWS_ENDPOINT_URL": sandbox.endpoint_url,
+        "AWS_REGION": "us-west-2",
+        "AWS_DEFAULT_REGION": "us-west-2",
+        "AWS_ACCESS_KEY_ID": "AKIASANDBOX000000000",
+        "AWS_SECRET_ACCESS_KEY": "sandbox",
+    }.items():
+        monkeypatch.setenv(name, value)
+    clients.reset_clients()
+    yield Settings.model_validate({"AWS_REGION": "us-west-2", "ACCOUNT_ID": "111122223333"})
+    clients.reset_clients()
+
+
+def test_role_profile_and_cache_rule_steps_succeed(
+    sandbox: Sandbox, sandbox_clock: ManualClock, aws_env: Settings, cluster: str
+) -> None:
+    # Given a request for an app on a fresh cluster in the seeded VPC
+    namespace = unique("ns")
+    request = parse_request(
+        {
+            "cluster": cluster,
+            "app": "demo-app",
+            "namespace": namespace,
+            "image": "public.ecr.aws/nginx/nginx:stable",
+            "cachePrefix": unique("ecr-public"),
+        },
+        region="us-west-2",
+        account="111122223333",
+    )
+    # When the steps run in order
+    role = ensure_pod_execution_role(aws_env, cluster, request.effective_cache_prefix)
+    profile = ensure_fargate_profile(aws_env, request, role.arn)
+    first_check = check_fargate_profile(aws_env, cluster, profile.name, attempt=0)
+    sandbox_clock.advance(PROFILE_SECONDS)
+    second_check = check_fargate_profile(aws_env, cluster, profile.name, attempt=1)
+    rule = ensure_cache_rule(aws_env, request, role.name)
+    # Then the role is created in the sandbox account, the profile uses only private subnets and becomes ACTIVE,
+    assert role.created and role.arn.startswith("arn:aws:iam::111122223333:role/")
+    assert profile.created and profile.status == "CREATING"
+    assert set(profile.subnets) == set(sandbox.seeds.network.private_subnets)
+    assert (first_check.ready, second_check.ready) == (False, True)
+    # and the cache rule is created and validated
+    assert rule.created and rule.validated and rule.upstream_registry_url == "public.ecr.aws"
+
+
+def test_concurrent_profile_surfaces_as_retryable(sandbox: Sandbox, aws_env: Settings, cluster: str) -> None:
+    # Given one app's profile still CREATING
+    role_arn = "arn:aws:iam::111122223333:role/AmazonEKSFargatePodExecutionRole"
+    first = parse_request({"cluster": cluster, "app": "a", "namespace": unique("a"), "image": "quay.io/x/y:1"})
+    second = parse_request({"cluster": cluster, "app": "b", "namespace": unique("b"), "image": "quay.io/x/y:1"})
+    ensure_fargate_profile(aws_env, first, role_arn)
+    # When another app needs a profile on the same cluster
+    # Then EKS's one-at-a-time rule surfaces as the retryable ProfileOperationInProgress
+    with pytest.raises(ProfileOperationInProgress, match="currently has Fargate profile"):
+        ensure_fargate_profile(aws_env, second, role_arn)
+
+
+def test_public_subnet_request_is_subnet_not_private(sandbox: Sandbox, aws_env: Settings, cluster: str) -> None:
+    request = parse_request(
+        {
+            "cluster": cluster,
+            "app": "p",
+            "namespace": unique("p"),
+            "image": "quay.io/x/y:1",
+            "subnets": [sandbox.seeds.network.public_subnet],
+        }
+    )
+    with pytest.raises(SubnetNotPrivate):
+        ensure_fargate_profile(aws_env, request, "arn:aws:iam::111122223333:role/AmazonEKSFargatePodExecutionRole")

@@ -1,0 +1,91 @@
+"""The registry front: ECR-style Basic auth, prefix → proxy mapping, streaming, cache repository on first pull."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import urllib3
+from sandbox_test_support import StubUpstream, unique
+
+from fargate_sandbox.sandbox import Sandbox
+
+http = urllib3.PoolManager(retries=False)
+
+
+def _login(sandbox: Sandbox) -> dict[str, str]:
+    data = sandbox.boto3_client("ecr").get_authorization_token()["authorizationData"][0]
+    return {"Authorization": f"Basic {data['authorizationToken']}"}
+
+
+def test_token_points_at_the_registry_front_and_opens_it(sandbox: Sandbox) -> None:
+    # When a client asks ECR for a registry token
+    data = sandbox.boto3_client("ecr").get_authorization_token()["authorizationData"][0]
+    user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    # Then the token is AWS:<password> for the sandbox registry, which accepts it on /v2/
+    assert data["proxyEndpoint"] == sandbox.registry_url
+    assert user == "AWS" and password
+    answer = http.request(
+        "GET", f"{data['proxyEndpoint']}/v2/", headers={"Authorization": f"Basic {data['authorizationToken']}"}
+    )
+    assert answer.status == 200
+
+
+@pytest.mark.parametrize("credentials", [None, "AWS:not-issued-by-the-sandbox", "someone:else"])
+def test_wrong_or_missing_token_is_401_with_a_basic_challenge(sandbox: Sandbox, credentials: str | None) -> None:
+    headers = {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()} if credentials else {}
+    answer = http.request("GET", f"{sandbox.registry_url}/v2/", headers=headers)
+    assert answer.status == 401
+    assert answer.headers["WWW-Authenticate"].startswith("Basic realm=")
+    assert json.loads(answer.data)["errors"][0]["code"] == "UNAUTHORIZED"
+
+
+def test_unknown_prefix_is_name_unknown(sandbox: Sandbox) -> None:
+    answer = http.request(
+        "GET", f"{sandbox.registry_url}/v2/{unique('nope')}/x/manifests/latest", headers=_login(sandbox)
+    )
+    assert answer.status == 404
+    assert json.loads(answer.data)["errors"][0]["code"] == "NAME_UNKNOWN"
+
+
+def test_first_pull_creates_the_cache_repository(sandbox: Sandbox, stub_upstream: StubUpstream) -> None:
+    # Given a rule for the stub upstream under a fresh prefix, and no repository under it yet
+    ecr = sandbox.boto3_client("ecr")
+    prefix = unique("ecr-public")
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix=prefix, upstreamRegistryUrl="public.ecr.aws")
+    repository = f"{prefix}/nginx/nginx"
+    assert repository not in [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]]
+    # When the image's manifest and blob are pulled through the front
+    headers = _login(sandbox)
+    manifest = http.request("GET", f"{sandbox.registry_url}/v2/{repository}/manifests/stable", headers=headers)
+    blob = http.request(
+        "GET",
+        f"{sandbox.registry_url}/v2/{repository}/blobs/{stub_upstream.blob_digest}",
+        headers=headers,
+        preload_content=False,
+    )
+    blob_bytes = b"".join(blob.stream(4096))
+    # Then the upstream saw the path without the prefix, the bytes are the upstream's,
+    assert "/v2/nginx/nginx/manifests/stable" in stub_upstream.paths
+    assert manifest.status == 200 and manifest.data == stub_upstream.manifest
+    assert blob_bytes == stub_upstream.blob
+    # and ECR now has the cache repository with the pulled image under its tag and real digest
+    assert repository in [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]]
+    images = ecr.describe_images(repositoryName=repository)["imageDetails"]
+    assert [(i["imageDigest"], i.get("imageTags")) for i in images] == [(stub_upstream.manifest_digest, ["stable"])]
+
+
+def test_longest_prefix_wins(sandbox: Sandbox, stub_upstream: StubUpstream) -> None:
+    # Given "a" → k8s (no proxy in this sandbox) and "a/b" → the stub upstream
+    ecr = sandbox.boto3_client("ecr")
+    outer = unique("lp")
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix=outer, upstreamRegistryUrl="registry.k8s.io")
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix=f"{outer}/b", upstreamRegistryUrl="public.ecr.aws")
+    # When a path under the longer prefix is pulled
+    answer = http.request(
+        "GET", f"{sandbox.registry_url}/v2/{outer}/b/nginx/nginx/manifests/stable", headers=_login(sandbox)
+    )
+    # Then the longer rule's upstream answered
+    assert answer.status == 200
+    assert answer.data == stub_upstream.manifest
