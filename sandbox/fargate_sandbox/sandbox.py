@@ -25,6 +25,7 @@ from fargate_sandbox.events import EventRouter, Target
 from fargate_sandbox.faults import FaultInjector
 from fargate_sandbox.moto_backend import MotoBackend
 from fargate_sandbox.registry_front import RegistryFront
+from fargate_sandbox.seeded_registries import SeededRegistries
 from fargate_sandbox.seeds import ACCOUNT_ID, REGION, UPSTREAM_CREDENTIALS, Seeds, seed
 
 EventRule = tuple[str, Mapping[str, Any] | str, Target]
@@ -40,6 +41,7 @@ class Sandbox:
         clock: Callable[[], float] = time.monotonic,
         event_rules: list[EventRule] | None = None,
         upstream_credentials: Mapping[str, dict[str, str]] | None = None,
+        seed_registries: bool = True,
     ) -> None:
         """
         Args:
@@ -49,6 +51,7 @@ class Sandbox:
             clock: the time source of those delays (tests pass ``eks_rules.ManualClock``).
             event_rules: EventBridge rules as (name, EventPattern, target callback), e.g. from template.yaml.
             upstream_credentials: upstream URL → {"username", "accessToken"} its registry accepts (default: seeds).
+            seed_registries: start the seeded upstream registries and their pull-through proxies (design.md §6).
         """
         self.account_id = ACCOUNT_ID
         self.region = REGION
@@ -65,11 +68,15 @@ class Sandbox:
         self._front = AwsFront(self._moto, self.faults, self.profiles, self.cache, self.events)
         for name, pattern, target in event_rules or []:
             self.events.add_rule(name, dict(pattern) if isinstance(pattern, Mapping) else pattern, target)
+        self._seed_registries = seed_registries
+        self._upstream_credentials = dict(upstream_credentials or UPSTREAM_CREDENTIALS)
+        self.upstreams: SeededRegistries | None = None
         self._stack: ExitStack | None = None
         self._seeds: Seeds | None = None
         self._session = boto3.session.Session(
             aws_access_key_id="AKIASANDBOX000000000",
-            aws_secret_access_key="sandbox",  # noqa: S106 - moto checks no signature region_name=REGION
+            aws_secret_access_key="sandbox",  # noqa: S106 - moto checks no signature
+            region_name=REGION,
         )
 
     # --- lifecycle --------------------------------------------------------------------------------------------------
@@ -82,6 +89,11 @@ class Sandbox:
             stack.callback(self._front.stop)
             self.registry.start()
             stack.callback(self.registry.stop)
+            if self._seed_registries:
+                self.upstreams = SeededRegistries(credentials=self._upstream_credentials).start()
+                stack.callback(self.upstreams.stop)
+                for upstream_url, proxy_url in self.upstreams.proxies.items():
+                    self.registry.proxies.setdefault(upstream_url, proxy_url)  # a proxy given explicitly wins
             self._seeds = seed(self._moto)
             self._stack = stack.pop_all()
         return self

@@ -90,3 +90,64 @@ def test_public_subnet_request_is_subnet_not_private(sandbox: Sandbox, aws_env: 
     )
     with pytest.raises(SubnetNotPrivate):
         ensure_fargate_profile(aws_env, request, "arn:aws:iam::111122223333:role/AmazonEKSFargatePodExecutionRole")
+
+
+@pytest.mark.parametrize(
+    ("image", "upstream", "repository", "tag", "credential"),
+    [
+        # public.ecr.aws is the stub upstream in this session's sandbox; its seed is checked below
+        ("registry.k8s.io/pause:3.10", "registry.k8s.io", "pause", "3.10", None),
+        ("quay.io/prometheus/busybox:latest", "quay.io", "prometheus/busybox", "latest", None),
+        ("redis:7", "registry-1.docker.io", "library/redis", "7", "ecr-pullthroughcache/docker-hub"),
+        (
+            "ghcr.io/stefanprodan/podinfo:6.7.0",
+            "ghcr.io",
+            "stefanprodan/podinfo",
+            "6.7.0",
+            "ecr-pullthroughcache/github",
+        ),
+    ],
+)
+def test_every_seeded_image_warms_through_its_cache_rule(
+    sandbox: Sandbox, aws_env: Settings, image: str, upstream: str, repository: str, tag: str, credential: str | None
+) -> None:
+    # Given a cache rule for the seeded upstream (credentialed upstreams use their seeded secret)
+    from fargate_app.registry import warm_image_cache
+
+    body = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": image, "cachePrefix": unique("c")}
+    if credential:
+        secrets = sandbox.boto3_client("secretsmanager")
+        body["credentialArn"] = secrets.describe_secret(SecretId=credential)["ARN"]
+    request = parse_request(body, region="us-west-2", account="111122223333")
+    rule = ensure_cache_rule(aws_env, request)
+    # When the warm step pulls the image through the sandbox's private registry
+    warmed = warm_image_cache(request.image, rule.ecr_repository_prefix, request.platform)
+    # Then it resolves to the digest the real upstream registry computed, pinned under the sandbox registry host,
+    assert sandbox.upstreams is not None
+    assert warmed.digest == sandbox.upstreams.digest(upstream, repository, tag)
+    host = sandbox.registry_url.removeprefix("http://")
+    assert warmed.cached == f"{host}/{rule.ecr_repository_prefix}/{repository}@{warmed.digest}"
+    assert warmed.layers_warmed == 2
+    # and the first pull created the cache repository, as ECR does
+    names = [r["repositoryName"] for r in sandbox.boto3_client("ecr").describe_repositories()["repositories"]]
+    assert f"{rule.ecr_repository_prefix}/{repository}" in names
+
+
+def test_the_seeded_nginx_is_a_multi_arch_index_behind_its_proxy(sandbox: Sandbox) -> None:
+    import json
+
+    import urllib3
+
+    assert sandbox.upstreams is not None
+    proxy = sandbox.upstreams.registries["public.ecr.aws"].proxy
+    answer = urllib3.PoolManager().request(
+        "GET",
+        f"{proxy.url}/v2/nginx/nginx/manifests/stable",
+        headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+    )
+    assert answer.status == 200
+    assert answer.headers["Docker-Content-Digest"] == sandbox.upstreams.digest(
+        "public.ecr.aws", "nginx/nginx", "stable"
+    )
+    platforms = {(m["platform"]["os"], m["platform"]["architecture"]) for m in json.loads(answer.data)["manifests"]}
+    assert platforms == {("linux", "amd64"), ("linux", "arm64")}
