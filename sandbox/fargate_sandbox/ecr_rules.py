@@ -146,6 +146,7 @@ class PullThroughCache:
         self._expected = expected_credentials or {}
         self._rules: dict[str, CacheRule] = {}
         self._tokens: dict[str, float] = {}
+        self._cached_digests: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -283,6 +284,13 @@ class PullThroughCache:
                 tags=[{"Key": PULL_THROUGH_TAG, "Value": rule[0].prefix if rule else ""}],
             )
         digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+        # ECR imports an image index together with the manifests it lists, so those are pullable by digest next.
+        try:
+            children = {str(entry["digest"]) for entry in json.loads(manifest).get("manifests", [])}
+        except (ValueError, TypeError, KeyError, AttributeError):
+            children = set()
+        with self._lock:
+            self._cached_digests.setdefault(repository, set()).update({digest, *children})
         put: dict[str, Any] = {
             "repositoryName": repository,
             "imageManifest": manifest.decode("utf-8"),
@@ -293,6 +301,14 @@ class PullThroughCache:
             put["imageTag"] = reference
         with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):
             ecr.put_image(**put)
+
+    def is_cached(self, repository: str, digest: str) -> bool:
+        """Whether a pull by ``digest`` can be served: the cache resolves a digest only for what a pull by tag
+        imported (the rule design.md §6.8 and the sandbox issue pin: a pull by digest of an uncached image fails).
+        The ECR documentation only shows pulls by tag through a cache rule; a first pull by digest is the case
+        this rule makes fail loudly in the sandbox rather than succeed silently."""
+        with self._lock:
+            return digest in self._cached_digests.get(repository, set())
 
     # --- credentials ------------------------------------------------------------------------------------------------
     def _read_secret(self, arn: str) -> str:

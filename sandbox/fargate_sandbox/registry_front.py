@@ -126,6 +126,15 @@ def _handler_for(front: RegistryFront) -> type[QuietHandler]:
                 message = f"no upstream registry is reachable for {rule.upstream_url}"
                 self._send(503, _error_body("UNAVAILABLE", message, {"name": name}))
                 return
+            reference = route.groupdict().get("reference") or ""
+            if (
+                route["kind"] == "manifests"
+                and reference.startswith("sha256:")
+                and not front.cache.is_cached(name, reference)
+            ):
+                message = f"manifest {reference} is not in the cache: pull it by tag first"
+                self._send(404, _error_body("MANIFEST_UNKNOWN", message, {"name": name, "digest": reference}))
+                return
             suffix = path[len("/v2/") + len(name) :]
             self._proxy(base, f"/v2/{upstream_repo}{suffix}", name, route)
 

@@ -89,3 +89,24 @@ def test_longest_prefix_wins(sandbox: Sandbox, stub_upstream: StubUpstream) -> N
     # Then the longer rule's upstream answered
     assert answer.status == 200
     assert answer.data == stub_upstream.manifest
+
+
+def test_a_digest_is_served_only_after_a_pull_by_tag_imported_it(sandbox: Sandbox) -> None:
+    # Given a rule for the seeded quay.io upstream and the digest its busybox tag has upstream
+    assert sandbox.upstreams is not None
+    digest = sandbox.upstreams.digest("quay.io", "prometheus/busybox", "latest")
+    prefix = unique("quay")
+    sandbox.boto3_client("ecr").create_pull_through_cache_rule(
+        ecrRepositoryPrefix=prefix, upstreamRegistryUrl="quay.io"
+    )
+    by_digest = f"{sandbox.registry_url}/v2/{prefix}/prometheus/busybox/manifests/{digest}"
+    by_tag = f"{sandbox.registry_url}/v2/{prefix}/prometheus/busybox/manifests/latest"
+    accept = {"Accept": "application/vnd.oci.image.manifest.v1+json", **_login(sandbox)}
+    # When it is pulled by digest first, then by tag, then by digest again
+    before = http.request("GET", by_digest, headers=accept)
+    tagged = http.request("GET", by_tag, headers=accept)
+    after = http.request("GET", by_digest, headers=accept)
+    # Then only the pull by tag imports it
+    assert before.status == 404 and json.loads(before.data)["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    assert tagged.status == 200 and tagged.headers["Docker-Content-Digest"] == digest
+    assert after.status == 200
