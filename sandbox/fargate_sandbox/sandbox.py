@@ -22,11 +22,21 @@ from fargate_sandbox.aws_front import AwsFront
 from fargate_sandbox.ecr_rules import PullThroughCache
 from fargate_sandbox.eks_rules import FargateProfileRules
 from fargate_sandbox.events import EventRouter, Target
+from fargate_sandbox.fargate_cluster import start_cluster
 from fargate_sandbox.faults import FaultInjector
 from fargate_sandbox.moto_backend import MotoBackend
 from fargate_sandbox.registry_front import RegistryFront
 from fargate_sandbox.seeded_registries import SeededRegistries
-from fargate_sandbox.seeds import ACCOUNT_ID, REGION, UPSTREAM_CREDENTIALS, Seeds, seed
+from fargate_sandbox.seeds import (
+    ACCOUNT_ID,
+    CLUSTER_NAME,
+    KUBERNETES_VERSION,
+    REGION,
+    UPSTREAM_CREDENTIALS,
+    Seeds,
+    seed,
+)
+from kube_emulator import KubeEmulator
 
 EventRule = tuple[str, Mapping[str, Any] | str, Target]
 
@@ -71,11 +81,13 @@ class Sandbox:
         self._seed_registries = seed_registries
         self._upstream_credentials = dict(upstream_credentials or UPSTREAM_CREDENTIALS)
         self.upstreams: SeededRegistries | None = None
+        self.kubernetes: KubeEmulator | None = None
         self._stack: ExitStack | None = None
         self._seeds: Seeds | None = None
+        self.credentials = ("AKIASANDBOX000000000", "sandbox")  # the sandbox's one (fake) credential
         self._session = boto3.session.Session(
-            aws_access_key_id="AKIASANDBOX000000000",
-            aws_secret_access_key="sandbox",  # noqa: S106 - moto checks no signature
+            aws_access_key_id=self.credentials[0],
+            aws_secret_access_key=self.credentials[1],
             region_name=REGION,
         )
 
@@ -95,6 +107,8 @@ class Sandbox:
                 for upstream_url, proxy_url in self.upstreams.proxies.items():
                     self.registry.proxies.setdefault(upstream_url, proxy_url)  # a proxy given explicitly wins
             self._seeds = seed(self._moto)
+            self.kubernetes = start_cluster(self, CLUSTER_NAME, KUBERNETES_VERSION)
+            stack.callback(self.kubernetes.stop)
             self._stack = stack.pop_all()
         return self
 

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 from sandbox_test_support import PROFILE_SECONDS, STUB_UPSTREAM_URL, StubUpstream
 
+from fargate_app.aws import clients
+from fargate_app.config import Settings
 from fargate_sandbox.eks_rules import ManualClock
 from fargate_sandbox.sandbox import Sandbox
 
@@ -52,3 +54,19 @@ def cluster(sandbox: Sandbox) -> str:
     subnets = [*network.private_subnets, network.public_subnet]
     sandbox.moto_client("eks").create_cluster(name=name, roleArn=role, resourcesVpcConfig={"subnetIds": subnets})
     return name
+
+
+@pytest.fixture
+def aws_env(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """What the Lambda environment gives the functions: region, account, and (sandbox only) the endpoint."""
+    for name, value in {
+        "AWS_ENDPOINT_URL": sandbox.endpoint_url,
+        "AWS_REGION": "us-west-2",
+        "AWS_DEFAULT_REGION": "us-west-2",
+        "AWS_ACCESS_KEY_ID": "AKIASANDBOX000000000",
+        "AWS_SECRET_ACCESS_KEY": "sandbox",
+    }.items():
+        monkeypatch.setenv(name, value)
+    clients.reset_clients()
+    yield Settings.model_validate({"AWS_REGION": "us-west-2", "ACCOUNT_ID": "111122223333"})
+    clients.reset_clients()

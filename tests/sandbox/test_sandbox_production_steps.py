@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sandbox_test_support import PROFILE_SECONDS, unique
 
-from fargate_app.aws import clients
 from fargate_app.aws.ecr import ensure_cache_rule
 from fargate_app.aws.eks import check_fargate_profile, ensure_fargate_profile
 from fargate_app.aws.iam import ensure_pod_execution_role
@@ -16,22 +13,6 @@ from fargate_app.errors import ProfileOperationInProgress, SubnetNotPrivate
 from fargate_app.models import parse_request
 from fargate_sandbox.eks_rules import ManualClock
 from fargate_sandbox.sandbox import Sandbox
-
-
-@pytest.fixture
-def aws_env(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """What the Lambda environment gives the functions: region, account, and (sandbox only) the endpoint."""
-    for name, value in {
-        "AWS_ENDPOINT_URL": sandbox.endpoint_url,
-        "AWS_REGION": "us-west-2",
-        "AWS_DEFAULT_REGION": "us-west-2",
-        "AWS_ACCESS_KEY_ID": "AKIASANDBOX000000000",
-        "AWS_SECRET_ACCESS_KEY": "sandbox",
-    }.items():
-        monkeypatch.setenv(name, value)
-    clients.reset_clients()
-    yield Settings.model_validate({"AWS_REGION": "us-west-2", "ACCOUNT_ID": "111122223333"})
-    clients.reset_clients()
 
 
 def test_role_profile_and_cache_rule_steps_succeed(

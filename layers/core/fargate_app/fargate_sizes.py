@@ -60,7 +60,7 @@ def parse_quantity(text: str, *, allow_milli: bool) -> Decimal:
     Raises:
         ValueError: not a quantity of the accepted form.
     """
-    match = _QUANTITY.match(text)
+    match = _QUANTITY.fullmatch(text)
     if not match or (match["suffix"] == "m" and not allow_milli):
         units = "e.g. 250m, 0.5 or 2" if allow_milli else "e.g. 512Mi, 1Gi or 2G"
         raise ValueError(f"{text!r} is not a Kubernetes quantity ({units})")

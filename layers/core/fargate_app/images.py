@@ -56,7 +56,7 @@ _AZURE_SUFFIX = ".azurecr.io"
 def upstream_for_host(host: str) -> Upstream | None:
     if host in UPSTREAMS:
         return UPSTREAMS[host]
-    if host.endswith(_AZURE_SUFFIX) and DOMAIN.match(host):
+    if host.endswith(_AZURE_SUFFIX) and DOMAIN.fullmatch(host):
         return Upstream(host, host, "azure-container-registry", "azure", True)
     return None
 
@@ -108,22 +108,22 @@ def parse_reference(text: str) -> ImageReference:
     remainder, digest = text, None
     if "@" in remainder:
         remainder, digest = remainder.split("@", 1)
-        if not DIGEST.match(digest):
+        if not DIGEST.fullmatch(digest):
             raise InvalidReference(f"digest {digest!r} is not of the form algorithm:hex")
-        if digest.startswith("sha256:") and not SHA256_DIGEST.match(digest):
+        if digest.startswith("sha256:") and not SHA256_DIGEST.fullmatch(digest):
             raise InvalidReference("a sha256 digest must be 64 lowercase hex characters")
     name, tag = remainder, None
     last_slash = remainder.rfind("/")
     if ":" in remainder[last_slash + 1 :]:
         name, tag = remainder.rsplit(":", 1)
-        if not TAG.match(tag):
+        if not TAG.fullmatch(tag):
             raise InvalidReference(f"tag {tag!r} must match [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}")
     if len(name) > NAME_TOTAL_LENGTH_MAX:
         raise InvalidReference(f"repository name must be at most {NAME_TOTAL_LENGTH_MAX} characters")
     components = name.split("/")
     first = components[0]
     if len(components) > 1 and ("." in first or ":" in first or first == "localhost"):
-        if not DOMAIN.match(first):
+        if not DOMAIN.fullmatch(first):
             raise InvalidReference(f"registry host {first!r} is not a valid domain[:port]")
         registry, path = first.lower(), components[1:]
     else:
@@ -133,7 +133,7 @@ def parse_reference(text: str) -> ImageReference:
         if len(path) == 1:
             path = ["library", *path]
     for component in path:
-        if not PATH_COMPONENT.match(component):
+        if not PATH_COMPONENT.fullmatch(component):
             raise InvalidReference(
                 f"repository component {component!r} must be lowercase letters and digits separated by '.', '_', "
                 "'__' or '-'"

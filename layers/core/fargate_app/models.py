@@ -56,7 +56,7 @@ class ApiModel(BaseModel):
 
 
 def _dns1123_label(value: str) -> str:
-    if len(value) > 63 or not DNS1123_LABEL.match(value):
+    if len(value) > 63 or not DNS1123_LABEL.fullmatch(value):
         raise ValueError(
             "must be a DNS-1123 label: at most 63 lowercase letters, digits or '-', starting and ending "
             "with a letter or digit"
@@ -65,7 +65,7 @@ def _dns1123_label(value: str) -> str:
 
 
 def _eks_name(value: str) -> str:
-    if not 1 <= len(value) <= 100 or not EKS_NAME.match(value):
+    if not 1 <= len(value) <= 100 or not EKS_NAME.fullmatch(value):
         raise ValueError(
             "must be an EKS cluster name: 1-100 letters, digits, '-' or '_', starting with a letter or digit"
         )
@@ -74,9 +74,9 @@ def _eks_name(value: str) -> str:
 
 def validate_label_key(key: str) -> None:
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(prefix)):
         raise ValueError(f"label key {key!r}: prefix must be a DNS subdomain of at most 253 characters")
-    if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
+    if not name or len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name):
         raise ValueError(
             f"label key {key!r}: name must be at most 63 characters of letters, digits, '-', '_' or "
             "'.', starting and ending with a letter or digit"
@@ -84,7 +84,7 @@ def validate_label_key(key: str) -> None:
 
 
 def validate_label_value(key: str, value: str) -> None:
-    if len(value) > 63 or not LABEL_VALUE.match(value):
+    if len(value) > 63 or not LABEL_VALUE.fullmatch(value):
         raise ValueError(
             f"label {key!r}: value must be at most 63 characters of letters, digits, '-', '_' or '.', "
             "starting and ending with a letter or digit"
@@ -179,7 +179,7 @@ class ProvisionRequest(ApiModel):
         if value is None:
             return None
         for subnet in value:
-            if not SUBNET_ID.match(subnet):
+            if not SUBNET_ID.fullmatch(subnet):
                 raise ValueError(f"{subnet!r} is not a subnet id (subnet- and 8 or 17 hex digits)")
         if len(set(value)) != len(value):
             raise ValueError("must not repeat a subnet")
@@ -188,7 +188,7 @@ class ProvisionRequest(ApiModel):
     @field_validator("cache_prefix")
     @classmethod
     def _cache_prefix(cls, value: str | None) -> str | None:
-        if value is not None and not ECR_PREFIX.match(value):
+        if value is not None and not ECR_PREFIX.fullmatch(value):
             raise ValueError(
                 "must be lowercase letters and digits, separated by '.', '_', '-' or '/' (ECR repository prefix rule)"
             )
@@ -199,7 +199,7 @@ class ProvisionRequest(ApiModel):
     def _credential_arn(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        match = SECRET_ARN.match(value)
+        match = SECRET_ARN.fullmatch(value)
         if not match:
             raise ValueError(
                 "must be a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:…)"
@@ -219,7 +219,7 @@ class ProvisionRequest(ApiModel):
     @field_validator("platform")
     @classmethod
     def _platform(cls, value: str) -> str:
-        if not PLATFORM.match(value):
+        if not PLATFORM.fullmatch(value):
             raise ValueError("must be linux/amd64 or linux/arm64")
         return value
 

@@ -1,0 +1,19 @@
+"""CheckRollout: one ``kubectl get pods -o wide`` — ready when every pod is Running on a fargate- node."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fargate_app.config import get_settings
+from fargate_app.kube.models import CheckRolloutEvent
+from fargate_app.kube.settings import get_kube_settings
+from fargate_app.kube.steps import check_rollout
+from fargate_app.observability import logger, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    step = CheckRolloutEvent.parse(event, region=settings.region, account=settings.account_id)
+    return check_rollout(settings, get_kube_settings(), step).to_json()

@@ -1,0 +1,117 @@
+"""EKS bearer tokens from IAM credentials, built the way ``aws eks get-token`` and aws-iam-authenticator build them.
+
+A token is ``k8s-aws-v1.`` + the unpadded base64url of a presigned STS ``GetCallerIdentity`` URL whose signature
+covers the header ``x-k8s-aws-id: <cluster name>``. The API server replays the URL against STS with its own cluster
+name in that header: a token presigned for another cluster fails the signature check, and STS answers with the
+caller's ARN, which EKS maps to Kubernetes identities through access entries.
+(awscli ``customizations/eks/get_token.py``; aws-iam-authenticator ``pkg/token/token.go``.)
+
+The token is a credential: it is never logged and never put in an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from fargate_app.aws.errors import translate
+
+TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - a format marker, not a secret
+CLUSTER_ID_HEADER = "x-k8s-aws-id"
+# The presigned URL itself says 60 s (what awscli uses); EKS accepts a token for 15 minutes after its X-Amz-Date.
+PRESIGN_EXPIRES_SECONDS = 60
+TOKEN_VALIDITY_SECONDS = 15 * 60
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class EksToken:
+    """A bearer token and the monotonic time at which it was made; ``repr`` hides the value."""
+
+    value: str = field(repr=False)
+    created_monotonic: float
+
+    def age_seconds(self, now: float | None = None) -> float:
+        return (time.monotonic() if now is None else now) - self.created_monotonic
+
+
+def _move_cluster_id_to_context(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    # GetCallerIdentity has no such parameter: take it out before botocore validates the parameters...
+    if CLUSTER_ID_HEADER in params:
+        context[CLUSTER_ID_HEADER] = params.pop(CLUSTER_ID_HEADER)
+
+
+def _sign_cluster_id_header(request: Any, **_: Any) -> None:
+    # ...and put it back as a header just before signing, so that the signature covers it.
+    if CLUSTER_ID_HEADER in request.context:
+        request.headers[CLUSTER_ID_HEADER] = request.context[CLUSTER_ID_HEADER]
+
+
+@cache
+def _sts_client(region: str) -> Any:
+    """A dedicated STS client: the handlers registered here must not affect other users of a shared client.
+
+    boto3 resolves the regional STS endpoint (EKS accepts tokens of any region) and honours ``AWS_ENDPOINT_URL``.
+    """
+    sts = boto3.session.Session().client("sts", region_name=region, config=Config(retries={"mode": "standard"}))
+    sts.meta.events.register("provide-client-params.sts.GetCallerIdentity", _move_cluster_id_to_context)
+    sts.meta.events.register("before-sign.sts.GetCallerIdentity", _sign_cluster_id_header)
+    return sts
+
+
+def reset_sts_clients() -> None:
+    """Forget cached STS clients and the credentials they resolved (tests that change credentials)."""
+    with _lock:
+        _sts_client.cache_clear()
+
+
+def presigned_identity_url(cluster: str, region: str) -> str:
+    """The presigned ``GetCallerIdentity`` URL that carries the cluster name as a signed header.
+
+    Raises:
+        AwsThrottled: STS endpoint resolution or credential lookup failed transiently.
+        PermanentError: no usable credentials.
+    """
+    with _lock:
+        sts = _sts_client(region)
+    try:
+        url: str = sts.generate_presigned_url(
+            "get_caller_identity",
+            Params={CLUSTER_ID_HEADER: cluster},
+            ExpiresIn=PRESIGN_EXPIRES_SECONDS,
+            HttpMethod="GET",
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, f"presign an STS GetCallerIdentity token for EKS cluster {cluster}") from exc
+    return url
+
+
+def eks_token(cluster: str, region: str) -> EksToken:
+    """A fresh bearer token for ``cluster`` (see the module docstring for the format).
+
+    Raises:
+        AwsThrottled, PermanentError: as :func:`presigned_identity_url`.
+    """
+    url = presigned_identity_url(cluster, region)
+    encoded = base64.urlsafe_b64encode(url.encode("utf-8")).decode("ascii").rstrip("=")
+    return EksToken(value=TOKEN_PREFIX + encoded, created_monotonic=time.monotonic())
+
+
+def decode_token(token: str) -> str:
+    """The presigned URL inside a token (what an API server does first); ValueError when it is not one."""
+    if not token.startswith(TOKEN_PREFIX):
+        raise ValueError("not an EKS token: missing the k8s-aws-v1. prefix")
+    payload = token[len(TOKEN_PREFIX) :]
+    try:
+        padded = payload + "=" * (-len(payload) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("not an EKS token: the payload is not base64url") from exc

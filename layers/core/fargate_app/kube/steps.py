@@ -1,0 +1,277 @@
+"""Steps ApplyApp, CheckRollout, DeleteApp and CheckPodsGone: the walkthrough's ``kubectl`` part, made from Lambda.
+
+Every call goes through the typed ``kubernetes`` client (its own layer, imported lazily by :mod:`.client`) and every
+failure is translated once by :func:`fargate_app.kube.errors.translate_api_error`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fargate_app.config import MANAGED_BY, Settings
+from fargate_app.errors import KubernetesConflict, PollTimeout, RolloutFailed
+from fargate_app.kube.client import DEFAULT_APIS, REQUEST_TIMEOUT, KubeApi, KubeApiCache
+from fargate_app.kube.errors import KubernetesNotFound, translate_api_error
+from fargate_app.kube.manifests import app_manifests, describe_object, validate_manifest
+from fargate_app.kube.models import (
+    AppliedApp,
+    ApplyAppEvent,
+    CheckPodsGoneEvent,
+    CheckRolloutEvent,
+    DeletedApp,
+    KubeObjectRef,
+    PodsGone,
+    RolloutStatus,
+)
+from fargate_app.kube.rollout import (
+    deployment_progress,
+    deployment_settled,
+    on_fargate,
+    pending_since,
+    pod_problem,
+    summarize_pod,
+)
+from fargate_app.kube.settings import KubeSettings
+from fargate_app.models import APP_NAME_LABEL, MANAGED_BY_LABEL, ProvisionRequest
+from fargate_app.observability import logger
+
+FIELD_MANAGER = MANAGED_BY
+APPLY_PATCH = "application/apply-patch+yaml"  # JSON is YAML: the client sends the dict as JSON under this type
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def next_wait(settings: Settings, attempt: int) -> int:
+    """Capped exponential backoff between polls: initial, 2×, 4×… never above the cap."""
+    return int(min(settings.poll_max_seconds, settings.poll_initial_seconds * 2 ** min(attempt, 16)))
+
+
+def _call(action: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """One API call with the step timeout; client and transport errors come out as named errors."""
+    try:
+        return method(*args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+    except Exception as exc:
+        from kubernetes.client.exceptions import OpenApiException
+        from urllib3.exceptions import HTTPError
+
+        if isinstance(exc, (OpenApiException, HTTPError, OSError)):
+            raise translate_api_error(exc, action) from exc
+        raise
+
+
+def _as_dict(api: KubeApi, obj: Any) -> dict[str, Any]:
+    data: dict[str, Any] = api.api_client.sanitize_for_serialization(obj)
+    return data
+
+
+def _apply(api: KubeApi, manifest: dict[str, Any]) -> None:
+    """Server-side apply one object with our field manager, without forcing ownership of others' fields."""
+    kind, metadata = manifest["kind"], manifest["metadata"]
+    name, namespace = metadata["name"], metadata.get("namespace")
+    options = {"field_manager": FIELD_MANAGER, "force": False, "_content_type": APPLY_PATCH}
+    action = f"apply {describe_object(manifest)}"
+    if kind == "Namespace":
+        _call(action, api.core.patch_namespace, name, manifest, **options)
+    elif kind == "Deployment":
+        _call(action, api.apps.patch_namespaced_deployment, name, namespace, manifest, **options)
+    elif kind == "Service":
+        _call(action, api.core.patch_namespaced_service, name, namespace, manifest, **options)
+    elif kind == "Ingress":
+        _call(action, api.networking.patch_namespaced_ingress, name, namespace, manifest, **options)
+    else:  # app_manifests builds only the kinds above
+        raise TypeError(f"no apply for kind {kind}")
+
+
+def _namespace_exists(api: KubeApi, namespace: str) -> bool:
+    try:
+        _call(f"read namespace {namespace}", api.core.read_namespace, namespace)
+    except KubernetesNotFound:
+        return False
+    return True
+
+
+def apply_app(settings: Settings, event: ApplyAppEvent, apis: KubeApiCache = DEFAULT_APIS) -> AppliedApp:
+    """Validate every object against the cluster's schemas, then server-side apply them in order.
+
+    An existing namespace is left as it is (it may be shared and is not ours to label); a missing one is created.
+    Applying twice with the same input changes nothing (same resourceVersion and generation).
+
+    Raises:
+        ManifestInvalid: an object fails the cluster version's schema, or the API server answers 400/422.
+        KubernetesConflict: another field manager owns a field we set (the message names the fields).
+        KubernetesForbidden: 401/403, the function's role has no (sufficient) EKS access entry.
+        KubernetesUnavailable: 429/5xx or no answer; retryable.
+        ClusterNotFound, ClusterNotActive: from DescribeCluster.
+    """
+    request = event.request
+    api = apis.get(request.cluster, settings.region)
+    manifests = app_manifests(request, event.image.cached, event.execution_arn)
+    for manifest in manifests:
+        validate_manifest(manifest, api.cluster.version)
+    namespace_created = not _namespace_exists(api, request.namespace)
+    applied: list[KubeObjectRef] = []
+    for manifest in manifests:
+        if manifest["kind"] == "Namespace" and not namespace_created:
+            continue
+        _apply(api, manifest)
+        metadata = manifest["metadata"]
+        applied.append(KubeObjectRef(kind=manifest["kind"], name=metadata["name"], namespace=metadata.get("namespace")))
+    logger.info(
+        "applied app",
+        extra={"cluster": request.cluster, "namespace": request.namespace, "app": request.app, "objects": len(applied)},
+    )
+    return AppliedApp(
+        namespace=request.namespace, name=request.app, objects=applied, namespace_created=namespace_created
+    )
+
+
+def _app_pods(api: KubeApi, request: ProvisionRequest) -> list[dict[str, Any]]:
+    pods = _call(
+        f"list the pods of {request.namespace}/{request.app}",
+        api.core.list_namespaced_pod,
+        request.namespace,
+        label_selector=f"{APP_NAME_LABEL}={request.app}",
+    )
+    return list(_as_dict(api, pods).get("items") or [])
+
+
+def check_rollout(
+    settings: Settings,
+    kube_settings: KubeSettings,
+    event: CheckRolloutEvent,
+    apis: KubeApiCache = DEFAULT_APIS,
+    clock: Clock = _utcnow,
+) -> RolloutStatus:
+    """One poll of the rollout: the Deployment's counts and every pod with its phase and node.
+
+    Raises:
+        RolloutFailed: the Deployment is gone, or a pod has been unschedulable (FailedScheduling) or unable to pull
+            its image for longer than the grace period; the message quotes the cluster's event.
+        PollTimeout: not ready after the configured number of polls.
+        KubernetesForbidden, KubernetesUnavailable: as for every API call.
+    """
+    request = event.request
+    api = apis.get(request.cluster, settings.region)
+    where = f"{request.namespace}/{request.app}"
+    try:
+        deployment = _as_dict(
+            api, _call(f"read deployment {where}", api.apps.read_namespaced_deployment, request.app, request.namespace)
+        )
+    except KubernetesNotFound as exc:
+        raise RolloutFailed(f"deployment {where} disappeared during its rollout") from exc
+    pods = [pod for pod in _app_pods(api, request) if not pod["metadata"].get("deletionTimestamp")]
+    events: list[dict[str, Any]] = []
+    now = clock()
+    problems = []
+    for pod in pods:
+        if on_fargate(pod):
+            continue
+        if not events:  # read the namespace's pod events once, and only when a pod is not running yet
+            listed = _call(
+                f"list the events of namespace {request.namespace}",
+                api.core.list_namespaced_event,
+                request.namespace,
+                field_selector="involvedObject.kind=Pod",
+            )
+            events = list(_as_dict(api, listed).get("items") or [])
+        problem = pod_problem(pod, events)
+        since = pending_since(pod, event.started_at)
+        if problem and since is not None and (now - since).total_seconds() >= kube_settings.rollout_grace_seconds:
+            problems.append(f"pod {pod['metadata']['name']}: {problem}")
+    if problems:
+        raise RolloutFailed(f"deployment {where} cannot run on Fargate: " + "; ".join(problems))
+    summaries = [summarize_pod(pod) for pod in pods]
+    ready = deployment_settled(deployment) and len(pods) >= 1 and all(on_fargate(pod) for pod in pods)
+    attempt = event.attempt + 1
+    if not ready and attempt >= settings.poll_max_attempts:
+        progress = deployment_progress(deployment)
+        raise PollTimeout(
+            f"deployment {where} has {progress.ready_replicas}/{progress.replicas} ready replicas after {attempt} "
+            "checks; see `kubectl describe pods` for why"
+        )
+    return RolloutStatus(
+        deployment=deployment_progress(deployment),
+        pods=summaries,
+        nodes=sorted({summary.node for summary in summaries if summary.node}),
+        ready=ready,
+        attempt=attempt,
+        next_wait_seconds=0 if ready else next_wait(settings, event.attempt),
+    )
+
+
+def _delete_if_ours(api: KubeApi, kind: str, read: Any, delete: Any, request: ProvisionRequest) -> bool:
+    """Delete one object of the app; False when it is already gone.
+
+    Raises:
+        KubernetesConflict: an object of that name exists but this provisioner does not manage it.
+    """
+    where = f"{kind} {request.namespace}/{request.app}"
+    try:
+        current = _as_dict(api, _call(f"read {where}", read, request.app, request.namespace))
+        manager = (current["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL)
+        if manager != MANAGED_BY:
+            raise KubernetesConflict(
+                f"{where} is not managed by {MANAGED_BY} (label {MANAGED_BY_LABEL}={manager!r}); it was left in place"
+            )
+        # Background propagation (kubectl's default): the garbage collector removes the ReplicaSets and pods,
+        # and CheckPodsGone waits for that.
+        _call(f"delete {where}", delete, request.app, request.namespace, propagation_policy="Background")
+    except KubernetesNotFound:
+        return False
+    return True
+
+
+def delete_app(settings: Settings, request: ProvisionRequest, apis: KubeApiCache = DEFAULT_APIS) -> DeletedApp:
+    """Delete the app's Ingress, Service and Deployment, in that order (traffic stops before the pods go).
+
+    The namespace stays: it may hold other apps or have existed before us, and deleting a namespace deletes
+    everything in it. A missing object counts as deleted, so a retried or repeated teardown succeeds.
+
+    Raises:
+        KubernetesConflict: an object of the app's name exists but is not managed by this provisioner.
+        KubernetesForbidden, KubernetesUnavailable: as for every API call.
+    """
+    api = apis.get(request.cluster, settings.region)
+    deleted: list[KubeObjectRef] = []
+    gone: list[KubeObjectRef] = []
+    targets = [
+        ("Ingress", api.networking.read_namespaced_ingress, api.networking.delete_namespaced_ingress),
+        ("Service", api.core.read_namespaced_service, api.core.delete_namespaced_service),
+        ("Deployment", api.apps.read_namespaced_deployment, api.apps.delete_namespaced_deployment),
+    ]
+    for kind, read, delete in targets:
+        ref = KubeObjectRef(kind=kind, name=request.app, namespace=request.namespace)
+        (deleted if _delete_if_ours(api, kind, read, delete, request) else gone).append(ref)
+    logger.info("deleted app", extra={"namespace": request.namespace, "app": request.app, "deleted": len(deleted)})
+    return DeletedApp(deleted=deleted, already_gone=gone)
+
+
+def check_pods_gone(settings: Settings, event: CheckPodsGoneEvent, apis: KubeApiCache = DEFAULT_APIS) -> PodsGone:
+    """One poll after DeleteApp: are the app's pods gone (so the Fargate profile may be deleted)?
+
+    Raises:
+        PollTimeout: pods remain after the configured number of polls.
+        KubernetesForbidden, KubernetesUnavailable: as for every API call.
+    """
+    request = event.request
+    api = apis.get(request.cluster, settings.region)
+    try:
+        remaining = len(_app_pods(api, request))
+    except KubernetesNotFound:  # the namespace itself is gone
+        remaining = 0
+    attempt = event.attempt + 1
+    if remaining and attempt >= settings.poll_max_attempts:
+        raise PollTimeout(f"{remaining} pod(s) of {request.namespace}/{request.app} still exist after {attempt} checks")
+    return PodsGone(
+        namespace=request.namespace,
+        name=request.app,
+        gone=remaining == 0,
+        remaining=remaining,
+        attempt=attempt,
+        next_wait_seconds=0 if remaining == 0 else next_wait(settings, event.attempt),
+    )

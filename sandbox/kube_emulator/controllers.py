@@ -1,0 +1,333 @@
+"""The controllers the steps observe: Deployment → ReplicaSet → Pods, scheduling, nodes, events, garbage collection.
+
+They run synchronously (``reconcile``) after every write and before every read the server answers, instead of in a
+background thread: tests see deterministic states, and time-dependent schedulers still progress on each poll.
+Simplifications, documented: a changed pod template replaces the old ReplicaSet and its pods at once (no surge);
+deleting a Deployment removes its ReplicaSets and pods in the same reconcile, whatever the propagation policy
+(the real garbage collector does it shortly after for Background, before the owner for Foreground).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import secrets
+from typing import Any
+
+from kube_emulator.resources import BY_KIND
+from kube_emulator.scheduling import Bind, ImagePullFailed, Scheduler, Unschedulable
+from kube_emulator.store import Store, now_rfc3339
+
+DEPLOYMENT, REPLICASET, POD, NODE, EVENT = (BY_KIND[k] for k in ("Deployment", "ReplicaSet", "Pod", "Node", "Event"))
+# The alphabet of apimachinery's rand.String (no vowels, no confusable digits) for pod name suffixes and hashes.
+SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def template_hash(template: dict[str, Any]) -> str:
+    digest = int(hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest(), 16)
+    out = ""
+    for _ in range(10):
+        digest, index = divmod(digest, len(SAFE_ALPHABET))
+        out += SAFE_ALPHABET[index]
+    return out
+
+
+def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _owned_by(obj: dict[str, Any], owner: dict[str, Any]) -> bool:
+    return any(ref.get("uid") == owner["metadata"]["uid"] for ref in obj["metadata"].get("ownerReferences") or [])
+
+
+class Controllers:
+    def __init__(self, store: Store, scheduler: Scheduler) -> None:
+        self.store = store
+        self.scheduler = scheduler
+
+    def reconcile(self) -> None:
+        with self.store.lock:
+            self._collect_garbage()
+            for deployment in self.store.list(DEPLOYMENT):
+                self._reconcile_deployment(deployment)
+            for pod in self.store.list(POD):
+                if pod["status"].get("phase") != "Running":
+                    self._schedule(pod)
+            for deployment in self.store.list(DEPLOYMENT):
+                self._update_status(deployment)
+            self._remove_idle_nodes()
+
+    # --- ownership -------------------------------------------------------------------------------------------------
+    def _collect_garbage(self) -> None:
+        uids = {obj["metadata"]["uid"] for resource in (DEPLOYMENT, REPLICASET) for obj in self.store.list(resource)}
+        for resource in (REPLICASET, POD):
+            for obj in self.store.list(resource):
+                refs = obj["metadata"].get("ownerReferences") or []
+                if refs and not any(ref["uid"] in uids for ref in refs):
+                    self.store.delete(resource, obj["metadata"]["namespace"], obj["metadata"]["name"])
+
+    def _reconcile_deployment(self, deployment: dict[str, Any]) -> None:
+        metadata = deployment["metadata"]
+        template = deployment["spec"]["template"]
+        pod_hash = template_hash(template)
+        name = f"{metadata['name']}-{pod_hash}"
+        for replica_set in self.store.list(REPLICASET, metadata["namespace"]):
+            if _owned_by(replica_set, deployment) and replica_set["metadata"]["name"] != name:
+                self.store.delete(REPLICASET, metadata["namespace"], replica_set["metadata"]["name"])
+        self._collect_garbage()
+        replicas = int(deployment["spec"].get("replicas", 1))
+        replica_set = self.store.find(REPLICASET, metadata["namespace"], name)
+        labels = {**(template["metadata"].get("labels") or {}), "pod-template-hash": pod_hash}
+        if replica_set is None:
+            replica_set = self.store.create(
+                REPLICASET,
+                {
+                    "metadata": {
+                        "name": name,
+                        "namespace": metadata["namespace"],
+                        "labels": labels,
+                        "ownerReferences": [owner_reference(deployment)],
+                    },
+                    "spec": {
+                        "replicas": replicas,
+                        "selector": {
+                            "matchLabels": {
+                                **deployment["spec"]["selector"]["matchLabels"],
+                                "pod-template-hash": pod_hash,
+                            }
+                        },
+                        "template": {**template, "metadata": {**template["metadata"], "labels": labels}},
+                    },
+                    "status": {"replicas": 0},
+                },
+            )
+        elif replica_set["spec"]["replicas"] != replicas:
+            replica_set["spec"]["replicas"] = replicas
+            replica_set = self.store.update(REPLICASET, replica_set)
+        pods = [p for p in self.store.list(POD, metadata["namespace"]) if _owned_by(p, replica_set)]
+        for pod in pods[replicas:]:
+            self.store.delete(POD, metadata["namespace"], pod["metadata"]["name"])
+        for _ in range(replicas - len(pods)):
+            self._create_pod(replica_set, labels)
+
+    def _create_pod(self, replica_set: dict[str, Any], labels: dict[str, str]) -> None:
+        template = copy.deepcopy(replica_set["spec"]["template"])
+        suffix = "".join(secrets.choice(SAFE_ALPHABET) for _ in range(5))
+        spec = template["spec"]
+        spec.setdefault("restartPolicy", "Always")
+        spec.setdefault("schedulerName", self.scheduler.scheduler_name)
+        for container in spec["containers"]:
+            container.setdefault("imagePullPolicy", "IfNotPresent")
+        self.store.create(
+            POD,
+            {
+                "metadata": {
+                    "name": f"{replica_set['metadata']['name']}-{suffix}",
+                    "namespace": replica_set["metadata"]["namespace"],
+                    "labels": labels,
+                    "ownerReferences": [owner_reference(replica_set)],
+                },
+                "spec": spec,
+                "status": {"phase": "Pending", "qosClass": "Guaranteed"},
+            },
+        )
+
+    # --- scheduling ------------------------------------------------------------------------------------------------
+    def _schedule(self, pod: dict[str, Any]) -> None:
+        decision = self.scheduler.schedule(pod, self.store.list(NODE))
+        now = now_rfc3339()
+        status = pod["status"]
+        names = [c["name"] for c in pod["spec"]["containers"]]
+        if isinstance(decision, Unschedulable):
+            status["conditions"] = [_condition("PodScheduled", "False", now, "Unschedulable", decision.message)]
+            self._event(pod, "Warning", "FailedScheduling", decision.message, self.scheduler.scheduler_name)
+        elif isinstance(decision, ImagePullFailed):
+            self._bind(pod, decision.node, decision.pod_ip, {})
+            backoff = any(
+                (c.get("state") or {}).get("waiting", {}).get("reason") == "ErrImagePull"
+                for c in status.get("containerStatuses") or []
+            )
+            reason = "ImagePullBackOff" if backoff else "ErrImagePull"
+            message = (
+                f'Back-off pulling image "{pod["spec"]["containers"][0]["image"]}"' if backoff else decision.message
+            )
+            status["containerStatuses"] = [
+                _container(n, c["image"], {"waiting": {"reason": reason, "message": message}}, False)
+                for n, c in zip(names, pod["spec"]["containers"], strict=True)
+            ]
+            status["conditions"] = [_condition("PodScheduled", "True", now)]
+            self._event(pod, "Warning", "Failed", f"Failed to pull image: {decision.message}", "kubelet")
+        elif isinstance(decision, Bind):
+            self._bind(pod, decision.node, decision.pod_ip, decision.node_labels)
+            status.update(phase="Running", startTime=now)
+            status["containerStatuses"] = [
+                _container(n, c["image"], {"running": {"startedAt": now}}, True)
+                for n, c in zip(names, pod["spec"]["containers"], strict=True)
+            ]
+            status["conditions"] = [
+                _condition(t, "True", now) for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+            ]
+            self._event(
+                pod,
+                "Normal",
+                "Scheduled",
+                f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to {decision.node}",
+                self.scheduler.scheduler_name,
+            )
+            self._event(pod, "Normal", "Started", f"Started container {names[0]}", "kubelet")
+        else:
+            return
+        self.store.update(POD, pod)
+
+    def _bind(self, pod: dict[str, Any], node: str, ip: str, node_labels: dict[str, str]) -> None:
+        pod["spec"]["nodeName"] = node
+        pod["status"].update(podIP=ip, podIPs=[{"ip": ip}], hostIP=ip)
+        if self.store.find(NODE, None, node) is None:
+            self.store.create(
+                NODE,
+                {
+                    "metadata": {"name": node, "labels": {"kubernetes.io/hostname": node, **node_labels}},
+                    "spec": {
+                        "taints": [
+                            {"key": "eks.amazonaws.com/compute-type", "value": "fargate", "effect": "NoSchedule"}
+                        ]
+                    },
+                    "status": {
+                        "addresses": [{"type": "InternalIP", "address": ip}],
+                        "conditions": [
+                            _condition(
+                                "Ready", "True", now_rfc3339(), "KubeletReady", "kubelet is posting ready status"
+                            )
+                        ],
+                    },
+                },
+            )
+
+    def _remove_idle_nodes(self) -> None:
+        # A Fargate node exists for exactly one pod: it goes when its pod goes.
+        busy = {p["spec"].get("nodeName") for p in self.store.list(POD)}
+        for node in self.store.list(NODE):
+            if node["metadata"]["name"] not in busy:
+                self.store.delete(NODE, None, node["metadata"]["name"])
+
+    def _event(self, pod: dict[str, Any], kind: str, reason: str, message: str, component: str) -> None:
+        metadata = pod["metadata"]
+        now = now_rfc3339()
+        for event in self.store.list(
+            EVENT, metadata["namespace"], field_selector=f"involvedObject.uid={metadata['uid']}"
+        ):
+            if event["reason"] == reason and event["message"] == message:
+                event.update(count=int(event.get("count", 1)) + 1, lastTimestamp=now)
+                self.store.update(EVENT, event)
+                return
+        self.store.create(
+            EVENT,
+            {
+                "metadata": {"name": f"{metadata['name']}.{secrets.token_hex(8)}", "namespace": metadata["namespace"]},
+                "involvedObject": {
+                    "kind": "Pod",
+                    "namespace": metadata["namespace"],
+                    "name": metadata["name"],
+                    "uid": metadata["uid"],
+                    "apiVersion": "v1",
+                },
+                "reason": reason,
+                "message": message,
+                "type": kind,
+                "source": {"component": component},
+                "reportingComponent": component,
+                "reportingInstance": "",
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+            },
+        )
+
+    # --- status ----------------------------------------------------------------------------------------------------
+    def _update_status(self, deployment: dict[str, Any]) -> None:
+        metadata = deployment["metadata"]
+        current = f"{metadata['name']}-{template_hash(deployment['spec']['template'])}"
+        replica_sets = {
+            rs["metadata"]["uid"]: rs["metadata"]["name"]
+            for rs in self.store.list(REPLICASET, metadata["namespace"])
+            if _owned_by(rs, deployment)
+        }
+        pods = [
+            p
+            for p in self.store.list(POD, metadata["namespace"])
+            if any(r["uid"] in replica_sets for r in p["metadata"].get("ownerReferences") or [])
+        ]
+        ready = sum(1 for p in pods if p["status"].get("phase") == "Running")
+        updated = sum(
+            1 for p in pods if any(replica_sets.get(r["uid"]) == current for r in p["metadata"]["ownerReferences"])
+        )
+        wanted = int(deployment["spec"].get("replicas", 1))
+        previous = deployment.get("status") or {}
+        stamp = {c["type"]: c for c in previous.get("conditions") or []}
+        available = (
+            ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
+            if ready >= wanted
+            else ("False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
+        )
+        progressing = (
+            ("True", "NewReplicaSetAvailable", f'ReplicaSet "{current}" has successfully progressed.')
+            if ready >= wanted
+            else ("True", "ReplicaSetUpdated", f'ReplicaSet "{current}" is progressing.')
+        )
+        conditions = []
+        for kind, (state, reason, message) in (("Available", available), ("Progressing", progressing)):
+            old = stamp.get(kind)
+            if old and (old["status"], old["reason"], old["message"]) == (state, reason, message):
+                conditions.append(old)
+            else:
+                conditions.append(
+                    {**_condition(kind, state, now_rfc3339(), reason, message), "lastUpdateTime": now_rfc3339()}
+                )
+        status: dict[str, Any] = {
+            "observedGeneration": metadata.get("generation", 1),
+            "replicas": len(pods),
+            "updatedReplicas": updated,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "conditions": conditions,
+        }
+        if wanted - ready > 0:
+            status["unavailableReplicas"] = wanted - ready
+        status = {k: v for k, v in status.items() if v != 0 or k == "observedGeneration"}  # zero counts are omitted
+        if status != previous:
+            deployment["status"] = status
+            self.store.update(DEPLOYMENT, deployment)
+
+
+def _condition(
+    kind: str, status: str, now: str, reason: str | None = None, message: str | None = None
+) -> dict[str, Any]:
+    condition = {"type": kind, "status": status, "lastTransitionTime": now}
+    if reason:
+        condition["reason"] = reason
+    if message:
+        condition["message"] = message
+    return condition
+
+
+def _container(name: str, image: str, state: dict[str, Any], ready: bool) -> dict[str, Any]:
+    status = {
+        "name": name,
+        "image": image,
+        "imageID": "",
+        "ready": ready,
+        "restartCount": 0,
+        "started": ready,
+        "state": state,
+    }
+    if ready:
+        status["imageID"] = image
+    return status

@@ -1,0 +1,131 @@
+"""The API resources the emulator serves, and the ``Status`` bodies of its errors.
+
+Error bodies follow the Kubernetes API conventions ("Response Status Kind", sig-architecture/api-conventions.md):
+``{"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message", "reason", "details",
+"code"}``, with ``reason`` one of the ``StatusReason`` values and ``details`` naming the object (``name``, ``group``,
+``kind`` — the resource's plural for NotFound/AlreadyExists, as apimachinery ``errors.NewNotFound`` does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def qualified(self) -> str:
+        """``deployments.apps``, ``services``: how apimachinery names a resource in messages."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def qualified_kind(self) -> str:
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+
+RESOURCES = (
+    ResourceType("", "v1", "namespaces", "Namespace", namespaced=False),
+    ResourceType("", "v1", "nodes", "Node", namespaced=False),
+    ResourceType("", "v1", "pods", "Pod", namespaced=True),
+    ResourceType("", "v1", "services", "Service", namespaced=True),
+    ResourceType("", "v1", "events", "Event", namespaced=True),
+    ResourceType("apps", "v1", "deployments", "Deployment", namespaced=True),
+    ResourceType("apps", "v1", "replicasets", "ReplicaSet", namespaced=True),
+    ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", namespaced=True),
+)
+BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
+BY_KIND = {r.kind: r for r in RESOURCES}
+
+
+class ApiError(Exception):
+    """An API failure; ``body`` is the ``Status`` object the real API server would send."""
+
+    def __init__(self, code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.body: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
+        }
+        if details is not None:
+            self.body["details"] = details
+
+
+def _details(resource: ResourceType, name: str) -> dict[str, Any]:
+    details: dict[str, Any] = {"name": name}
+    if resource.group:
+        details["group"] = resource.group
+    details["kind"] = resource.plural
+    return details
+
+
+def not_found(resource: ResourceType, name: str) -> ApiError:
+    return ApiError(404, "NotFound", f'{resource.qualified} "{name}" not found', _details(resource, name))
+
+
+def namespace_not_found(namespace: str) -> ApiError:
+    return ApiError(404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"})
+
+
+def path_not_found() -> ApiError:
+    return ApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+def already_exists(resource: ResourceType, name: str) -> ApiError:
+    return ApiError(409, "AlreadyExists", f'{resource.qualified} "{name}" already exists', _details(resource, name))
+
+
+def invalid(resource: ResourceType, name: str, causes: list[dict[str, str]]) -> ApiError:
+    """422 Invalid: ``<Kind>.<group> "<name>" is invalid: <field>: <message>`` with one cause per field."""
+    summary = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
+    details: dict[str, Any] = {"name": name}
+    if resource.group:
+        details["group"] = resource.group
+    details["kind"] = resource.kind
+    details["causes"] = causes
+    return ApiError(422, "Invalid", f'{resource.qualified_kind} "{name}" is invalid: {summary}', details)
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, "BadRequest", message)
+
+
+def unauthorized() -> ApiError:
+    return ApiError(401, "Unauthorized", "Unauthorized")
+
+
+def forbidden(user: str, verb: str, what: str) -> ApiError:
+    return ApiError(403, "Forbidden", f'{what} is forbidden: User "{user}" cannot {verb} {what}', {})
+
+
+def method_not_allowed(method: str) -> ApiError:
+    return ApiError(
+        405, "MethodNotAllowed", f"the server does not allow this method on the requested resource ({method})"
+    )
+
+
+def unsupported_media_type(content_type: str) -> ApiError:
+    return ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {content_type}")
+
+
+def success(resource: ResourceType, name: str, uid: str) -> dict[str, Any]:
+    """The ``Status`` a DELETE answers when the object is gone at once (no finalizers)."""
+    details = _details(resource, name)
+    details["uid"] = uid
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}

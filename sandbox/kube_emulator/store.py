@@ -1,0 +1,179 @@
+"""The emulator's etcd: objects by (resource, namespace, name) with the metadata the API server maintains.
+
+uid (a UUID at creation), resourceVersion (one counter for the whole store, bumped on every change, as etcd's
+revision), generation (1 at creation, +1 when anything but metadata and status changes), creationTimestamp (RFC 3339,
+second precision). Selectors: equality-based label selectors (``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``) and field
+selectors on dotted paths (``metadata.name=x``, ``involvedObject.kind=Pod``).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from kube_emulator.resources import ResourceType, already_exists, bad_request, namespace_not_found, not_found
+
+Key = tuple[str, str, str]  # (plural, namespace or "", name)
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _selector_terms(selector: str | None) -> list[str]:
+    return [term.strip() for term in (selector or "").split(",") if term.strip()]
+
+
+def matches_labels(labels: dict[str, str], selector: str | None) -> bool:
+    for term in _selector_terms(selector):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key.strip()) == value.strip():
+                return False
+        elif "=" in term:
+            key, value = term.replace("==", "=").split("=", 1)
+            if labels.get(key.strip()) != value.strip():
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def _dotted(obj: Any, path: str) -> str:
+    for part in path.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return "" if obj is None else str(obj)
+
+
+def matches_fields(obj: dict[str, Any], selector: str | None) -> bool:
+    for term in _selector_terms(selector):
+        negate = "!=" in term
+        key, value = term.replace("!=", "=").replace("==", "=").split("=", 1)
+        if (_dotted(obj, key.strip()) == value.strip()) == negate:
+            return False
+    return True
+
+
+def spec_of(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+class Store:
+    """Thread-safe; every method returns deep copies, so callers never alias stored state."""
+
+    def __init__(self) -> None:
+        self._objects: dict[Key, dict[str, Any]] = {}
+        self._revision = 0
+        self.lock = threading.RLock()
+
+    def _key(self, resource: ResourceType, namespace: str | None, name: str) -> Key:
+        return (resource.plural, (namespace or "") if resource.namespaced else "", name)
+
+    def _bump(self) -> str:
+        self._revision += 1
+        return str(self._revision)
+
+    @property
+    def revision(self) -> str:
+        return str(self._revision)
+
+    def require_namespace(self, namespace: str) -> None:
+        if ("namespaces", "", namespace) not in self._objects:
+            raise namespace_not_found(namespace)
+
+    def get(self, resource: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
+        with self.lock:
+            obj = self._objects.get(self._key(resource, namespace, name))
+            if obj is None:
+                raise not_found(resource, name)
+            return copy.deepcopy(obj)
+
+    def find(self, resource: ResourceType, namespace: str | None, name: str) -> dict[str, Any] | None:
+        with self.lock:
+            obj = self._objects.get(self._key(resource, namespace, name))
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def list(
+        self,
+        resource: ResourceType,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        with self.lock:
+            found = [
+                copy.deepcopy(obj)
+                for (plural, ns, _), obj in sorted(self._objects.items())
+                if plural == resource.plural
+                and (namespace is None or ns == namespace)
+                and matches_labels(obj["metadata"].get("labels") or {}, label_selector)
+                and matches_fields(obj, field_selector)
+            ]
+            return found
+
+    def create(self, resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        """Store a new object, filling in the server-maintained metadata.
+
+        Raises:
+            ApiError: 404 when its namespace does not exist, 409 AlreadyExists, 400 without a name.
+        """
+        metadata = obj.setdefault("metadata", {})
+        name = metadata.get("name")
+        if not name:
+            raise bad_request("name or generateName is required")
+        with self.lock:
+            if resource.namespaced:
+                self.require_namespace(metadata.get("namespace", ""))
+            key = self._key(resource, metadata.get("namespace"), name)
+            if key in self._objects:
+                raise already_exists(resource, name)
+            obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
+            metadata.update(
+                uid=str(uuid.uuid4()),
+                creationTimestamp=now_rfc3339(),
+                resourceVersion=self._bump(),
+            )
+            if resource.plural not in ("pods", "events", "nodes", "namespaces", "services"):
+                metadata["generation"] = 1
+            self._objects[key] = copy.deepcopy(obj)
+            return obj
+
+    def update(self, resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace a stored object; a no-op write keeps its resourceVersion (and generation), as the API server does.
+
+        Raises:
+            ApiError: 404 when it no longer exists.
+        """
+        metadata = obj["metadata"]
+        with self.lock:
+            key = self._key(resource, metadata.get("namespace"), metadata["name"])
+            current = self._objects.get(key)
+            if current is None:
+                raise not_found(resource, metadata["name"])
+            for field in ("uid", "creationTimestamp", "resourceVersion", "generation"):
+                if field in current["metadata"]:
+                    metadata[field] = current["metadata"][field]
+                else:
+                    metadata.pop(field, None)
+            if obj == current:
+                return copy.deepcopy(current)
+            if "generation" in metadata and spec_of(obj) != spec_of(current):
+                metadata["generation"] = int(metadata["generation"]) + 1
+            metadata["resourceVersion"] = self._bump()
+            self._objects[key] = copy.deepcopy(obj)
+            return obj
+
+    def delete(self, resource: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
+        """Raises: ApiError 404 when it does not exist."""
+        with self.lock:
+            obj = self._objects.pop(self._key(resource, namespace, name), None)
+            if obj is None:
+                raise not_found(resource, name)
+            self._bump()
+            return obj

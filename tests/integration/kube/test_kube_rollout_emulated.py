@@ -1,0 +1,111 @@
+"""CheckRollout against the emulator: Running on a fargate- node, or RolloutFailed with the cluster's own words."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from kube_helpers import apis_for, fargate_scheduler, parse, step_event
+
+from fargate_app.errors import PollTimeout, RolloutFailed
+from fargate_app.kube.models import ApplyAppEvent, CheckRolloutEvent
+from fargate_app.kube.settings import KubeSettings
+from fargate_app.kube.steps import apply_app, check_rollout
+
+GRACE = KubeSettings(ROLLOUT_GRACE_SECONDS=120)
+
+
+def later(seconds: int):
+    return lambda: datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+def test_pods_matching_a_fargate_profile_run_on_fargate_nodes(start_emulator, settings):
+    # Given a cluster whose Fargate profile selects namespace "fargate", and the app applied with 2 replicas
+    emulator = start_emulator(scheduler=fargate_scheduler("fargate"))
+    apis = apis_for(emulator)
+    event = step_event()
+    event["request"]["replicas"] = 2
+    apply_app(settings, parse(ApplyAppEvent, event), apis)
+
+    # When the rollout is checked
+    status = check_rollout(settings, GRACE, parse(CheckRolloutEvent, {**event, "attempt": 3}), apis)
+
+    # Then it is ready: every pod Running on its own fargate- node, like `kubectl get pods -o wide` shows
+    assert status.ready is True
+    assert (status.deployment.replicas, status.deployment.ready_replicas) == (2, 2)
+    assert len(status.pods) == 2
+    for pod in status.pods:
+        assert pod.name.startswith("demo-app-")
+        assert (pod.phase, pod.status, pod.ready) == ("Running", "Running", "1/1")
+        assert pod.node is not None and pod.node.startswith("fargate-ip-10-0-1-")
+        assert pod.node.endswith(".us-west-2.compute.internal")
+    assert status.nodes == sorted(pod.node for pod in status.pods)
+    assert (status.attempt, status.next_wait_seconds) == (4, 0)
+    assert {n["metadata"]["name"] for n in emulator.objects("Node")} == set(status.nodes)
+
+
+def test_an_unschedulable_pod_is_reported_only_after_the_grace_period(start_emulator, settings):
+    # Given a cluster with no Fargate profile for the namespace
+    emulator = start_emulator(scheduler=fargate_scheduler("other-namespace"))
+    apis = apis_for(emulator)
+    apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
+    event = parse(CheckRolloutEvent, step_event())
+
+    # When it is checked within the grace period, Then it is simply not ready yet, with a backoff wait
+    status = check_rollout(settings, GRACE, event, apis)
+    assert status.ready is False
+    assert [pod.phase for pod in status.pods] == ["Pending"]
+    assert status.pods[0].node is None
+    assert status.next_wait_seconds == settings.poll_initial_seconds
+
+    # When it is checked after the grace period, Then RolloutFailed quotes the FailedScheduling event
+    with pytest.raises(RolloutFailed) as raised:
+        check_rollout(settings, GRACE, event, apis, clock=later(121))
+    assert "FailedScheduling" in raised.value.message
+    assert "no nodes available to schedule pods" in raised.value.message
+    assert "fargate/demo-app" in raised.value.message
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_rollout_after_the_grace_period(start_emulator, settings):
+    # Given a Fargate profile for the namespace but an image the cache cannot serve
+    scheduler = fargate_scheduler("fargate", image_error=lambda image: f"{image}: not found")
+    emulator = start_emulator(scheduler=scheduler)
+    apis = apis_for(emulator)
+    apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
+    started = datetime.now(UTC)
+
+    # When the rollout is checked with a grace period of zero
+    with pytest.raises(RolloutFailed) as raised:
+        check_rollout(
+            settings,
+            KubeSettings(ROLLOUT_GRACE_SECONDS=0),
+            parse(CheckRolloutEvent, step_event(startedAt=started.isoformat())),
+            apis,
+        )
+
+    # Then the container's pull failure is the cause
+    assert "ErrImagePull" in raised.value.message or "ImagePullBackOff" in raised.value.message
+    assert "not found" in raised.value.message
+
+
+def test_a_rollout_that_never_becomes_ready_ends_with_poll_timeout(start_emulator, settings):
+    # Given a pod that stays Pending, and a check at the last allowed attempt
+    emulator = start_emulator(scheduler=fargate_scheduler("other-namespace"))
+    apis = apis_for(emulator)
+    apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
+    last = settings.poll_max_attempts - 1
+
+    # When it is checked, Then the poll loop ends
+    with pytest.raises(PollTimeout) as raised:
+        check_rollout(settings, GRACE, parse(CheckRolloutEvent, step_event(attempt=last)), apis)
+    assert "0/1 ready replicas" in raised.value.message
+
+
+def test_a_deployment_deleted_during_its_rollout_fails_it(start_emulator, settings):
+    # Given a cluster where the app was never applied
+    emulator = start_emulator(scheduler=fargate_scheduler())
+    apis = apis_for(emulator)
+
+    # When its rollout is checked, Then RolloutFailed says the deployment is gone
+    with pytest.raises(RolloutFailed, match="disappeared"):
+        check_rollout(settings, GRACE, parse(CheckRolloutEvent, step_event()), apis)

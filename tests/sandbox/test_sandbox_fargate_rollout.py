@@ -1,0 +1,98 @@
+"""The walkthrough's last steps in the sandbox, through production code: DescribeCluster leads to the Kubernetes
+emulator (HTTPS with the cluster's CA, EKS token checked against the sandbox's STS), and the Fargate scheduler runs
+the app only on a matching ACTIVE profile with an image the cache resolves."""
+
+from __future__ import annotations
+
+import pytest
+from sandbox_test_support import PROFILE_SECONDS, unique
+
+from fargate_app.aws.ecr import ensure_cache_rule
+from fargate_app.aws.eks import ensure_fargate_profile
+from fargate_app.aws.iam import ensure_pod_execution_role
+from fargate_app.config import Settings
+from fargate_app.kube.client import KubeApiCache
+from fargate_app.kube.models import ApplyAppEvent, CheckRolloutEvent
+from fargate_app.kube.settings import KubeSettings
+from fargate_app.kube.steps import apply_app, check_rollout
+from fargate_app.models import ProvisionRequest, parse_request
+from fargate_app.registry import warm_image_cache
+from fargate_sandbox.eks_rules import ManualClock
+from fargate_sandbox.sandbox import Sandbox
+
+IMAGE = "registry.k8s.io/pause:3.10"  # a seeded upstream served by its real pull-through proxy
+
+
+def _request(namespace: str) -> ProvisionRequest:
+    body = {"cluster": "blog", "app": "demo-app", "namespace": namespace, "image": IMAGE, "cachePrefix": unique("k")}
+    return parse_request(body, region="us-west-2", account="111122223333")
+
+
+def _apply_and_check(settings: Settings, request: ProvisionRequest, cached: str) -> tuple[object, object]:
+    apis = KubeApiCache()
+    event = {
+        "request": request.to_json(),
+        "image": {"cached": cached},
+        "executionArn": "arn:aws:states:us-west-2:111122223333:execution:provision:demo-app-1",
+    }
+    applied = apply_app(settings, ApplyAppEvent.model_validate(event), apis=apis)
+    rollout = check_rollout(
+        settings,
+        KubeSettings(rollout_grace_seconds=0),
+        CheckRolloutEvent.model_validate({"request": event["request"]}),
+        apis=apis,
+    )
+    return applied, rollout
+
+
+def test_app_runs_on_a_fargate_node_once_its_profile_is_active(
+    sandbox: Sandbox, sandbox_clock: ManualClock, aws_env: Settings
+) -> None:
+    # Given the role, an ACTIVE profile for a fresh namespace, a cache rule and the warmed image
+    request = _request(unique("ns"))
+    role = ensure_pod_execution_role(aws_env, "blog", request.effective_cache_prefix)
+    ensure_fargate_profile(aws_env, request, role.arn)
+    sandbox_clock.advance(PROFILE_SECONDS)
+    rule = ensure_cache_rule(aws_env, request, role.name)
+    warmed = warm_image_cache(request.image, rule.ecr_repository_prefix, request.platform)
+    # When the app is applied and its rollout checked
+    applied, rollout = _apply_and_check(aws_env, request, warmed.cached)
+    # Then the namespace was created and the pod runs, pinned by digest, on its own fargate- node
+    assert applied.namespace_created  # type: ignore[attr-defined]
+    assert rollout.ready  # type: ignore[attr-defined]
+    (pod,) = rollout.pods  # type: ignore[attr-defined]
+    assert pod.phase == "Running" and pod.node.startswith("fargate-ip-10-0-")
+    assert pod.node.endswith(".us-west-2.compute.internal")
+    assert sandbox.kubernetes is not None
+    (deployment,) = sandbox.kubernetes.objects("Deployment", request.namespace)
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == warmed.cached
+
+
+def test_without_a_matching_profile_the_pod_stays_pending(sandbox: Sandbox, aws_env: Settings) -> None:
+    # Given a warmed image but no Fargate profile for the namespace
+    request = _request(unique("nofargate"))
+    rule = ensure_cache_rule(aws_env, request)
+    warmed = warm_image_cache(request.image, rule.ecr_repository_prefix, request.platform)
+    # When the app is applied, then the rollout fails with the scheduler's FailedScheduling message
+    with pytest.raises(Exception, match="FailedScheduling|nodes are available|no nodes") as caught:
+        _apply_and_check(aws_env, request, warmed.cached)
+    assert type(caught.value).__name__ == "RolloutFailed"
+
+
+def test_an_image_the_cache_never_imported_fails_to_pull(
+    sandbox: Sandbox, sandbox_clock: ManualClock, aws_env: Settings
+) -> None:
+    # Given an ACTIVE profile and a rule, but the image pinned by a digest no pull by tag imported
+    request = _request(unique("ns"))
+    role = ensure_pod_execution_role(aws_env, "blog", request.effective_cache_prefix)
+    ensure_fargate_profile(aws_env, request, role.arn)
+    sandbox_clock.advance(PROFILE_SECONDS)
+    rule = ensure_cache_rule(aws_env, request, role.name)
+    assert sandbox.upstreams is not None
+    digest = sandbox.upstreams.digest("registry.k8s.io", "pause", "3.10")
+    host = sandbox.registry_url.removeprefix("http://")
+    cached = f"{host}/{rule.ecr_repository_prefix}/pause@{digest}"
+    # When the app is applied, then the rollout fails with ErrImagePull's message
+    with pytest.raises(Exception, match="Failed to pull image") as caught:
+        _apply_and_check(aws_env, request, cached)
+    assert type(caught.value).__name__ == "RolloutFailed"

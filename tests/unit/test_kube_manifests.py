@@ -1,0 +1,203 @@
+"""The app's manifests: golden objects, strict schema validation, and nothing smuggled through labels or annotations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from fargate_app.errors import InvalidRequest, ManifestInvalid
+from fargate_app.kube.manifests import app_manifests, schema_version_for, validate_manifest
+from fargate_app.models import ProvisionRequest, parse_request
+
+IMAGE = "111122223333.dkr.ecr.us-west-2.amazonaws.com/ecr-public/nginx/nginx@sha256:" + "0f" * 32
+EXECUTION = "arn:aws:states:us-west-2:111122223333:execution:provision:demo-app-1"
+LABELS = {
+    "app.kubernetes.io/name": "demo-app",
+    "tier": "web",
+    "app.kubernetes.io/managed-by": "fargate-app-provisioner",
+}
+META = {
+    "name": "demo-app",
+    "namespace": "fargate",
+    "labels": LABELS,
+    "annotations": {"fargate-app.io/execution-arn": EXECUTION},
+}
+
+
+def request(**overrides: Any) -> ProvisionRequest:
+    data = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "public.ecr.aws/nginx/nginx:stable"}
+    return parse_request({**data, **overrides})
+
+
+GOLDEN = [
+    {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "fargate", "labels": {"app.kubernetes.io/managed-by": "fargate-app-provisioner"}},
+    },
+    {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": META,
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "demo-app"}},
+            "template": {
+                "metadata": {"labels": LABELS},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": IMAGE,
+                            "resources": {
+                                "requests": {"cpu": "500m", "memory": "1Gi"},
+                                "limits": {"cpu": "500m", "memory": "1Gi"},
+                            },
+                            "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                        }
+                    ]
+                },
+            },
+        },
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": META,
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app.kubernetes.io/name": "demo-app"},
+            "ports": [{"name": "http", "port": 8080, "targetPort": 8080, "protocol": "TCP"}],
+        },
+    },
+    {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            **META,
+            "annotations": {
+                "fargate-app.io/execution-arn": EXECUTION,
+                "alb.ingress.kubernetes.io/scheme": "internal",
+                "alb.ingress.kubernetes.io/target-type": "ip",
+            },
+        },
+        "spec": {
+            "ingressClassName": "alb",
+            "rules": [
+                {
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/shop",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": "demo-app", "port": {"number": 8080}}},
+                            }
+                        ]
+                    }
+                }
+            ],
+        },
+    },
+]
+
+
+def full_request() -> ProvisionRequest:
+    return request(
+        replicas=2,
+        port=8080,
+        cpu="500m",
+        memory="1Gi",
+        labels={"tier": "web"},
+        expose={"ingress": {"scheme": "internal", "path": "/shop"}},
+    )
+
+
+def test_a_full_request_gives_the_golden_objects_in_apply_order():
+    assert app_manifests(full_request(), IMAGE, EXECUTION) == GOLDEN
+
+
+@pytest.mark.parametrize("version", ["1.29", "1.31", "1.33", "1.37"])
+def test_every_object_passes_strict_validation(version):
+    for manifest in app_manifests(full_request(), IMAGE, EXECUTION):
+        validate_manifest(manifest, version)
+
+
+def test_without_a_port_there_is_no_service_and_no_container_port():
+    manifests = app_manifests(request(), IMAGE, EXECUTION)
+    assert [m["kind"] for m in manifests] == ["Namespace", "Deployment"]
+    assert "ports" not in manifests[1]["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_a_schema_violation_is_manifest_invalid_naming_the_field():
+    deployment = app_manifests(full_request(), IMAGE, EXECUTION)[1]
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = 7
+    with pytest.raises(
+        ManifestInvalid, match=r"Deployment fargate/demo-app is invalid for Kubernetes 1\.31: .*imagePullPolicy"
+    ):
+        validate_manifest(deployment, "1.31")
+
+
+def test_strict_validation_rejects_unknown_fields():
+    namespace = app_manifests(request(), IMAGE, EXECUTION)[0]
+    namespace["metadata"]["label"] = {"typo": "x"}
+    with pytest.raises(ManifestInvalid, match="label"):
+        validate_manifest(namespace, "1.31")
+
+
+@pytest.mark.parametrize(
+    ("cluster", "schema"), [("1.24", "1.25.0"), ("1.31", "1.31.0"), ("v1.33.4-eks-1", "1.33.0"), ("1.41", "1.37.0")]
+)
+def test_the_cluster_version_maps_to_the_nearest_schema_not_newer_than_it(cluster, schema):
+    assert schema_version_for(cluster) == schema
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {"tier": "web\nkind: Secret"},
+        {"tier": "web", "evil key": "x"},
+        {"app.kubernetes.io/name": "other"},
+        {"app.kubernetes.io/managed-by": "me"},
+        {"eks.amazonaws.com/fargate-profile": "x"},
+        {"tier": "a" * 64},
+    ],
+)
+def test_label_injection_is_rejected_by_the_request(labels):
+    with pytest.raises(InvalidRequest, match="labels"):
+        request(labels=labels)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"labels": {"tier": "web\nx: y"}},
+        {"labels": {"tier": "web\n"}},  # a trailing newline passes a "$"-anchored re.match
+        {"labels": {"tier\n": "web"}},
+        {"app": "demo-app\n"},
+        {"namespace": "fargate\n"},
+    ],
+)
+def test_a_request_built_without_validation_still_cannot_inject_anything(change):
+    smuggled = ProvisionRequest.model_construct(**{**full_request().__dict__, **change})
+    with pytest.raises(ManifestInvalid):
+        app_manifests(smuggled, IMAGE, EXECUTION)
+
+
+@pytest.mark.parametrize(
+    "execution_arn",
+    [
+        "arn:aws:states:us-west-2:111122223333:execution:provision:x\nkubernetes.io/evil: y",
+        "not an arn",
+        "arn:aws:states:us-west-2:111122223333:stateMachine:provision",
+    ],
+)
+def test_only_an_execution_arn_goes_into_the_annotation(execution_arn):
+    with pytest.raises(ManifestInvalid, match="execution ARN"):
+        app_manifests(full_request(), IMAGE, execution_arn)
+
+
+@pytest.mark.parametrize("image", ["public.ecr.aws/nginx/nginx:stable", IMAGE + "\n", "nginx@sha256:abc"])
+def test_only_a_digest_pinned_cached_image_is_deployed(image):
+    with pytest.raises(ManifestInvalid, match="pinned by digest"):
+        app_manifests(full_request(), image, EXECUTION)
