@@ -54,8 +54,22 @@ class MotoBackend:
         self.url = f"http://{host}:{port}"
         self._session = boto3.session.Session(
             aws_access_key_id="sandbox",
-            aws_secret_access_key="sandbox",  # noqa: S106 - moto checks no signature region_name=self.region
+            aws_secret_access_key="sandbox",  # noqa: S106 - moto checks no signature
+            region_name=self.region,
         )
+        self._load_managed_policies()
+
+    def _load_managed_policies(self) -> None:
+        """moto loads AWS-managed policies when an account's IAM backend is first made; if something in this process
+        (a test with mock_aws, an earlier sandbox) made it before the setting was on, load them now."""
+        from moto.iam.models import iam_backends
+
+        backend = iam_backends[self.account_id]["global"]
+        if not backend.aws_managed_policies:
+            backend.aws_managed_policies = backend._init_aws_policies()
+            for policy in backend.aws_managed_policies:
+                backend.managed_policies.setdefault(policy.arn, policy)
+
 
     def stop(self) -> None:
         self._server.stop()

@@ -10,6 +10,7 @@ from sandbox_test_support import PROFILE_SECONDS, STUB_UPSTREAM_URL, StubUpstrea
 
 from fargate_app.aws import clients
 from fargate_app.config import Settings
+from fargate_app.kube.auth import reset_sts_clients
 from fargate_sandbox.eks_rules import ManualClock
 from fargate_sandbox.sandbox import Sandbox
 
@@ -68,5 +69,7 @@ def aws_env(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setti
     }.items():
         monkeypatch.setenv(name, value)
     clients.reset_clients()
+    reset_sts_clients()  # the EKS token's STS client keeps the credentials it was made with
     yield Settings.model_validate({"AWS_REGION": "us-west-2", "ACCOUNT_ID": "111122223333"})
     clients.reset_clients()
+    reset_sts_clients()
