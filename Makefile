@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SAM_ENV := AWS_DEFAULT_REGION=us-west-2 AWS_REGION=us-west-2 SAM_CLI_TELEMETRY=0 PYENV_VERSION=3.11.7:3.12.1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all install registry-bin lint typecheck unit test validate build demo bench deploy lock clean
+.PHONY: all install registry-bin node-deps lint typecheck unit test validate build demo bench deploy lock clean diagrams
 
 all: test
 
@@ -29,6 +29,14 @@ registry-bin:
 	@-systemctl disable --now docker-registry >/dev/null 2>&1 || true
 	@-pkill -x docker-registry >/dev/null 2>&1 || true
 
+# asl-validator (npm), pinned by package-lock.json.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+node-deps: $(NODE_STAMP)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -45,7 +53,7 @@ validate: $(STAMP)
 build: $(STAMP)
 	$(SAM_ENV) $(BIN)/sam build --template template.yaml --cached --parallel
 
-test: $(STAMP) registry-bin lint typecheck
+test: $(STAMP) $(NODE_STAMP) registry-bin lint typecheck
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 	$(MAKE) validate build
 
@@ -60,6 +68,11 @@ lock:
 	/tmp/fargate-app-lock/bin/pip install --quiet -r requirements-dev.in
 	( echo "# Generated from requirements-dev.in with pip freeze (Python 3.11): regenerate with 'make lock'."; \
 	  /tmp/fargate-app-lock/bin/pip freeze ) > requirements-dev.txt
+
+# The state-machine diagrams of the README, drawn from the ASL with graphviz (Debian).
+diagrams: $(STAMP)
+	@command -v dot >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null)
+	$(BIN)/python tools/asl_diagram.py statemachine/*.asl.json --out docs/statemachines
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -43,13 +43,18 @@ def settings() -> Settings:
     return get_settings()
 
 
+# A sandbox in the same test process turns on moto's Step Functions interpreter process-wide; unit tests want
+# moto's plain executions (that stay RUNNING), whatever ran before them in the worker.
+UNIT_MOTO_CONFIG: dict[str, Any] = {"stepfunctions": {"execute_state_machine": False}}
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     """moto for every AWS call."""
     from moto import mock_aws
 
     reset_clients()
-    with mock_aws():
+    with mock_aws(config=UNIT_MOTO_CONFIG):
         yield
     reset_clients()
 
@@ -60,7 +65,7 @@ def aws_iam() -> Iterator[None]:
     from moto import mock_aws
 
     reset_clients()
-    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+    with mock_aws(config={**UNIT_MOTO_CONFIG, "iam": {"load_aws_managed_policies": True}}):
         yield
     reset_clients()
 

@@ -1,4 +1,4 @@
-"""CheckFargateProfile: one poll of a profile being created, with the next wait (capped exponential backoff)."""
+"""CheckFargateProfile: one poll of a profile being created (until ACTIVE) or deleted (until gone)."""
 
 from typing import Any
 
@@ -14,4 +14,4 @@ from fargate_app.observability import logger, tracer
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = CheckProfileEvent.model_validate(event)
-    return check_fargate_profile(get_settings(), step.cluster, step.name, step.attempt).to_json()
+    return check_fargate_profile(get_settings(), step.profile, step.expect).to_json()

@@ -12,5 +12,11 @@ from fargate_app.observability import logger, tracer
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Event: {"request": <the execution's input>, "executionArn"}; the input is the request itself (console) or
+    {"request": ...} (the API). Returns the state the provision workflow carries: the normalised request and the ARN."""
     settings = get_settings()
-    return parse_request(event, region=settings.region, account=settings.account_id).to_json()
+    raw = event.get("request")
+    if isinstance(raw, dict) and set(raw) == {"request"}:  # a v1 request has no field named "request"
+        raw = raw["request"]
+    request = parse_request(raw, region=settings.region, account=settings.account_id)
+    return {"request": request.to_json(), "executionArn": event.get("executionArn", "")}

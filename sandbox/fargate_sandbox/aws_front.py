@@ -9,6 +9,7 @@ the front makes itself use each service's wire protocol, so botocore raises the 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import urllib3
@@ -28,6 +29,8 @@ HOP_BY_HOP = frozenset(
     | {"server", "date"}
 )
 Response = tuple[int, dict[str, str], bytes]
+# Answers a request itself (e.g. lambda:Invoke of a template function, lambda_dispatch) or returns None to pass it on.
+Interceptor = Callable[[AwsRequest], Response | None]
 
 
 class AwsFront:
@@ -44,6 +47,7 @@ class AwsFront:
         self.profiles = profiles
         self.cache = cache
         self.events = events
+        self.interceptors: list[Interceptor] = []
         self._pool = urllib3.PoolManager(maxsize=16, retries=False, timeout=urllib3.Timeout(connect=5, read=120))
         self._server = TrackedHTTPServer(_handler_for(self))
 
@@ -64,6 +68,10 @@ class AwsFront:
         fault = self.faults.take_aws(request.service, request.operation)
         if fault is not None:
             return render_error(request.service, fault), None
+        for intercept in list(self.interceptors):
+            intercepted = intercept(request)
+            if intercepted is not None:
+                return intercepted, None
         try:
             if request.service == "eks" and request.operation in eks_rules.HANDLED_OPERATIONS:
                 return self.profiles.handle(request, self.forward), None

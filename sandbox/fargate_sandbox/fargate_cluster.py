@@ -88,6 +88,12 @@ def start_cluster(sandbox: Sandbox, cluster: str, version: str) -> KubeEmulator:
     )
     authenticator = EksTokenAuthenticator(cluster, verifier)
     emulator = KubeEmulator(cluster=cluster, version=version, authenticator=authenticator, scheduler=scheduler)
+
+    def injected_fault(method: str, path: str) -> tuple[int, str, str] | None:
+        fault = sandbox.faults.take_kubernetes(method, path)
+        return None if fault is None else (fault.status, fault.reason, fault.message)
+
+    emulator.api.faults = injected_fault
     emulator.start()
     sandbox.set_cluster_endpoint(cluster, emulator.endpoint, emulator.ca_data)
     assert base64.b64decode(emulator.ca_data).startswith(b"-----BEGIN CERTIFICATE-----")

@@ -70,7 +70,6 @@ class MotoBackend:
             for policy in backend.aws_managed_policies:
                 backend.managed_policies.setdefault(policy.arn, policy)
 
-
     def stop(self) -> None:
         self._server.stop()
         wsgi_server: Any = self._server._server

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from fargate_sandbox.aws_front import AwsFront
+from fargate_sandbox.aws_front import AwsFront, Interceptor
 from fargate_sandbox.ecr_rules import PullThroughCache
 from fargate_sandbox.eks_rules import FargateProfileRules
 from fargate_sandbox.events import EventRouter, Target
@@ -150,6 +150,12 @@ class Sandbox:
     def moto_client(self, service: str) -> Any:
         """A client straight to moto, bypassing the front's rules and faults (for seeding and assertions)."""
         return self._moto.client(service)
+
+    def intercept_aws(self, interceptor: Interceptor) -> Callable[[], None]:
+        """Let ``interceptor`` answer AWS requests before the front's rules and moto (after injected faults); it
+        returns ``None`` for requests it leaves alone. Returns the function that removes it again."""
+        self._front.interceptors.append(interceptor)
+        return lambda: self._front.interceptors.remove(interceptor)
 
     # --- hook points for the registry processes and the Kubernetes emulator ------------------------------------------
     def set_registry_proxy(self, upstream_registry_url: str, proxy_base_url: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -50,6 +51,8 @@ class ApiServer:
         self.authenticator = authenticator
         self.version = version
         self.defaulter = admission.Defaulter()
+        # Fault injection (the sandbox's hook): (method, path) -> (status, reason, message) to answer instead, or None.
+        self.faults: Callable[[str, str], tuple[int, str, str] | None] | None = None
 
     # --- routing ---------------------------------------------------------------------------------------------------
     @staticmethod
@@ -133,6 +136,9 @@ class ApiServer:
 
     # --- verbs -----------------------------------------------------------------------------------------------------
     def handle(self, method: str, path: str, query: dict[str, str], content_type: str, body: bytes) -> tuple[int, Any]:
+        fault = self.faults(method, path) if self.faults is not None else None
+        if fault is not None:
+            raise ApiError(*fault)
         found = self.discovery(path) if method == "GET" else None
         if found is not None:
             return 200, found

@@ -34,15 +34,16 @@ def test_role_profile_and_cache_rule_steps_succeed(
     # When the steps run in order
     role = ensure_pod_execution_role(aws_env, cluster, request.effective_cache_prefix)
     profile = ensure_fargate_profile(aws_env, request, role.arn)
-    first_check = check_fargate_profile(aws_env, cluster, profile.name, attempt=0)
+    first_check = check_fargate_profile(aws_env, profile)
     sandbox_clock.advance(PROFILE_SECONDS)
-    second_check = check_fargate_profile(aws_env, cluster, profile.name, attempt=1)
+    second_check = check_fargate_profile(aws_env, first_check)
     rule = ensure_cache_rule(aws_env, request, role.name)
     # Then the role is created in the sandbox account, the profile uses only private subnets and becomes ACTIVE,
     assert role.created and role.arn.startswith("arn:aws:iam::111122223333:role/")
     assert profile.created and profile.status == "CREATING"
     assert set(profile.subnets) == set(sandbox.seeds.network.private_subnets)
-    assert (first_check.ready, second_check.ready) == (False, True)
+    assert (first_check.status, second_check.status) == ("CREATING", "ACTIVE")
+    assert (profile.next_wait_seconds, first_check.next_wait_seconds, second_check.next_wait_seconds) == (5, 10, 0)
     # and the cache rule is created and validated
     assert rule.created and rule.validated and rule.upstream_registry_url == "public.ecr.aws"
 

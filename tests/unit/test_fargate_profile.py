@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
+from unit_support import ROLE, Network
 
 from fargate_app.aws.eks import check_fargate_profile, ensure_fargate_profile, profile_matches
 from fargate_app.config import Settings
@@ -22,46 +22,6 @@ from fargate_app.errors import (
 from fargate_app.models import ProvisionRequest, parse_request
 
 pytestmark = pytest.mark.usefixtures("aws")
-ROLE = "arn:aws:iam::111122223333:role/FargateAppPodExecution-blog"
-
-
-@dataclass
-class Network:
-    vpc: str
-    private: list[str]
-    public: str
-
-
-@pytest.fixture
-def network() -> Network:
-    """The sandbox's VPC: two private subnets (main route table, no internet gateway) and one public subnet."""
-    ec2 = boto3.client("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    private = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-west-2{az}")["Subnet"][
-            "SubnetId"
-        ]
-        for i, az in ((1, "a"), (2, "b"))
-    ]
-    public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.100.0/24", AvailabilityZone="us-west-2a")["Subnet"][
-        "SubnetId"
-    ]
-    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
-    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
-    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
-    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
-    ec2.associate_route_table(RouteTableId=table, SubnetId=public)
-    return Network(vpc, private, public)
-
-
-@pytest.fixture
-def cluster(network: Network) -> str:
-    boto3.client("eks").create_cluster(
-        name="blog",
-        roleArn="arn:aws:iam::111122223333:role/eks-cluster",
-        resourcesVpcConfig={"subnetIds": [*network.private, network.public]},
-    )
-    return "blog"
 
 
 def request(**changes: Any) -> ProvisionRequest:
@@ -207,10 +167,11 @@ def test_trust_policy_not_yet_visible_to_eks_is_retryable(
         ensure_fargate_profile(settings, request(), ROLE)
 
 
-def test_check_reports_active_as_ready(settings: Settings, cluster: str) -> None:
+def test_check_reports_active_and_keeps_what_the_workflow_tracks(settings: Settings, cluster: str) -> None:
     profile = ensure_fargate_profile(settings, request(), ROLE)
-    status = check_fargate_profile(settings, "blog", profile.name, attempt=0)
-    assert (status.status, status.ready, status.attempt, status.next_wait_seconds) == ("ACTIVE", True, 1, 0)
+    checked = check_fargate_profile(settings, profile)
+    assert (checked.status, checked.attempt, checked.next_wait_seconds) == ("ACTIVE", 1, 0)
+    assert (checked.created, checked.selectors, checked.subnets) == (True, profile.selectors, profile.subnets)
 
 
 def _set_status(name: str, status: str, issues: list[dict[str, Any]] | None = None) -> None:
@@ -225,22 +186,32 @@ def _set_status(name: str, status: str, issues: list[dict[str, Any]] | None = No
 def test_check_backs_off_exponentially_up_to_the_cap(settings: Settings, cluster: str) -> None:
     profile = ensure_fargate_profile(settings, request(), ROLE)
     _set_status(profile.name, "CREATING")
-    waits = [check_fargate_profile(settings, "blog", profile.name, attempt=n).next_wait_seconds for n in range(5)]
-    assert waits == [5, 10, 20, 30, 30]
+    waits = []
+    for _ in range(4):
+        profile = check_fargate_profile(settings, profile)
+        waits.append(profile.next_wait_seconds)
+    assert waits == [10, 20, 30, 30]
 
 
 def test_check_gives_up_after_the_attempt_bound(settings: Settings, cluster: str) -> None:
     profile = ensure_fargate_profile(settings, request(), ROLE)
     _set_status(profile.name, "CREATING")
     with pytest.raises(PollTimeout, match="still CREATING after 60 checks"):
-        check_fargate_profile(settings, "blog", profile.name, attempt=59)
+        check_fargate_profile(settings, profile.model_copy(update={"attempt": 59}))
 
 
 def test_create_failed_names_the_health_issues(settings: Settings, cluster: str) -> None:
     profile = ensure_fargate_profile(settings, request(), ROLE)
     _set_status(profile.name, "CREATE_FAILED", [{"code": "PodExecutionRoleAlreadyInUse", "message": "role in use"}])
     with pytest.raises(ProfileCreateFailed, match="PodExecutionRoleAlreadyInUse: role in use"):
-        check_fargate_profile(settings, "blog", profile.name, attempt=0)
+        check_fargate_profile(settings, profile)
+
+
+def test_check_for_deletion_reports_a_gone_profile_as_deleted(settings: Settings, cluster: str) -> None:
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    boto3.client("eks").delete_fargate_profile(clusterName="blog", fargateProfileName=profile.name)
+    checked = check_fargate_profile(settings, profile, expect="DELETED")
+    assert (checked.status, checked.next_wait_seconds) == ("DELETED", 0)
 
 
 def test_handlers_chain_like_the_state_machine(handler: Any, lambda_context: Any, cluster: str) -> None:
@@ -249,18 +220,9 @@ def test_handlers_chain_like_the_state_machine(handler: Any, lambda_context: Any
     ensured = handler("ensure_fargate_profile").lambda_handler(
         {"request": body, "podExecutionRole": role}, lambda_context
     )
-    checked = handler("check_fargate_profile").lambda_handler(
-        {"cluster": ensured["cluster"], "name": ensured["name"], "attempt": 0}, lambda_context
-    )
+    checked = handler("check_fargate_profile").lambda_handler({"profile": ensured, "expect": "ACTIVE"}, lambda_context)
     assert ensured["created"] is True and ensured["selectors"] == [{"namespace": "fargate", "labels": {}}]
-    assert checked == {
-        "cluster": "blog",
-        "name": ensured["name"],
-        "status": "ACTIVE",
-        "ready": True,
-        "attempt": 1,
-        "nextWaitSeconds": 0,
-    }
+    assert checked == {**ensured, "status": "ACTIVE", "attempt": 1, "nextWaitSeconds": 0}
 
 
 def test_a_foreign_profile_holding_our_name_is_a_permanent_error(

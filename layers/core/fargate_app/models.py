@@ -310,21 +310,17 @@ class ProfileSelector(ApiModel):
 
 
 class FargateProfile(ApiModel):
+    """A profile as the workflow tracks it: EnsureFargateProfile makes it, each CheckFargateProfile updates
+    ``status``, ``attempt`` and ``nextWaitSeconds`` (the state machine's Wait reads it), the rest rides along."""
+
     cluster: str
     name: str
     status: str
     created: bool
     selectors: list[ProfileSelector]
     subnets: list[str] = Field(default_factory=list)
-
-
-class ProfileStatus(ApiModel):
-    cluster: str
-    name: str
-    status: str
-    ready: bool
-    attempt: int
-    next_wait_seconds: int
+    attempt: int = Field(default=0, ge=0)
+    next_wait_seconds: int = Field(default=0, ge=0)
 
 
 class CacheRule(ApiModel):
@@ -360,7 +356,8 @@ class EnsureCacheRuleEvent(RequestEvent):
 
 
 class CheckProfileEvent(ApiModel):
+    """One poll of a profile: until it is ACTIVE (provision) or gone (teardown; its status becomes DELETED)."""
+
     model_config = ConfigDict(extra="ignore")
-    cluster: str
-    name: str
-    attempt: int = Field(default=0, ge=0)
+    profile: FargateProfile
+    expect: Literal["ACTIVE", "DELETED"] = "ACTIVE"

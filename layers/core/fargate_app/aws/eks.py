@@ -28,7 +28,7 @@ from fargate_app.errors import (
     ProfileOperationInProgress,
     SubnetNotPrivate,
 )
-from fargate_app.models import FargateProfile, ProfileSelector, ProfileStatus, ProvisionRequest
+from fargate_app.models import FargateProfile, ProfileSelector, ProvisionRequest
 from fargate_app.observability import logger
 
 USABLE_STATUSES = ("ACTIVE", "CREATING")
@@ -159,7 +159,7 @@ def ensure_fargate_profile(
     for profile in existing:
         if profile.get("status") in USABLE_STATUSES and profile_matches(profile, request.namespace, request.pod_labels):
             logger.info("reusing Fargate profile", extra={"profile": profile["fargateProfileName"]})
-            return _result(profile, created=False)
+            return _result(settings, profile, created=False)
 
     name = profile_name(settings, request)
     selector = {"namespace": request.namespace, **({"labels": request.labels} if request.labels else {})}
@@ -180,15 +180,15 @@ def ensure_fargate_profile(
         )["fargateProfile"]
     except ClientError as exc:
         if error_code(exc) == "ResourceInUseException" and "already exists" in error_message(exc):
-            return _adopt_existing(request, name)  # a concurrent execution created it first
+            return _adopt_existing(settings, request, name)  # a concurrent execution created it first
         raise _create_error(exc, request.cluster, name) from exc
     except BotoCoreError as exc:
         raise translate(exc, f"create Fargate profile {name}") from exc
     logger.info("creating Fargate profile", extra={"profile": name, "cluster": request.cluster})
-    return _result(profile, created=True)
+    return _result(settings, profile, created=True)
 
 
-def _adopt_existing(request: ProvisionRequest, name: str) -> FargateProfile:
+def _adopt_existing(settings: Settings, request: ProvisionRequest, name: str) -> FargateProfile:
     """Our profile name is taken: reuse it if it schedules the app, wait if it is going away, else fail.
 
     Raises:
@@ -202,7 +202,7 @@ def _adopt_existing(request: ProvisionRequest, name: str) -> FargateProfile:
     profile = profile["fargateProfile"]
     status = profile.get("status")
     if status in USABLE_STATUSES and profile_matches(profile, request.namespace, request.pod_labels):
-        return _result(profile, created=False)
+        return _result(settings, profile, created=False)
     if status == "DELETING":
         raise ProfileOperationInProgress(f"cluster {request.cluster}: profile {name} is DELETING; will create it anew")
     raise ProfileCreateFailed(
@@ -224,8 +224,10 @@ def _create_error(exc: ClientError, cluster: str, name: str) -> Exception:
     return translate(exc, f"create Fargate profile {name} in cluster {cluster}")
 
 
-def _result(profile: dict[str, Any], *, created: bool) -> FargateProfile:
+def _result(settings: Settings, profile: dict[str, Any], *, created: bool) -> FargateProfile:
+    active = profile["status"] == "ACTIVE"
     return FargateProfile(
+        next_wait_seconds=0 if active else next_wait(settings, 0),
         cluster=profile["clusterName"],
         name=profile["fargateProfileName"],
         status=profile["status"],
@@ -242,41 +244,38 @@ def next_wait(settings: Settings, attempt: int) -> int:
     return int(min(settings.poll_max_seconds, settings.poll_initial_seconds * 2 ** min(attempt, 16)))
 
 
-def check_fargate_profile(settings: Settings, cluster: str, name: str, attempt: int) -> ProfileStatus:
-    """Poll a profile being created.
+def check_fargate_profile(settings: Settings, profile: FargateProfile, expect: str = "ACTIVE") -> FargateProfile:
+    """One poll of a profile being created (``expect`` ACTIVE) or deleted (``expect`` DELETED: gone is DELETED).
 
     Raises:
-        ProfileCreateFailed: CREATE_FAILED (its health issues in the message) or the profile vanished.
-        PollTimeout: still CREATING after the configured number of attempts.
+        ProfileCreateFailed: CREATE_FAILED (its health issues in the message), or it vanished while CREATING.
+        PollTimeout: not there yet after the configured number of attempts.
     """
+    cluster, name = profile.cluster, profile.name
     try:
-        profile = client("eks").describe_fargate_profile(clusterName=cluster, fargateProfileName=name)["fargateProfile"]
+        found = client("eks").describe_fargate_profile(clusterName=cluster, fargateProfileName=name)["fargateProfile"]
+        status = str(found["status"])
     except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
+        if error_code(exc) != "ResourceNotFoundException":
+            raise translate(exc, f"describe Fargate profile {name}") from exc
+        if expect == "ACTIVE":
             raise ProfileCreateFailed(
                 f"Fargate profile {name} of cluster {cluster} disappeared while CREATING"
             ) from exc
-        raise translate(exc, f"describe Fargate profile {name}") from exc
+        status, found = "DELETED", {}
     except BotoCoreError as exc:
         raise translate(exc, f"describe Fargate profile {name}") from exc
-    status = profile["status"]
-    if status == "CREATE_FAILED":
+    if status in ("CREATE_FAILED", "DELETE_FAILED"):
         issues = "; ".join(
-            f"{issue.get('code')}: {issue.get('message')}" for issue in profile.get("health", {}).get("issues", [])
+            f"{issue.get('code')}: {issue.get('message')}" for issue in found.get("health", {}).get("issues", [])
         )
-        raise ProfileCreateFailed(
-            f"Fargate profile {name} of cluster {cluster} failed to create: {issues or 'no detail'}"
-        )
-    ready = status == "ACTIVE"
-    if not ready and attempt + 1 >= settings.poll_max_attempts:
-        raise PollTimeout(f"Fargate profile {name} of cluster {cluster} still {status} after {attempt + 1} checks")
-    return ProfileStatus(
-        cluster=cluster,
-        name=name,
-        status=status,
-        ready=ready,
-        attempt=attempt + 1,
-        next_wait_seconds=0 if ready else next_wait(settings, attempt),
+        raise ProfileCreateFailed(f"Fargate profile {name} of cluster {cluster} is {status}: {issues or 'no detail'}")
+    done = status == expect
+    attempt = profile.attempt + 1
+    if not done and attempt >= settings.poll_max_attempts:
+        raise PollTimeout(f"Fargate profile {name} of cluster {cluster} still {status} after {attempt} checks")
+    return profile.model_copy(
+        update={"status": status, "attempt": attempt, "next_wait_seconds": 0 if done else next_wait(settings, attempt)}
     )
 
 

@@ -27,12 +27,24 @@ class KubeObjectRef(ApiModel):
     namespace: str | None = None
 
 
+class ExposedIngress(ApiModel):
+    """The ALB Ingress the AWS Load Balancer Controller reconciles; its address appears on the Ingress status."""
+
+    namespace: str
+    name: str
+    ingress_class_name: str = "alb"
+    scheme: str
+    path: str
+    port: int
+
+
 class AppliedApp(ApiModel):
     namespace: str
     name: str
     objects: list[KubeObjectRef]
     namespace_created: bool
     applied: bool = True
+    ingress: ExposedIngress | None = None
 
 
 class CheckRolloutEvent(RequestEvent):

@@ -21,6 +21,7 @@ from fargate_app.kube.models import (
     CheckPodsGoneEvent,
     CheckRolloutEvent,
     DeletedApp,
+    ExposedIngress,
     KubeObjectRef,
     PodsGone,
     RolloutStatus,
@@ -51,7 +52,7 @@ def next_wait(settings: Settings, attempt: int) -> int:
     return int(min(settings.poll_max_seconds, settings.poll_initial_seconds * 2 ** min(attempt, 16)))
 
 
-def _call(action: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def call_api(action: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """One API call with the step timeout; client and transport errors come out as named errors."""
     try:
         return method(*args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
@@ -64,7 +65,7 @@ def _call(action: str, method: Callable[..., Any], *args: Any, **kwargs: Any) ->
         raise
 
 
-def _as_dict(api: KubeApi, obj: Any) -> dict[str, Any]:
+def as_dict(api: KubeApi, obj: Any) -> dict[str, Any]:
     data: dict[str, Any] = api.api_client.sanitize_for_serialization(obj)
     return data
 
@@ -76,20 +77,20 @@ def _apply(api: KubeApi, manifest: dict[str, Any]) -> None:
     options = {"field_manager": FIELD_MANAGER, "force": False, "_content_type": APPLY_PATCH}
     action = f"apply {describe_object(manifest)}"
     if kind == "Namespace":
-        _call(action, api.core.patch_namespace, name, manifest, **options)
+        call_api(action, api.core.patch_namespace, name, manifest, **options)
     elif kind == "Deployment":
-        _call(action, api.apps.patch_namespaced_deployment, name, namespace, manifest, **options)
+        call_api(action, api.apps.patch_namespaced_deployment, name, namespace, manifest, **options)
     elif kind == "Service":
-        _call(action, api.core.patch_namespaced_service, name, namespace, manifest, **options)
+        call_api(action, api.core.patch_namespaced_service, name, namespace, manifest, **options)
     elif kind == "Ingress":
-        _call(action, api.networking.patch_namespaced_ingress, name, namespace, manifest, **options)
+        call_api(action, api.networking.patch_namespaced_ingress, name, namespace, manifest, **options)
     else:  # app_manifests builds only the kinds above
         raise TypeError(f"no apply for kind {kind}")
 
 
 def _namespace_exists(api: KubeApi, namespace: str) -> bool:
     try:
-        _call(f"read namespace {namespace}", api.core.read_namespace, namespace)
+        call_api(f"read namespace {namespace}", api.core.read_namespace, namespace)
     except KubernetesNotFound:
         return False
     return True
@@ -125,19 +126,31 @@ def apply_app(settings: Settings, event: ApplyAppEvent, apis: KubeApiCache = DEF
         "applied app",
         extra={"cluster": request.cluster, "namespace": request.namespace, "app": request.app, "objects": len(applied)},
     )
+    exposed = request.expose.ingress if request.expose else None
+    ingress = (
+        ExposedIngress(
+            namespace=request.namespace, name=request.app, scheme=exposed.scheme, path=exposed.path, port=request.port
+        )
+        if exposed is not None and request.port is not None
+        else None
+    )
     return AppliedApp(
-        namespace=request.namespace, name=request.app, objects=applied, namespace_created=namespace_created
+        namespace=request.namespace,
+        name=request.app,
+        objects=applied,
+        namespace_created=namespace_created,
+        ingress=ingress,
     )
 
 
 def _app_pods(api: KubeApi, request: ProvisionRequest) -> list[dict[str, Any]]:
-    pods = _call(
+    pods = call_api(
         f"list the pods of {request.namespace}/{request.app}",
         api.core.list_namespaced_pod,
         request.namespace,
         label_selector=f"{APP_NAME_LABEL}={request.app}",
     )
-    return list(_as_dict(api, pods).get("items") or [])
+    return list(as_dict(api, pods).get("items") or [])
 
 
 def check_rollout(
@@ -159,8 +172,9 @@ def check_rollout(
     api = apis.get(request.cluster, settings.region)
     where = f"{request.namespace}/{request.app}"
     try:
-        deployment = _as_dict(
-            api, _call(f"read deployment {where}", api.apps.read_namespaced_deployment, request.app, request.namespace)
+        deployment = as_dict(
+            api,
+            call_api(f"read deployment {where}", api.apps.read_namespaced_deployment, request.app, request.namespace),
         )
     except KubernetesNotFound as exc:
         raise RolloutFailed(f"deployment {where} disappeared during its rollout") from exc
@@ -172,13 +186,13 @@ def check_rollout(
         if on_fargate(pod):
             continue
         if not events:  # read the namespace's pod events once, and only when a pod is not running yet
-            listed = _call(
+            listed = call_api(
                 f"list the events of namespace {request.namespace}",
                 api.core.list_namespaced_event,
                 request.namespace,
                 field_selector="involvedObject.kind=Pod",
             )
-            events = list(_as_dict(api, listed).get("items") or [])
+            events = list(as_dict(api, listed).get("items") or [])
         problem = pod_problem(pod, events)
         since = pending_since(pod, event.started_at)
         if problem and since is not None and (now - since).total_seconds() >= kube_settings.rollout_grace_seconds:
@@ -212,7 +226,7 @@ def _delete_if_ours(api: KubeApi, kind: str, read: Any, delete: Any, request: Pr
     """
     where = f"{kind} {request.namespace}/{request.app}"
     try:
-        current = _as_dict(api, _call(f"read {where}", read, request.app, request.namespace))
+        current = as_dict(api, call_api(f"read {where}", read, request.app, request.namespace))
         manager = (current["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL)
         if manager != MANAGED_BY:
             raise KubernetesConflict(
@@ -220,7 +234,7 @@ def _delete_if_ours(api: KubeApi, kind: str, read: Any, delete: Any, request: Pr
             )
         # Background propagation (kubectl's default): the garbage collector removes the ReplicaSets and pods,
         # and CheckPodsGone waits for that.
-        _call(f"delete {where}", delete, request.app, request.namespace, propagation_policy="Background")
+        call_api(f"delete {where}", delete, request.app, request.namespace, propagation_policy="Background")
     except KubernetesNotFound:
         return False
     return True

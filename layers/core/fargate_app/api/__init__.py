@@ -1,0 +1,1 @@
+"""The REST API in front of the state machines: ``routes`` speaks HTTP, ``executions`` speaks Step Functions."""

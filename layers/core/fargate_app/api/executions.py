@@ -1,0 +1,358 @@
+"""The Step Functions side of the API: one execution name per (app, request), replays, conflicts and status.
+
+Step Functions rules this module lives with (API reference, StartExecution): a name is 1–80 characters (we keep to
+``[A-Za-z0-9_-]`` so that CloudWatch logging works) and is unique per state machine for 90 days; starting the same
+name with the same input while that execution is open returns it; the same name after it closed, or with another
+input, fails with ``ExecutionAlreadyExists``. ListExecutions has no name filter, so the app's executions are found by
+the name prefix every execution of that app shares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fargate_app.aws.clients import client
+from fargate_app.aws.errors import error_code, translate
+from fargate_app.errors import FargateAppError, PermanentError, truncate
+from fargate_app.models import ProvisionRequest, describe_validation_error
+from fargate_app.observability import logger
+
+STATE_MACHINE_ARN = r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:[A-Za-z0-9_-]{1,80}$"
+MAX_NAME = 80
+# Budget of an 80-character name: readable(40) "-" app-hash(8) ["-teardown"] "-" request-hash(16) ["-" attempt(≤3)].
+READABLE_MAX = 40
+MAX_ATTEMPTS = 999
+# ListExecutions pages hold up to 1000; closed executions stay listed for 90 days. The bound keeps one API call
+# well inside API Gateway's 29-second limit even for a state machine with a very long history.
+LIST_PAGE_SIZE = 1000
+MAX_LISTED = 20_000
+MAX_HISTORY_EVENTS = 1000
+MAX_CAUSE = 2000
+
+Kind = Literal["provision", "teardown"]
+RUNNING = "RUNNING"
+SUCCEEDED = "SUCCEEDED"
+CLOSED_WITH_ERROR = {"FAILED": "States.Failed", "TIMED_OUT": "States.Timeout", "ABORTED": "States.Aborted"}
+
+
+class ApiSettings(BaseModel):
+    """The API function's own environment (template.yaml Globals)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    provision_state_machine_arn: str = Field(alias="PROVISION_STATE_MACHINE_ARN", pattern=STATE_MACHINE_ARN)
+    teardown_state_machine_arn: str = Field(alias="TEARDOWN_STATE_MACHINE_ARN", pattern=STATE_MACHINE_ARN)
+
+    def machine(self, kind: Kind) -> str:
+        return self.provision_state_machine_arn if kind == "provision" else self.teardown_state_machine_arn
+
+
+class ApiMisconfigured(FargateAppError):
+    """The function's environment lacks a state machine ARN: a deployment fault, not the caller's."""
+
+
+class AppNotFound(FargateAppError):
+    """The app has no execution the API can find."""
+
+
+class ExecutionConflict(FargateAppError):
+    """Another execution for the app is running; starting one now would race it."""
+
+    def __init__(self, message: str, execution_arn: str) -> None:
+        super().__init__(message)
+        self.execution_arn = execution_arn
+
+
+@lru_cache(maxsize=1)
+def get_api_settings() -> ApiSettings:
+    """Raises: ApiMisconfigured (not cached, so a fixed environment is picked up by the next call)."""
+    try:
+        return ApiSettings.model_validate(dict(os.environ))
+    except ValidationError as exc:
+        raise ApiMisconfigured(
+            f"the API function's environment is incomplete: {describe_validation_error(exc)}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class AppRef:
+    cluster: str
+    namespace: str
+    app: str
+
+    def __str__(self) -> str:
+        return f"{self.cluster}/{self.namespace}/{self.app}"
+
+    @property
+    def status_url(self) -> str:
+        return f"/apps/{self.cluster}/{self.namespace}/{self.app}"
+
+    @property
+    def name_prefix(self) -> str:
+        """Shared by every execution of this app. The hash keeps apps apart when the readable part is truncated
+        or ambiguous (cluster names may contain '-', so ``a-b``/``c`` and ``a``/``b-c`` read alike)."""
+        readable = f"{self.cluster}-{self.namespace}-{self.app}"[:READABLE_MAX].rstrip("-_")
+        return f"{readable}-{_digest(str(self), 8)}"
+
+
+@dataclass(frozen=True)
+class ExecutionSummary:
+    arn: str
+    name: str
+    status: str
+    start_date: datetime
+    kind: Kind
+
+
+@dataclass(frozen=True)
+class StartedExecution:
+    arn: str
+    name: str
+    status: str
+    kind: Kind
+    replayed: bool
+
+
+def canonical_json(document: Any) -> str:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
+def _digest(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def provision_base_name(app: AppRef, request_document: dict[str, Any]) -> str:
+    return f"{app.name_prefix}-{_digest(canonical_json(request_document), 16)}"
+
+
+def teardown_base_name(app: AppRef, teardown_input: dict[str, Any], source_execution: str) -> str:
+    return f"{app.name_prefix}-teardown-{_digest(source_execution + canonical_json(teardown_input), 16)}"
+
+
+def attempt_name(base: str, attempt: int) -> str:
+    return base if attempt == 1 else f"{base}-{attempt}"
+
+
+def attempt_of(name: str, base: str) -> int | None:
+    """1 for ``base``, n for ``base-n``; None for a name of another request."""
+    if name == base:
+        return 1
+    suffix = name.removeprefix(f"{base}-")
+    return int(suffix) if suffix != name and suffix.isdigit() else None
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+
+
+def list_app_executions(settings: ApiSettings, app: AppRef) -> list[ExecutionSummary]:
+    """Every provision and teardown execution of the app, newest first.
+
+    Raises:
+        AwsThrottled, PermanentError: Step Functions refused (translated).
+    """
+    prefix = f"{app.name_prefix}-"
+    found: list[ExecutionSummary] = []
+    kinds: tuple[Kind, ...] = ("provision", "teardown")
+    for kind in kinds:
+        machine = settings.machine(kind)
+        try:
+            pages = client("stepfunctions").get_paginator("list_executions")
+            for page in pages.paginate(
+                stateMachineArn=machine, PaginationConfig={"PageSize": LIST_PAGE_SIZE, "MaxItems": MAX_LISTED}
+            ):
+                found.extend(
+                    ExecutionSummary(item["executionArn"], item["name"], item["status"], item["startDate"], kind)
+                    for item in page.get("executions", [])
+                    if item["name"].startswith(prefix)
+                )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"list executions of {machine}") from exc
+    return sorted(found, key=lambda e: e.start_date, reverse=True)
+
+
+def describe_execution(arn: str) -> dict[str, Any]:
+    """Raises: AwsThrottled, PermanentError (translated)."""
+    try:
+        return dict(client("stepfunctions").describe_execution(executionArn=arn))
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, f"describe execution {arn}") from exc
+
+
+def last_entered_state(arn: str) -> str | None:
+    """The state the execution entered last. History is read newest first and without inputs/outputs (smaller, and
+    they may be large); within a page the highest event id wins, so the answer does not depend on page order.
+
+    Raises:
+        AwsThrottled, PermanentError: Step Functions refused (translated).
+    """
+    try:
+        pages = client("stepfunctions").get_paginator("get_execution_history")
+        for page in pages.paginate(
+            executionArn=arn,
+            reverseOrder=True,
+            includeExecutionData=False,
+            PaginationConfig={"PageSize": 100, "MaxItems": MAX_HISTORY_EVENTS},
+        ):
+            entered = [e for e in page.get("events", []) if str(e.get("type", "")).endswith("StateEntered")]
+            if entered:
+                latest = max(entered, key=lambda e: int(e["id"]))
+                return str(latest.get("stateEnteredEventDetails", {}).get("name")) or None
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, f"read the history of execution {arn}") from exc
+    return None
+
+
+def _parse_json(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        logger.warning("execution data is not JSON", extra={"length": len(text)})
+        return None
+
+
+def _start_or_replay(
+    settings: ApiSettings,
+    app: AppRef,
+    kind: Kind,
+    base: str,
+    input_document: dict[str, Any],
+    executions: list[ExecutionSummary],
+) -> StartedExecution:
+    """Start ``base`` (or its next attempt), or return the execution a replay of the same call refers to.
+
+    A replay gets the same execution while it runs, and after it succeeded as long as nothing newer happened to the
+    app. A failed execution, or one superseded by a later execution for the app, is followed by a new attempt
+    (``base-2``…): its name is taken for 90 days, and the caller clearly wants the work done again.
+
+    Raises:
+        ExecutionConflict: another execution for the app is running (or the name is taken by another input).
+        AwsThrottled, PermanentError: Step Functions refused (translated).
+    """
+    lineage = {e.arn: attempt for e in executions if e.kind == kind and (attempt := attempt_of(e.name, base))}
+    running_other = next((e for e in executions if e.status == RUNNING and e.arn not in lineage), None)
+    if running_other is not None:
+        raise ExecutionConflict(
+            f"app {app} has a running {running_other.kind} execution {running_other.name} for another request; "
+            f"wait until it finishes (GET {app.status_url}), then send the request again",
+            running_other.arn,
+        )
+    attempt = 1
+    if lineage:
+        newest = max((e for e in executions if e.arn in lineage), key=lambda e: lineage[e.arn])
+        if newest.status == RUNNING or (newest.status == SUCCEEDED and executions[0].arn == newest.arn):
+            return StartedExecution(newest.arn, newest.name, newest.status, kind, replayed=True)
+        attempt = lineage[newest.arn] + 1
+        if attempt > MAX_ATTEMPTS:
+            raise PermanentError(f"app {app}: {MAX_ATTEMPTS} attempts of this request already; change the request")
+    name = attempt_name(base, attempt)
+    assert len(name) <= MAX_NAME, name
+    machine = settings.machine(kind)
+    body = canonical_json(input_document)
+    sfn = client("stepfunctions")
+    try:
+        started = sfn.start_execution(stateMachineArn=machine, name=name, input=body)
+    except ClientError as exc:
+        if error_code(exc) != "ExecutionAlreadyExists":
+            raise translate(exc, f"start {kind} execution {name}") from exc
+        # Another call with the same name won the race between our listing and our start.
+        existing = describe_execution(execution_arn(machine, name))
+        if _parse_json(existing.get("input")) != input_document:
+            raise ExecutionConflict(
+                f"execution name {name} is taken by an execution with another input; change the request",
+                existing["executionArn"],
+            ) from exc
+        return StartedExecution(existing["executionArn"], name, existing["status"], kind, replayed=True)
+    except BotoCoreError as exc:
+        raise translate(exc, f"start {kind} execution {name}") from exc
+    logger.info("execution started", extra={"execution_arn": started["executionArn"], "kind": kind})
+    return StartedExecution(started["executionArn"], name, RUNNING, kind, replayed=False)
+
+
+def start_provision(settings: ApiSettings, request: ProvisionRequest) -> StartedExecution:
+    """Start (or replay) the provision execution for a validated request.
+
+    Raises:
+        ExecutionConflict: an execution for another request of the app, or its teardown, is running.
+        AwsThrottled, PermanentError: Step Functions refused (translated).
+    """
+    app = AppRef(request.cluster, request.namespace, request.app)
+    document = request.to_json()
+    executions = list_app_executions(settings, app)
+    return _start_or_replay(
+        settings, app, "provision", provision_base_name(app, document), {"request": document}, executions
+    )
+
+
+def start_teardown(settings: ApiSettings, app: AppRef) -> StartedExecution:
+    """Start (or replay) the teardown of what the app's latest successful (else latest) provision built.
+
+    Raises:
+        AppNotFound: the app was never provisioned through this API.
+        ExecutionConflict: a provision (or another teardown) for the app is running.
+        PermanentError: the provision's input holds no request; Step Functions refused (translated).
+        AwsThrottled: Step Functions throttled.
+    """
+    executions = list_app_executions(settings, app)
+    provisions = [e for e in executions if e.kind == "provision"]
+    if not provisions:
+        raise AppNotFound(f"app {app} was never provisioned: nothing to tear down")
+    running = next((e for e in provisions if e.status == RUNNING), None)
+    if running is not None:
+        raise ExecutionConflict(
+            f"app {app} is being provisioned by {running.name}; wait until it finishes (GET {app.status_url}), "
+            "then delete it",
+            running.arn,
+        )
+    source = next((e for e in provisions if e.status == SUCCEEDED), provisions[0])
+    described = describe_execution(source.arn)
+    provision_input = _parse_json(described.get("input"))
+    if not isinstance(provision_input, dict) or not isinstance(provision_input.get("request"), dict):
+        raise PermanentError(f"provision execution {source.arn} has no request in its input: tear it down by hand")
+    document = {"request": provision_input["request"], "provision": _parse_json(described.get("output"))}
+    base = teardown_base_name(app, document, source.name)
+    return _start_or_replay(settings, app, "teardown", base, document, executions)
+
+
+def app_status(settings: ApiSettings, app: AppRef) -> dict[str, Any]:
+    """The app's latest execution (provision or teardown): status, current state, result or error.
+
+    Raises:
+        AppNotFound: the app has no execution.
+        AwsThrottled, PermanentError: Step Functions refused (translated).
+    """
+    executions = list_app_executions(settings, app)
+    if not executions:
+        raise AppNotFound(f"app {app} has no provision or teardown execution")
+    latest = executions[0]
+    described = describe_execution(latest.arn)
+    status = str(described["status"])
+    error = None
+    if status in CLOSED_WITH_ERROR:
+        error = {
+            "error": described.get("error") or CLOSED_WITH_ERROR[status],
+            "cause": truncate(described.get("cause") or f"the execution ended {status}", MAX_CAUSE),
+        }
+    stop_date = described.get("stopDate")
+    return {
+        "status": status,
+        "kind": latest.kind,
+        "executionArn": latest.arn,
+        "executionName": latest.name,
+        "startDate": latest.start_date.isoformat(),
+        "stopDate": stop_date.isoformat() if stop_date else None,
+        "currentState": last_entered_state(latest.arn),
+        "result": _parse_json(described.get("output")) if status == SUCCEEDED else None,
+        "error": error,
+    }

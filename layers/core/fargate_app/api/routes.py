@@ -1,0 +1,229 @@
+"""The REST API (API Gateway proxy, AWS_IAM auth): POST /apps, GET and DELETE /apps/{cluster}/{namespace}/{app}.
+
+Every answer is a JSON object with ``Content-Type: application/json``. Errors carry ``error`` (a stable name) and
+``message`` (what went wrong and what to do); validation errors add ``fields`` (field → rule). Stack traces, request
+bodies and AWS credentials never reach a response or a log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from pydantic import ValidationError
+
+from fargate_app.api.executions import (
+    ApiMisconfigured,
+    AppNotFound,
+    AppRef,
+    ExecutionConflict,
+    StartedExecution,
+    app_status,
+    get_api_settings,
+    start_provision,
+    start_teardown,
+)
+from fargate_app.config import get_settings
+from fargate_app.errors import FargateAppError, InvalidRequest, RetryableError, truncate
+from fargate_app.models import ApiModel, ClusterName, DnsLabel, describe_validation_error, parse_request
+from fargate_app.observability import logger
+
+MAX_BODY_BYTES = 64 * 1024
+RETRY_AFTER_SECONDS = 5
+# describe_validation_error joins "field: rule" problems with "; "; a rule itself may contain "; " or ": ", so a
+# split happens only where the next problem's field path starts.
+_PROBLEM_BOUNDARY = re.compile(r"; (?=[A-Za-z0-9_.\-\[\]]+: )")
+
+resolver = APIGatewayRestResolver(debug=False)  # debug would put stack traces in 500 bodies (POWERTOOLS_DEV)
+
+
+class RequestTooLarge(FargateAppError):
+    """The body is over the API's limit (a v1 request is a few hundred bytes)."""
+
+
+class AppPath(ApiModel):
+    """The path parameters, held to the same rules as the request's fields."""
+
+    cluster: ClusterName
+    namespace: DnsLabel
+    app: DnsLabel
+
+
+def fields_of(error: InvalidRequest) -> dict[str, str]:
+    """``{"field.path": "rule"}`` from an InvalidRequest message of ``field: rule; field: rule`` problems."""
+    fields: dict[str, str] = {}
+    for problem in _PROBLEM_BOUNDARY.split(error.message):
+        field, separator, rule = problem.partition(": ")
+        if not separator:
+            field, rule = "request", problem
+        fields[field] = f"{fields[field]}; {rule}" if field in fields else rule
+    return fields
+
+
+def _json(status: HTTPStatus, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=status.value,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body),
+        headers=headers,
+    )
+
+
+def _error(status: HTTPStatus, error: str, message: str, **extra: Any) -> Response[str]:
+    return _json(status, {"error": error, "message": message, **extra})
+
+
+def _request_body() -> Any:
+    """The body as JSON, size-checked before it is parsed.
+
+    Raises:
+        RequestTooLarge: over 64 KiB.
+        InvalidRequest: missing, not base64/UTF-8 when flagged so, or not JSON.
+    """
+    event = resolver.current_event
+    raw = event.body or ""
+    try:
+        data = base64.b64decode(raw, validate=True) if event.is_base64_encoded else raw.encode()
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise InvalidRequest("body: is flagged base64-encoded but is not valid base64") from None
+    if len(data) > MAX_BODY_BYTES:
+        raise RequestTooLarge(
+            f"the request body is {len(data)} bytes; at most {MAX_BODY_BYTES} bytes (64 KiB) are accepted"
+        )
+    if not data.strip():
+        raise InvalidRequest("body: is empty; send the v1 request as a JSON object")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidRequest("body: is not UTF-8 text") from None
+    except ValueError as exc:
+        # json's message gives the position only (never the input), which helps find the typo.
+        raise InvalidRequest(f"body: is not valid JSON ({exc})") from None
+
+
+def _app_path(cluster: str, namespace: str, app: str) -> AppRef:
+    """Raises: InvalidRequest naming every path parameter that breaks its rule."""
+    try:
+        path = AppPath.model_validate({"cluster": cluster, "namespace": namespace, "app": app})
+    except ValidationError as exc:
+        raise InvalidRequest(describe_validation_error(exc)) from None
+    return AppRef(path.cluster, path.namespace, path.app)
+
+
+def _accepted(execution: StartedExecution, app: AppRef) -> Response[str]:
+    # A new or still-running execution is "accepted, in progress" (202); a replay of a finished one is just an
+    # answer (200): nothing was started, and the status says how it ended.
+    status = HTTPStatus.ACCEPTED if execution.status == "RUNNING" else HTTPStatus.OK
+    return _json(
+        status,
+        {
+            "executionArn": execution.arn,
+            "executionName": execution.name,
+            "kind": execution.kind,
+            "status": execution.status,
+            "replayed": execution.replayed,
+            "statusUrl": app.status_url,
+        },
+    )
+
+
+@resolver.post("/apps")
+def create_app() -> Response[str]:
+    settings = get_settings()
+    api_settings = get_api_settings()
+    request = parse_request(_request_body(), region=settings.region, account=settings.account_id)
+    app = AppRef(request.cluster, request.namespace, request.app)
+    logger.append_keys(app=str(app))
+    return _accepted(start_provision(api_settings, request), app)
+
+
+@resolver.get("/apps/<cluster>/<namespace>/<app>")
+def get_app(cluster: str, namespace: str, app: str) -> Response[str]:
+    ref = _app_path(cluster, namespace, app)
+    logger.append_keys(app=str(ref))
+    return _json(HTTPStatus.OK, app_status(get_api_settings(), ref))
+
+
+@resolver.delete("/apps/<cluster>/<namespace>/<app>")
+def delete_app(cluster: str, namespace: str, app: str) -> Response[str]:
+    ref = _app_path(cluster, namespace, app)
+    logger.append_keys(app=str(ref))
+    return _accepted(start_teardown(get_api_settings(), ref), ref)
+
+
+# --- errors → HTTP ---
+def _invalid_request(exc: InvalidRequest) -> Response[str]:
+    logger.info("invalid request", extra={"fields": sorted(fields_of(exc))})
+    return _error(HTTPStatus.BAD_REQUEST, "InvalidRequest", exc.message, fields=fields_of(exc))
+
+
+def _too_large(exc: RequestTooLarge) -> Response[str]:
+    return _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "RequestTooLarge", exc.message)
+
+
+def _app_not_found(exc: AppNotFound) -> Response[str]:
+    return _error(HTTPStatus.NOT_FOUND, "AppNotFound", exc.message)
+
+
+def _conflict(exc: ExecutionConflict) -> Response[str]:
+    return _error(HTTPStatus.CONFLICT, "ExecutionConflict", exc.message, executionArn=exc.execution_arn)
+
+
+def _retryable(exc: RetryableError) -> Response[str]:
+    logger.warning("Step Functions unavailable", extra={"error": type(exc).__name__, "reason": exc.message})
+    return _json(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        {"error": type(exc).__name__, "message": exc.message},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _misconfigured(exc: ApiMisconfigured) -> Response[str]:
+    logger.error("API misconfigured", extra={"reason": exc.message})
+    return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "ApiMisconfigured", exc.message)
+
+
+def _upstream_refused(exc: FargateAppError) -> Response[str]:
+    # Translated Step Functions refusals (access denied, missing state machine…): the message names the action and
+    # AWS's error code, which is what an operator needs; it holds no request data.
+    logger.error("Step Functions refused", extra={"error": type(exc).__name__, "reason": exc.message})
+    return _error(HTTPStatus.BAD_GATEWAY, type(exc).__name__, exc.message)
+
+
+def _unexpected(exc: Exception) -> Response[str]:
+    logger.exception("unexpected error")
+    request_id = resolver.current_event.request_context.request_id
+    return _error(
+        HTTPStatus.INTERNAL_SERVER_ERROR, "InternalError", f"unexpected error; the logs of request {request_id} say why"
+    )
+
+
+@resolver.not_found
+def _no_route(exc: NotFoundError) -> Response[str]:
+    event = resolver.current_event
+    return _error(
+        HTTPStatus.NOT_FOUND,
+        "NotFound",
+        f"no route for {event.http_method} {truncate(event.path, 200)}: use POST /apps or GET|DELETE /apps/<cluster>/<namespace>/<app>",
+    )
+
+
+# Registered by call, not as decorators: powertools' decorator is untyped. Powertools picks the handler of the
+# nearest class in the exception's MRO, so a subclass's handler wins over FargateAppError's and Exception's.
+for _error_class, _handler in (
+    (InvalidRequest, _invalid_request),
+    (RequestTooLarge, _too_large),
+    (AppNotFound, _app_not_found),
+    (ExecutionConflict, _conflict),
+    (RetryableError, _retryable),
+    (ApiMisconfigured, _misconfigured),
+    (FargateAppError, _upstream_refused),
+    (Exception, _unexpected),
+):
+    resolver.exception_handler(_error_class)(_handler)

@@ -1,0 +1,93 @@
+"""Step ReleaseFargateProfile of the teardown: delete the app's Fargate profile when nothing else needs it.
+
+Fargate profiles are shared: apps whose pods match one reuse it. So the profile is deleted only if this app's
+provision created it (the execution recorded ``created``, or the profile's ``fargate-app/created-for`` tag names the
+app) and no other Deployment this provisioner manages still has pods it would schedule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ConfigDict
+
+from fargate_app.aws.clients import client
+from fargate_app.aws.eks import CREATED_FOR_TAG, delete_fargate_profile, next_wait
+from fargate_app.aws.errors import error_code, translate
+from fargate_app.config import Settings
+from fargate_app.models import ApiModel, FargateProfile, ProfileSelector, ProvisionRequest, RequestEvent
+from fargate_app.observability import logger
+
+
+class ProvisionSummary(ApiModel):
+    model_config = ConfigDict(extra="ignore")
+    fargate_profile: FargateProfile | None = None
+
+
+class ReleaseProfileEvent(RequestEvent):
+    provision: ProvisionSummary | None = None
+
+
+class ProfileRelease(ApiModel):
+    profile: FargateProfile | None
+    deleting: bool
+    kept: str | None = None
+
+
+def _describe(cluster: str, name: str) -> dict[str, Any] | None:
+    try:
+        return client("eks").describe_fargate_profile(clusterName=cluster, fargateProfileName=name)["fargateProfile"]  # type: ignore[no-any-return]
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise translate(exc, f"describe Fargate profile {name}") from exc
+    except BotoCoreError as exc:
+        raise translate(exc, f"describe Fargate profile {name}") from exc
+
+
+def _created_for_app(request: ProvisionRequest) -> dict[str, Any] | None:
+    """The profile whose tag says a provision of this app created it (when the execution's record is not given)."""
+    eks = client("eks")
+    try:
+        for page in eks.get_paginator("list_fargate_profiles").paginate(clusterName=request.cluster):
+            for name in page.get("fargateProfileNames", []):
+                profile = _describe(request.cluster, name)
+                if profile and (profile.get("tags") or {}).get(CREATED_FOR_TAG) == f"{request.namespace}.{request.app}":
+                    return profile
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, f"list the Fargate profiles of cluster {request.cluster}") from exc
+    return None
+
+
+def release_fargate_profile(settings: Settings, event: ReleaseProfileEvent) -> ProfileRelease:
+    """Start deleting the app's profile if it is the app's to delete.
+
+    Raises:
+        ProfileOperationInProgress: another profile is CREATING/DELETING on the cluster; retried.
+        KubernetesForbidden, KubernetesUnavailable: listing the managed apps failed.
+    """
+    from fargate_app.kube.usage import other_apps_on_profile
+
+    request = event.request
+    recorded = event.provision.fargate_profile if event.provision else None
+    if recorded is not None and not recorded.created:
+        return ProfileRelease(profile=recorded, deleting=False, kept="the provision reused an existing profile")
+    found = _describe(request.cluster, recorded.name) if recorded else _created_for_app(request)
+    if found is None:
+        return ProfileRelease(profile=recorded, deleting=False, kept=None if recorded else "no profile was created")
+    users = other_apps_on_profile(settings, request, found)
+    profile = FargateProfile(
+        cluster=request.cluster,
+        name=found["fargateProfileName"],
+        status=found["status"],
+        created=True,
+        selectors=[ProfileSelector(namespace=s["namespace"], labels=s.get("labels") or {}) for s in found["selectors"]],
+        subnets=sorted(found.get("subnets", [])),
+    )
+    if users:
+        return ProfileRelease(profile=profile, deleting=False, kept=f"it still schedules {', '.join(users)}")
+    delete_fargate_profile(request.cluster, profile.name)
+    logger.info("deleting Fargate profile", extra={"profile": profile.name, "cluster": request.cluster})
+    deleting = profile.model_copy(update={"status": "DELETING", "next_wait_seconds": next_wait(settings, 0)})
+    return ProfileRelease(profile=deleting, deleting=True)

@@ -1,0 +1,384 @@
+"""The template's state machines run by moto's Step Functions interpreter, Lambda tasks dispatched to the real handlers.
+
+    with Sandbox() as sandbox, Workflows(sandbox, "template.yaml", time_scale=0.01) as workflows:
+        arn = workflows.start("ProvisionStateMachine", request)
+        outcome = workflows.wait(arn, timeout_s=60)        # DescribeExecution's answer once it is no longer RUNNING
+        workflows.state_order(arn)                          # ["ValidateRequest", "EnsurePodExecutionRole", …]
+
+Entering the ``with`` block (``open()``):
+1. sets ``os.environ`` once to the union of the template functions' environments, plus what Lambda itself gives a
+   function (region, credentials — the sandbox's — and ``AWS_ENDPOINT_URL`` = the sandbox front) and
+   ``POWERTOOLS_TRACE_DISABLED``; ``environment`` overrides win (e.g. ``{"POLL_INITIAL_SECONDS": "1"}``). Handlers run
+   in threads of this process, so the environment is never changed per invocation (design.md §6). Then the cached
+   settings and boto3 clients of ``fargate_app`` are reset so they read it;
+2. creates (or updates) every state machine of the template in moto with its ASL, substitutions applied;
+3. routes the interpreter's AWS calls to the sandbox front: moto's ``boto_client_for`` would call
+   ``http://localhost:$MOTO_PORT`` (default 5000), so it is replaced, in every interpreter module that imported it,
+   by a client of the front — whose ``lambda:Invoke`` of template functions ``LambdaDispatcher`` answers in process;
+4. scales the interpreter's sleeps by ``time_scale``: the ``Wait`` state (``Seconds``, ``SecondsPath``,
+   ``Timestamp``, ``TimestampPath``: ``WaitFunction._wait_interval``) and the pause between ``Retry`` attempts
+   (``IntervalSeconds`` × ``BackoffRate``ⁿ, capped by ``MaxDelaySeconds``, jittered: the ``time.sleep`` of
+   ``retrier_decl``). Not scaled: Lambda function timeouts, Task ``TimeoutSeconds``/``HeartbeatSeconds``, and
+   anything the handlers themselves wait for — they run in real time;
+5. registers every EventBridge rule of the template targeting a state machine with ``sandbox.events``; a matching
+   event starts an execution whose input is the whole event (or the target's ``Input``/``InputPath``).
+Leaving it (``close()``) stops the executions still running, undoes 2–4's patches and restores ``os.environ``.
+The patches are process-wide, so one ``Workflows`` may be open per process at a time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from fargate_sandbox.lambda_dispatch import Invocation, LambdaDispatcher
+from fargate_sandbox.sandbox import Sandbox
+from fargate_sandbox.template_model import EventRuleSpec, SandboxTemplate, load_template
+
+POLL_SECONDS = 0.02  # how often wait() asks DescribeExecution
+_INTERPRETER_PACKAGE = "moto.stepfunctions.parser"
+_BOTO_CLIENT_MODULE = f"{_INTERPRETER_PACKAGE}.asl.utils.boto_client"
+_WAIT_MODULE = f"{_INTERPRETER_PACKAGE}.asl.component.state.wait.wait_function.wait_function"
+_RETRIER_MODULE = f"{_INTERPRETER_PACKAGE}.asl.component.common.retry.retrier_decl"
+# Interpreter modules that call boto_client_for (imported up front so their `from … import` binding is patched).
+_AWS_CALLING_MODULES = [
+    f"{_INTERPRETER_PACKAGE}.asl.component.state.exec.state_task.lambda_eval_utils",
+    f"{_INTERPRETER_PACKAGE}.asl.component.state.exec.state_task.service.state_task_service_factory",
+    f"{_INTERPRETER_PACKAGE}.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3",
+    f"{_INTERPRETER_PACKAGE}.asl.component.state.exec.state_map.result_writer.resource_eval.resource_eval_s3",
+]
+_open_lock = threading.Lock()
+_open_workflows: list[Workflows] = []
+
+
+class ExecutionTimeout(TimeoutError):
+    """An execution was still RUNNING when ``Workflows.wait`` gave up."""
+
+
+class Workflows:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        template_path: str | Path,
+        *,
+        time_scale: float = 1.0,
+        environment: Mapping[str, str] | None = None,
+        parameter_overrides: Mapping[str, str] | None = None,
+    ) -> None:
+        """
+        Args:
+            sandbox: a started sandbox.
+            template_path: the SAM template whose functions and state machines run.
+            time_scale: factor applied to Wait states and Retry pauses (0.01 → a 30 s Wait lasts 0.3 s; 0 → none).
+            environment: variables that override the template's for this run (e.g. shorter polling).
+            parameter_overrides: template parameter values instead of their defaults.
+
+        Raises:
+            TemplateError: the template breaks the one-environment rule or cannot be resolved.
+        """
+        if time_scale < 0:
+            raise ValueError("time_scale must be >= 0")
+        self.sandbox = sandbox
+        self.time_scale = time_scale
+        self.template: SandboxTemplate = load_template(
+            template_path,
+            account_id=sandbox.account_id,
+            region=sandbox.region,
+            parameter_overrides=parameter_overrides,
+        )
+        self.dispatcher = LambdaDispatcher(self.template)
+        self._environment_overrides = dict(environment or {})
+        self._stack: ExitStack | None = None
+        self._sfn: Any = None
+        self._started: list[str] = []
+        self._started_lock = threading.Lock()
+        self.state_machine_arns: dict[str, str] = {}
+
+    # --- lifecycle --------------------------------------------------------------------------------------------------
+    def open(self) -> Workflows:
+        """Environment, state machines, interpreter patches and event rules, in that order; undone if a step fails.
+
+        Raises:
+            RuntimeError: another ``Workflows`` is open in this process (the patches are process-wide).
+        """
+        with _open_lock:
+            if _open_workflows:
+                raise RuntimeError("another Workflows is open in this process; close it first")
+            _open_workflows.append(self)
+        with ExitStack() as stack:
+            stack.callback(_open_workflows.remove, self)
+            stack.enter_context(_EnvironmentOverlay(self._lambda_environment()))
+            self._sfn = self.sandbox.boto3_client("stepfunctions")
+            ssm = self.sandbox.boto3_client("ssm")
+            for parameter in self.template.parameters:
+                ssm.put_parameter(Name=parameter.name, Type=parameter.type, Value=parameter.value, Overwrite=True)
+            for logical_id, machine in self.template.state_machines.items():
+                self.state_machine_arns[logical_id] = self._create_state_machine(
+                    machine.name, machine.definition(), machine.role_arn
+                )
+            stack.enter_context(_InterpreterPatches(self.sandbox, self.time_scale))
+            stack.callback(self.sandbox.intercept_aws(self.dispatcher.intercept))
+            stack.callback(self.dispatcher.stop)
+            # Closing runs these in reverse: executions stop first, while their Lambda calls still reach the handlers.
+            stack.callback(self._stop_running_executions)
+            for rule in self.template.event_rules:
+                self.sandbox.events.add_rule(rule.name, dict(rule.pattern), self._event_target(rule))
+            self._stack = stack.pop_all()
+        return self
+
+    def close(self) -> None:
+        """Stop running executions, undo the patches, restore ``os.environ``; idempotent."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+
+    def __enter__(self) -> Workflows:
+        return self.open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- executions -------------------------------------------------------------------------------------------------
+    def start(self, state_machine: str, input: Any, name: str | None = None) -> str:
+        """StartExecution of the template's state machine ``state_machine`` (logical id); its execution ARN.
+
+        Raises:
+            KeyError: the template has no such state machine.
+            RuntimeError: the harness is not open.
+        """
+        if self._stack is None:
+            raise RuntimeError("Workflows is not open")
+        answer = self._sfn.start_execution(
+            stateMachineArn=self.state_machine_arns[state_machine],
+            name=name or str(uuid.uuid4()),  # as StartExecution without a name; moto would name it "None"
+            input=json.dumps(input),
+        )
+        arn: str = answer["executionArn"]
+        with self._started_lock:
+            self._started.append(arn)
+        return arn
+
+    def describe(self, execution_arn: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._sfn.describe_execution(executionArn=execution_arn)
+        answer.pop("ResponseMetadata", None)
+        return answer
+
+    def wait(self, execution_arn: str, timeout_s: float = 30.0) -> dict[str, Any]:
+        """DescribeExecution's answer once the execution is no longer RUNNING.
+
+        Raises:
+            ExecutionTimeout: still RUNNING after ``timeout_s`` (the message lists the states entered so far).
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            answer = self.describe(execution_arn)
+            if answer["status"] != "RUNNING":
+                return answer
+            if time.monotonic() >= deadline:
+                raise ExecutionTimeout(
+                    f"{execution_arn} still RUNNING after {timeout_s} s; states: {self.state_order(execution_arn)}"
+                )
+            time.sleep(POLL_SECONDS)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """GetExecutionHistory, every page, oldest first."""
+        events: list[dict[str, Any]] = []
+        for page in self._sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+            events.extend(page["events"])
+        return events
+
+    def state_order(self, execution_arn: str) -> list[str]:
+        """The names of the states entered, in order (a state retried in place is entered once)."""
+        return [
+            event["stateEnteredEventDetails"]["name"]
+            for event in self.history(execution_arn)
+            if event["type"].endswith("StateEntered")
+        ]
+
+    def executions(self) -> list[str]:
+        """ARNs of every execution started through this harness (directly or by an event), oldest first."""
+        with self._started_lock:
+            return list(self._started)
+
+    def invocations(self, function: str | None = None) -> list[Invocation]:
+        """Lambda invocations so far, of one function (logical id) or all."""
+        if function is None:
+            return list(self.dispatcher.invocations)
+        return self.dispatcher.invocations_of(function)
+
+    # --- wiring -----------------------------------------------------------------------------------------------------
+    def _lambda_environment(self) -> dict[str, str]:
+        access_key, secret_key = self.sandbox.credentials
+        return {
+            **self.template.environment(),
+            "AWS_ENDPOINT_URL": self.sandbox.endpoint_url,
+            "AWS_ACCESS_KEY_ID": access_key,
+            "AWS_SECRET_ACCESS_KEY": secret_key,
+            "AWS_REGION": self.sandbox.region,
+            "AWS_DEFAULT_REGION": self.sandbox.region,
+            "ACCOUNT_ID": self.sandbox.account_id,
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+            **self._environment_overrides,
+        }
+
+    def _create_state_machine(self, name: str, definition: str, role_arn: str) -> str:
+        """Create, or update when an earlier harness of this process created it (moto's state is per process)."""
+        for page in self._sfn.get_paginator("list_state_machines").paginate():
+            for machine in page["stateMachines"]:
+                if machine["name"] == name:
+                    self._sfn.update_state_machine(
+                        stateMachineArn=machine["stateMachineArn"], definition=definition, roleArn=role_arn
+                    )
+                    return str(machine["stateMachineArn"])
+        answer = self._sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn)
+        return str(answer["stateMachineArn"])
+
+    def _event_target(self, rule: EventRuleSpec) -> Callable[[dict[str, Any]], None]:
+        def start_from_event(event: dict[str, Any]) -> None:
+            if self._stack is None:  # the sandbox's router outlives this harness; its rules must not act after it
+                raise RuntimeError(f"rule {rule.name}: the Workflows harness is closed")
+            if rule.input is not None:
+                payload: Any = json.loads(rule.input)
+            elif rule.input_path:
+                payload = _select(event, rule.input_path)
+            else:
+                payload = event
+            self.start(rule.state_machine, payload)
+
+        return start_from_event
+
+    def _stop_running_executions(self) -> None:
+        for arn in self.executions():
+            if self.describe(arn)["status"] == "RUNNING":
+                self._sfn.stop_execution(executionArn=arn, error="Sandbox.Closed", cause="Workflows harness closed")
+
+
+def _select(event: dict[str, Any], path: str) -> Any:
+    """EventBridge ``InputPath`` for the plain ``$.a.b`` paths templates use."""
+    value: Any = event
+    for key in [part for part in path.removeprefix("$").split(".") if part]:
+        value = value[key]
+    return value
+
+
+class _EnvironmentOverlay:
+    """Sets variables once and restores exactly what was there before (absent ones removed again)."""
+
+    def __init__(self, variables: Mapping[str, str]) -> None:
+        self.variables = dict(variables)
+        self._saved: dict[str, str | None] = {}
+
+    def __enter__(self) -> None:
+        self._saved = {name: os.environ.get(name) for name in self.variables}
+        os.environ.update(self.variables)
+        _reset_production_caches()
+
+    def __exit__(self, *exc_info: object) -> None:
+        for name, value in self._saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        _reset_production_caches()
+
+
+def _reset_production_caches() -> None:
+    from fargate_app.aws.clients import reset_clients
+    from fargate_app.config import get_settings
+
+    get_settings.cache_clear()
+    reset_clients()
+
+
+class _InterpreterPatches:
+    """moto interpreter → sandbox front, and scaled Wait/Retry sleeps; everything restored on exit."""
+
+    def __init__(self, sandbox: Sandbox, time_scale: float) -> None:
+        self.sandbox = sandbox
+        self.time_scale = time_scale
+        self._undo: list[Callable[[], None]] = []
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients_lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        boto_client_module = importlib.import_module(_BOTO_CLIENT_MODULE)
+        for name in _AWS_CALLING_MODULES:
+            importlib.import_module(name)
+        original = boto_client_module.boto_client_for
+        for module in [module for name, module in sys.modules.items() if name.startswith(_INTERPRETER_PACKAGE)]:
+            if getattr(module, "boto_client_for", None) is original:
+                self._replace(module, "boto_client_for", self._client_for)
+        wait_function = importlib.import_module(_WAIT_MODULE).WaitFunction
+        self._replace(wait_function, "_wait_interval", _scaled_wait_interval(self.time_scale))
+        self._replace(importlib.import_module(_RETRIER_MODULE), "time", _ScaledSleep(self.time_scale))
+
+    def __exit__(self, *exc_info: object) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+    def _replace(self, owner: ModuleType | type, attribute: str, value: Any) -> None:
+        original = getattr(owner, attribute)
+        setattr(owner, attribute, value)
+        self._undo.append(lambda: setattr(owner, attribute, original))
+
+    def _client_for(self, region: str, service: str, state_credentials: Any = None) -> Any:
+        """Same settings as moto's client (one attempt, no parameter validation), endpoint = the sandbox front."""
+        key = (region, service)
+        with self._clients_lock:  # botocore clients are thread-safe, their creation through a session is not
+            if key not in self._clients:
+                access_key, secret_key = self.sandbox.credentials
+                self._clients[key] = boto3.session.Session().client(  # type: ignore[call-overload]
+                    service,
+                    region_name=region,
+                    endpoint_url=self.sandbox.endpoint_url,
+                    aws_access_key_id=access_key,
+                    aws_secret_access_key=secret_key,
+                    config=Config(
+                        parameter_validation=False,
+                        retries={"max_attempts": 0, "total_max_attempts": 1},
+                        connect_timeout=60,
+                        read_timeout=900,  # Lambda's longest timeout: the dispatcher answers by then
+                    ),
+                )
+            return self._clients[key]
+
+
+def _scaled_wait_interval(time_scale: float) -> Callable[[Any, Any, int], None]:
+    def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        # As moto's: wait on the execution's state event (set when it is stopped), resuming after unrelated wake-ups.
+        deadline = time.monotonic() + max(0, wait_seconds) * time_scale
+        while env.is_running():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            env.program_state_event.wait(remaining)
+
+    return wait_interval
+
+
+class _ScaledSleep:
+    """Stands in for the ``time`` module inside ``retrier_decl``: ``sleep`` scaled, everything else unchanged."""
+
+    def __init__(self, time_scale: float) -> None:
+        self.time_scale = time_scale
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds) * self.time_scale)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)

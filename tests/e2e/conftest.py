@@ -1,0 +1,38 @@
+"""The workflows end to end: the real ASL on moto's interpreter, the real handlers in process, in one sandbox.
+
+The harness sets the template's environment process-wide while it is open, so it lives for one module at a time
+(and the module's tests share an xdist group): nothing else in the worker runs while AWS_ENDPOINT_URL points at it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fargate_sandbox.sandbox import Sandbox
+from fargate_sandbox.workflows import Workflows
+
+ROOT = Path(__file__).resolve().parents[2]
+# Waits and retry pauses run at 1/100 of their time; the sandbox's profile delays are real seconds.
+TIME_SCALE = 0.01
+ENVIRONMENT = {"POLL_INITIAL_SECONDS": "1", "POLL_MAX_SECONDS": "2", "ROLLOUT_GRACE_SECONDS": "2"}
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(profile_create_seconds=2.0, profile_delete_seconds=1.0) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def workflows(sandbox: Sandbox) -> Iterator[Workflows]:
+    with Workflows(sandbox, ROOT / "template.yaml", time_scale=TIME_SCALE, environment=ENVIRONMENT) as harness:
+        yield harness
+
+
+@pytest.fixture(autouse=True)
+def _disarm_faults(sandbox: Sandbox) -> Iterator[None]:
+    yield
+    sandbox.faults.clear()

@@ -1,0 +1,196 @@
+"""Provision, teardown and warm-cache executed as in AWS: the walkthrough's scenario, a retry, a compensation,
+a poll timeout, and the EventBridge start (issue: workflows and triggers)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from fargate_sandbox.sandbox import Sandbox
+from fargate_sandbox.workflows import Workflows
+
+pytestmark = pytest.mark.xdist_group("workflows")
+WALKTHROUGH = {
+    "cluster": "blog",
+    "app": "demo-app",
+    "namespace": "fargate",
+    "image": "public.ecr.aws/nginx/nginx:stable",
+}
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def collapse(states: list[str]) -> list[str]:
+    """The state order with polling loops folded: each state once, where it first appears."""
+    seen: list[str] = []
+    for state in states:
+        if state not in seen:
+            seen.append(state)
+    return seen
+
+
+def run(workflows: Workflows, machine: str, payload: dict[str, Any], timeout: float = 90) -> dict[str, Any]:
+    arn = workflows.start(machine, payload)
+    outcome = workflows.wait(arn, timeout_s=timeout)
+    outcome["states"] = workflows.state_order(arn)
+    return outcome
+
+
+def profiles(sandbox: Sandbox) -> dict[str, str]:
+    return {p["fargateProfileName"]: p["status"] for p in sandbox.fargate_profiles("blog")}
+
+
+def test_the_walkthrough_provisions_then_tears_down(sandbox: Sandbox, workflows: Workflows) -> None:
+    # When the walkthrough's request is provisioned (the console's input: the request itself)
+    outcome = run(workflows, "ProvisionStateMachine", WALKTHROUGH)
+    # Then it succeeds with the result of design.md §3
+    assert outcome["status"] == "SUCCEEDED", outcome.get("cause")
+    result = json.loads(outcome["output"])
+    assert result["status"] == "SUCCEEDED" and result["executionArn"] == outcome["executionArn"]
+    assert result["request"]["image"] == "public.ecr.aws/nginx/nginx:stable"
+    assert result["podExecutionRole"]["arn"] == "arn:aws:iam::111122223333:role/FargateAppPodExecution-blog"
+    assert (result["fargateProfile"]["status"], result["fargateProfile"]["created"]) == ("ACTIVE", True)
+    assert result["fargateProfile"]["selectors"] == [{"namespace": "fargate", "labels": {}}]
+    assert result["cacheRule"]["ecrRepositoryPrefix"] == "ecr-public"
+    assert result["cacheRule"]["upstreamRegistryUrl"] == "public.ecr.aws"
+    assert sandbox.upstreams is not None
+    digest = sandbox.upstreams.digest("public.ecr.aws", "nginx/nginx", "stable")
+    assert result["image"]["digest"] == digest and result["image"]["cached"].endswith(
+        f"/ecr-public/nginx/nginx@{digest}"
+    )
+    assert result["image"]["platform"] == "linux/amd64"
+    assert result["deployment"] == {
+        **result["deployment"],
+        "namespace": "fargate",
+        "name": "demo-app",
+        "replicas": 1,
+        "readyReplicas": 1,
+    }
+    (pod,) = result["pods"]
+    assert pod["phase"] == "Running" and pod["node"].startswith("fargate-ip-")
+    assert result["ingress"] is None
+    # in the walkthrough's order
+    assert collapse(outcome["states"]) == [
+        "ValidateRequest",
+        "EnsurePodExecutionRole",
+        "EnsureFargateProfile",
+        "IsProfileActive",
+        "WaitForProfileActive",
+        "CheckFargateProfile",
+        "EnsureCacheRule",
+        "WarmImageCache",
+        "ApplyApp",
+        "StartRolloutWait",
+        "WaitForRollout",
+        "CheckRollout",
+        "IsRolloutReady",
+        "ReportResult",
+    ]
+
+    # When it is torn down with the provision's record
+    teardown = run(workflows, "TeardownStateMachine", {"request": result["request"], "provision": result})
+    # Then the app, its pods and Fargate node, and the profile it created are gone
+    assert teardown["status"] == "SUCCEEDED", teardown.get("cause")
+    report = json.loads(teardown["output"])
+    assert report["leftovers"] == []
+    assert report["fargateProfile"]["deleting"] is True
+    assert result["fargateProfile"]["name"] not in profiles(sandbox)
+    assert sandbox.kubernetes is not None
+    assert sandbox.kubernetes.objects("Deployment", "fargate") == []
+    assert [n for n in sandbox.kubernetes.objects("Node") if n["metadata"]["name"] == pod["node"]] == []
+
+
+def test_a_busy_cluster_is_waited_out(sandbox: Sandbox, workflows: Workflows) -> None:
+    # Given EKS answers ResourceInUseException twice (another profile is CREATING on the cluster)
+    namespace = unique("busy")
+    message = "Cannot create Fargate Profile x because cluster blog currently has Fargate profile y in status CREATING"
+    sandbox.faults.fail_aws("eks:CreateFargateProfile", 2, "ResourceInUseException", message, 409)
+    # When the app is provisioned
+    outcome = run(workflows, "ProvisionStateMachine", {**WALKTHROUGH, "namespace": namespace})
+    # Then the step was retried with backoff and the app runs
+    assert outcome["status"] == "SUCCEEDED", outcome.get("cause")
+    errors = [i.error_type for i in workflows.invocations("EnsureFargateProfileFunction")][-3:]
+    assert errors == ["ProfileOperationInProgress", "ProfileOperationInProgress", None]
+
+
+def test_a_missing_tag_compensates_what_the_execution_created(sandbox: Sandbox, workflows: Workflows) -> None:
+    # Given a role that already exists (an earlier provision made it) and a fresh namespace and cache prefix
+    namespace, prefix = unique("missing"), unique("c")
+    request = {
+        **WALKTHROUGH,
+        "namespace": namespace,
+        "image": "public.ecr.aws/nginx/nginx:no-such-tag",
+        "cachePrefix": prefix,
+    }
+    iam = sandbox.boto3_client("iam")
+    role_existed = "FargateAppPodExecution-blog" in [r["RoleName"] for r in iam.list_roles()["Roles"]]
+    # When the image cannot be found
+    outcome = run(workflows, "ProvisionStateMachine", request)
+    # Then the execution fails naming the step, after removing the profile and rule it created
+    assert outcome["status"] == "FAILED"
+    assert outcome["error"] == "ImageNotFound"
+    cause = json.loads(outcome["cause"])
+    assert cause["step"] == "WarmImageCache" and "no-such-tag" in cause["cause"]
+    assert f"pull-through-cache rule {prefix}" in cause["compensated"]
+    assert any(item.startswith(f"Fargate profile fargate-app-{namespace}") for item in cause["compensated"])
+    rules = sandbox.boto3_client("ecr").describe_pull_through_cache_rules()["pullThroughCacheRules"]
+    assert prefix not in [r["ecrRepositoryPrefix"] for r in rules]
+    assert not [name for name in profiles(sandbox) if name.startswith(f"fargate-app-{namespace}")] or all(
+        status == "DELETING"
+        for name, status in profiles(sandbox).items()
+        if name.startswith(f"fargate-app-{namespace}")
+    )
+    # and what it did not create is kept
+    if role_existed:
+        assert "FargateAppPodExecution-blog" in [r["RoleName"] for r in iam.list_roles()["Roles"]]
+    assert collapse(outcome["states"])[-3:] == ["WarmImageCacheFailed", "Compensate", "ProvisionFailed"]
+
+
+def test_a_profile_that_never_becomes_active_ends_in_poll_timeout(sandbox: Sandbox, workflows: Workflows) -> None:
+    # Given profiles take far longer to create than the poll budget (60 checks of at most 2 scaled seconds)
+    sandbox.profiles.create_seconds = 8.0
+    try:
+        outcome = run(workflows, "ProvisionStateMachine", {**WALKTHROUGH, "namespace": unique("slow")}, timeout=120)
+    finally:
+        sandbox.profiles.create_seconds = 2.0
+    # Then the loop ends with PollTimeout and the CREATING profile is removed once EKS allows it
+    assert outcome["status"] == "FAILED"
+    assert outcome["error"] == "PollTimeout"
+    assert json.loads(outcome["cause"])["step"] == "CheckFargateProfile"
+
+
+def test_a_new_cache_rule_warms_the_watch_list(sandbox: Sandbox, workflows: Workflows) -> None:
+    # Given the template's watch list (registry.k8s.io: pause:3.10), when a rule for registry.k8s.io is created
+    prefix = unique("k8s")
+    earlier = set(workflows.executions())  # provisions create rules too, and each starts this workflow
+    sandbox.boto3_client("ecr").create_pull_through_cache_rule(
+        ecrRepositoryPrefix=prefix, upstreamRegistryUrl="registry.k8s.io"
+    )
+    # Then EventBridge starts the warm-cache workflow, which pulls the watched image through the new rule
+    warm_machine = workflows.state_machine_arns["WarmCacheStateMachine"].split(":")[-1]
+    started: list[str] = []
+    deadline = time.monotonic() + 10  # EventBridge delivers after the API call has answered
+    while not started and time.monotonic() < deadline:
+        started = [a for a in workflows.executions() if f":{warm_machine}:" in a and a not in earlier]
+        time.sleep(0.05)
+    (arn,) = started
+    outcome = workflows.wait(arn, timeout_s=60)
+    assert outcome["status"] == "SUCCEEDED", outcome.get("cause")
+    report = json.loads(outcome["output"])
+    assert report["cacheRule"]["ecrRepositoryPrefix"] == prefix
+    assert sandbox.upstreams is not None
+    digest = sandbox.upstreams.digest("registry.k8s.io", "pause", "3.10")
+    assert report["images"] == [
+        {
+            "image": "registry.k8s.io/pause:3.10",
+            "warmed": True,
+            "digest": digest,
+            "cached": f"{sandbox.registry_url.removeprefix('http://')}/{prefix}/pause@{digest}",
+        }
+    ]

@@ -1,0 +1,39 @@
+"""Fixtures of the unit tests: moto's EC2/EKS shaped like the sandbox's seeded cluster."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from unit_support import Network
+
+
+@pytest.fixture
+def network() -> Network:
+    """The sandbox's VPC: two private subnets (main route table, no internet gateway) and one public subnet."""
+    ec2 = boto3.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    private = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-west-2{az}")["Subnet"][
+            "SubnetId"
+        ]
+        for i, az in ((1, "a"), (2, "b"))
+    ]
+    public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.100.0/24", AvailabilityZone="us-west-2a")["Subnet"][
+        "SubnetId"
+    ]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    ec2.associate_route_table(RouteTableId=table, SubnetId=public)
+    return Network(vpc, private, public)
+
+
+@pytest.fixture
+def cluster(network: Network) -> str:
+    boto3.client("eks").create_cluster(
+        name="blog",
+        roleArn="arn:aws:iam::111122223333:role/eks-cluster",
+        resourcesVpcConfig={"subnetIds": [*network.private, network.public]},
+    )
+    return "blog"

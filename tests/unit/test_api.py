@@ -1,0 +1,478 @@
+"""The API function, driven by API Gateway REST proxy events from `sam local generate-event` (tests/unit/events).
+
+Step Functions is moto's: it keeps executions RUNNING and emulates StartExecution's name/input idempotency. What
+moto cannot do by itself — finish an execution, give it a realistic history — is set on moto's execution object the
+way AWS would report it. Races that only AWS can produce go through botocore's Stubber (the real service model).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from fargate_app.api import routes
+from fargate_app.api.executions import get_api_settings
+from fargate_app.aws.clients import client
+
+pytestmark = pytest.mark.usefixtures("aws")
+EVENTS = Path(__file__).parent / "events"
+ACCOUNT, REGION = "111122223333", "us-west-2"
+PASS_ASL = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+REQUEST = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "public.ecr.aws/nginx/nginx:stable"}
+STATUS_URL = "/apps/blog/fargate/demo-app"
+
+
+@pytest.fixture
+def machines(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The provision and teardown state machines (a Pass state each: moto does not run them here)."""
+    sfn = client("stepfunctions")
+    arns = {
+        kind: sfn.create_state_machine(
+            name=f"fargate-app-{kind}", definition=PASS_ASL, roleArn=f"arn:aws:iam::{ACCOUNT}:role/states-{kind}"
+        )["stateMachineArn"]
+        for kind in ("provision", "teardown")
+    }
+    monkeypatch.setenv("PROVISION_STATE_MACHINE_ARN", arns["provision"])
+    monkeypatch.setenv("TEARDOWN_STATE_MACHINE_ARN", arns["teardown"])
+    get_api_settings.cache_clear()
+    yield arns
+    get_api_settings.cache_clear()
+
+
+@pytest.fixture
+def call(handler: Callable[[str], Any], lambda_context: Any) -> Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]:
+    api = handler("api")
+
+    def invoke(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        response = api.lambda_handler(event, lambda_context)
+        assert response["multiValueHeaders"]["Content-Type"] == ["application/json"]
+        return response["statusCode"], json.loads(response["body"])
+
+    return invoke
+
+
+def post(body: str | bytes | dict[str, Any]) -> dict[str, Any]:
+    event = json.loads((EVENTS / "api_post_apps.json").read_text())
+    raw = json.dumps(body).encode() if isinstance(body, dict) else body if isinstance(body, bytes) else body.encode()
+    event["body"] = base64.b64encode(raw).decode()  # the generated event is base64-encoded; keep it so
+    return event
+
+
+def app_event(method: str, cluster: str = "blog", namespace: str = "fargate", app: str = "demo-app") -> dict[str, Any]:
+    event = json.loads((EVENTS / f"api_{method}_app.json").read_text())
+    event["path"] = f"/apps/{cluster}/{namespace}/{app}"
+    event["pathParameters"] = {"cluster": cluster, "namespace": namespace, "app": app}
+    return event
+
+
+def executions(machine: str) -> list[dict[str, Any]]:
+    return client("stepfunctions").list_executions(stateMachineArn=machine)["executions"]
+
+
+def execution_input(arn: str) -> dict[str, Any]:
+    return json.loads(client("stepfunctions").describe_execution(executionArn=arn)["input"])
+
+
+def moto_execution(arn: str) -> Any:
+    from moto.stepfunctions.models import stepfunctions_backends
+
+    return stepfunctions_backends[ACCOUNT][REGION].describe_execution(arn)
+
+
+def give_history(arn: str, states: list[str], end: str | None = None) -> None:
+    """The history AWS records: each Task state entered then exited; the last one only entered unless ``end``."""
+    events: list[dict[str, Any]] = [{"type": "ExecutionStarted", "executionStartedEventDetails": {}}]
+    for index, state in enumerate(states):
+        events.append({"type": "TaskStateEntered", "stateEnteredEventDetails": {"name": state}})
+        if index < len(states) - 1 or end:
+            events.append({"type": "TaskStateExited", "stateExitedEventDetails": {"name": state}})
+    if end == "SUCCEEDED":
+        events += [
+            {"type": "SucceedStateEntered", "stateEnteredEventDetails": {"name": "AppRunning"}},
+            {"type": "SucceedStateExited", "stateExitedEventDetails": {"name": "AppRunning"}},
+            {"type": "ExecutionSucceeded", "executionSucceededEventDetails": {}},
+        ]
+    elif end == "FAILED":
+        events += [
+            {"type": "FailStateEntered", "stateEnteredEventDetails": {"name": "ProvisionFailed"}},
+            {"type": "ExecutionFailed", "executionFailedEventDetails": {"error": "ImageNotFound"}},
+        ]
+    stamp = datetime(2025, 1, 1, tzinfo=UTC)
+    history = [{**e, "id": i, "previousEventId": i - 1, "timestamp": stamp} for i, e in enumerate(events, 1)]
+    moto_execution(arn).get_execution_history = lambda role_arn: history
+
+
+def finish(arn: str, status: str, output: Any = None, error: str | None = None, cause: str | None = None) -> None:
+    """What Step Functions reports once the execution closed."""
+    execution = moto_execution(arn)
+    execution.status, execution.stop_date = status, datetime.now(UTC)
+    execution.output = json.dumps(output) if output is not None else None
+    execution.error, execution.cause = error, cause
+
+
+def provision_result(arn: str) -> dict[str, Any]:
+    return {"status": "SUCCEEDED", "executionArn": arn, "request": execution_input(arn)["request"], "ingress": None}
+
+
+# --- POST /apps ---
+def test_post_starts_one_provision_with_the_normalised_request(machines: dict[str, str], call: Any) -> None:
+    # Given no execution for the app
+    # When the v1 request is posted
+    status, body = call(post(REQUEST))
+    # Then 202 names the one execution started, with the normalised request as input
+    assert status == 202
+    [started] = executions(machines["provision"])
+    assert body == {
+        "executionArn": started["executionArn"],
+        "executionName": started["name"],
+        "kind": "provision",
+        "status": "RUNNING",
+        "replayed": False,
+        "statusUrl": STATUS_URL,
+    }
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,80}", body["executionName"])
+    request = execution_input(body["executionArn"])["request"]
+    assert request["image"] == "public.ecr.aws/nginx/nginx:stable"
+    assert (request["replicas"], request["cpu"], request["memory"], request["platform"]) == (
+        1,
+        "250m",
+        "512Mi",
+        "linux/amd64",
+    )
+
+
+def test_a_replay_returns_the_same_execution(machines: dict[str, str], call: Any) -> None:
+    # Given a running provision
+    _, first = call(post(REQUEST))
+    # When the same request is posted again, keys reordered and defaults spelled out (it normalises the same)
+    status, again = call(post(json.dumps({**dict(reversed(REQUEST.items())), "replicas": 1}, indent=2)))
+    # Then it is the same execution, and only one exists
+    assert (status, again["executionArn"], again["replayed"]) == (202, first["executionArn"], True)
+    assert len(executions(machines["provision"])) == 1
+
+
+def test_a_replay_after_success_returns_the_finished_execution(machines: dict[str, str], call: Any) -> None:
+    # Given a provision that succeeded
+    _, first = call(post(REQUEST))
+    finish(first["executionArn"], "SUCCEEDED", provision_result(first["executionArn"]))
+    # When it is replayed
+    status, again = call(post(REQUEST))
+    # Then the finished execution is the answer (200: nothing started)
+    assert (status, again["executionArn"], again["status"]) == (200, first["executionArn"], "SUCCEEDED")
+    assert len(executions(machines["provision"])) == 1
+
+
+def test_a_failed_provision_is_retried_as_a_new_attempt(machines: dict[str, str], call: Any) -> None:
+    # Given a provision that failed
+    _, first = call(post(REQUEST))
+    finish(first["executionArn"], "FAILED", error="ImageNotFound", cause="no such tag")
+    # When the same request is posted again
+    status, again = call(post(REQUEST))
+    # Then a second attempt runs under the next name of the same request
+    assert (status, again["executionName"], again["replayed"]) == (202, f"{first['executionName']}-2", False)
+    assert len(executions(machines["provision"])) == 2
+
+
+def test_another_request_while_one_runs_is_a_conflict(machines: dict[str, str], call: Any) -> None:
+    # Given a running provision
+    _, first = call(post(REQUEST))
+    # When another request for the same app is posted
+    status, body = call(post({**REQUEST, "replicas": 2}))
+    # Then 409 names the running execution and nothing else started
+    assert (status, body["error"], body["executionArn"]) == (409, "ExecutionConflict", first["executionArn"])
+    assert len(executions(machines["provision"])) == 1
+
+
+def test_another_app_is_not_a_conflict(machines: dict[str, str], call: Any) -> None:
+    # Given a running provision of demo-app
+    call(post(REQUEST))
+    # When another app of the same namespace is requested
+    status, _ = call(post({**REQUEST, "app": "demo"}))
+    # Then it starts too
+    assert status == 202
+    assert len(executions(machines["provision"])) == 2
+
+
+def _stub_empty_listing(stub: Stubber, machines: dict[str, str]) -> None:
+    for kind in ("provision", "teardown"):
+        stub.add_response(
+            "list_executions", {"executions": []}, {"stateMachineArn": machines[kind], "maxResults": 1000}
+        )
+
+
+@pytest.mark.parametrize(("same_input", "expected"), [(True, 202), (False, 409)])
+def test_a_start_that_loses_a_race_returns_the_winner_only_for_the_same_input(
+    machines: dict[str, str], call: Any, same_input: bool, expected: int
+) -> None:
+    # Given the listing saw nothing, but a call with the same name started it in between (same input, or not)
+    normalised = routes.parse_request(REQUEST, region=REGION, account=ACCOUNT).to_json()
+    winner_input = {"request": normalised if same_input else {**normalised, "replicas": 2}}
+    winner = f"{machines['provision'].replace(':stateMachine:', ':execution:')}:winner"
+    with Stubber(client("stepfunctions")) as stub:
+        _stub_empty_listing(stub, machines)
+        stub.add_client_error("start_execution", "ExecutionAlreadyExists", f"Execution Already Exists: '{winner}'", 400)
+        stub.add_response(
+            "describe_execution",
+            {
+                "executionArn": winner,
+                "stateMachineArn": machines["provision"],
+                "name": "winner",
+                "status": "RUNNING",
+                "startDate": datetime.now(UTC),
+                "input": json.dumps(winner_input),
+            },
+        )
+        # When the request is posted
+        status, body = call(post(REQUEST))
+        stub.assert_no_pending_responses()
+    # Then the winner is the answer for the same input, and a conflict otherwise
+    assert (status, body["executionArn"]) == (expected, winner)
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({}, {"cluster", "app", "namespace", "image"}),
+        ({**REQUEST, "app": "Demo_App", "replica": 2}, {"app", "replica"}),
+        ({**REQUEST, "replicas": 0, "port": 70000, "cpu": "64"}, {"replicas", "port", "cpu"}),
+        ({**REQUEST, "labels": {"app.kubernetes.io/name": "x"}, "platform": "windows/amd64"}, {"labels", "platform"}),
+        ({**REQUEST, "image": "docker.io/library/redis:7"}, {"credentialArn"}),
+        (
+            {**REQUEST, "credentialArn": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:ecr-pullthroughcache/x"},
+            {"credentialArn"},
+        ),
+        ({**REQUEST, "expose": {"ingress": {"scheme": "public"}}}, {"expose.ingress.scheme"}),
+        ({**REQUEST, "image": "nginx:::bad", "subnets": ["sub-1"]}, {"image", "subnets"}),
+        ([REQUEST], {"request"}),
+    ],
+)
+def test_an_invalid_request_is_400_naming_every_field(
+    machines: dict[str, str], call: Any, body: Any, fields: set[str]
+) -> None:
+    # Given a request that breaks rules of design §2
+    # When it is posted
+    status, answer = call(post(json.dumps(body)))
+    # Then 400 names each broken field with its rule, and nothing starts
+    assert (status, answer["error"]) == (400, "InvalidRequest")
+    assert set(answer["fields"]) == fields
+    assert all(rule for rule in answer["fields"].values())
+    assert executions(machines["provision"]) == []
+
+
+@pytest.mark.parametrize("raw", ["{not json", "", '{"cluster": "blog",'])
+def test_a_body_that_is_not_json_is_400(machines: dict[str, str], call: Any, raw: str) -> None:
+    # Given a body that is not a JSON document / When it is posted
+    status, answer = call(post(raw))
+    # Then 400 blames the body
+    assert (status, answer["error"], list(answer["fields"])) == (400, "InvalidRequest", ["body"])
+
+
+def test_an_oversized_body_is_413_and_a_body_at_the_limit_is_accepted(machines: dict[str, str], call: Any) -> None:
+    # Given a valid request padded with whitespace to exactly 64 KiB, and one byte more
+    at_limit = json.dumps(REQUEST).encode().ljust(64 * 1024)
+    # When both are posted
+    over_status, over = call(post(at_limit + b" "))
+    at_status, _ = call(post(at_limit))
+    # Then only the oversized one is refused, with a message that gives the limit
+    assert (over_status, over["error"]) == (413, "RequestTooLarge")
+    assert "65536" in over["message"]
+    assert at_status == 202
+
+
+def test_an_unknown_route_is_a_json_404(machines: dict[str, str], call: Any) -> None:
+    status, body = call({**app_event("get"), "path": "/apps/blog", "httpMethod": "GET"})
+    assert (status, body["error"]) == (404, "NotFound")
+
+
+# --- GET /apps/{cluster}/{namespace}/{app} ---
+def test_get_an_unknown_app_is_404(machines: dict[str, str], call: Any) -> None:
+    status, body = call(app_event("get"))
+    assert (status, body["error"]) == (404, "AppNotFound")
+
+
+def test_get_invalid_path_parameters_is_400_naming_them(machines: dict[str, str], call: Any) -> None:
+    status, body = call(app_event("get", cluster="-blog", namespace="Fargate_NS"))
+    assert (status, set(body["fields"])) == (400, {"cluster", "namespace"})
+
+
+def test_get_a_running_provision_reports_the_state_it_is_in(machines: dict[str, str], call: Any) -> None:
+    # Given a provision waiting for its Fargate profile
+    _, started = call(post(REQUEST))
+    give_history(started["executionArn"], ["ValidateRequest", "EnsurePodExecutionRole", "WaitForProfileActive"])
+    # When its status is read
+    status, body = call(app_event("get"))
+    # Then it is RUNNING in that state, without result or error
+    assert status == 200
+    assert {k: body[k] for k in ("status", "kind", "executionArn", "currentState", "result", "error")} == {
+        "status": "RUNNING",
+        "kind": "provision",
+        "executionArn": started["executionArn"],
+        "currentState": "WaitForProfileActive",
+        "result": None,
+        "error": None,
+    }
+
+
+def test_get_a_succeeded_provision_returns_its_result(machines: dict[str, str], call: Any) -> None:
+    # Given a provision that succeeded
+    _, started = call(post(REQUEST))
+    result = provision_result(started["executionArn"])
+    give_history(started["executionArn"], ["ValidateRequest", "CheckRollout"], end="SUCCEEDED")
+    finish(started["executionArn"], "SUCCEEDED", result)
+    # When its status is read
+    status, body = call(app_event("get"))
+    # Then the result is the execution's output
+    assert (status, body["status"], body["currentState"], body["result"]) == (200, "SUCCEEDED", "AppRunning", result)
+    assert body["error"] is None and body["stopDate"]
+
+
+def test_get_a_failed_provision_returns_its_error(machines: dict[str, str], call: Any) -> None:
+    # Given a provision that failed on a missing image
+    _, started = call(post(REQUEST))
+    cause = "image public.ecr.aws/nginx/nginx:stable not found in the cache ecr-public"
+    give_history(started["executionArn"], ["ValidateRequest", "WarmImageCache"], end="FAILED")
+    finish(started["executionArn"], "FAILED", error="ImageNotFound", cause=cause)
+    # When its status is read
+    status, body = call(app_event("get"))
+    # Then the error and the state it ended in are reported
+    assert (status, body["status"], body["currentState"]) == (200, "FAILED", "ProvisionFailed")
+    assert body["error"] == {"error": "ImageNotFound", "cause": cause}
+    assert body["result"] is None
+
+
+def test_get_reads_history_newest_first_without_execution_data(machines: dict[str, str], call: Any) -> None:
+    # Given a running provision (its listing and description come from moto through the stub below)
+    _, started = call(post(REQUEST))
+    sfn = client("stepfunctions")
+    listed = {m: sfn.list_executions(stateMachineArn=m, maxResults=1000) for m in machines.values()}
+    described = sfn.describe_execution(executionArn=started["executionArn"])
+    with Stubber(sfn) as stub:
+        for machine in (machines["provision"], machines["teardown"]):
+            stub.add_response("list_executions", listed[machine], {"stateMachineArn": machine, "maxResults": 1000})
+        stub.add_response("describe_execution", described, {"executionArn": started["executionArn"]})
+        stub.add_response(
+            "get_execution_history",
+            {
+                "events": [
+                    {
+                        "id": 7,
+                        "type": "TaskStateEntered",
+                        "timestamp": datetime.now(UTC),
+                        "stateEnteredEventDetails": {"name": "ApplyApp"},
+                    }
+                ]
+            },
+            {
+                "executionArn": started["executionArn"],
+                "reverseOrder": True,
+                "includeExecutionData": False,
+                "maxResults": 100,
+            },
+        )
+        # When its status is read
+        status, body = call(app_event("get"))
+        stub.assert_no_pending_responses()
+    # Then the newest state entered is reported
+    assert (status, body["currentState"]) == (200, "ApplyApp")
+
+
+# --- DELETE /apps/{cluster}/{namespace}/{app} ---
+def test_delete_a_never_provisioned_app_is_404(machines: dict[str, str], call: Any) -> None:
+    status, body = call(app_event("delete"))
+    assert (status, body["error"]) == (404, "AppNotFound")
+    assert executions(machines["teardown"]) == []
+
+
+def test_delete_while_provisioning_is_a_conflict(machines: dict[str, str], call: Any) -> None:
+    _, started = call(post(REQUEST))
+    status, body = call(app_event("delete"))
+    assert (status, body["executionArn"]) == (409, started["executionArn"])
+    assert executions(machines["teardown"]) == []
+
+
+def test_delete_tears_down_what_the_provision_built_once(machines: dict[str, str], call: Any) -> None:
+    # Given a provision that succeeded
+    _, started = call(post(REQUEST))
+    result = provision_result(started["executionArn"])
+    finish(started["executionArn"], "SUCCEEDED", result)
+    # When the app is deleted, twice
+    status, body = call(app_event("delete"))
+    again_status, again = call(app_event("delete"))
+    # Then one teardown runs with the provision's request and result, and GET now reports it
+    assert (status, body["kind"], body["statusUrl"]) == (202, "teardown", STATUS_URL)
+    assert "-teardown-" in body["executionName"]
+    assert (again_status, again["executionArn"]) == (202, body["executionArn"])
+    [teardown] = executions(machines["teardown"])
+    assert execution_input(teardown["executionArn"]) == {"request": result["request"], "provision": result}
+    _, state = call(app_event("get"))
+    assert (state["kind"], state["executionArn"]) == ("teardown", body["executionArn"])
+
+
+def test_delete_after_a_failed_update_tears_down_the_last_good_provision(machines: dict[str, str], call: Any) -> None:
+    # Given a provision that succeeded, then an update that failed
+    _, good = call(post(REQUEST))
+    finish(good["executionArn"], "SUCCEEDED", provision_result(good["executionArn"]))
+    _, bad = call(post({**REQUEST, "replicas": 3}))
+    finish(bad["executionArn"], "FAILED", error="RolloutFailed", cause="pods never became ready")
+    # When the app is deleted
+    status, body = call(app_event("delete"))
+    # Then the teardown works from the succeeded provision's request
+    assert status == 202
+    assert execution_input(body["executionArn"])["request"]["replicas"] == 1
+
+
+def test_post_after_teardown_provisions_again(machines: dict[str, str], call: Any) -> None:
+    # Given an app provisioned and torn down
+    _, first = call(post(REQUEST))
+    finish(first["executionArn"], "SUCCEEDED", provision_result(first["executionArn"]))
+    _, teardown = call(app_event("delete"))
+    finish(teardown["executionArn"], "SUCCEEDED", {"teardown": {"status": "SUCCEEDED", "leftovers": []}})
+    # When the same request is posted again
+    status, again = call(post(REQUEST))
+    # Then a new provision runs: the old success is no longer the app's state
+    assert (status, again["replayed"]) == (202, False)
+    assert again["executionArn"] != first["executionArn"]
+
+
+# --- failures of Step Functions or of the function itself ---
+@pytest.mark.parametrize(
+    ("code", "expected", "error"),
+    [("ThrottlingException", 503, "AwsThrottled"), ("AccessDeniedException", 502, "PermanentError")],
+)
+def test_step_functions_errors_are_named_without_internals(
+    machines: dict[str, str], call: Any, code: str, expected: int, error: str
+) -> None:
+    with Stubber(client("stepfunctions")) as stub:
+        stub.add_client_error("list_executions", code, "not now", 400)
+        status, body = call(post(REQUEST))
+    assert (status, body["error"]) == (expected, error)
+    assert "Traceback" not in json.dumps(body)
+
+
+def test_an_unexpected_error_is_500_without_details(
+    machines: dict[str, str], call: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(*args: Any) -> None:
+        raise RuntimeError("secret-token-abc in /var/task/fargate_app/api/executions.py")
+
+    monkeypatch.setattr(routes, "start_provision", explode)
+    status, body = call(post(REQUEST))
+    assert (status, body["error"]) == (500, "InternalError")
+    assert "secret-token-abc" not in json.dumps(body) and "executions.py" not in json.dumps(body)
+
+
+def test_a_missing_state_machine_setting_is_a_named_500(call: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROVISION_STATE_MACHINE_ARN", raising=False)
+    monkeypatch.delenv("TEARDOWN_STATE_MACHINE_ARN", raising=False)
+    get_api_settings.cache_clear()
+    status, body = call(post(REQUEST))
+    assert (status, body["error"]) == (500, "ApiMisconfigured")
+    assert "PROVISION_STATE_MACHINE_ARN" in body["message"]

@@ -1,0 +1,105 @@
+"""Compensate: a failed provision removes, newest first, only what it created, and keeps what others now use."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from fargate_app.aws.eks import ensure_fargate_profile
+from fargate_app.aws.iam import ensure_pod_execution_role
+from fargate_app.compensate import compensate
+from fargate_app.config import Settings
+from fargate_app.models import parse_request
+
+pytestmark = pytest.mark.usefixtures("aws_iam")
+REQUEST = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "public.ecr.aws/nginx/nginx:stable"}
+
+
+@pytest.fixture
+def other_apps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Which other managed apps the Kubernetes API reports on the profile (none unless a test adds some)."""
+    users: list[str] = []
+    monkeypatch.setattr("fargate_app.kube.usage.other_apps_on_profile", lambda *args, **kwargs: list(users))
+    return users
+
+
+def failed_state(settings: Settings, step: str, **created: Any) -> dict[str, Any]:
+    """The provision state when ``step`` failed after the role and profile steps ran (moto makes them real)."""
+    request = parse_request(REQUEST)
+    role = ensure_pod_execution_role(settings, "blog", "ecr-public")
+    profile = ensure_fargate_profile(settings, request, role.arn)
+    cause = json.dumps(
+        {"errorMessage": "image public.ecr.aws/nginx/nginx:stable not found", "errorType": "ImageNotFound"}
+    )
+    return {
+        "request": request.to_json(),
+        "executionArn": "arn:aws:states:us-west-2:111122223333:execution:provision:x",
+        "podExecutionRole": {**role.to_json(), **created.get("role", {})},
+        "fargateProfile": {**profile.to_json(), **created.get("profile", {})},
+        "failedStep": step,
+        "error": {"Error": "ImageNotFound", "Cause": cause},
+    }
+
+
+def test_removes_the_profile_and_role_it_created(settings: Settings, cluster: str, other_apps: list[str]) -> None:
+    # Given WarmImageCache failed after this execution created the role and the profile
+    state = failed_state(settings, "WarmImageCache")
+    # When compensating
+    result = compensate(settings, state)
+    # Then both are gone, newest first, and the failure is reported with the step and the human cause
+    assert result.compensated == [
+        f"Fargate profile {state['fargateProfile']['name']}",
+        "IAM role FargateAppPodExecution-blog",
+    ]
+    assert result.leftovers == []
+    assert boto3.client("eks").list_fargate_profiles(clusterName="blog")["fargateProfileNames"] == []
+    assert "FargateAppPodExecution-blog" not in [r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]]
+    assert result.error == "ImageNotFound"
+    assert json.loads(result.cause) == {
+        "step": "WarmImageCache",
+        "error": "ImageNotFound",
+        "cause": "image public.ecr.aws/nginx/nginx:stable not found",
+        "compensated": result.compensated,
+        "leftovers": [],
+    }
+
+
+def test_keeps_what_it_did_not_create(settings: Settings, cluster: str, other_apps: list[str]) -> None:
+    state = failed_state(settings, "WarmImageCache", role={"created": False}, profile={"created": False})
+    result = compensate(settings, state)
+    assert result.compensated == []
+    assert boto3.client("eks").list_fargate_profiles(clusterName="blog")["fargateProfileNames"] != []
+
+
+def test_keeps_a_profile_another_app_now_uses_and_so_its_role(
+    settings: Settings, cluster: str, other_apps: list[str]
+) -> None:
+    other_apps.append("fargate/other-app")
+    state = failed_state(settings, "EnsureCacheRule")
+    result = compensate(settings, state)
+    assert result.compensated == []
+    assert result.leftovers[0].endswith("(kept: it schedules fargate/other-app)")
+    assert result.leftovers[1].startswith("IAM role FargateAppPodExecution-blog (kept: profiles")
+
+
+def test_a_failed_validation_created_nothing(settings: Settings) -> None:
+    raw = {
+        "cluster": "blog",
+        "app": "Bad_App",
+        "failedStep": "ValidateRequest",
+        "error": {"Error": "InvalidRequest", "Cause": json.dumps({"errorMessage": "app: must be a DNS-1123 label"})},
+    }
+    result = compensate(settings, raw)
+    assert (result.error, result.compensated, result.leftovers) == ("InvalidRequest", [], [])
+    assert json.loads(result.cause)["cause"] == "app: must be a DNS-1123 label"
+
+
+def test_handler_reads_the_state(
+    handler: Any, lambda_context: Any, settings: Settings, cluster: str, other_apps: list[str]
+) -> None:
+    state = failed_state(settings, "CheckFargateProfile")
+    answer = handler("compensate").lambda_handler({"state": state}, lambda_context)
+    assert answer["error"] == "ImageNotFound" and len(answer["compensated"]) == 2

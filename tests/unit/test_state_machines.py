@@ -1,0 +1,188 @@
+"""Static checks of every ASL file against the template, the error contract and the house rules."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import cfn_yaml
+
+from fargate_app.errors import all_error_names
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE: dict[str, Any] = cfn_yaml.load(str(ROOT / "template.yaml"))
+MACHINES = {
+    name: resource["Properties"]
+    for name, resource in TEMPLATE["Resources"].items()
+    if resource["Type"] == "AWS::Serverless::StateMachine"
+}
+ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
+# The checks whose functions count attempts and raise PollTimeout: every loop must pass through one of them.
+BOUNDED_POLLS = {"CheckFargateProfile", "CheckRollout", "CheckPodsGone"}
+LAMBDA_TRANSIENT = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+
+
+def _definition(machine: str) -> dict[str, Any]:
+    return json.loads((ROOT / MACHINES[machine]["DefinitionUri"]).read_text())
+
+
+def _substituted(machine: str) -> str:
+    text = (ROOT / MACHINES[machine]["DefinitionUri"]).read_text()
+    for key in MACHINES[machine]["DefinitionSubstitutions"]:
+        fake = f"arn:aws:lambda:us-west-2:111122223333:function:{key.removesuffix('Arn')}"
+        text = text.replace("${" + key + "}", fake)
+    return text
+
+
+def _states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every state, those of Map item processors included."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, state in definition["States"].items():
+        found[name] = state
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            found.update(_states(processor))
+    return found
+
+
+def _function_of(machine: str, state: dict[str, Any]) -> str:
+    return str(state["Resource"]).removeprefix("${").removesuffix("FunctionArn}")
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_asl_validator_accepts_the_definition(machine: str) -> None:
+    assert ASL_VALIDATOR.exists(), "run `make node-deps` (npm ci) first"
+    result = subprocess.run(
+        [str(ASL_VALIDATOR), "--json-definition", _substituted(machine)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_every_placeholder_is_substituted_by_the_template(machine: str) -> None:
+    text = (ROOT / MACHINES[machine]["DefinitionUri"]).read_text()
+    placeholders = set(re.findall(r"\$\{([^}]+)\}", text))
+    assert placeholders == set(MACHINES[machine]["DefinitionSubstitutions"])
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_every_substituted_function_exists_and_may_be_invoked(machine: str) -> None:
+    properties = MACHINES[machine]
+    invokable = [
+        policy["LambdaInvokePolicy"]["FunctionName"]
+        for policy in properties["Policies"]
+        if "LambdaInvokePolicy" in policy
+    ]
+    for key, value in properties["DefinitionSubstitutions"].items():
+        function = value["Fn::GetAtt"][0]
+        assert TEMPLATE["Resources"][function]["Type"] == "AWS::Serverless::Function", key
+        assert {"Ref": function} in invokable, f"{machine} may not invoke {function}"
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_every_custom_error_name_is_an_error_class(machine: str) -> None:
+    known = all_error_names()
+    for name, state in _states(_definition(machine)).items():
+        for rule in state.get("Retry", []) + state.get("Catch", []):
+            for error in rule["ErrorEquals"]:
+                # States.*, Lambda.* and Sandbox.Timedout (a Lambda timeout on current runtimes) are AWS's names.
+                if not error.startswith(("States.", "Lambda.", "Sandbox.")):
+                    assert error in known, f"{machine}.{name}: {error} is not in fargate_app.errors"
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_every_task_retries_with_jittered_backoff_and_catches(machine: str) -> None:
+    for name, state in _states(_definition(machine)).items():
+        if state["Type"] != "Task":
+            continue
+        retried = {error for rule in state["Retry"] for error in rule["ErrorEquals"]}
+        assert retried >= LAMBDA_TRANSIENT, f"{machine}.{name} does not retry Lambda's transient errors"
+        assert "AwsThrottled" in retried, f"{machine}.{name} does not retry throttling"
+        for rule in state["Retry"]:
+            assert rule["BackoffRate"] >= 1 and rule["JitterStrategy"] == "FULL", f"{machine}.{name}"
+            assert 0 < rule["MaxAttempts"] <= 30, f"{machine}.{name}: retries must be bounded"
+        assert [c["ErrorEquals"] for c in state["Catch"]] == [["States.ALL"]], f"{machine}.{name} has no catch-all"
+
+
+def _edges(state: dict[str, Any]) -> list[str]:
+    targets = [state.get("Next"), state.get("Default")]
+    targets += [choice["Next"] for choice in state.get("Choices", [])]
+    targets += [catch["Next"] for catch in state.get("Catch", [])]
+    return [t for t in targets if t]
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_every_loop_passes_through_a_bounded_poll(machine: str) -> None:
+    definition = _definition(machine)
+    states = definition["States"]
+    assert 0 < definition["TimeoutSeconds"] <= 86_400, "the whole execution must be bounded too"
+    # A loop is a cycle in the state graph; cut every bounded poll and no cycle may remain.
+    cut = {name for name, s in states.items() if s["Type"] == "Task" and _function_of(machine, s) in BOUNDED_POLLS}
+    visiting: set[str] = set()
+    done: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in cut or name in done:
+            return
+        assert name not in visiting, f"{machine}: a loop through {name} has no bounded poll"
+        visiting.add(name)
+        for target in _edges(states[name]):
+            visit(target)
+        visiting.discard(name)
+        done.add(name)
+
+    visit(definition["StartAt"])
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_every_state_is_reachable(machine: str) -> None:
+    definition = _definition(machine)
+    states = definition["States"]
+    seen, pending = set(), [definition["StartAt"]]
+    while pending:
+        name = pending.pop()
+        if name not in seen:
+            seen.add(name)
+            pending.extend(_edges(states[name]))
+    assert seen == set(states)
+
+
+def test_provision_fails_naming_the_step_after_compensating() -> None:
+    states = _definition("ProvisionStateMachine")["States"]
+    tasks = [n for n, s in states.items() if s["Type"] == "Task" and n != "Compensate"]
+    for name in tasks:
+        (catch,) = states[name]["Catch"]
+        recorder = states[catch["Next"]]
+        assert (recorder["Result"], recorder["Next"]) == (name, "Compensate"), name
+    assert states["Compensate"]["Next"] == "ProvisionFailed"
+    assert states["ProvisionFailed"]["Type"] == "Fail"
+
+
+def test_the_warm_cache_rule_matches_the_cloudtrail_event_only() -> None:
+    from moto.events.models import EventPattern
+
+    pattern = EventPattern.load(
+        json.dumps(MACHINES["WarmCacheStateMachine"]["Events"]["PullThroughCacheRuleCreated"]["Properties"]["Pattern"])
+    )
+
+    def event(name: str, source: str = "aws.ecr", error: str | None = None) -> dict[str, Any]:
+        detail: dict[str, Any] = {"eventSource": source.replace("aws.", "") + ".amazonaws.com", "eventName": name}
+        if error:
+            detail["errorCode"] = error
+        return {"source": source, "detail-type": "AWS API Call via CloudTrail", "detail": detail}
+
+    assert pattern.matches_event(event("CreatePullThroughCacheRule"))
+    assert not pattern.matches_event(event("DeletePullThroughCacheRule"))
+    assert not pattern.matches_event(
+        event("CreatePullThroughCacheRule", error="PullThroughCacheRuleAlreadyExistsException")
+    )
+    assert not pattern.matches_event(event("CreateFargateProfile", source="aws.eks"))
