@@ -15,7 +15,7 @@ from fargate_app.kube.client import KubeApiCache
 from fargate_app.kube.models import ApplyAppEvent, CheckRolloutEvent
 from fargate_app.kube.settings import KubeSettings
 from fargate_app.kube.steps import apply_app, check_rollout
-from fargate_app.models import ProvisionRequest, parse_request
+from fargate_app.models import CacheRule, ProvisionRequest, parse_request
 from fargate_app.registry import warm_image_cache
 from fargate_sandbox.eks_rules import ManualClock
 from fargate_sandbox.sandbox import Sandbox
@@ -45,15 +45,20 @@ def _apply_and_check(settings: Settings, request: ProvisionRequest, cached: str)
     return applied, rollout
 
 
+def _active_profile_and_rule(settings: Settings, clock: ManualClock, request: ProvisionRequest) -> CacheRule:
+    """The role, an ACTIVE Fargate profile for the request's namespace, and its cache rule, as the workflow makes them."""
+    role = ensure_pod_execution_role(settings, "blog", request.effective_cache_prefix)
+    ensure_fargate_profile(settings, request, role.arn)
+    clock.advance(PROFILE_SECONDS)
+    return ensure_cache_rule(settings, request, role.name)
+
+
 def test_app_runs_on_a_fargate_node_once_its_profile_is_active(
     sandbox: Sandbox, sandbox_clock: ManualClock, aws_env: Settings
 ) -> None:
     # Given the role, an ACTIVE profile for a fresh namespace, a cache rule and the warmed image
     request = _request(unique("ns"))
-    role = ensure_pod_execution_role(aws_env, "blog", request.effective_cache_prefix)
-    ensure_fargate_profile(aws_env, request, role.arn)
-    sandbox_clock.advance(PROFILE_SECONDS)
-    rule = ensure_cache_rule(aws_env, request, role.name)
+    rule = _active_profile_and_rule(aws_env, sandbox_clock, request)
     warmed = warm_image_cache(request.image, rule.ecr_repository_prefix, request.platform)
     # When the app is applied and its rollout checked
     applied, rollout = _apply_and_check(aws_env, request, warmed.cached)
@@ -84,10 +89,7 @@ def test_an_image_the_cache_never_imported_fails_to_pull(
 ) -> None:
     # Given an ACTIVE profile and a rule, but the image pinned by a digest no pull by tag imported
     request = _request(unique("ns"))
-    role = ensure_pod_execution_role(aws_env, "blog", request.effective_cache_prefix)
-    ensure_fargate_profile(aws_env, request, role.arn)
-    sandbox_clock.advance(PROFILE_SECONDS)
-    rule = ensure_cache_rule(aws_env, request, role.name)
+    rule = _active_profile_and_rule(aws_env, sandbox_clock, request)
     assert sandbox.upstreams is not None
     digest = sandbox.upstreams.digest("registry.k8s.io", "pause", "3.10")
     host = sandbox.registry_url.removeprefix("http://")
@@ -96,3 +98,23 @@ def test_an_image_the_cache_never_imported_fails_to_pull(
     with pytest.raises(Exception, match="Failed to pull image") as caught:
         _apply_and_check(aws_env, request, cached)
     assert type(caught.value).__name__ == "RolloutFailed"
+
+
+def test_kubernetes_faults_fire_exactly_n_times_and_surface_as_retryable(
+    sandbox: Sandbox, sandbox_clock: ManualClock, aws_env: Settings
+) -> None:
+    # Given the API server answers 503 twice for the app's Deployment
+    request = _request(unique("flaky"))
+    rule = _active_profile_and_rule(aws_env, sandbox_clock, request)
+    warmed = warm_image_cache(request.image, rule.ecr_repository_prefix, request.platform)
+    sandbox.faults.fail_kubernetes(rf"/apis/apps/v1/namespaces/{request.namespace}/deployments/", 2, 503)
+    # When ApplyApp runs three times (as the state machine's Retry would run it)
+    outcomes = []
+    for _ in range(3):
+        try:
+            _apply_and_check(aws_env, request, warmed.cached)
+            outcomes.append("ok")
+        except Exception as exc:
+            outcomes.append(type(exc).__name__)
+    # Then the first two fail with the retryable error and the third succeeds
+    assert outcomes == ["KubernetesUnavailable", "KubernetesUnavailable", "ok"]
