@@ -95,6 +95,9 @@ class FargateProfileRules:
     def handle(self, request: AwsRequest, forward: Forward) -> Response:
         """Answer one of HANDLED_OPERATIONS. Raises EksProfileError for a rule violation."""
         cluster = request.path_params.get("name", "")
+        if request.operation != "DescribeCluster" and not self._cluster_exists(cluster):
+            # moto answers 500 (a KeyError) for profile calls on a missing cluster; EKS answers 404 with this text.
+            raise EksProfileError(AwsError("ResourceNotFoundException", f"No cluster found for name: {cluster}.", 404))
         with self._lock:
             self._finish_deletions()
             if request.operation == "CreateFargateProfile":
@@ -107,6 +110,14 @@ class FargateProfileRules:
             if request.operation == "DescribeCluster" and status == 200:
                 body = self._complete_cluster(cluster, body)
             return status, headers, body
+
+    def _cluster_exists(self, cluster: str) -> bool:
+        eks = self._moto.client("eks")
+        try:
+            eks.describe_cluster(name=cluster)
+        except eks.exceptions.ResourceNotFoundException:
+            return False
+        return True
 
     def _complete_cluster(self, cluster: str, body: bytes) -> bytes:
         """Add what EKS's DescribeCluster returns and moto omits: ``resourcesVpcConfig.vpcId`` (derived from the

@@ -119,3 +119,9 @@ def test_describe_cluster_reports_the_seeded_vpc(sandbox: Sandbox) -> None:
     assert described["status"] == "ACTIVE"
     assert described["resourcesVpcConfig"]["vpcId"] == network.vpc_id
     assert set(described["resourcesVpcConfig"]["subnetIds"]) == {*network.private_subnets, network.public_subnet}
+
+
+def test_profile_calls_on_a_missing_cluster_are_404_as_in_eks(sandbox: Sandbox) -> None:
+    eks = sandbox.boto3_client("eks")
+    with pytest.raises(eks.exceptions.ResourceNotFoundException, match="No cluster found for name: nowhere."):
+        eks.list_fargate_profiles(clusterName="nowhere")

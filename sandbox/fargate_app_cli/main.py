@@ -1,0 +1,157 @@
+"""The ``fargate-app`` command line (design.md §7). Results go to stdout, progress and errors to stderr.
+
+Exit codes: 0 everything succeeded · 1 an execution (or the API call) failed · 2 a request or an option is invalid,
+and then nothing was started.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, TextIO
+
+import typer
+
+app = typer.Typer(
+    help="Run a public image as an app on EKS Fargate through an ECR pull-through cache: in the local sandbox, or "
+    "against a deployed stack's API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sandbox_app = typer.Typer(help="The local sandbox: emulated AWS and EKS, real state machines and handlers.")
+app.add_typer(sandbox_app, name="sandbox", no_args_is_help=True)
+
+RequestFiles = Annotated[
+    list[Path],
+    typer.Option("--request", "-r", help="A v1 request (JSON, design.md §2); repeat for several apps.", dir_okay=False),
+]
+ApiUrl = Annotated[
+    str, typer.Option("--api", help="The stack's API URL, e.g. https://<id>.execute-api.<region>.amazonaws.com/prod.")
+]
+Region = Annotated[
+    str | None, typer.Option("--region", help="Signing region (default: from the URL, else AWS_REGION/profile).")
+]
+Cluster = Annotated[str, typer.Argument(help="EKS cluster name.")]
+Namespace = Annotated[str, typer.Argument(help="Kubernetes namespace.")]
+AppName = Annotated[str, typer.Argument(help="App name.")]
+HANDLER_LOG_LEVEL = "WARNING"
+EXIT_INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+class _ToCurrentStderr:
+    """A stdout stand-in that writes to whatever ``sys.stderr`` is at the time (rich's Live swaps it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+@contextmanager
+def _handlers_log_to_stderr() -> Iterator[TextIO]:
+    """The sandbox runs the Lambda handlers in this process, and their Powertools logger writes JSON lines to
+    ``sys.stdout`` as Lambda expects — here that would corrupt ``--json`` output. So stdout is pointed at stderr
+    before the production package creates its logger, and the results are written to the real stdout (yielded).
+    Handlers log warnings and errors only, unless POWERTOOLS_LOG_LEVEL says otherwise."""
+    real_stdout = sys.stdout
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", HANDLER_LOG_LEVEL)
+    # moto's interpreter logs every Fail state it runs with its internal repr; the CLI reports failures itself.
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+    sys.stdout = _ToCurrentStderr()
+    try:
+        from fargate_app.observability import logger
+
+        logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])
+        yield real_stdout
+    finally:
+        sys.stdout = real_stdout
+
+
+@sandbox_app.command("run")
+def sandbox_run(
+    request: RequestFiles,
+    teardown: Annotated[bool, typer.Option("--teardown", help="Then tear every app down again.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON (design.md §3).")] = False,
+) -> None:
+    """Start a sandbox and provision every request concurrently through the API; progress on stderr, results on
+    stdout."""
+    # SIGTERM ends the run like Ctrl-C: the sandbox's registry processes and servers are stopped on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
+    with _handlers_log_to_stderr() as out:
+        from fargate_app_cli.sandbox_commands import run_requests
+
+        try:
+            code = run_requests(request, teardown=teardown, as_json=as_json, out=out, err=sys.stderr)
+        except KeyboardInterrupt:
+            print("interrupted: the sandbox was stopped", file=sys.stderr)
+            code = EXIT_INTERRUPTED
+    raise typer.Exit(code)
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: a free one).")] = 8080,
+) -> None:
+    """Start a sandbox with the API on http://127.0.0.1:PORT (POST /apps, GET|DELETE /apps/CLUSTER/NAMESPACE/APP)
+    until Ctrl-C."""
+    with _handlers_log_to_stderr() as out:
+        from fargate_app_cli.sandbox_commands import serve
+
+        code = serve(port, out=out, err=sys.stderr)
+    raise typer.Exit(code)
+
+
+@app.command("request")
+def request_command(
+    api: ApiUrl,
+    request: Annotated[Path, typer.Option("--request", "-r", help="A v1 request (JSON).", dir_okay=False)],
+    region: Region = None,
+) -> None:
+    """POST /apps to a deployed stack (SigV4-signed): start provisioning the request."""
+    from fargate_app_cli.remote_commands import request as send
+
+    raise typer.Exit(send(api, request, region, out=sys.stdout, err=sys.stderr))
+
+
+@app.command("status")
+def status_command(
+    api: ApiUrl,
+    cluster: Cluster,
+    namespace: Namespace,
+    app_name: AppName,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow a running execution until it ends.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (design.md §3).")] = False,
+    region: Region = None,
+) -> None:
+    """GET /apps/CLUSTER/NAMESPACE/APP from a deployed stack (SigV4-signed): the app's latest execution."""
+    from fargate_app_cli.remote_commands import status
+
+    code = status(
+        api, cluster, namespace, app_name, region, watch=watch, as_json=as_json, out=sys.stdout, err=sys.stderr
+    )
+    raise typer.Exit(code)
+
+
+@app.command("teardown")
+def teardown_command(
+    api: ApiUrl, cluster: Cluster, namespace: Namespace, app_name: AppName, region: Region = None
+) -> None:
+    """DELETE /apps/CLUSTER/NAMESPACE/APP on a deployed stack (SigV4-signed): start tearing the app down."""
+    from fargate_app_cli.remote_commands import teardown
+
+    raise typer.Exit(teardown(api, cluster, namespace, app_name, region, out=sys.stdout, err=sys.stderr))

@@ -1,0 +1,159 @@
+"""Live progress of executions on stderr, read from their execution history (GetExecutionHistory).
+
+On a terminal a rich ``Live`` table shows each execution's current state; otherwise (a pipe, CI, a test) every
+completed state is one plain line, so logs stay readable and greppable.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+POLL_SECONDS = 0.5  # history reads go through the sandbox front and moto: cheap enough at this pace
+TERMINAL_EVENTS = {
+    "ExecutionSucceeded": "SUCCEEDED",
+    "ExecutionFailed": "FAILED",
+    "ExecutionTimedOut": "TIMED_OUT",
+    "ExecutionAborted": "ABORTED",
+}
+History = Callable[[str], list[dict[str, Any]]]
+
+
+@dataclass
+class Track:
+    """One execution as the progress view knows it."""
+
+    app: str
+    kind: str
+    execution_arn: str
+    status: str = "RUNNING"
+    current: str | None = None
+    completed: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    ended: float | None = None
+    error: str | None = None
+    _last_event: int = 0
+
+    @property
+    def elapsed(self) -> float:
+        return (self.ended or time.monotonic()) - self.started
+
+    def apply(self, events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        """Take in new history events; ``(what, detail)`` for each state completed or the end of the execution."""
+        happened: list[tuple[str, str]] = []
+        for event in sorted(events, key=lambda e: int(e["id"])):
+            if int(event["id"]) <= self._last_event:
+                continue
+            self._last_event = int(event["id"])
+            kind = str(event["type"])
+            if kind.endswith("StateEntered"):
+                self.current = event["stateEnteredEventDetails"]["name"]
+            elif kind.endswith("StateExited"):
+                name = event["stateExitedEventDetails"]["name"]
+                self.completed.append(name)
+                happened.append(("state", name))
+            elif kind in TERMINAL_EVENTS:
+                self.status = TERMINAL_EVENTS[kind]
+                self.ended = time.monotonic()
+                details = event.get("executionFailedEventDetails") or {}
+                self.error = details.get("error")
+                happened.append(("end", self.status))
+        return happened
+
+
+class ProgressView(Protocol):
+    def update(self, track: Track, happened: list[tuple[str, str]]) -> None: ...
+
+
+class PlainProgress:
+    """One line per completed state and per finished execution."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def update(self, track: Track, happened: list[tuple[str, str]]) -> None:
+        for what, detail in happened:
+            if what == "state":
+                line = f"[{track.app}] {track.kind}: {detail} done ({track.elapsed:.1f} s)"
+            else:
+                suffix = f" ({track.error})" if track.error else ""
+                line = f"[{track.app}] {track.kind} {detail}{suffix} after {track.elapsed:.1f} s"
+            print(line, file=self.stream, flush=True)
+
+
+class LiveProgress:
+    """A table redrawn in place: app, kind, current state, states done, status, elapsed time."""
+
+    def __init__(self, live: Live, tracks: list[Track]) -> None:
+        self.live = live
+        self.tracks = tracks
+
+    def update(self, track: Track, happened: list[tuple[str, str]]) -> None:
+        self.live.update(self.table(), refresh=True)
+
+    def table(self) -> Table:
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for column in ("APP", "KIND", "STATE", "DONE", "STATUS", "ELAPSED"):
+            table.add_column(column)
+        for track in self.tracks:
+            colour = {"SUCCEEDED": "green", "RUNNING": "yellow"}.get(track.status, "red")
+            state = track.current or "-"
+            if track.status != "RUNNING" and track.error:
+                state = f"{state} ({track.error})"
+            table.add_row(
+                track.app,
+                track.kind,
+                state,
+                str(len(track.completed)),
+                f"[{colour}]{track.status}[/{colour}]",
+                f"{track.elapsed:.1f}s",
+            )
+        return table
+
+
+@contextmanager
+def progress_view(tracks: list[Track], stream: TextIO | None = None) -> Iterator[ProgressView]:
+    """A live table when ``stream`` (stderr by default) is a terminal, plain lines otherwise."""
+    stream = stream or sys.stderr
+    if not stream.isatty():
+        yield PlainProgress(stream)
+        return
+    console = Console(file=stream)
+    view = LiveProgress(Live(console=console, auto_refresh=False, redirect_stdout=False), tracks)
+    with view.live:
+        view.live.update(view.table(), refresh=True)
+        yield view
+
+
+def follow(tracks: list[Track], history: History, view: ProgressView, timeout_s: float) -> None:
+    """Poll every running execution's history until all have ended or ``timeout_s`` passed."""
+    deadline = time.monotonic() + timeout_s
+    while any(t.status == "RUNNING" for t in tracks) and time.monotonic() < deadline:
+        for track in tracks:
+            if track.status == "RUNNING":
+                view.update(track, track.apply(history(track.execution_arn)))
+        if any(t.status == "RUNNING" for t in tracks):
+            time.sleep(POLL_SECONDS)
+
+
+def observe(track: Track, status: str, current_state: str | None) -> list[tuple[str, str]]:
+    """Take in a status answer (``GET /apps/…``) where no history is at hand: a new current state completes the
+    previous one."""
+    happened: list[tuple[str, str]] = []
+    if current_state and current_state != track.current:
+        if track.current:
+            track.completed.append(track.current)
+            happened.append(("state", track.current))
+        track.current = current_state
+    if status != "RUNNING" and track.status == "RUNNING":
+        track.status, track.ended = status, time.monotonic()
+        happened.append(("end", status))
+    return happened

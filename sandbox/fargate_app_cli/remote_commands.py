@@ -1,0 +1,119 @@
+"""``fargate-app request | status | teardown --api URL …``: the same API as ``sandbox serve``, on a deployed stack."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from fargate_app_cli import render
+from fargate_app_cli.gateway import ApiResponse
+from fargate_app_cli.outcomes import RUNNING, SUCCEEDED, status_document
+from fargate_app_cli.progress import Track, observe, progress_view
+from fargate_app_cli.remote import RemoteApi, RemoteCallError, RemoteConfigError, app_path
+from fargate_app_cli.request_files import RequestFileError, load_requests
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+WATCH_POLL_SECONDS = 2.0
+WATCH_TIMEOUT_SECONDS = 1800.0
+
+
+def _api(api_url: str, region: str | None, err: TextIO) -> RemoteApi | None:
+    try:
+        return RemoteApi(api_url, region=region)
+    except RemoteConfigError as exc:
+        print(f"error: {exc}", file=err)
+        return None
+
+
+def _answer(response: ApiResponse, out: TextIO, err: TextIO) -> int:
+    """Print the API's JSON answer on stdout when it accepted the call; its error on stderr otherwise."""
+    body = response.json()
+    if 200 <= response.status < 300:
+        out.write(json.dumps(body, indent=2) + "\n")
+        return EXIT_OK
+    if isinstance(body, dict) and body.get("error"):
+        print(f"error: HTTP {response.status} {body['error']}: {body.get('message', '')}", file=err)
+        for field, rule in (body.get("fields") or {}).items():
+            print(f"  {field}: {rule}", file=err)
+    else:
+        print(f"error: HTTP {response.status}: {response.body[:500].decode(errors='replace')}", file=err)
+    return EXIT_INVALID if response.status == 400 else EXIT_FAILED
+
+
+def request(api_url: str, path: Path, region: str | None, *, out: TextIO, err: TextIO) -> int:
+    try:
+        (item,) = load_requests([path], region=region)
+    except RequestFileError as exc:
+        print("error: invalid request; nothing was sent:", file=err)
+        for problem in exc.problems:
+            print(f"  {problem}", file=err)
+        return EXIT_INVALID
+    api = _api(api_url, region, err)
+    if api is None:
+        return EXIT_INVALID
+    try:
+        code = _answer(api.call("POST", "/apps", item.document), out, err)
+    except RemoteCallError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_FAILED
+    if code == EXIT_OK:
+        r = item.request
+        print(f"follow it: fargate-app status --api {api_url} {r.cluster} {r.namespace} {r.app} --watch", file=err)
+    return code
+
+
+def teardown(
+    api_url: str, cluster: str, namespace: str, app: str, region: str | None, *, out: TextIO, err: TextIO
+) -> int:
+    api = _api(api_url, region, err)
+    if api is None:
+        return EXIT_INVALID
+    try:
+        return _answer(api.call("DELETE", app_path(cluster, namespace, app)), out, err)
+    except RemoteCallError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_FAILED
+
+
+def status(
+    api_url: str,
+    cluster: str,
+    namespace: str,
+    app: str,
+    region: str | None,
+    *,
+    watch: bool,
+    as_json: bool,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    api = _api(api_url, region, err)
+    if api is None:
+        return EXIT_INVALID
+    path = app_path(cluster, namespace, app)
+    try:
+        response = api.call("GET", path)
+        body: dict[str, Any] = response.json() if response.status == 200 else {}
+        if watch and body.get("status") == RUNNING:
+            track = Track(f"{cluster}/{namespace}/{app}", str(body.get("kind")), str(body.get("executionArn")))
+            deadline = time.monotonic() + WATCH_TIMEOUT_SECONDS
+            with progress_view([track], err) as view:
+                while response.status == 200 and body.get("status") == RUNNING and time.monotonic() < deadline:
+                    view.update(track, observe(track, RUNNING, body.get("currentState")))
+                    time.sleep(WATCH_POLL_SECONDS)
+                    response = api.call("GET", path)
+                    body = response.json() if response.status == 200 else {}
+                view.update(track, observe(track, str(body.get("status")), body.get("currentState")))
+    except RemoteCallError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_FAILED
+    if response.status != 200:
+        return _answer(response, out, err) or EXIT_FAILED
+    document = status_document(body)
+    if as_json:
+        out.write(json.dumps(document, indent=2) + "\n")
+    else:
+        render.print_outcomes(out, [document])
+    return EXIT_OK if document.get("status") in (SUCCEEDED, RUNNING) else EXIT_FAILED

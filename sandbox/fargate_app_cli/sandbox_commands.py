@@ -1,0 +1,196 @@
+"""``fargate-app sandbox run`` and ``sandbox serve`` (design.md §7).
+
+``run``: every request is validated before anything starts (exit 2), then one sandbox starts and every request goes
+through the API as a deployed stack receives it — ``POST /apps`` through the emulated API Gateway to the real API
+function, which starts the real provision state machine. Progress comes from the execution histories; the results
+come back through ``GET /apps/…``, and ``--teardown`` goes through ``DELETE /apps/…``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from fargate_app_cli import render, sandbox_checks
+from fargate_app_cli.http_api import ApiServer
+from fargate_app_cli.outcomes import provision_outcome, succeeded, teardown_record
+from fargate_app_cli.progress import Track, follow, progress_view
+from fargate_app_cli.request_files import RequestFile, RequestFileError, load_requests
+from fargate_app_cli.sandbox_session import SandboxSession, SandboxStartError
+from fargate_sandbox.seeds import ACCOUNT_ID, REGION
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXECUTION_TIMEOUT_SECONDS = 600.0
+
+
+def run_requests(paths: list[Path], *, teardown: bool, as_json: bool, out: TextIO, err: TextIO) -> int:
+    """The whole ``sandbox run``; the exit code (0 all succeeded, 1 an execution failed, 2 a request is invalid)."""
+    try:
+        files = load_requests(paths, region=REGION, account=ACCOUNT_ID)
+    except RequestFileError as exc:
+        print("error: invalid request; nothing was started:", file=err)
+        for problem in exc.problems:
+            print(f"  {problem}", file=err)
+        return EXIT_INVALID
+    print(f"Starting the sandbox (account {ACCOUNT_ID}, region {REGION}, cluster blog)…", file=err, flush=True)
+    try:
+        with SandboxSession() as session:
+            prefixes_before = sandbox_checks.cache_prefixes(session)
+            outcomes = _provision_all(session, files, err)
+            if not as_json:
+                render.print_outcomes(out, outcomes)
+                _print_cluster(out, session, files)
+            if teardown:
+                _teardown_all(session, outcomes, err)
+            _check_failures(session, files, outcomes, prefixes_before)
+            if as_json:
+                document: Any = outcomes[0] if len(outcomes) == 1 else outcomes
+                out.write(json.dumps(document, indent=2) + "\n")
+            elif teardown:
+                render.print_teardowns(out, outcomes)
+                _print_cluster(out, session, files)
+    except SandboxStartError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_FAILED
+    return EXIT_OK if all(succeeded(outcome) for outcome in outcomes) else EXIT_FAILED
+
+
+def _in_parallel(calls: list[Any], function: Any) -> list[Any]:
+    with ThreadPoolExecutor(max_workers=max(1, len(calls))) as pool:
+        return list(pool.map(function, calls))
+
+
+def _refused(method: str, path: str, status: int, body: Any) -> dict[str, Any]:
+    """The API refused the call: reported like a failed step, named after the call."""
+    body = body if isinstance(body, dict) else {}
+    return {
+        "step": f"{method} {path}",
+        "error": str(body.get("error") or f"HTTP {status}"),
+        "cause": str(body.get("message") or body),
+        "compensated": [],
+        "leftovers": [],
+    }
+
+
+def _follow(session: SandboxSession, tracks: list[Track], err: TextIO) -> None:
+    if tracks:
+        with progress_view(tracks, err) as view:
+            follow(tracks, session.history, view, EXECUTION_TIMEOUT_SECONDS)
+
+
+def _provision_all(session: SandboxSession, files: list[RequestFile], err: TextIO) -> list[dict[str, Any]]:
+    answers = _in_parallel(files, lambda item: session.api.call("POST", "/apps", item.document))
+    tracks: dict[str, Track] = {}
+    outcomes: list[dict[str, Any]] = []
+    for item, answer in zip(files, answers, strict=True):
+        body = answer.json()
+        if answer.status in (200, 202):
+            tracks[item.app] = Track(item.app, "provision", body["executionArn"])
+        else:
+            outcomes.append(
+                {
+                    "status": "FAILED",
+                    "request": item.request.to_json(),
+                    "error": _refused("POST", "/apps", answer.status, body),
+                }
+            )
+    _follow(session, list(tracks.values()), err)
+    finished = {}
+    for item in files:
+        if item.app in tracks:
+            path = f"/apps/{item.app}"
+            finished[item.app] = provision_outcome(session.api.call("GET", path).json(), item.request.to_json())
+    refused = iter(outcomes)
+    return [finished[item.app] if item.app in finished else next(refused) for item in files]
+
+
+def _teardown_all(session: SandboxSession, outcomes: list[dict[str, Any]], err: TextIO) -> None:
+    """DELETE every provisioned app. Apps that reused a Fargate profile go first: a profile is deleted only by the
+    teardown of the app that created it, and only once no other app's pods need it."""
+    provisioned = [o for o in outcomes if o.get("status") == "SUCCEEDED"]
+    reusing = [o for o in provisioned if not (o.get("fargateProfile") or {}).get("created")]
+    creating = [o for o in provisioned if (o.get("fargateProfile") or {}).get("created")]
+    for wave in (reusing, creating):
+        paths = [f"/apps/{o['request']['cluster']}/{o['request']['namespace']}/{o['request']['app']}" for o in wave]
+        answers = _in_parallel(paths, lambda path: session.api.call("DELETE", path))
+        tracks = []
+        for outcome, path, answer in zip(wave, paths, answers, strict=True):
+            body = answer.json()
+            if answer.status in (200, 202):
+                tracks.append(Track(path.removeprefix("/apps/"), "teardown", body["executionArn"]))
+            else:
+                error = _refused("DELETE", path, answer.status, body)
+                outcome["teardown"] = {"status": "FAILED", "error": error, "leftovers": []}
+        _follow(session, tracks, err)
+        for outcome, path in zip(wave, paths, strict=True):
+            if "teardown" not in outcome:
+                outcome["teardown"] = teardown_record(session.api.call("GET", path).json())
+    # Deleting profiles take the sandbox's delay to disappear; what is still there afterwards is a leftover.
+    session.wait_for_profiles_settled(timeout_s=session.profile_seconds * (len(creating) + 2) + 5)
+    for outcome in provisioned:
+        record = outcome["teardown"]
+        record["leftovers"] = sandbox_checks.merge(record["leftovers"], sandbox_checks.after_teardown(session, outcome))
+
+
+def _check_failures(
+    session: SandboxSession, files: list[RequestFile], outcomes: list[dict[str, Any]], prefixes_before: set[str]
+) -> None:
+    """Add to each failed provision's ``leftovers`` what the sandbox still holds of it."""
+    failed = [(item, o) for item, o in zip(files, outcomes, strict=True) if o.get("status") != "SUCCEEDED"]
+    if not failed:
+        return
+    session.wait_for_profiles_settled(timeout_s=session.profile_seconds * (len(failed) + 2) + 5)
+    in_use = {o["cacheRule"]["ecrRepositoryPrefix"] for o in outcomes if o.get("status") == "SUCCEEDED"}
+    for item, outcome in failed:
+        error = outcome.setdefault("error", {})
+        observed = sandbox_checks.after_failure(session, item.request, prefixes_before, in_use)
+        error["leftovers"] = sandbox_checks.merge(list(error.get("leftovers") or []), observed)
+
+
+def _print_cluster(out: TextIO, session: SandboxSession, files: list[RequestFile]) -> None:
+    kubernetes = session.sandbox.kubernetes
+    assert kubernetes is not None
+    namespaces = sorted({item.request.namespace for item in files})
+    pods = [pod for namespace in namespaces for pod in kubernetes.objects("Pod", namespace)]
+    render.print_cluster(out, pods, kubernetes.objects("Node"))
+
+
+def serve(port: int, *, out: TextIO, err: TextIO) -> int:
+    """``sandbox serve``: the API on http://127.0.0.1:<port> until SIGINT or SIGTERM."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print(f"Starting the sandbox (account {ACCOUNT_ID}, region {REGION}, cluster blog)…", file=err, flush=True)
+        with SandboxSession() as session:
+            server = ApiServer(session.api, port, log=err).start()
+            try:
+                print(f"API listening on {server.url}", file=out, flush=True)
+                print(
+                    f"  curl -X POST {server.url}/apps -H 'Content-Type: application/json' -d @examples/nginx.json\n"
+                    f"  curl {server.url}/apps/blog/fargate/demo-app\n"
+                    f"  curl -X DELETE {server.url}/apps/blog/fargate/demo-app\n"
+                    "Ctrl-C stops the sandbox.",
+                    file=err,
+                    flush=True,
+                )
+                while not stop.wait(0.5):  # a timed wait: the signal handler runs between the waits
+                    pass
+                print("Stopping the sandbox…", file=err, flush=True)
+            finally:
+                server.stop()
+    except SandboxStartError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_FAILED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return EXIT_OK

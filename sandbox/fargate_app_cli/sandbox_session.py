@@ -1,0 +1,123 @@
+"""One sandbox and its workflow harness, with the API function behind an emulated API Gateway.
+
+The API is reached as in AWS: API Gateway's proxy integration calls Lambda ``Invoke`` on the API function, and here
+that ``Invoke`` goes to the sandbox's Lambda endpoint, where the harness runs the real ``functions/api/app.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from botocore.config import Config
+
+from fargate_app_cli.gateway import RestProxyGateway
+from fargate_sandbox.sandbox import Sandbox
+from fargate_sandbox.seeds import CLUSTER_NAME
+from fargate_sandbox.workflows import Workflows
+
+# The project root: the template, the ASL and the functions the sandbox runs.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = PROJECT_ROOT / "template.yaml"
+API_FUNCTION = "ApiFunction"
+# Waits and retry pauses at a tenth of their time: a 5 s poll becomes 0.5 s, so a run takes seconds, while the
+# sandbox's Fargate profile delays (real seconds, below) still make the state machine wait and poll as in AWS.
+TIME_SCALE = 0.1
+PROFILE_SECONDS = 3.0
+# API Gateway's integration timeout; the API function's own Timeout (25 s) ends it first.
+INTEGRATION_TIMEOUT_SECONDS = 29
+
+
+class SandboxStartError(RuntimeError):
+    """The sandbox or its harness could not start (a missing docker-registry binary, say)."""
+
+
+class SandboxSession:
+    """``with SandboxSession() as session: session.api.call("POST", "/apps", request)``."""
+
+    def __init__(self, *, time_scale: float = TIME_SCALE, profile_seconds: float = PROFILE_SECONDS) -> None:
+        self.time_scale = time_scale
+        self.profile_seconds = profile_seconds
+        self._stack: ExitStack | None = None
+        self._sandbox: Sandbox | None = None
+        self._workflows: Workflows | None = None
+        self._lambda: Any = None
+        self.api = RestProxyGateway(self._invoke_api_function)
+
+    def start(self) -> SandboxSession:
+        """Raises: SandboxStartError naming what failed; whatever started is stopped again."""
+        with ExitStack() as stack:
+            try:
+                self._sandbox = stack.enter_context(
+                    Sandbox(profile_create_seconds=self.profile_seconds, profile_delete_seconds=self.profile_seconds)
+                )
+                self._workflows = stack.enter_context(Workflows(self._sandbox, TEMPLATE, time_scale=self.time_scale))
+            except (OSError, RuntimeError) as exc:
+                raise SandboxStartError(f"the sandbox did not start: {exc}") from exc
+            self._check_api_environment()
+            self._lambda = self._sandbox.boto3_client(
+                "lambda", config=Config(read_timeout=INTEGRATION_TIMEOUT_SECONDS, retries={"total_max_attempts": 1})
+            )
+            self._stack = stack.pop_all()
+        return self
+
+    def stop(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+
+    def __enter__(self) -> SandboxSession:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def sandbox(self) -> Sandbox:
+        assert self._sandbox is not None, "start the session first"
+        return self._sandbox
+
+    @property
+    def workflows(self) -> Workflows:
+        assert self._workflows is not None, "start the session first"
+        return self._workflows
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = self.workflows.history(execution_arn)
+        return events
+
+    def wait_for_profiles_settled(self, timeout_s: float) -> None:
+        """Until no Fargate profile of the cluster is CREATING or DELETING (bounded): what is left then stays."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            profiles = self.sandbox.fargate_profiles(CLUSTER_NAME)
+            if all(p["status"] not in ("CREATING", "DELETING") for p in profiles):
+                return
+            time.sleep(0.1)
+
+    # --- wiring -----------------------------------------------------------------------------------------------------
+    def _check_api_environment(self) -> None:
+        """The API function finds the state machines through PROVISION/TEARDOWN_STATE_MACHINE_ARN, which the
+        template resolves (``!Ref``) to the ARNs the harness created; a divergence would make every call fail."""
+        expected = {
+            "PROVISION_STATE_MACHINE_ARN": self.workflows.state_machine_arns["ProvisionStateMachine"],
+            "TEARDOWN_STATE_MACHINE_ARN": self.workflows.state_machine_arns["TeardownStateMachine"],
+        }
+        given = self.workflows.template.functions[API_FUNCTION].environment
+        wrong = sorted(name for name, arn in expected.items() if given.get(name) != arn)
+        if wrong:
+            raise SandboxStartError(f"the API function's {', '.join(wrong)} do not name the sandbox's state machines")
+
+    def _invoke_api_function(self, event: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        function = self.workflows.template.functions[API_FUNCTION]
+        answer = self._lambda.invoke(FunctionName=function.name, Payload=json.dumps(event).encode())
+        payload = json.loads(answer["Payload"].read() or b"null")
+        if answer.get("FunctionError"):
+            return None, str(payload.get("errorType") if isinstance(payload, dict) else answer["FunctionError"])
+        return (payload if isinstance(payload, dict) else None), None

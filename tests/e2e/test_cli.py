@@ -1,0 +1,367 @@
+"""``fargate-app`` through its real entry point (issue: the CLI and `make demo`).
+
+Each ``sandbox run`` is a subprocess with its own sandbox; the three runs below start together at the first test that
+needs them (they share nothing), so the module costs about one run's time. The remote commands are checked against a
+local server that verifies their SigV4 signatures with botocore.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_support import EXAMPLES, Background, Finished, SigV4CheckingApi, cli_environment, run_cli
+
+from fargate_sandbox.oci_images import multi_arch_sample
+
+pytestmark = [pytest.mark.xdist_group("cli"), pytest.mark.slow, pytest.mark.registry]
+
+RUN_TIMEOUT = 240
+EXAMPLE_FILES = ["nginx.json", "pause.json", "busybox.json", "redis.json", "podinfo.json"]
+MULTI_FILES = sorted((EXAMPLES / "multi").glob("*.json"))
+MISSING_TAG = {
+    "cluster": "blog",
+    "namespace": "missing",
+    "app": "ghost",
+    "image": "public.ecr.aws/nginx/nginx:no-such-tag",
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, served: tuple[Background, str]) -> Iterator[dict[str, Finished]]:
+    """Every example with --teardown --json, the two-namespace set with --json, and a missing tag (readable output),
+    run concurrently — and after ``sandbox serve`` was started, so its sandbox comes up meanwhile."""
+    workdir = tmp_path_factory.mktemp("cli-runs")
+    missing = workdir / "missing-tag.json"
+    missing.write_text(json.dumps(MISSING_TAG))
+    started = {
+        "examples": Background(
+            [
+                "sandbox",
+                "run",
+                *[a for f in EXAMPLE_FILES for a in ("--request", str(EXAMPLES / f))],
+                "--teardown",
+                "--json",
+            ],
+            workdir / "examples",
+        ),
+        "multi": Background(
+            ["sandbox", "run", *[a for f in MULTI_FILES for a in ("--request", str(f))], "--json"], workdir / "multi"
+        ),
+        "missing": Background(["sandbox", "run", "--request", str(missing)], workdir / "missing"),
+    }
+    try:
+        yield {name: background.finish(RUN_TIMEOUT) for name, background in started.items()}
+    finally:
+        for background in started.values():
+            background.stop()
+
+
+def by_app(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {result["request"]["app"]: result for result in results}
+
+
+# --- sandbox run: the walkthrough and the examples ---------------------------------------------------------------------
+def test_the_seed_scenario_runs_on_a_fargate_node_with_the_image_pinned(runs: dict[str, Finished]) -> None:
+    # Given the examples were run (the walkthrough's request among them)
+    finished = runs["examples"]
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    # Then the walkthrough's app has the result of design.md §3
+    result = by_app(finished.json())["demo-app"]
+    assert result["status"] == "SUCCEEDED"
+    assert ":execution:" in result["executionArn"]
+    assert {k: result["request"][k] for k in ("cluster", "namespace", "app", "image", "cachePrefix")} == {
+        "cluster": "blog",
+        "namespace": "fargate",
+        "app": "demo-app",
+        "image": "public.ecr.aws/nginx/nginx:stable",
+        "cachePrefix": "ecr-public",
+    }
+    assert result["podExecutionRole"]["arn"] == "arn:aws:iam::111122223333:role/FargateAppPodExecution-blog"
+    assert result["fargateProfile"]["status"] == "ACTIVE"
+    assert result["fargateProfile"]["selectors"] == [{"namespace": "fargate", "labels": {}}]
+    assert result["cacheRule"]["ecrRepositoryPrefix"] == "ecr-public"
+    assert result["cacheRule"]["upstreamRegistryUrl"] == "public.ecr.aws"
+    assert result["deployment"]["readyReplicas"] == result["deployment"]["replicas"] == 1
+    # with the pod Running on a Fargate node
+    (pod,) = result["pods"]
+    assert pod["phase"] == "Running"
+    assert re.fullmatch(r"fargate-ip-10-0-\d+-\d+\.us-west-2\.compute\.internal", pod["node"])
+    # and the image pinned by the digest of the seeded upstream's image index
+    digest = multi_arch_sample("nginx").digest
+    assert result["image"]["digest"] == digest
+    assert result["image"]["cached"].endswith(f"/ecr-public/nginx/nginx@{digest}")
+    # and its progress was shown state by state on stderr
+    assert "[blog/fargate/demo-app] provision: WarmImageCache done" in finished.stderr
+    assert "[blog/fargate/demo-app] provision SUCCEEDED" in finished.stderr
+
+
+def test_teardown_leaves_no_profile_deployment_pods_or_node(runs: dict[str, Finished]) -> None:
+    # Given every example was provisioned and then torn down in one run
+    results = runs["examples"].json()
+    # Then each teardown succeeded and neither it nor the sandbox's own check found anything left
+    for result in results:
+        teardown = result["teardown"]
+        assert (teardown["status"], teardown["leftovers"]) == ("SUCCEEDED", []), result["request"]["app"]
+        deleted = [(d["kind"], d["name"]) for d in teardown["deleted"]["deleted"]]
+        assert ("Deployment", result["request"]["app"]) in deleted
+    # and the profile the run created was deleted by the teardown of the app that created it
+    (creator,) = [r for r in results if r["fargateProfile"]["created"]]
+    assert creator["teardown"]["fargateProfile"]["deleting"] is True
+    assert creator["teardown"]["fargateProfile"]["profile"]["name"] == creator["fargateProfile"]["name"]
+
+
+def test_every_example_request_succeeds_including_the_credentialed_upstreams(runs: dict[str, Finished]) -> None:
+    results = by_app(runs["examples"].json())
+    # Then every seeded upstream was cached through its default prefix and every pod runs on Fargate
+    expected = {
+        "demo-app": ("ecr-public", "public.ecr.aws", None),
+        "pause": ("k8s", "registry.k8s.io", None),
+        "busybox": ("quay", "quay.io", None),
+        "redis": ("docker-hub", "registry-1.docker.io", "ecr-pullthroughcache/docker-hub"),
+        "podinfo": ("github", "ghcr.io", "ecr-pullthroughcache/github"),
+    }
+    assert sorted(results) == sorted(expected)
+    for app, (prefix, upstream, secret) in expected.items():
+        result = results[app]
+        assert result["status"] == "SUCCEEDED", app
+        rule = result["cacheRule"]
+        assert (rule["ecrRepositoryPrefix"], rule["upstreamRegistryUrl"], rule["validated"]) == (prefix, upstream, True)
+        assert (rule["credentialArn"] or "").endswith(secret or "") and bool(rule["credentialArn"]) == bool(secret)
+        assert result["image"]["cached"].endswith(f"@{result['image']['digest']}")
+        assert len(result["pods"]) == result["request"]["replicas"]
+        assert all(p["phase"] == "Running" and p["node"].startswith("fargate-ip-") for p in result["pods"])
+
+
+def test_five_requests_in_two_namespaces_run_concurrently_with_at_most_two_profiles(runs: dict[str, Finished]) -> None:
+    finished = runs["multi"]
+    # Then all five succeed
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    results = finished.json()
+    assert len(results) == 5 and all(r["status"] == "SUCCEEDED" for r in results)
+    assert {r["request"]["namespace"] for r in results} == {"shop", "ops"}
+    # with one profile per namespace, each created once and reused by the namespace's other apps
+    profiles = {r["request"]["namespace"]: set() for r in results}
+    for result in results:
+        profiles[result["request"]["namespace"]].add(result["fargateProfile"]["name"])
+    assert all(len(names) == 1 for names in profiles.values())
+    assert sum(1 for r in results if r["fargateProfile"]["created"]) <= 2
+    # and they ran at the same time: every execution had passed ValidateRequest before the first one ended
+    lines = finished.stderr.splitlines()
+    first_end = next(i for i, line in enumerate(lines) if re.search(r"provision (SUCCEEDED|FAILED)", line))
+    validated = {line.split("]")[0] for line in lines[:first_end] if "provision: ValidateRequest done" in line}
+    assert len(validated) == 5
+
+
+def test_a_missing_tag_exits_1_at_warm_image_cache_leaving_nothing(runs: dict[str, Finished]) -> None:
+    finished = runs["missing"]
+    # Then the run fails with exit code 1, naming the step and the error
+    assert finished.returncode == 1, finished.stderr[-3000:]
+    out = finished.stdout
+    assert "ghost in blog/missing: FAILED" in out
+    assert re.search(r"^failed at\s+WarmImageCache: ImageNotFound$", out, re.M)
+    assert re.search(r"^cause\s+.*no-such-tag", out, re.M)
+    # and what the execution created was undone, with nothing left behind (the sandbox checked)
+    undone = re.search(r"^undone\s+(.*)$", out, re.M)
+    assert undone and "Fargate profile fargate-app-missing" in undone[1]
+    assert "pull-through-cache rule ecr-public" in undone[1]
+    assert re.search(r"^left behind\s+nothing$", out, re.M)
+    # and the readable summary ends like kubectl: no pods, no Fargate node
+    assert out.rstrip().endswith("$ kubectl get nodes\nNo resources found")
+    assert "$ kubectl get pods -A -o wide\nNo resources found" in out
+
+
+# --- sandbox run: requests rejected before anything starts --------------------------------------------------------------
+def test_an_invalid_request_exits_2_naming_the_field_and_starts_nothing(tmp_path: Path) -> None:
+    # Given one valid and one invalid request
+    invalid = tmp_path / "invalid.json"
+    invalid.write_text(
+        json.dumps({"cluster": "blog", "namespace": "fargate", "app": "Bad_App", "image": "nginx", "colour": "red"})
+    )
+    # When they are run
+    finished = run_cli(
+        ["sandbox", "run", "--request", str(EXAMPLES / "nginx.json"), "--request", str(invalid), "--json"]
+    )
+    # Then the run is refused with each field and its rule, and no sandbox was started
+    assert finished.returncode == 2
+    assert finished.stdout == ""
+    assert re.search(rf"{re.escape(str(invalid))}: app: .*DNS-1123", finished.stderr)
+    assert f"{invalid}: colour: unknown field" in finished.stderr
+    assert "nothing was started" in finished.stderr
+    assert "Starting the sandbox" not in finished.stderr
+
+
+def test_a_credentialed_upstream_without_credential_arn_exits_2(tmp_path: Path) -> None:
+    # Given the Docker Hub example without its credentialArn
+    request = json.loads((EXAMPLES / "redis.json").read_text())
+    del request["credentialArn"]
+    path = tmp_path / "redis-no-credential.json"
+    path.write_text(json.dumps(request))
+    # When it is run, then it is refused naming credentialArn, before anything starts
+    finished = run_cli(["sandbox", "run", "--request", str(path)])
+    assert finished.returncode == 2
+    assert re.search(r"credentialArn: is required for images from (docker\.io|registry-1\.docker\.io)", finished.stderr)
+    assert "Starting the sandbox" not in finished.stderr
+
+
+# --- sandbox serve --------------------------------------------------------------------------------------------------------
+def http(method: str, url: str, document: Any = None) -> tuple[int, dict[str, Any]]:
+    body = json.dumps(document).encode() if document is not None else None
+    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
+
+
+def wait_until_done(url: str, kind: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = http("GET", url)
+        assert status == 200, body
+        if body["kind"] == kind and body["status"] != "RUNNING":
+            return body
+        assert time.monotonic() < deadline, f"still {body['status']} in {body['currentState']}"
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Background, str]]:
+    """``sandbox serve --port 0`` and the URL it printed."""
+    workdir = tmp_path_factory.mktemp("serve")
+    server = Background(["sandbox", "serve", "--port", "0"], workdir)
+    try:
+        url = None
+        deadline = time.monotonic() + 60
+        while url is None and time.monotonic() < deadline and server.process.poll() is None:
+            found = re.search(r"API listening on (http://127\.0\.0\.1:\d+)", (workdir / "stdout").read_text())
+            url = found[1] if found else None
+            time.sleep(0.1)
+        assert url, (workdir / "stderr").read_text()[-3000:]
+        yield server, url
+    finally:
+        server.stop()
+
+
+def test_sandbox_serve_answers_post_get_delete_over_plain_http(served: tuple[Background, str]) -> None:
+    server, url = served
+    app_url = f"{url}/apps/blog/served/web"
+    request = {"cluster": "blog", "namespace": "served", "app": "web", "image": "public.ecr.aws/nginx/nginx:stable"}
+    # When an invalid request is posted, then the API names the field
+    status, body = http("POST", f"{url}/apps", {**request, "replicas": 0})
+    assert (status, body["error"]) == (400, "InvalidRequest") and "replicas" in body["fields"]
+    # When an unknown app is asked for, then 404
+    assert http("GET", f"{url}/apps/blog/served/nobody")[0] == 404
+    # When the request is posted, then its provision is accepted and runs to the §3 result
+    status, body = http("POST", f"{url}/apps", request)
+    assert (status, body["kind"], body["statusUrl"]) == (202, "provision", "/apps/blog/served/web")
+    provisioned = wait_until_done(app_url, "provision")
+    assert provisioned["status"] == "SUCCEEDED", provisioned["error"]
+    assert provisioned["result"]["pods"][0]["node"].startswith("fargate-ip-")
+    # and `fargate-app status` shows the same document as sandbox run's result
+    shown = run_cli(
+        ["status", "--api", url, "blog", "served", "web", "--json", "--region", "us-west-2"],
+        env=cli_environment(AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="secret"),
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.json() == provisioned["result"]
+    # When it is deleted, then the teardown runs and leaves nothing
+    status, body = http("DELETE", app_url)
+    assert (status, body["kind"]) == (202, "teardown")
+    torn_down = wait_until_done(app_url, "teardown")
+    assert torn_down["status"] == "SUCCEEDED" and torn_down["result"]["leftovers"] == []
+    # When it is interrupted (Ctrl-C), then it stops cleanly
+    server.process.send_signal(signal.SIGINT)
+    finished = server.finish(timeout=30)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "Stopping the sandbox" in finished.stderr
+
+
+# --- remote commands -------------------------------------------------------------------------------------------------------
+ACCESS_KEY, SECRET_KEY = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+SIGNED_ENV = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": "us-west-2"}
+
+
+def deployed_api_answers() -> Any:
+    """A deployed API's answers: the provision accepted, RUNNING twice, then SUCCEEDED; the teardown accepted."""
+    result = {
+        "status": "SUCCEEDED",
+        "executionArn": "arn:aws:states:us-west-2:111122223333:execution:provision:demo",
+        "request": json.loads((EXAMPLES / "nginx.json").read_text()),
+        "podExecutionRole": {"arn": "arn:aws:iam::111122223333:role/FargateAppPodExecution-blog", "created": True},
+        "fargateProfile": {"name": "fargate-app-fargate-1", "status": "ACTIVE", "created": True, "selectors": []},
+        "cacheRule": {"ecrRepositoryPrefix": "ecr-public", "upstreamRegistryUrl": "public.ecr.aws", "created": True},
+        "image": {
+            "requested": "public.ecr.aws/nginx/nginx:stable",
+            "cached": "x/ecr-public/nginx/nginx@sha256:1",
+            "digest": "sha256:1",
+            "platform": "linux/amd64",
+            "layersWarmed": 2,
+            "bytesWarmed": 10,
+        },
+        "deployment": {"namespace": "fargate", "name": "demo-app", "replicas": 1, "readyReplicas": 1},
+        "pods": [{"name": "demo-app-1", "phase": "Running", "status": "Running", "node": "fargate-ip-10-0-1-1"}],
+        "ingress": None,
+    }
+    states = iter(["EnsureFargateProfile", "WarmImageCache"])
+
+    def answer(method: str, path: str, body: bytes) -> tuple[int, Any]:
+        if method == "POST" and path == "/prod/apps":
+            return 202, {"executionArn": result["executionArn"], "kind": "provision", "status": "RUNNING"}
+        if method == "DELETE" and path == "/prod/apps/blog/fargate/demo-app":
+            return 202, {"executionArn": "arn:…:teardown", "kind": "teardown", "status": "RUNNING"}
+        if method == "GET" and path == "/prod/apps/blog/fargate/demo-app":
+            state = next(states, None)
+            base = {"kind": "provision", "executionArn": result["executionArn"], "error": None}
+            if state:
+                return 200, {**base, "status": "RUNNING", "currentState": state, "result": None}
+            return 200, {**base, "status": "SUCCEEDED", "currentState": "ReportResult", "result": result}
+        return 404, {"error": "NotFound", "message": path}
+
+    return answer, result
+
+
+def test_remote_commands_sign_their_requests_with_sigv4() -> None:
+    answer, result = deployed_api_answers()
+    with SigV4CheckingApi(ACCESS_KEY, SECRET_KEY, answer) as api:
+        env = cli_environment(**SIGNED_ENV)
+        # When a request is sent, its status watched and the app torn down
+        sent = run_cli(["request", "--api", api.url, "--request", str(EXAMPLES / "nginx.json")], env=env)
+        watched = run_cli(["status", "--api", api.url, "blog", "fargate", "demo-app", "--watch", "--json"], env=env)
+        deleted = run_cli(["teardown", "--api", api.url, "blog", "fargate", "demo-app"], env=env)
+    # Then each call was signed for execute-api in the region, and the signatures verify
+    assert (sent.returncode, watched.returncode, deleted.returncode) == (0, 0, 0), sent.stderr + watched.stderr
+    assert [(c.method, c.path) for c in api.calls] == [
+        ("POST", "/prod/apps"),
+        *[("GET", "/prod/apps/blog/fargate/demo-app")] * 3,
+        ("DELETE", "/prod/apps/blog/fargate/demo-app"),
+    ]
+    assert all(call.signature_valid for call in api.calls)
+    assert all(call.scope.endswith("/us-west-2/execute-api/aws4_request") for call in api.calls)
+    # and the request went as written, the status followed to the end and printed as §3
+    assert json.loads(api.calls[0].body) == json.loads((EXAMPLES / "nginx.json").read_text())
+    assert sent.json()["executionArn"] == result["executionArn"]
+    assert watched.json() == result
+    assert "WarmImageCache" in watched.stderr
+
+
+def test_a_wrong_secret_fails_the_signature_check() -> None:
+    answer, _ = deployed_api_answers()
+    with SigV4CheckingApi(ACCESS_KEY, SECRET_KEY, answer) as api:
+        # When the caller signs with another secret
+        env = cli_environment(**{**SIGNED_ENV, "AWS_SECRET_ACCESS_KEY": "not-the-secret"})
+        finished = run_cli(["status", "--api", api.url, "blog", "fargate", "demo-app"], env=env)
+    # Then the server's botocore check rejects it and the CLI reports the 403
+    assert [call.signature_valid for call in api.calls] == [False]
+    assert finished.returncode == 1
+    assert "HTTP 403" in finished.stderr
