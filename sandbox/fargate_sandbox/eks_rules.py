@@ -79,6 +79,11 @@ def _invalid(message: str) -> EksProfileError:
     return EksProfileError(AwsError("InvalidParameterException", message, 400))
 
 
+def _profile_not_found(name: str) -> EksProfileError:
+    # EKS's (and moto's) text for a profile that does not exist.
+    return EksProfileError(AwsError("ResourceNotFoundException", f"No Fargate Profile found with name: {name}.", 404))
+
+
 class FargateProfileRules:
     def __init__(
         self, moto: MotoBackend, clock: Clock = time.monotonic, create_seconds: float = 3.0, delete_seconds: float = 3.0
@@ -103,10 +108,13 @@ class FargateProfileRules:
             if request.operation == "CreateFargateProfile":
                 return self._create(cluster, request, forward)
             if request.operation == "DeleteFargateProfile":
-                return self._delete(cluster, request.path_params.get("fargateProfileName", ""), forward)
+                return self._delete(cluster, request.path_params.get("fargateProfileName", ""), request, forward)
             status, headers, body = forward(request)
             if request.operation == "DescribeFargateProfile" and status == 200:
                 body = self._overlay(body)
+                if json.loads(body).get("fargateProfile", {}).get("status") is None:  # deleted since the check above
+                    self._finish_deletions()
+                    raise _profile_not_found(request.path_params.get("fargateProfileName", ""))
             if request.operation == "DescribeCluster" and status == 200:
                 body = self._complete_cluster(cluster, body)
             return status, headers, body
@@ -173,13 +181,16 @@ class FargateProfileRules:
             body = self._overlay(body)
         return status, headers, body
 
-    def _delete(self, cluster: str, name: str, forward: Forward) -> Response:
+    def _delete(self, cluster: str, name: str, request: AwsRequest, forward: Forward) -> Response:
         timeline = self._timelines.get((cluster, name))
+        if timeline is not None and timeline.status(self._clock()) is None:  # its deletion just finished
+            self._finish_deletions()
+            raise _profile_not_found(name)
         if timeline is not None or self._exists(cluster, name):
             self._check_one_in_progress(cluster, name, verb="Delete", include_self=True)
         else:
             # Unknown profile or cluster: moto answers ResourceNotFoundException as EKS does.
-            return forward(AwsRequest("DELETE", f"/clusters/{cluster}/fargate-profiles/{name}", {}, {}, b""))
+            return forward(request)
         now = self._clock()
         if timeline is None:  # a profile created before the front saw it (seeded directly in moto)
             timeline = _Timeline(token=None, active_at=now)

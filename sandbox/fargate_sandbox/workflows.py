@@ -300,9 +300,14 @@ class _EnvironmentOverlay:
 def _reset_production_caches() -> None:
     from fargate_app.aws.clients import reset_clients
     from fargate_app.config import get_settings
+    from fargate_app.kube.auth import reset_sts_clients
+    from fargate_app.kube.client import DEFAULT_APIS
 
     get_settings.cache_clear()
     reset_clients()
+    # The Kubernetes clients remember the previous sandbox's endpoint and the STS client its credentials.
+    reset_sts_clients()
+    DEFAULT_APIS.forget()
 
 
 class _InterpreterPatches:

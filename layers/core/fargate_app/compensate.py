@@ -60,6 +60,11 @@ def failure_message(cause: Any) -> str:
 
 
 def parse_failed_state(state: dict[str, Any]) -> FailedProvision:
+    if "Error" in state and "error" not in state:
+        # ValidateRequest's Catch replaces the state with the error ({"Error", "Cause"}): a console start's input
+        # may be an array or a string, to which the error could not be added. Nothing was created yet.
+        error = {key: state[key] for key in ("Error", "Cause") if key in state}
+        return FailedProvision(failed_step=str(state.get("failedStep", "unknown")), error=error)
     try:
         return FailedProvision.model_validate(state)
     except ValidationError:

@@ -110,7 +110,13 @@ def parse_reference(text: str) -> ImageReference:
         remainder, digest = remainder.split("@", 1)
         if not DIGEST.fullmatch(digest):
             raise InvalidReference(f"digest {digest!r} is not of the form algorithm:hex")
-        if digest.startswith("sha256:") and not SHA256_DIGEST.fullmatch(digest):
+        if not digest.startswith("sha256:"):
+            # ECR and the pull-through cache address images by sha256 only, and the warm step can verify only a
+            # sha256 pin: another algorithm would be fetched unverified or fail after resources were created.
+            raise InvalidReference(
+                f"digest algorithm {digest.partition(':')[0]!r} is not supported: use a sha256 digest"
+            )
+        if not SHA256_DIGEST.fullmatch(digest):
             raise InvalidReference("a sha256 digest must be 64 lowercase hex characters")
     name, tag = remainder, None
     last_slash = remainder.rfind("/")

@@ -1,8 +1,9 @@
 """Step ReleaseFargateProfile of the teardown: delete the app's Fargate profile when nothing else needs it.
 
-Fargate profiles are shared: apps whose pods match one reuse it. So the profile is deleted only if this app's
-provision created it (the execution recorded ``created``, or the profile's ``fargate-app/created-for`` tag names the
-app) and no other Deployment this provisioner manages still has pods it would schedule.
+Fargate profiles are shared: apps whose pods match one reuse it. So the profile is deleted only if a provision of
+this project created it (the execution recorded ``created``, the profile's ``fargate-app/created-for`` tag names the
+app, or — for an app that reused it — its ``managed-by`` tag is this project's) and no other Deployment this
+provisioner manages still has pods it would schedule: the last app out deletes it, whichever created it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ConfigDict
 
 from fargate_app.aws.clients import client
-from fargate_app.aws.eks import CREATED_FOR_TAG, delete_fargate_profile, next_wait
+from fargate_app.aws.eks import CREATED_FOR_TAG, MANAGED_BY_TAG, delete_fargate_profile, next_wait
 from fargate_app.aws.errors import error_code, translate
 from fargate_app.config import Settings
 from fargate_app.models import ApiModel, FargateProfile, ProfileSelector, ProvisionRequest, RequestEvent
@@ -60,6 +61,12 @@ def _created_for_app(request: ProvisionRequest) -> dict[str, Any] | None:
     return None
 
 
+def _managed(settings: Settings, profile: dict[str, Any] | None) -> bool:
+    """True for a profile some provision of this project created: apps that reused it share it, and whichever of
+    them is torn down last deletes it (teardowns run concurrently, so the creator is not necessarily last)."""
+    return profile is not None and (profile.get("tags") or {}).get(MANAGED_BY_TAG) == settings.managed_by
+
+
 def release_fargate_profile(settings: Settings, event: ReleaseProfileEvent) -> ProfileRelease:
     """Start deleting the app's profile if it is the app's to delete.
 
@@ -71,23 +78,24 @@ def release_fargate_profile(settings: Settings, event: ReleaseProfileEvent) -> P
 
     request = event.request
     recorded = event.provision.fargate_profile if event.provision else None
-    if recorded is not None and not recorded.created:
-        return ProfileRelease(profile=recorded, deleting=False, kept="the provision reused an existing profile")
     found = _describe(request.cluster, recorded.name) if recorded else _created_for_app(request)
+    if recorded is not None and not recorded.created and not _managed(settings, found):
+        return ProfileRelease(profile=recorded, deleting=False, kept="the provision reused an existing profile")
     if found is None:
         return ProfileRelease(profile=recorded, deleting=False, kept=None if recorded else "no profile was created")
     users = other_apps_on_profile(settings, request, found)
     profile = FargateProfile(
         cluster=request.cluster,
         name=found["fargateProfileName"],
-        status=found["status"],
+        status=str(found.get("status") or "UNKNOWN"),  # EKS's model makes no output member required
         created=True,
         selectors=[ProfileSelector(namespace=s["namespace"], labels=s.get("labels") or {}) for s in found["selectors"]],
         subnets=sorted(found.get("subnets", [])),
     )
     if users:
         return ProfileRelease(profile=profile, deleting=False, kept=f"it still schedules {', '.join(users)}")
-    delete_fargate_profile(request.cluster, profile.name)
-    logger.info("deleting Fargate profile", extra={"profile": profile.name, "cluster": request.cluster})
+    if found.get("status") != "DELETING":  # another app's teardown may have started it: EKS would refuse a second
+        delete_fargate_profile(request.cluster, profile.name)
+        logger.info("deleting Fargate profile", extra={"profile": profile.name, "cluster": request.cluster})
     deleting = profile.model_copy(update={"status": "DELETING", "next_wait_seconds": next_wait(settings, 0)})
     return ProfileRelease(profile=deleting, deleting=True)

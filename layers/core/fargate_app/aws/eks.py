@@ -254,7 +254,8 @@ def check_fargate_profile(settings: Settings, profile: FargateProfile, expect: s
     cluster, name = profile.cluster, profile.name
     try:
         found = client("eks").describe_fargate_profile(clusterName=cluster, fargateProfileName=name)["fargateProfile"]
-        status = str(found["status"])
+        # EKS's model makes no output member required: without a status this poll learned nothing; poll again.
+        status = str(found.get("status") or "UNKNOWN")
     except ClientError as exc:
         if error_code(exc) != "ResourceNotFoundException":
             raise translate(exc, f"describe Fargate profile {name}") from exc
