@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SAM_ENV := AWS_DEFAULT_REGION=us-west-2 AWS_REGION=us-west-2 SAM_CLI_TELEMETRY=0 PYENV_VERSION=3.11.7:3.12.1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all install registry-bin node-deps lint typecheck unit test validate build demo bench deploy lock clean diagrams
+.PHONY: all install registry-bin skopeo-bin node-deps checkov lint typecheck unit test reliability validate build demo bench deploy lock clean diagrams
 
 all: test
 
@@ -25,9 +25,8 @@ registry-bin:
 	@command -v docker-registry >/dev/null || test -x /usr/bin/docker-registry || { \
 	  echo "installing Debian's docker-registry"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry) >/dev/null; }
-	@# The package starts a system service; the tests run their own instances on free ports instead.
+	@# The package may start a system service on :5000; the tests run their own instances on free ports instead.
 	@-systemctl disable --now docker-registry >/dev/null 2>&1 || true
-	@-pkill -x docker-registry >/dev/null 2>&1 || true
 
 # asl-validator (npm), pinned by package-lock.json.
 NODE_STAMP := node_modules/.installed
@@ -36,6 +35,18 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $@
 
 node-deps: $(NODE_STAMP)
+
+# checkov (tests/reliability's security checks) pins boto3 < 1.36, which the dev environment cannot share: it gets
+# its own venv inside .venv, pinned here.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+$(CHECKOV_STAMP):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $@
+
+checkov: $(CHECKOV_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -53,12 +64,31 @@ validate: $(STAMP)
 build: $(STAMP)
 	$(SAM_ENV) $(BIN)/sam build --template template.yaml --cached --parallel
 
-test: $(STAMP) $(NODE_STAMP) registry-bin lint typecheck
+test: $(STAMP) $(NODE_STAMP) registry-bin checkov lint typecheck
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 	$(MAKE) validate build
 
+# Issue 8's figures: the reliability suite, with the e2e and sandbox tests under the same credential scan, then
+# docs/reliability.md from what each pytest process recorded. Fails when a test fails or a goal is missed.
+reliability: $(STAMP) registry-bin checkov
+	@results=$$(mktemp -d); \
+	RELIABILITY_RESULTS_DIR=$$results $(BIN)/pytest -q -n 2 --dist loadgroup tests/reliability tests/e2e tests/sandbox; \
+	status=$$?; \
+	$(BIN)/python tools/reliability_report.py --results $$results --out docs/reliability.md || status=1; \
+	rm -rf $$results; exit $$status
+
 demo: $(STAMP) registry-bin
 	$(BIN)/fargate-app sandbox run --request examples/nginx.json --teardown
+
+# Debian's skopeo: figure 4's baseline (a `skopeo copy` through the same pull-through proxy).
+skopeo-bin:
+	@command -v skopeo >/dev/null || { \
+	  echo "installing Debian's skopeo"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends skopeo) >/dev/null; }
+
+# Every figure of docs/benchmarks.md, measured on this machine (a few minutes); prints the table, rewrites the doc.
+bench: $(STAMP) registry-bin skopeo-bin build
+	$(BIN)/python -m benchmarks
 
 deploy: build
 	$(BIN)/sam deploy --guided

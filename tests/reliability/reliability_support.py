@@ -1,0 +1,104 @@
+"""Helpers of the reliability suite: running workflows, calling the API function as API Gateway does, and taking an
+inventory of everything a provision can create."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fargate_sandbox.sandbox import Sandbox
+from fargate_sandbox.workflows import Workflows
+
+ROOT = Path(__file__).resolve().parents[2]
+POST_EVENT = ROOT / "tests" / "unit" / "events" / "api_post_apps.json"  # `sam local generate-event` output
+REQUEST = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "public.ecr.aws/nginx/nginx:stable"}
+CLUSTER = "blog"
+KUBERNETES_KINDS = ("Namespace", "Deployment", "ReplicaSet", "Pod", "Service", "Ingress", "Node")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def run(workflows: Workflows, machine: str, payload: Any, timeout: float = 90) -> dict[str, Any]:
+    """Start an execution and wait for it: DescribeExecution's answer plus the states it entered."""
+    arn = workflows.start(machine, payload)
+    outcome = workflows.wait(arn, timeout_s=timeout)
+    outcome["states"] = workflows.state_order(arn)
+    return outcome
+
+
+def cause_of(outcome: dict[str, Any]) -> dict[str, Any]:
+    """The Fail state's Cause (JSON: step, error, cause, compensated, leftovers)."""
+    return json.loads(outcome.get("cause") or "{}")  # type: ignore[no-any-return]
+
+
+def api_event(
+    method: str, path: str, body: Any = None, path_parameters: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """An API Gateway REST proxy event: the generated POST event with this method, path and body."""
+    event: dict[str, Any] = json.loads(POST_EVENT.read_text())
+    event["httpMethod"] = method
+    event["path"] = path
+    event["resource"] = "/apps" if path == "/apps" else "/apps/{cluster}/{namespace}/{app}"
+    event["requestContext"] = {**event["requestContext"], "httpMethod": method, "resourcePath": event["resource"]}
+    event["pathParameters"] = path_parameters
+    if body is None:
+        event["body"], event["isBase64Encoded"] = None, False
+    else:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()  # bytes: sent as they are
+        event["body"], event["isBase64Encoded"] = base64.b64encode(raw).decode(), True
+    return event
+
+
+def call_api(sandbox: Sandbox, workflows: Workflows, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Invoke the template's API function through Lambda Invoke (what API Gateway does): (status, JSON body)."""
+    name = workflows.template.functions["ApiFunction"].name
+    answer = sandbox.boto3_client("lambda").invoke(FunctionName=name, Payload=json.dumps(event).encode())
+    assert "FunctionError" not in answer, answer["Payload"].read()
+    response = json.loads(answer["Payload"].read())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def post_app(sandbox: Sandbox, workflows: Workflows, body: Any) -> tuple[int, dict[str, Any]]:
+    return call_api(sandbox, workflows, api_event("POST", "/apps", body))
+
+
+def delete_app(sandbox: Sandbox, workflows: Workflows, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    parameters = {key: request[key] for key in ("cluster", "namespace", "app")}
+    path = "/apps/{cluster}/{namespace}/{app}".format(**parameters)
+    return call_api(sandbox, workflows, api_event("DELETE", path, None, parameters))
+
+
+def inventory(sandbox: Sandbox) -> dict[str, list[str]]:
+    """Everything a provision may create, by kind: IAM roles, Fargate profiles, pull-through-cache rules, ECR
+    repositories and the Kubernetes objects of the emulated cluster (namespaced ones as namespace/name)."""
+    iam, ecr = sandbox.boto3_client("iam"), sandbox.boto3_client("ecr")
+    found: dict[str, list[str]] = {
+        "IAM roles": [role["RoleName"] for role in iam.list_roles()["Roles"]],
+        "Fargate profiles": [p["fargateProfileName"] for p in sandbox.fargate_profiles(CLUSTER)],
+        "pull-through-cache rules": [
+            rule["ecrRepositoryPrefix"] for rule in ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"]
+        ],
+        "ECR repositories": [repo["repositoryName"] for repo in ecr.describe_repositories()["repositories"]],
+    }
+    assert sandbox.kubernetes is not None
+    for kind in KUBERNETES_KINDS:
+        found[kind] = [
+            "/".join(filter(None, (item["metadata"].get("namespace"), item["metadata"]["name"])))
+            for item in sandbox.kubernetes.objects(kind)
+        ]
+    return {kind: sorted(names) for kind, names in found.items()}
+
+
+def created_since(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, list[str]]:
+    """What exists now and did not before, by kind (kinds with nothing new left out)."""
+    new = {kind: sorted(set(after[kind]) - set(before.get(kind, []))) for kind in after}
+    return {kind: names for kind, names in new.items() if names}
+
+
+def total(snapshot: dict[str, list[str]]) -> int:
+    return sum(len(names) for names in snapshot.values())

@@ -1,0 +1,132 @@
+"""Items 3 and 4 of issue 8: replays of one request give one execution and no duplicate resources; another request
+for a running app is a 409; 20 apps in 4 namespaces provisioned at once all succeed with at most 4 profiles and no
+ResourceInUseException reaching anyone, and 20 teardowns at once leave nothing behind."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from reliability_support import REQUEST, delete_app, inventory, post_app, unique
+
+from fargate_sandbox.sandbox import Sandbox
+from fargate_sandbox.workflows import Workflows
+
+pytestmark = pytest.mark.xdist_group("reliability")
+REPLAYS = 5
+APPS, NAMESPACES = 20, 4
+
+
+def wait_all(workflows: Workflows, arns: list[str], timeout: float = 120) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    return [workflows.wait(arn, timeout_s=max(1.0, deadline - time.monotonic())) for arn in arns]
+
+
+def managed_profiles(sandbox: Sandbox, namespaces: set[str]) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in sandbox.fargate_profiles("blog")
+        if any(selector["namespace"] in namespaces for selector in p.get("selectors", []))
+    ]
+
+
+def test_replays_of_one_request_start_one_execution(sandbox: Sandbox, workflows: Workflows, figures: Any) -> None:
+    # Given a request for a new app
+    request = {**REQUEST, "app": unique("replay"), "namespace": unique("replay")}
+    # When it is sent 5 times, all at once, as a client retrying on a timeout would
+    with ThreadPoolExecutor(REPLAYS) as pool:
+        answers = list(pool.map(lambda _: post_app(sandbox, workflows, request), range(REPLAYS)))
+    # Then every answer names the same execution, and only one was started
+    assert all(status in (200, 202) for status, _ in answers), answers
+    arns = {body["executionArn"] for _, body in answers}
+    assert len(arns) == 1, answers
+    (arn,) = arns
+    # And a different request for the same app while it runs is a conflict naming the running execution
+    status, conflict = post_app(sandbox, workflows, {**request, "replicas": 2})
+    assert (status, conflict["error"], conflict["executionArn"]) == (409, "ExecutionConflict", arn), conflict
+    outcome = workflows.wait(arn, timeout_s=90)
+    assert outcome["status"] == "SUCCEEDED", outcome.get("cause")
+    # And a replay after it succeeded answers the same execution (200), still without starting another
+    status, late = post_app(sandbox, workflows, request)
+    assert (status, late["executionArn"], late["replayed"]) == (200, arn, True)
+    machine = workflows.state_machine_arns["ProvisionStateMachine"]
+    sfn = sandbox.boto3_client("stepfunctions")
+    executions = [e for e in sfn.list_executions(stateMachineArn=machine)["executions"] if e["executionArn"] in arns]
+    assert len(executions) == 1
+    # And no resource of the app exists twice
+    profiles = managed_profiles(sandbox, {request["namespace"]})
+    deployments = sandbox.kubernetes.objects("Deployment", request["namespace"])  # type: ignore[union-attr]
+    assert len(profiles) == 1 and [d["metadata"]["name"] for d in deployments] == [request["app"]]
+    figures.add(
+        "replays",
+        sent=REPLAYS + 1,
+        executions=len(executions),
+        profiles=len(profiles),
+        deployments=len(deployments),
+        conflict=status_line(409, conflict),
+    )
+
+
+def status_line(status: int, body: dict[str, Any]) -> str:
+    return f"{status} {body['error']}"
+
+
+def test_twenty_apps_in_four_namespaces_at_once_then_twenty_teardowns(
+    sandbox: Sandbox, workflows: Workflows, figures: Any
+) -> None:
+    # Given 20 requests for 20 apps spread over 4 new namespaces of one cluster
+    namespaces = [unique("crowd") for _ in range(NAMESPACES)]
+    requests = [{**REQUEST, "app": f"app-{i}", "namespace": namespaces[i % NAMESPACES]} for i in range(APPS)]
+    before = inventory(sandbox)
+    invoked_before = len(workflows.invocations())
+    started = time.monotonic()
+    # When they are all POSTed at once
+    with ThreadPoolExecutor(APPS) as pool:
+        answers = list(pool.map(lambda r: post_app(sandbox, workflows, r), requests))
+    assert all(status == 202 for status, _ in answers), answers
+    outcomes = wait_all(workflows, [body["executionArn"] for _, body in answers])
+    provision_seconds = time.monotonic() - started
+    # Then all 20 succeed, with at most one profile per namespace, none of them failing on ResourceInUseException
+    failed = [o.get("cause") for o in outcomes if o["status"] != "SUCCEEDED"]
+    assert failed == []
+    results = [json.loads(o["output"]) for o in outcomes]
+    profiles = managed_profiles(sandbox, set(namespaces))
+    assert len(profiles) <= NAMESPACES and {p["status"] for p in profiles} == {"ACTIVE"}
+    assert sum(r["fargateProfile"]["created"] for r in results) == len(profiles)
+    assert all(pod["node"].startswith("fargate-") for r in results for pod in r["pods"])
+    surfaced = [o for o in outcomes if "ResourceInUse" in json.dumps(o, default=str)]
+    assert surfaced == []
+    busy_retries = [
+        i.error_type for i in workflows.invocations()[invoked_before:] if i.error_type == "ProfileOperationInProgress"
+    ]
+
+    # When all 20 are torn down at once through the API
+    started = time.monotonic()
+    with ThreadPoolExecutor(APPS) as pool:
+        teardowns = list(pool.map(lambda r: delete_app(sandbox, workflows, r), requests))
+    assert all(status == 202 for status, _ in teardowns), teardowns
+    ended = wait_all(workflows, [body["executionArn"] for _, body in teardowns])
+    teardown_seconds = time.monotonic() - started
+    # Then every teardown succeeds and nothing is left: profiles, deployments, pods, their Fargate nodes
+    assert [o.get("cause") for o in ended if o["status"] != "SUCCEEDED"] == []
+    assert managed_profiles(sandbox, set(namespaces)) == []
+    after = inventory(sandbox)
+    for kind in ("Deployment", "ReplicaSet", "Pod", "Service", "Node", "Fargate profiles"):
+        new = set(after[kind]) - set(before[kind])
+        assert new == set(), f"{kind} left: {sorted(new)}"
+    figures.add(
+        "concurrency",
+        apps=APPS,
+        namespaces=NAMESPACES,
+        succeeded=sum(o["status"] == "SUCCEEDED" for o in outcomes),
+        profiles_created=len(profiles),
+        resource_in_use_surfaced=len(surfaced),
+        busy_retries=len(busy_retries),
+        provision_seconds=round(provision_seconds, 1),
+        teardowns_succeeded=sum(o["status"] == "SUCCEEDED" for o in ended),
+        left_after_teardown=0,
+        teardown_seconds=round(teardown_seconds, 1),
+    )

@@ -1,0 +1,274 @@
+"""Item 2 of issue 8: faults injected through the sandbox's hooks, one kind per case. Each is either survived by
+retries (the app ends Running: the execution SUCCEEDED and its pods run on Fargate nodes) or compensated (the
+execution FAILED naming the step and the error, and nothing it created remains).
+
+Cases run one after another (the hooks are process-wide counters: a concurrent execution would take the faults).
+Apps share one namespace, whose Fargate profile the first case creates, unless the fault is on profile creation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from reliability_support import REQUEST, cause_of, created_since, inventory, run, unique
+
+from fargate_sandbox.sandbox import Sandbox
+from fargate_sandbox.workflows import Workflows
+
+pytestmark = pytest.mark.xdist_group("reliability")
+SHARED_NAMESPACE = "faults"
+MANIFESTS = r"/manifests/"
+DEPLOYMENT_APPLY = r"/apis/apps/v1/namespaces/[^/]+/deployments/"
+RESOURCE_IN_USE = (
+    "Cannot create Fargate Profile {name} because cluster blog currently has Fargate profile other in status CREATING"
+)
+TRUST_POLICY = (
+    "Misconfigured PodExecutionRole Trust Policy; Please add the eks-fargate-pods.amazonaws.com Service Principal"
+)
+
+
+@dataclass(frozen=True)
+class FaultCase:
+    kind: str
+    arm: Callable[[Sandbox], None]
+    expect: str  # "survived" | "compensated"
+    step: str | None = None  # compensated: the step the error names
+    error: str | None = None
+    fresh_namespace: bool = False  # the fault is on creating a Fargate profile
+    fresh_prefix: bool = False  # the fault is on creating a pull-through-cache rule
+    request: dict[str, Any] = field(default_factory=dict)
+
+
+def throttle(api: str, times: int = 2) -> Callable[[Sandbox], None]:
+    return lambda sandbox: sandbox.faults.throttle_aws(api, times)
+
+
+def fail_aws(api: str, times: int, code: str, message: str, status: int) -> Callable[[Sandbox], None]:
+    return lambda sandbox: sandbox.faults.fail_aws(api, times, code, message, status)
+
+
+def registry(status: int, times: int) -> Callable[[Sandbox], None]:
+    return lambda sandbox: sandbox.faults.fail_registry(MANIFESTS, times, status)
+
+
+def kubernetes(status: int, times: int, reason: str) -> Callable[[Sandbox], None]:
+    return lambda sandbox: sandbox.faults.fail_kubernetes(
+        DEPLOYMENT_APPLY, times, status, method="PATCH", reason=reason
+    )
+
+
+CASES = [
+    # --- throttling on each AWS API the provision steps call ---
+    FaultCase("throttling: iam:GetRole (EnsurePodExecutionRole)", throttle("iam:GetRole"), "survived"),
+    FaultCase("throttling: eks:DescribeCluster (EnsureFargateProfile)", throttle("eks:DescribeCluster"), "survived"),
+    FaultCase("throttling: eks:ListFargateProfiles", throttle("eks:ListFargateProfiles"), "survived"),
+    FaultCase("throttling: eks:DescribeFargateProfile", throttle("eks:DescribeFargateProfile", 3), "survived"),
+    FaultCase(
+        "throttling: eks:CreateFargateProfile", throttle("eks:CreateFargateProfile"), "survived", fresh_namespace=True
+    ),
+    FaultCase(
+        "throttling: ec2:DescribeRouteTables", throttle("ec2:DescribeRouteTables"), "survived", fresh_namespace=True
+    ),
+    FaultCase(
+        "throttling: ecr:DescribePullThroughCacheRules", throttle("ecr:DescribePullThroughCacheRules"), "survived"
+    ),
+    FaultCase(
+        "throttling: ecr:CreatePullThroughCacheRule",
+        throttle("ecr:CreatePullThroughCacheRule"),
+        "survived",
+        fresh_prefix=True,
+    ),
+    FaultCase("throttling: ecr:ValidatePullThroughCacheRule", throttle("ecr:ValidatePullThroughCacheRule"), "survived"),
+    FaultCase(
+        "throttling: secretsmanager:DescribeSecret (credential check)",
+        throttle("secretsmanager:DescribeSecret"),
+        "survived",
+        fresh_prefix=True,
+        request={"image": "docker.io/library/redis:7"},
+    ),
+    FaultCase(
+        "throttling: ecr:GetAuthorizationToken (WarmImageCache)", throttle("ecr:GetAuthorizationToken"), "survived"
+    ),
+    # --- EKS's one-operation-per-cluster rule and IAM propagation ---
+    FaultCase(
+        "ResourceInUseException storm (6 in a row on CreateFargateProfile)",
+        fail_aws("eks:CreateFargateProfile", 6, "ResourceInUseException", RESOURCE_IN_USE, 409),
+        "survived",
+        fresh_namespace=True,
+    ),
+    FaultCase(
+        "IAM propagation: 'Misconfigured PodExecutionRole Trust Policy' on the first profile creation (x2)",
+        fail_aws("eks:CreateFargateProfile", 2, "InvalidParameterException", TRUST_POLICY, 400),
+        "survived",
+        fresh_namespace=True,
+    ),
+    # --- the upstream registry, seen through the pull-through cache ---
+    FaultCase("registry 429 Too Many Requests (x2)", registry(429, 2), "survived"),
+    FaultCase("registry 503 Service Unavailable (x3)", registry(503, 3), "survived"),
+    FaultCase("registry 500 Internal Server Error (x2)", registry(500, 2), "survived"),
+    FaultCase("registry 401 once (token refreshed)", registry(401, 1), "survived"),
+    FaultCase(
+        "registry hang (no answer for 1 s, connection dropped)",
+        lambda sandbox: sandbox.faults.hang_registry(MANIFESTS, 1, 1.0),
+        "survived",
+    ),
+    FaultCase(
+        "registry 401 on every pull",
+        registry(401, 20),
+        "compensated",
+        step="WarmImageCache",
+        error="UpstreamAuthFailed",
+        fresh_prefix=True,
+    ),
+    FaultCase(
+        "registry 404 (image gone upstream)",
+        registry(404, 20),
+        "compensated",
+        step="WarmImageCache",
+        error="ImageNotFound",
+        fresh_prefix=True,
+    ),
+    # --- the Kubernetes API ---
+    FaultCase("Kubernetes 429 on apply (x2)", kubernetes(429, 2, "TooManyRequests"), "survived"),
+    FaultCase("Kubernetes 503 on apply (x2)", kubernetes(503, 2, "ServiceUnavailable"), "survived"),
+    FaultCase(
+        "Kubernetes 409 Conflict on apply",
+        kubernetes(409, 1, "Conflict"),
+        "compensated",
+        step="ApplyApp",
+        error="KubernetesConflict",
+    ),
+    FaultCase(
+        "Kubernetes 422 Invalid on apply",
+        kubernetes(422, 1, "Invalid"),
+        "compensated",
+        step="ApplyApp",
+        error="ManifestInvalid",
+    ),
+    # --- a permanent AWS refusal after the profile was created ---
+    FaultCase(
+        "AccessDenied on CreatePullThroughCacheRule",
+        fail_aws("ecr:CreatePullThroughCacheRule", 1, "AccessDeniedException", "not authorized", 400),
+        "compensated",
+        step="EnsureCacheRule",
+        error="PermanentError",
+        fresh_namespace=True,
+        fresh_prefix=True,
+    ),
+]
+
+
+def settle(sandbox: Sandbox, timeout: float = 30) -> None:
+    """Wait until no Fargate profile is CREATING or DELETING (a compensated profile is listed until it is gone)."""
+    deadline = time.monotonic() + timeout
+    while any(p["status"] in ("CREATING", "DELETING") for p in sandbox.fargate_profiles("blog")):
+        assert time.monotonic() < deadline, sandbox.fargate_profiles("blog")
+        time.sleep(0.1)
+
+
+def path_faults_fired(sandbox: Sandbox) -> int:
+    # The injector counts the shots of each path fault; it has no public getter for path faults (only fired_aws).
+    faults = sandbox.faults
+    return sum(entry.armed.fired for entry in [*faults._registry, *faults._kubernetes])
+
+
+@pytest.fixture(scope="module")
+def shared_namespace(workflows: Workflows) -> str:
+    """Provision once so the shared namespace has its profile and the default cache rule exists."""
+    outcome = run(workflows, "ProvisionStateMachine", {**REQUEST, "namespace": SHARED_NAMESPACE, "app": "baseline"})
+    assert outcome["status"] == "SUCCEEDED", outcome.get("cause")
+    return SHARED_NAMESPACE
+
+
+def request_for(case: FaultCase, sandbox: Sandbox, namespace: str) -> dict[str, Any]:
+    request: dict[str, Any] = {**REQUEST, "app": unique("app"), "namespace": namespace, **case.request}
+    if case.fresh_namespace:
+        request["namespace"] = unique("fault")
+    if case.fresh_prefix:
+        request["cachePrefix"] = unique("c")
+    if request["image"].startswith("docker.io/"):
+        request["credentialArn"] = sandbox.seeds.secret_arns["ecr-pullthroughcache/docker-hub"]
+    return request
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.kind for case in CASES])
+def test_fault(case: FaultCase, sandbox: Sandbox, workflows: Workflows, shared_namespace: str, figures: Any) -> None:
+    # Given the sandbox's resources, and the fault armed
+    settle(sandbox)
+    before = inventory(sandbox)
+    invoked_before = len(workflows.invocations())
+    fired_before = path_faults_fired(sandbox)
+    request = request_for(case, sandbox, shared_namespace)
+    case.arm(sandbox)
+    # When the app is provisioned
+    outcome = run(workflows, "ProvisionStateMachine", request)
+    # Then the fault fired, and the step errors it caused are those the state machine retried or compensated
+    fired = sum(sandbox.faults.fired_aws(api) for api in _aws_apis(sandbox)) + path_faults_fired(sandbox) - fired_before
+    assert fired > 0, f"{case.kind}: the fault never fired"
+    step_errors = [i.error_type for i in workflows.invocations()[invoked_before:] if i.error_type]
+    sandbox.faults.clear()
+    settle(sandbox)
+    left = created_since(before, inventory(sandbox))
+    left.pop("ECR repositories", None)  # ECR creates the cache repository on the first pull; it is ECR's, not ours
+    row: dict[str, Any] = {"kind": case.kind, "expected": case.expect, "faults": fired, "retried": step_errors}
+    if case.expect == "survived":
+        assert outcome["status"] == "SUCCEEDED", (case.kind, outcome.get("cause"))
+        pods = [
+            p
+            for p in sandbox.kubernetes.objects("Pod", request["namespace"])
+            if p["metadata"]["labels"].get("app.kubernetes.io/name") == request["app"]
+        ]  # type: ignore[union-attr]
+        assert pods and all(p["status"]["phase"] == "Running" for p in pods), pods
+        assert all(p["spec"]["nodeName"].startswith("fargate-") for p in pods)
+        row.update(outcome="survived: app Running", step="", error="")
+    else:
+        cause = cause_of(outcome)
+        assert (outcome["status"], outcome.get("error"), cause["step"]) == ("FAILED", case.error, case.step), outcome
+        assert cause["leftovers"] == []
+        assert left == {}, f"{case.kind}: the failed execution left {left}"
+        row.update(outcome="compensated", step=cause["step"], error=outcome["error"], undone=cause["compensated"])
+    figures.add("faults", **row)
+
+
+def _aws_apis(sandbox: Sandbox) -> list[str]:
+    return list(sandbox.faults._aws)
+
+
+@pytest.fixture
+def short_warm_timeout(workflows: Workflows) -> Iterator[int]:
+    """WarmImageCache with a 2-second Lambda timeout (the template gives it 300 s; Lambda timeouts are not scaled)."""
+    functions: dict[str, Any] = workflows.template.functions  # type: ignore[assignment]
+    original = functions["WarmImageCacheFunction"]
+    functions["WarmImageCacheFunction"] = dataclasses.replace(original, timeout_seconds=2)
+    yield 2
+    functions["WarmImageCacheFunction"] = original
+
+
+def test_a_lambda_task_timing_out_is_retried(
+    sandbox: Sandbox, workflows: Workflows, shared_namespace: str, short_warm_timeout: int, figures: Any
+) -> None:
+    # Given the registry hangs the first manifest request for longer than WarmImageCache's timeout
+    request = {**REQUEST, "app": unique("timeout"), "namespace": shared_namespace}
+    sandbox.faults.hang_registry(MANIFESTS, 1, short_warm_timeout + 2.0)
+    invoked_before = len(workflows.invocations("WarmImageCacheFunction"))
+    # When the app is provisioned
+    outcome = run(workflows, "ProvisionStateMachine", request)
+    # Then the timed-out task (Sandbox.Timedout, as Lambda reports it) was retried, and the app runs
+    warms = [i.error_type for i in workflows.invocations("WarmImageCacheFunction")[invoked_before:]]
+    assert outcome["status"] == "SUCCEEDED", outcome.get("cause")
+    assert warms[0] == "Sandbox.Timedout" and warms[-1] is None, warms
+    figures.add(
+        "faults",
+        kind=f"Lambda task timeout (WarmImageCache past its {short_warm_timeout} s timeout)",
+        expected="survived",
+        faults=1,
+        retried=[w for w in warms if w],
+        outcome="survived: app Running",
+        step="",
+        error="",
+    )
