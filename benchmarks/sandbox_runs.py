@@ -1,0 +1,152 @@
+"""Executions in the sandbox, measured: states, transitions, Lambda invocations, per-state times and profile events.
+
+Time is scaled (``Workflows(time_scale=…)``): Wait states and Retry pauses last ``time_scale`` of their seconds, while
+everything else — the handlers, the interpreter, the sandbox's AWS and Kubernetes — runs in real time, as it would in
+AWS. The sandbox's Fargate profile delay is real time too, so a profile that takes P seconds in AWS is given
+``P × time_scale`` here: the waits and the profile stay in the same ratio. To read a run in AWS seconds, the scaled
+Wait seconds are scaled back and the rest is kept as measured (``unscaled_seconds``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fargate_sandbox.aws_protocol import AwsRequest
+from fargate_sandbox.lambda_dispatch import Invocation
+from fargate_sandbox.sandbox import Sandbox
+from fargate_sandbox.workflows import Workflows
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER = "blog"
+# The handlers' INFO logs would drown the table; the level changes nothing else (polling stays the template's).
+QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
+SEED_REQUEST = {
+    "cluster": CLUSTER,
+    "app": "demo-app",
+    "namespace": "fargate",
+    "image": "public.ecr.aws/nginx/nginx:stable",
+}
+
+
+@dataclass
+class ProfileCalls:
+    """When the workflows called CreateFargateProfile / DeleteFargateProfile (time.time()), by profile name."""
+
+    created: dict[str, float] = field(default_factory=dict)
+    deleted: dict[str, float] = field(default_factory=dict)
+    create_attempts: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, request: AwsRequest) -> None:
+        if request.service != "eks" or request.operation not in ("CreateFargateProfile", "DeleteFargateProfile"):
+            return None
+        now = time.time()
+        with self._lock:
+            if request.operation == "CreateFargateProfile":
+                self.create_attempts += 1
+                name = json.loads(request.body or b"{}").get("fargateProfileName", "")
+                self.created.setdefault(name, now)  # the first call starts the profile; a busy cluster's 409s do not
+            else:
+                self.deleted.setdefault(request.path.rstrip("/").rsplit("/", 1)[-1], now)
+        return None
+
+
+@contextmanager
+def sandbox_workflows(time_scale: float, profile_seconds: float) -> Iterator[tuple[Sandbox, Workflows, ProfileCalls]]:
+    """A sandbox whose profiles take ``profile_seconds`` (AWS seconds) × ``time_scale`` to create and to delete, the
+    template's workflows with their own environment (no polling override), and a recorder of the profile calls."""
+    with Sandbox(
+        profile_create_seconds=profile_seconds * time_scale, profile_delete_seconds=profile_seconds * time_scale
+    ) as sandbox:
+        calls = ProfileCalls()
+        remove = sandbox.intercept_aws(calls)
+        try:
+            with Workflows(sandbox, ROOT / "template.yaml", time_scale=time_scale, environment=QUIET) as workflows:
+                yield sandbox, workflows, calls
+        finally:
+            remove()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Execution:
+    arn: str
+    outcome: dict[str, Any]
+    history: list[dict[str, Any]]
+    invocations: list[Invocation]  # of this execution's time window (executions measured one at a time)
+    started: float
+    finished: float
+
+    @property
+    def output(self) -> dict[str, Any]:
+        return dict(json.loads(self.outcome.get("output") or "{}"))
+
+    @property
+    def states_entered(self) -> list[str]:
+        return [e["stateEnteredEventDetails"]["name"] for e in self.history if e["type"].endswith("StateEntered")]
+
+    @property
+    def transitions(self) -> int:
+        """Billed state transitions: every state entered, plus every retry of a Task (each is a transition)."""
+        tasks = sum(1 for e in self.history if e["type"] == "TaskStateEntered")
+        return len(self.states_entered) + max(0, len(self.invocations) - tasks)
+
+    def waited_seconds(self, state: str, seconds_path: str) -> float:
+        """The Wait seconds the ASL asked for in every entry of ``state`` (unscaled)."""
+        total = 0.0
+        for event in self.history:
+            details = event.get("stateEnteredEventDetails") or {}
+            if event["type"] == "WaitStateEntered" and details.get("name") == state:
+                value: Any = json.loads(details.get("input") or "{}")
+                for key in seconds_path.removeprefix("$.").split("."):
+                    value = value[key]
+                total += float(value)
+        return total
+
+    def state_seconds(self) -> dict[str, float]:
+        """Real seconds spent in each state (entered → exited, summed over loops), in order of first entry."""
+        spent: dict[str, float] = {}
+        entered: dict[str, datetime] = {}
+        for event in self.history:
+            kind = event["type"]
+            if kind.endswith("StateEntered"):
+                name = event["stateEnteredEventDetails"]["name"]
+                entered[name] = event["timestamp"]
+                spent.setdefault(name, 0.0)
+            elif kind.endswith("StateExited"):
+                name = event["stateExitedEventDetails"]["name"]
+                if name in entered:
+                    spent[name] += (event["timestamp"] - entered.pop(name)).total_seconds()
+        return spent
+
+
+def execute(workflows: Workflows, machine: str, payload: dict[str, Any], timeout: float = 300) -> Execution:
+    """Start, wait, and collect what the figures read. Raises RuntimeError if it did not succeed."""
+    before = len(workflows.invocations())
+    started = time.time()
+    arn = workflows.start(machine, payload)
+    outcome = workflows.wait(arn, timeout_s=timeout)
+    finished = time.time()
+    if outcome["status"] != "SUCCEEDED":
+        raise RuntimeError(f"{machine} {outcome['status']}: {outcome.get('error')} {outcome.get('cause')}")
+    return Execution(arn, outcome, workflows.history(arn), workflows.invocations()[before:], started, finished)
+
+
+def last_end(invocations: list[Invocation], function: str) -> float:
+    """When the last invocation of ``function`` answered (the workflow knows what it returned)."""
+    ends = [i.started_at + i.duration_seconds for i in invocations if i.function == function]
+    if not ends:
+        raise RuntimeError(f"no invocation of {function}")
+    return max(ends)
