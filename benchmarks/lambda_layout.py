@@ -26,77 +26,18 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from packaging.requirements import Requirement
-
-ROOT = Path(__file__).resolve().parents[1]
-KUBERNETES_LAYER_ROOTS = ("kubernetes", "kubernetes-validate")
-CORE_LAYER_DISTRIBUTIONS = ("pydantic", "pydantic-core", "typing-extensions", "annotated-types", "typing-inspection")
-# The python3.12 runtime's boto3 and its dependencies, AWS's Powertools layer and the X-Ray SDK it uses.
-LAMBDA_PROVIDED = (
-    "boto3",
-    "botocore",
-    "jmespath",
-    "s3transfer",
-    "urllib3",
-    "python-dateutil",
-    "six",
-    "aws-lambda-powertools",
-    "aws-xray-sdk",
-    "wrapt",
+from fargate_sandbox.lambda_layers import (  # noqa: F401 - re-exported for the figures
+    CORE_LAYER_DISTRIBUTIONS,
+    KUBERNETES_LAYER_ROOTS,
+    LAMBDA_PROVIDED,
+    copy_distribution,
+    distribution_closure,
+    link_distribution,
+    top_level,
+    tree_bytes,
 )
 
-
-def _requirements(name: str) -> list[str]:
-    """The dependencies pip installs for Python 3.12 on Linux (no extras)."""
-    found = []
-    for line in metadata.requires(name) or []:
-        requirement = Requirement(line)
-        environment = {"extra": "", "python_version": "3.12", "sys_platform": "linux", "platform_system": "Linux"}
-        if requirement.marker is None or requirement.marker.evaluate(environment):
-            found.append(requirement.name)
-    return found
-
-
-def distribution_closure(roots: tuple[str, ...]) -> list[str]:
-    seen: set[str] = set()
-    pending = list(roots)
-    while pending:
-        name = pending.pop()
-        key = name.lower().replace("_", "-")
-        if key not in seen:
-            seen.add(key)
-            pending.extend(_requirements(name))
-    return sorted(seen)
-
-
-def _top_level(name: str) -> set[str]:
-    return {file.parts[0] for file in metadata.distribution(name).files or [] if file.parts[0] != ".."}
-
-
-def copy_distribution(name: str, target: Path) -> None:
-    """The distribution's files as pip --target lays them out, without bytecode."""
-    dist = metadata.distribution(name)
-    for file in dist.files or []:
-        if "__pycache__" in file.parts or file.parts[0] == ".." or file.suffix == ".pyc":
-            continue
-        source = Path(str(dist.locate_file(file)))
-        if source.is_file():
-            destination = target / file
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination)
-
-
-def link_distribution(name: str, target: Path) -> None:
-    dist = metadata.distribution(name)
-    for top in _top_level(name):
-        source = Path(str(dist.locate_file(top)))
-        if source.exists() and not (target / top).exists():
-            (target / top).symlink_to(source)
-
-
-def tree_bytes(path: Path) -> int:
-    """Unzipped size: the bytes of every regular file (symlinks not followed)."""
-    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file() and not file.is_symlink())
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class LambdaLayout:
@@ -118,7 +59,7 @@ class LambdaLayout:
         self.runtime.mkdir(parents=True)
         for name in LAMBDA_PROVIDED:
             link_distribution(name, self.runtime)
-            for top in _top_level(name):  # AWS ships these compiled: make sure the venv's caches exist
+            for top in top_level(name):  # AWS ships these compiled: make sure the venv's caches exist
                 source = Path(str(metadata.distribution(name).locate_file(top)))
                 if source.is_dir():
                     compileall.compile_dir(source, quiet=2, workers=0)

@@ -10,68 +10,22 @@ pinned pydantic), and what Lambda provides (the runtime's boto3, the Powertools 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
-from packaging.requirements import Requirement
+from fargate_sandbox.lambda_layers import (
+    CORE_LAYER_DISTRIBUTIONS,
+    KUBERNETES_LAYER_ROOTS,
+    LAMBDA_PROVIDED,
+    copy_distribution,
+    distribution_closure,
+    link_distribution,
+    tree_bytes,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYER_ROOTS = ["kubernetes", "kubernetes-validate"]
-CORE_LAYER = ["pydantic", "pydantic-core", "typing-extensions", "annotated-types", "typing-inspection"]
-LAMBDA_PROVIDED = ["boto3", "botocore", "jmespath", "s3transfer", "aws-lambda-powertools", "aws-xray-sdk", "wrapt"]
 MAX_LAYER_BYTES = 40 * 1024 * 1024
-
-
-def _requirements(name: str) -> list[str]:
-    """Dependencies pip installs for Python 3.12 on Linux (no extras)."""
-    found = []
-    for line in metadata.requires(name) or []:
-        requirement = Requirement(line)
-        if requirement.marker is None or requirement.marker.evaluate(
-            {"extra": "", "python_version": "3.12", "sys_platform": "linux", "platform_system": "Linux"}
-        ):
-            found.append(requirement.name)
-    return found
-
-
-def _closure(roots: list[str]) -> set[str]:
-    seen: set[str] = set()
-    pending = list(roots)
-    while pending:
-        name = pending.pop()
-        key = name.lower().replace("_", "-")
-        if key in seen:
-            continue
-        seen.add(key)
-        pending.extend(_requirements(name))
-    return seen
-
-
-def _copy_distribution(name: str, target: Path) -> None:
-    dist = metadata.distribution(name)
-    for file in dist.files or []:
-        if "__pycache__" in file.parts or file.parts[0] == ".." or file.suffix == ".pyc":
-            continue
-        source = Path(str(dist.locate_file(file)))
-        if source.is_file():
-            destination = target / file
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination)
-
-
-def _link_distribution(name: str, target: Path) -> None:
-    dist = metadata.distribution(name)
-    for top in {file.parts[0] for file in dist.files or [] if file.parts[0] != ".."}:
-        source = Path(str(dist.locate_file(top)))
-        if source.exists() and not (target / top).exists():
-            (target / top).symlink_to(source)
-
-
-def _size(path: Path) -> int:
-    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
 
 
 PROBE = r"""
@@ -120,8 +74,8 @@ print("ok")
 def test_the_pruned_layer_imports_everything_the_handlers_use(tmp_path):
     # Given the layer's distributions, as pip --target installs them, pruned by the Makefile
     layer = tmp_path / "layer" / "python"
-    for name in sorted(_closure(LAYER_ROOTS)):
-        _copy_distribution(name, layer)
+    for name in distribution_closure(KUBERNETES_LAYER_ROOTS):
+        copy_distribution(name, layer)
     assert (layer / "kubernetes" / "aio").is_dir() and (layer / "aiohttp").is_dir()
     subprocess.run(
         ["make", "--no-print-directory", "-s", "prune", f"PYTHON_DIR={layer}", f"PYTHON={sys.executable}"],
@@ -135,13 +89,13 @@ def test_the_pruned_layer_imports_everything_the_handlers_use(tmp_path):
     assert not (layer / "aiohttp").exists()
     schemas = sorted(p.name for p in (layer / "kubernetes_validate" / "kubernetes-json-schema").iterdir())
     assert schemas[0] == "v1.29.0-local-strict" and all(s.endswith("-local-strict") for s in schemas)
-    assert _size(layer) <= MAX_LAYER_BYTES, f"{_size(layer) / 2**20:.1f} MiB"
+    assert tree_bytes(layer) <= MAX_LAYER_BYTES, f"{tree_bytes(layer) / 2**20:.1f} MiB"
 
     # And a clean interpreter with only the layers' and Lambda's packages runs the handlers' imports and validation
     provided = tmp_path / "provided"
     provided.mkdir()
-    for name in CORE_LAYER + LAMBDA_PROVIDED:
-        _link_distribution(name, provided)
+    for name in CORE_LAYER_DISTRIBUTIONS + LAMBDA_PROVIDED:
+        link_distribution(name, provided)
     path = os.pathsep.join([str(layer), str(ROOT / "layers" / "core"), str(provided)])
     environment = {
         "PATH": os.environ.get("PATH", ""),
