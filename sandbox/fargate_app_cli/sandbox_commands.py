@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
@@ -83,6 +84,21 @@ def _follow(session: SandboxSession, tracks: list[Track], err: TextIO) -> None:
             follow(tracks, session.history, view, EXECUTION_TIMEOUT_SECONDS)
 
 
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+GET_ATTEMPTS = 5
+
+
+def _get_app(session: SandboxSession, path: str) -> tuple[int, Any]:
+    """GET an app's status as a client of API Gateway would: a throttled or failed answer (429/5xx: API Gateway's
+    own, or the function's under load) is tried again with backoff; the last answer is returned either way."""
+    for attempt in range(GET_ATTEMPTS):
+        answer = session.api.call("GET", path)
+        if answer.status not in TRANSIENT_STATUSES or attempt == GET_ATTEMPTS - 1:
+            return answer.status, answer.json()
+        time.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 def _provision_all(session: SandboxSession, files: list[RequestFile], err: TextIO) -> list[dict[str, Any]]:
     answers = _in_parallel(files, lambda item: session.api.call("POST", "/apps", item.document))
     tracks: dict[str, Track] = {}
@@ -104,7 +120,16 @@ def _provision_all(session: SandboxSession, files: list[RequestFile], err: TextI
     for item in files:
         if item.app in tracks:
             path = f"/apps/{item.app}"
-            finished[item.app] = provision_outcome(session.api.call("GET", path).json(), item.request.to_json())
+            status, body = _get_app(session, path)
+            finished[item.app] = (
+                provision_outcome(body, item.request.to_json())
+                if status == 200
+                else {
+                    "status": "FAILED",
+                    "request": item.request.to_json(),
+                    "error": _refused("GET", path, status, body),
+                }
+            )
     refused = iter(outcomes)
     return [finished[item.app] if item.app in finished else next(refused) for item in files]
 
@@ -129,7 +154,12 @@ def _teardown_all(session: SandboxSession, outcomes: list[dict[str, Any]], err: 
         _follow(session, tracks, err)
         for outcome, path in zip(wave, paths, strict=True):
             if "teardown" not in outcome:
-                outcome["teardown"] = teardown_record(session.api.call("GET", path).json())
+                status, body = _get_app(session, path)
+                outcome["teardown"] = (
+                    teardown_record(body)
+                    if status == 200
+                    else {"status": "FAILED", "leftovers": [], "error": _refused("GET", path, status, body)}
+                )
     # Deleting profiles take the sandbox's delay to disappear; what is still there afterwards is a leftover.
     session.wait_for_profiles_settled(timeout_s=session.profile_seconds * (len(creating) + 2) + 5)
     for outcome in provisioned:
