@@ -1,48 +1,62 @@
 """Figure 3: state transitions, Lambda invocations and detection delay of one happy provision and its teardown, with a
 Fargate profile that takes 120 s to become ACTIVE (and 120 s to be deleted).
 
-The sandbox runs the template's ASL with its own polling environment (POLL_INITIAL_SECONDS, POLL_MAX_SECONDS as in
-template.yaml), time scaled: Waits and Retry pauses last ``time_scale`` of their seconds and the profile takes
-``120 s × time_scale``, so the two keep AWS's ratio. Transitions are the states entered plus the Task retries (each is
-billed). The detection delay is the time from the profile reaching ACTIVE (its CreateFargateProfile call, recorded by
-an interceptor, + 120 s) to the answer of the check that saw it, in AWS seconds: the scaled Wait seconds in between
-are counted unscaled and everything else as measured. The same for the teardown (DeleteFargateProfile → gone). A
-sweep of creation times (30-300 s) on the production backoff formula (``fargate_app.aws.eks.next_wait``) shows the
-worst case, which one measured point cannot.
+The sandbox runs the template's ASL time scaled: Waits and Retry pauses last ``time_scale`` of their seconds and the
+profile takes ``120 s × time_scale``, so the two keep AWS's ratio. The profile checks are polled by their state's Retry
+(the check raises ProfileNotYetActive / ProfileNotYetDeleted), so each check is one transition. Transitions are the
+states entered plus the Task retries (each is billed). The detection delay is the time from the profile reaching
+ACTIVE (its CreateFargateProfile call, recorded by an interceptor, + 120 s) to the answer of the check that saw it, in
+AWS seconds: the part spent pausing (a scaled Retry pause) is counted unscaled and the check itself as measured. The same for the teardown (DeleteFargateProfile → gone).
+A sweep of creation times (30-300 s) on the ASL's schedule shows the worst case, which one measured point cannot.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
-from itertools import count
-from types import SimpleNamespace
 
 from benchmarks.report import Figure, Row, median
-from benchmarks.sandbox_runs import SEED_REQUEST, Execution, execute, last_end, sandbox_workflows, unique
+from benchmarks.sandbox_runs import ROOT, SEED_REQUEST, Execution, execute, sandbox_workflows, unique
 
 PROFILE_SECONDS = 120.0
 TRANSITIONS_GOAL = 30
 DELAY_FRACTION_GOAL, DELAY_CAP_SECONDS = 0.10, 20.0
 SWEEP = range(30, 301)
+POLL_ERRORS = ("ProfileNotYetActive", "ProfileNotYetDeleted")
 
 
-def _delay(execution: Execution, since: float, wait_state: str, seconds_path: str, scale: float) -> float:
-    known = last_end(execution.invocations, "CheckFargateProfileFunction")
-    waited = execution.waited_seconds(wait_state, seconds_path)
-    unscaled_elapsed = (known - since) - waited * scale + waited
-    return unscaled_elapsed - PROFILE_SECONDS
+def poll_pauses(machine_file: str, state: str) -> list[float]:
+    """The pauses before each retry of a profile poll, as Step Functions computes them from the state's Retry."""
+    definition = json.loads((ROOT / "statemachine" / machine_file).read_text())
+    (rule,) = [r for r in definition["States"][state]["Retry"] if r["ErrorEquals"][0] in POLL_ERRORS]
+    cap = rule.get("MaxDelaySeconds", float("inf"))
+    return [min(rule["IntervalSeconds"] * rule["BackoffRate"] ** n, cap) for n in range(rule["MaxAttempts"])]
 
 
-def production_waits(initial: int, maximum: int) -> Iterator[int]:
-    """The Wait seconds the workflow asks for, check after check (EnsureFargateProfile gives attempt 0's)."""
-    from fargate_app.aws.eks import next_wait
+def _delay(execution: Execution, since: float, scale: float) -> float:
+    """From ACTIVE (or gone) to the answer of the check that saw it, in AWS seconds.
 
-    settings = SimpleNamespace(poll_initial_seconds=initial, poll_max_seconds=maximum)
-    for attempt in count():
-        yield next_wait(settings, attempt)  # type: ignore[arg-type]
+    The profile reaches its state ``120 s × scale`` real seconds after ``since``. Until the last check starts, the
+    workflow is pausing (a scaled Retry pause: divided by the scale to read it in AWS seconds); the last check itself
+    runs in real time, as in AWS. (The checks before it ran in real time too, which is why the sandbox may need fewer
+    of them than AWS would: the sweep below counts them on the schedule alone.)
+    """
+    checks = [i for i in execution.invocations if i.function == "CheckFargateProfileFunction"]
+    last = max(checks, key=lambda i: i.started_at)
+    reached = since + PROFILE_SECONDS * scale
+    answered = last.started_at + last.duration_seconds
+    if reached >= last.started_at:
+        return answered - reached
+    return (last.started_at - reached) / scale + last.duration_seconds
 
 
-def sweep(waits: Callable[[], Iterator[int]], creation_seconds: range = SWEEP) -> dict[int, tuple[int, float]]:
+def check_times(pauses: list[float]) -> Iterator[float]:
+    """The pause before each check: none before the first (it follows EnsureFargateProfile at once)."""
+    yield 0.0
+    yield from pauses
+
+
+def sweep(waits: Callable[[], Iterator[float]], creation_seconds: range = SWEEP) -> dict[int, tuple[int, float]]:
     """Creation time → (checks until the one that sees ACTIVE, delay in seconds) for a schedule of waits."""
     result = {}
     for target in creation_seconds:
@@ -56,35 +70,20 @@ def sweep(waits: Callable[[], Iterator[int]], creation_seconds: range = SWEEP) -
     return result
 
 
-def run(runs: int, time_scale: float, poll_initial: int = 5, poll_max: int = 30) -> Figure:
+def run(runs: int, time_scale: float) -> Figure:
     figure = Figure(3, "Transitions and detection delay, 120 s profile", __doc__.split("\n\n", 1)[1].replace("\n", " "))
     provisions: list[Execution] = []
     teardowns: list[Execution] = []
     delays: dict[str, list[float]] = {"provision": [], "teardown": []}
+    create_pauses = poll_pauses("provision.asl.json", "CheckFargateProfile")
     with sandbox_workflows(time_scale, PROFILE_SECONDS) as (_sandbox, workflows, calls):
         for _ in range(runs):
             provision = execute(workflows, "ProvisionStateMachine", {**SEED_REQUEST, "namespace": unique("bench")})
             result = provision.output
             profile = result["fargateProfile"]["name"]
-            delays["provision"].append(
-                _delay(
-                    provision,
-                    calls.created[profile],
-                    "WaitForProfileActive",
-                    "$.fargateProfile.nextWaitSeconds",
-                    time_scale,
-                )
-            )
+            delays["provision"].append(_delay(provision, calls.created[profile], time_scale))
             teardown = execute(workflows, "TeardownStateMachine", {"request": result["request"], "provision": result})
-            delays["teardown"].append(
-                _delay(
-                    teardown,
-                    calls.deleted[profile],
-                    "WaitForProfileDeleted",
-                    "$.profileRelease.profile.nextWaitSeconds",
-                    time_scale,
-                )
-            )
+            delays["teardown"].append(_delay(teardown, calls.deleted[profile], time_scale))
             provisions.append(provision)
             teardowns.append(teardown)
 
@@ -127,9 +126,9 @@ def run(runs: int, time_scale: float, poll_initial: int = 5, poll_max: int = 30)
             )
         )
 
-    checks = [e.states_entered.count("CheckFargateProfile") for e in provisions]
-    fixed = median([e.transitions for e in provisions]) - 3 * median(checks)
-    swept = sweep(lambda: production_waits(poll_initial, poll_max))
+    checks = [sum(1 for i in e.invocations if i.function == "CheckFargateProfileFunction") for e in provisions]
+    fixed = median([e.transitions for e in provisions]) - median(checks)
+    swept = sweep(lambda: check_times(create_pauses))
     worst_delay = max(swept.items(), key=lambda item: item[1][1])
     worst_fraction = max(swept.items(), key=lambda item: item[1][1] / item[0])
     most_checks = max(swept.items(), key=lambda item: item[1][0])
@@ -141,14 +140,16 @@ def run(runs: int, time_scale: float, poll_initial: int = 5, poll_max: int = 30)
             f"<= {DELAY_CAP_SECONDS:.0f} s",
             worst_delay[1][1] <= DELAY_CAP_SECONDS,
             note=f"at a {worst_delay[0]} s creation; worst fraction {worst_fraction[1][1] / worst_fraction[0]:.0%} "
-            f"at {worst_fraction[0]} s; most checks {most_checks[1][0]} ({fixed + 3 * most_checks[1][0]:.0f} "
-            f"transitions) at {most_checks[0]} s",
+            f"at {worst_fraction[0]} s; most checks {most_checks[1][0]} ({fixed + most_checks[1][0]:.0f} "
+            f"transitions) at {most_checks[0]} s; at 120 s: {swept[120][0]} checks ({fixed + swept[120][0]:.0f} "
+            f"transitions), {swept[120][1]:g} s",
         )
     )
     figure.details = [
-        f"Schedule: POLL_INITIAL_SECONDS={poll_initial}, POLL_MAX_SECONDS={poll_max}: waits "
-        f"{', '.join(str(w) for w, _ in zip(production_waits(poll_initial, poll_max), range(8), strict=False))}, … s. "
-        f"Transitions outside the profile loop: {fixed:.0f}; each check adds 3 (Wait, Task, Choice).",
+        "Schedule (the CheckFargateProfile Retry of statemachine/provision.asl.json): the first check at once, then "
+        f"pauses of {', '.join(f'{p:g}' for p in create_pauses[:6])}, … s. Transitions outside the profile poll: "
+        f"{fixed:.0f}; each check adds 1 (a retry). Before, a Wait/Task/Choice loop with waits of 5, 10, 20, 30, 30, "
+        "… s cost 3 transitions per check and up to 29 s of detection delay (36 s profile).",
         "",
         "Per-state real seconds of the first provision (scaled waits included):",
         "",

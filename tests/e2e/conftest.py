@@ -17,7 +17,13 @@ from fargate_sandbox.workflows import Workflows
 ROOT = Path(__file__).resolve().parents[2]
 # Waits and retry pauses run at 1/100 of their time; the sandbox's profile delays are real seconds.
 TIME_SCALE = 0.01
-ENVIRONMENT = {"POLL_INITIAL_SECONDS": "1", "POLL_MAX_SECONDS": "2", "ROLLOUT_GRACE_SECONDS": "2"}
+# A profile takes 2 s (real) here: one stuck for 6 s ends in PollTimeout (the wait is measured in real seconds).
+ENVIRONMENT = {
+    "POLL_INITIAL_SECONDS": "1",
+    "POLL_MAX_SECONDS": "2",
+    "ROLLOUT_GRACE_SECONDS": "2",
+    "PROFILE_WAIT_TIMEOUT_SECONDS": "6",
+}
 
 
 @pytest.fixture(scope="module")

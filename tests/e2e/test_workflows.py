@@ -80,8 +80,6 @@ def test_the_walkthrough_provisions_then_tears_down(sandbox: Sandbox, workflows:
         "ValidateRequest",
         "EnsurePodExecutionRole",
         "EnsureFargateProfile",
-        "IsProfileActive",
-        "WaitForProfileActive",
         "CheckFargateProfile",
         "EnsureCacheRule",
         "WarmImageCache",
@@ -152,7 +150,7 @@ def test_a_missing_tag_compensates_what_the_execution_created(sandbox: Sandbox, 
 
 
 def test_a_profile_that_never_becomes_active_ends_in_poll_timeout(sandbox: Sandbox, workflows: Workflows) -> None:
-    # Given profiles take far longer to create than the poll budget (60 checks of at most 2 scaled seconds)
+    # Given profiles take far longer to create than PROFILE_WAIT_TIMEOUT_SECONDS (6 s here)
     sandbox.profiles.create_seconds = 8.0
     try:
         outcome = run(workflows, "ProvisionStateMachine", {**WALKTHROUGH, "namespace": unique("slow")}, timeout=120)
@@ -162,6 +160,10 @@ def test_a_profile_that_never_becomes_active_ends_in_poll_timeout(sandbox: Sandb
     assert outcome["status"] == "FAILED"
     assert outcome["error"] == "PollTimeout"
     assert json.loads(outcome["cause"])["step"] == "CheckFargateProfile"
+    # after the state's Retry polled: every earlier check answered "not yet" (one state, no Wait/Choice loop)
+    checks = [i.error_type for i in workflows.invocations("CheckFargateProfileFunction")]
+    assert checks[-4:] == ["ProfileNotYetActive"] * 3 + ["PollTimeout"]
+    assert outcome["states"].count("CheckFargateProfile") == 1
 
 
 def test_a_new_cache_rule_warms_the_watch_list(sandbox: Sandbox, workflows: Workflows) -> None:

@@ -9,7 +9,7 @@ from fargate_app.aws.ecr import ensure_cache_rule
 from fargate_app.aws.eks import check_fargate_profile, ensure_fargate_profile
 from fargate_app.aws.iam import ensure_pod_execution_role
 from fargate_app.config import Settings
-from fargate_app.errors import ProfileOperationInProgress, SubnetNotPrivate
+from fargate_app.errors import ProfileNotYetActive, ProfileOperationInProgress, SubnetNotPrivate
 from fargate_app.models import parse_request
 from fargate_sandbox.eks_rules import ManualClock
 from fargate_sandbox.sandbox import Sandbox
@@ -34,16 +34,16 @@ def test_role_profile_and_cache_rule_steps_succeed(
     # When the steps run in order
     role = ensure_pod_execution_role(aws_env, cluster, request.effective_cache_prefix)
     profile = ensure_fargate_profile(aws_env, request, role.arn)
-    first_check = check_fargate_profile(aws_env, profile)
+    with pytest.raises(ProfileNotYetActive, match="is CREATING"):
+        check_fargate_profile(aws_env, profile)
     sandbox_clock.advance(PROFILE_SECONDS)
-    second_check = check_fargate_profile(aws_env, first_check)
+    active = check_fargate_profile(aws_env, profile)
     rule = ensure_cache_rule(aws_env, request, role.name)
     # Then the role is created in the sandbox account, the profile uses only private subnets and becomes ACTIVE,
     assert role.created and role.arn.startswith("arn:aws:iam::111122223333:role/")
     assert profile.created and profile.status == "CREATING"
     assert set(profile.subnets) == set(sandbox.seeds.network.private_subnets)
-    assert (first_check.status, second_check.status) == ("CREATING", "ACTIVE")
-    assert (profile.next_wait_seconds, first_check.next_wait_seconds, second_check.next_wait_seconds) == (5, 10, 0)
+    assert (active.status, active.waiting_since) == ("ACTIVE", None) and profile.waiting_since is not None
     # and the cache rule is created and validated
     assert rule.created and rule.validated and rule.upstream_registry_url == "public.ecr.aws"
 

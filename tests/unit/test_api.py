@@ -306,7 +306,7 @@ def test_get_invalid_path_parameters_is_400_naming_them(machines: dict[str, str]
 def test_get_a_running_provision_reports_the_state_it_is_in(machines: dict[str, str], call: Any) -> None:
     # Given a provision waiting for its Fargate profile
     _, started = call(post(REQUEST))
-    give_history(started["executionArn"], ["ValidateRequest", "EnsurePodExecutionRole", "WaitForProfileActive"])
+    give_history(started["executionArn"], ["ValidateRequest", "EnsurePodExecutionRole", "CheckFargateProfile"])
     # When its status is read
     status, body = call(app_event("get"))
     # Then it is RUNNING in that state, without result or error
@@ -315,7 +315,7 @@ def test_get_a_running_provision_reports_the_state_it_is_in(machines: dict[str, 
         "status": "RUNNING",
         "kind": "provision",
         "executionArn": started["executionArn"],
-        "currentState": "WaitForProfileActive",
+        "currentState": "CheckFargateProfile",
         "result": None,
         "error": None,
     }

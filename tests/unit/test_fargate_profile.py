@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -16,6 +17,8 @@ from fargate_app.errors import (
     IamRoleNotYetPropagated,
     PollTimeout,
     ProfileCreateFailed,
+    ProfileNotYetActive,
+    ProfileNotYetDeleted,
     ProfileOperationInProgress,
     SubnetNotPrivate,
 )
@@ -169,8 +172,8 @@ def test_trust_policy_not_yet_visible_to_eks_is_retryable(
 
 def test_check_reports_active_and_keeps_what_the_workflow_tracks(settings: Settings, cluster: str) -> None:
     profile = ensure_fargate_profile(settings, request(), ROLE)
-    checked = check_fargate_profile(settings, profile)
-    assert (checked.status, checked.attempt, checked.next_wait_seconds) == ("ACTIVE", 1, 0)
+    checked = check_fargate_profile(settings, profile.model_copy(update={"waiting_since": datetime.now(UTC)}))
+    assert (checked.status, checked.waiting_since) == ("ACTIVE", None)
     assert (checked.created, checked.selectors, checked.subnets) == (True, profile.selectors, profile.subnets)
 
 
@@ -183,21 +186,34 @@ def _set_status(name: str, status: str, issues: list[dict[str, Any]] | None = No
         profile.health = {"issues": issues}
 
 
-def test_check_backs_off_exponentially_up_to_the_cap(settings: Settings, cluster: str) -> None:
-    profile = ensure_fargate_profile(settings, request(), ROLE)
-    _set_status(profile.name, "CREATING")
-    waits = []
-    for _ in range(4):
-        profile = check_fargate_profile(settings, profile)
-        waits.append(profile.next_wait_seconds)
-    assert waits == [10, 20, 30, 30]
+def test_a_creating_profile_is_not_yet_active_and_the_clock_starts_when_the_workflow_waits(
+    settings: Settings, cluster: str
+) -> None:
+    # Given a profile EKS is still creating
+    created = ensure_fargate_profile(settings, request(), ROLE)
+    _set_status(created.name, "CREATING")
+    profile = ensure_fargate_profile(settings, request(), ROLE)  # reused: it schedules the app
+    assert profile.status == "CREATING" and profile.waiting_since is not None
+    assert (datetime.now(UTC) - profile.waiting_since).total_seconds() < 5
+    # When it is checked, then "not yet" is the retryable error the state machine's Retry polls with
+    with pytest.raises(ProfileNotYetActive, match=rf"{profile.name} of cluster blog is CREATING \(0 s so far\)"):
+        check_fargate_profile(settings, profile)
+    # and while it is being deleted, the teardown's check says so too
+    _set_status(created.name, "DELETING")
+    with pytest.raises(ProfileNotYetDeleted, match="is DELETING"):
+        check_fargate_profile(settings, profile, expect="DELETED")
 
 
-def test_check_gives_up_after_the_attempt_bound(settings: Settings, cluster: str) -> None:
+def test_check_gives_up_after_the_wait_timeout(settings: Settings, cluster: str) -> None:
     profile = ensure_fargate_profile(settings, request(), ROLE)
     _set_status(profile.name, "CREATING")
-    with pytest.raises(PollTimeout, match="still CREATING after 60 checks"):
-        check_fargate_profile(settings, profile.model_copy(update={"attempt": 59}))
+    timeout = settings.profile_wait_timeout_seconds
+    just_in_time = profile.model_copy(update={"waiting_since": datetime.now(UTC) - timedelta(seconds=timeout - 30)})
+    with pytest.raises(ProfileNotYetActive):
+        check_fargate_profile(settings, just_in_time)
+    too_long = profile.model_copy(update={"waiting_since": datetime.now(UTC) - timedelta(seconds=timeout + 1)})
+    with pytest.raises(PollTimeout, match=rf"still CREATING after {timeout + 1} s \(PROFILE_WAIT_TIMEOUT_SECONDS="):
+        check_fargate_profile(settings, too_long)
 
 
 def test_create_failed_names_the_health_issues(settings: Settings, cluster: str) -> None:
@@ -211,7 +227,7 @@ def test_check_for_deletion_reports_a_gone_profile_as_deleted(settings: Settings
     profile = ensure_fargate_profile(settings, request(), ROLE)
     boto3.client("eks").delete_fargate_profile(clusterName="blog", fargateProfileName=profile.name)
     checked = check_fargate_profile(settings, profile, expect="DELETED")
-    assert (checked.status, checked.next_wait_seconds) == ("DELETED", 0)
+    assert (checked.status, checked.waiting_since) == ("DELETED", None)
 
 
 def test_handlers_chain_like_the_state_machine(handler: Any, lambda_context: Any, cluster: str) -> None:
@@ -222,7 +238,8 @@ def test_handlers_chain_like_the_state_machine(handler: Any, lambda_context: Any
     )
     checked = handler("check_fargate_profile").lambda_handler({"profile": ensured, "expect": "ACTIVE"}, lambda_context)
     assert ensured["created"] is True and ensured["selectors"] == [{"namespace": "fargate", "labels": {}}]
-    assert checked == {**ensured, "status": "ACTIVE", "attempt": 1, "nextWaitSeconds": 0}
+    assert ensured["waitingSince"] is None  # moto's profiles are ACTIVE at once
+    assert checked == {**ensured, "status": "ACTIVE"}
 
 
 def test_a_foreign_profile_holding_our_name_is_a_permanent_error(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from cfnlint.decode import cfn_yaml
 
+from fargate_app.config import Settings
 from fargate_app.errors import all_error_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +23,10 @@ MACHINES = {
 }
 ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
 # The checks whose functions count attempts and raise PollTimeout: every loop must pass through one of them.
-BOUNDED_POLLS = {"CheckFargateProfile", "CheckRollout", "CheckPodsGone"}
+BOUNDED_POLLS = {"CheckRollout", "CheckPodsGone"}
+# "Not yet" errors whose Retry is the poll (one transition per check), and the long waits for a busy cluster.
+POLLED_BY_RETRY = {"ProfileNotYetActive", "ProfileNotYetDeleted"}
+LONG_WAITS = {"ProfileOperationInProgress"}
 LAMBDA_TRANSIENT = {
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
@@ -108,9 +112,51 @@ def test_every_task_retries_with_jittered_backoff_and_catches(machine: str) -> N
         assert retried >= LAMBDA_TRANSIENT, f"{machine}.{name} does not retry Lambda's transient errors"
         assert "AwsThrottled" in retried, f"{machine}.{name} does not retry throttling"
         for rule in state["Retry"]:
+            if set(rule["ErrorEquals"]) & (POLLED_BY_RETRY | LONG_WAITS):
+                continue  # checked by the two tests below
             assert rule["BackoffRate"] >= 1 and rule["JitterStrategy"] == "FULL", f"{machine}.{name}"
             assert 0 < rule["MaxAttempts"] <= 30, f"{machine}.{name}: retries must be bounded"
         assert [c["ErrorEquals"] for c in state["Catch"]] == [["States.ALL"]], f"{machine}.{name} has no catch-all"
+
+
+def _retriers(errors: set[str]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (machine, name, rule)
+        for machine in sorted(MACHINES)
+        for name, state in _states(_definition(machine)).items()
+        for rule in state.get("Retry", [])
+        if set(rule["ErrorEquals"]) & errors
+    ]
+
+
+def _pauses(rule: dict[str, Any]) -> list[float]:
+    """The pauses before each retry, as Step Functions computes them before jitter (ASL: Retriers)."""
+    cap = rule.get("MaxDelaySeconds", float("inf"))
+    return [min(rule["IntervalSeconds"] * rule["BackoffRate"] ** n, cap) for n in range(rule["MaxAttempts"])]
+
+
+def test_profile_polls_are_retries_that_check_often_and_outlast_the_timeout() -> None:
+    # The profile polls raise "not yet" and let a Retry wait: one transition per check. So the Retry must pace the
+    # checks closely (the detection delay is the longest pause), never jitter them, and last longer than
+    # PROFILE_WAIT_TIMEOUT_SECONDS so that PollTimeout, with its message, is what normally ends a stuck wait.
+    polls = _retriers(POLLED_BY_RETRY)
+    assert {(machine, name) for machine, name, _ in polls} == {
+        ("ProvisionStateMachine", "CheckFargateProfile"),
+        ("TeardownStateMachine", "CheckProfileDeleted"),
+    }
+    timeout = Settings.model_fields["profile_wait_timeout_seconds"].default
+    for machine, name, rule in polls:
+        assert rule["ErrorEquals"] in (["ProfileNotYetActive"], ["ProfileNotYetDeleted"]), f"{machine}.{name}"
+        assert rule["JitterStrategy"] == "NONE", f"{machine}.{name}: a jittered poll detects late"
+        assert max(_pauses(rule)) <= 10, f"{machine}.{name}: the detection delay must stay at or below 10 s"
+        assert sum(_pauses(rule)) > timeout, f"{machine}.{name}: the Retry gives up before PollTimeout"
+
+
+def test_waits_for_a_busy_cluster_are_short_jittered_and_bounded() -> None:
+    for machine, name, rule in _retriers(LONG_WAITS):
+        assert rule["JitterStrategy"] == "FULL", f"{machine}.{name}: concurrent executions must spread out"
+        assert rule.get("MaxDelaySeconds", 0) <= 15, f"{machine}.{name}: a long pause idles past a free cluster"
+        assert 15 * 60 <= sum(_pauses(rule)) / 2 <= 60 * 60, f"{machine}.{name}: wait about 15-60 minutes on average"
 
 
 def _edges(state: dict[str, Any]) -> list[str]:

@@ -20,10 +20,13 @@ class Settings(BaseModel):
     managed_by: str = Field(default=MANAGED_BY, alias="MANAGED_BY_TAG")
     pod_execution_role_prefix: str = Field(default="FargateAppPodExecution", alias="POD_EXECUTION_ROLE_PREFIX")
     profile_prefix: str = Field(default="fargate-app", alias="FARGATE_PROFILE_PREFIX")
-    # Polling of asynchronous AWS operations: capped exponential backoff between checks.
+    # Polling of the rollout and of the pods going away: capped exponential backoff between checks (Wait states).
     poll_initial_seconds: int = Field(default=5, ge=1, alias="POLL_INITIAL_SECONDS")
     poll_max_seconds: int = Field(default=30, ge=1, alias="POLL_MAX_SECONDS")
     poll_max_attempts: int = Field(default=60, ge=1, alias="POLL_MAX_ATTEMPTS")
+    # A Fargate profile CREATING or DELETING for longer than this is stuck: PollTimeout. The state machines' Retry
+    # paces the checks (statemachine/*.asl.json); EKS typically takes from half a minute to a few minutes.
+    profile_wait_timeout_seconds: int = Field(default=1200, ge=1, alias="PROFILE_WAIT_TIMEOUT_SECONDS")
 
 
 @lru_cache(maxsize=1)

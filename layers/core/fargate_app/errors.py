@@ -64,6 +64,14 @@ class KubernetesUnavailable(RetryableError):
     """The Kubernetes API answered 429/5xx or did not answer."""
 
 
+class ProfileNotYetActive(RetryableError):
+    """The Fargate profile is still CREATING: the state machine's Retry is the poll (one transition per check)."""
+
+
+class ProfileNotYetDeleted(RetryableError):
+    """The Fargate profile is still DELETING: the state machine's Retry is the poll."""
+
+
 # --- permanent (design.md §4) ---
 class InvalidRequest(PermanentError):
     """The request breaks a documented rule; the message names the field and the rule."""

@@ -7,6 +7,7 @@ fields so that a typo in a request is an error, not a silently ignored setting.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
@@ -310,8 +311,8 @@ class ProfileSelector(ApiModel):
 
 
 class FargateProfile(ApiModel):
-    """A profile as the workflow tracks it: EnsureFargateProfile makes it, each CheckFargateProfile updates
-    ``status``, ``attempt`` and ``nextWaitSeconds`` (the state machine's Wait reads it), the rest rides along."""
+    """A profile as the workflow tracks it: EnsureFargateProfile (or ReleaseFargateProfile) makes it, the check that
+    sees it ACTIVE (or gone) updates ``status``; ``waitingSince`` starts the clock of PROFILE_WAIT_TIMEOUT_SECONDS."""
 
     cluster: str
     name: str
@@ -319,8 +320,7 @@ class FargateProfile(ApiModel):
     created: bool
     selectors: list[ProfileSelector]
     subnets: list[str] = Field(default_factory=list)
-    attempt: int = Field(default=0, ge=0)
-    next_wait_seconds: int = Field(default=0, ge=0)
+    waiting_since: datetime | None = None
 
 
 class CacheRule(ApiModel):

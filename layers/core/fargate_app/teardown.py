@@ -8,13 +8,14 @@ provisioner manages still has pods it would schedule: the last app out deletes i
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ConfigDict
 
 from fargate_app.aws.clients import client
-from fargate_app.aws.eks import CREATED_FOR_TAG, MANAGED_BY_TAG, delete_fargate_profile, next_wait
+from fargate_app.aws.eks import CREATED_FOR_TAG, MANAGED_BY_TAG, delete_fargate_profile
 from fargate_app.aws.errors import error_code, translate
 from fargate_app.config import Settings
 from fargate_app.models import ApiModel, FargateProfile, ProfileSelector, ProvisionRequest, RequestEvent
@@ -97,5 +98,5 @@ def release_fargate_profile(settings: Settings, event: ReleaseProfileEvent) -> P
     if found.get("status") != "DELETING":  # another app's teardown may have started it: EKS would refuse a second
         delete_fargate_profile(request.cluster, profile.name)
         logger.info("deleting Fargate profile", extra={"profile": profile.name, "cluster": request.cluster})
-    deleting = profile.model_copy(update={"status": "DELETING", "next_wait_seconds": next_wait(settings, 0)})
+    deleting = profile.model_copy(update={"status": "DELETING", "waiting_since": datetime.now(UTC)})
     return ProfileRelease(profile=deleting, deleting=True)

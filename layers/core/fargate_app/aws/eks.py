@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -25,6 +26,8 @@ from fargate_app.errors import (
     InvalidRequest,
     PollTimeout,
     ProfileCreateFailed,
+    ProfileNotYetActive,
+    ProfileNotYetDeleted,
     ProfileOperationInProgress,
     SubnetNotPrivate,
 )
@@ -159,7 +162,7 @@ def ensure_fargate_profile(
     for profile in existing:
         if profile.get("status") in USABLE_STATUSES and profile_matches(profile, request.namespace, request.pod_labels):
             logger.info("reusing Fargate profile", extra={"profile": profile["fargateProfileName"]})
-            return _result(settings, profile, created=False)
+            return _result(profile, created=False)
 
     name = profile_name(settings, request)
     selector = {"namespace": request.namespace, **({"labels": request.labels} if request.labels else {})}
@@ -185,7 +188,7 @@ def ensure_fargate_profile(
     except BotoCoreError as exc:
         raise translate(exc, f"create Fargate profile {name}") from exc
     logger.info("creating Fargate profile", extra={"profile": name, "cluster": request.cluster})
-    return _result(settings, profile, created=True)
+    return _result(profile, created=True)
 
 
 def _adopt_existing(settings: Settings, request: ProvisionRequest, name: str) -> FargateProfile:
@@ -202,7 +205,7 @@ def _adopt_existing(settings: Settings, request: ProvisionRequest, name: str) ->
     profile = profile["fargateProfile"]
     status = profile.get("status")
     if status in USABLE_STATUSES and profile_matches(profile, request.namespace, request.pod_labels):
-        return _result(settings, profile, created=False)
+        return _result(profile, created=False)
     if status == "DELETING":
         raise ProfileOperationInProgress(f"cluster {request.cluster}: profile {name} is DELETING; will create it anew")
     raise ProfileCreateFailed(
@@ -224,10 +227,9 @@ def _create_error(exc: ClientError, cluster: str, name: str) -> Exception:
     return translate(exc, f"create Fargate profile {name} in cluster {cluster}")
 
 
-def _result(settings: Settings, profile: dict[str, Any], *, created: bool) -> FargateProfile:
+def _result(profile: dict[str, Any], *, created: bool) -> FargateProfile:
     active = profile["status"] == "ACTIVE"
     return FargateProfile(
-        next_wait_seconds=0 if active else next_wait(settings, 0),
         cluster=profile["clusterName"],
         name=profile["fargateProfileName"],
         status=profile["status"],
@@ -236,20 +238,21 @@ def _result(settings: Settings, profile: dict[str, Any], *, created: bool) -> Fa
             ProfileSelector(namespace=s["namespace"], labels=s.get("labels") or {}) for s in profile["selectors"]
         ],
         subnets=sorted(profile.get("subnets", [])),
+        waiting_since=None if active else datetime.now(UTC),
     )
-
-
-def next_wait(settings: Settings, attempt: int) -> int:
-    """Capped exponential backoff: initial, 2×, 4×… never above the cap."""
-    return int(min(settings.poll_max_seconds, settings.poll_initial_seconds * 2 ** min(attempt, 16)))
 
 
 def check_fargate_profile(settings: Settings, profile: FargateProfile, expect: str = "ACTIVE") -> FargateProfile:
     """One poll of a profile being created (``expect`` ACTIVE) or deleted (``expect`` DELETED: gone is DELETED).
 
+    "Not yet" is an error the state machine retries (ProfileNotYetActive/ProfileNotYetDeleted): its Retry is the
+    poll, so each check costs one state transition instead of a Wait, a Task and a Choice.
+
     Raises:
-        ProfileCreateFailed: CREATE_FAILED (its health issues in the message), or it vanished while CREATING.
-        PollTimeout: not there yet after the configured number of attempts.
+        ProfileNotYetActive, ProfileNotYetDeleted: still CREATING or DELETING; the state machine checks again later.
+        ProfileCreateFailed: CREATE_FAILED/DELETE_FAILED (its health issues in the message), or it vanished while
+            CREATING.
+        PollTimeout: still not there PROFILE_WAIT_TIMEOUT_SECONDS after the workflow began to wait.
     """
     cluster, name = profile.cluster, profile.name
     try:
@@ -271,13 +274,16 @@ def check_fargate_profile(settings: Settings, profile: FargateProfile, expect: s
             f"{issue.get('code')}: {issue.get('message')}" for issue in found.get("health", {}).get("issues", [])
         )
         raise ProfileCreateFailed(f"Fargate profile {name} of cluster {cluster} is {status}: {issues or 'no detail'}")
-    done = status == expect
-    attempt = profile.attempt + 1
-    if not done and attempt >= settings.poll_max_attempts:
-        raise PollTimeout(f"Fargate profile {name} of cluster {cluster} still {status} after {attempt} checks")
-    return profile.model_copy(
-        update={"status": status, "attempt": attempt, "next_wait_seconds": 0 if done else next_wait(settings, attempt)}
-    )
+    if status == expect:
+        return profile.model_copy(update={"status": status, "waiting_since": None})
+    waited = (datetime.now(UTC) - (profile.waiting_since or datetime.now(UTC))).total_seconds()
+    if waited >= settings.profile_wait_timeout_seconds:
+        raise PollTimeout(
+            f"Fargate profile {name} of cluster {cluster} still {status} after {waited:.0f} s "
+            f"(PROFILE_WAIT_TIMEOUT_SECONDS={settings.profile_wait_timeout_seconds})"
+        )
+    not_yet = ProfileNotYetActive if expect == "ACTIVE" else ProfileNotYetDeleted
+    raise not_yet(f"Fargate profile {name} of cluster {cluster} is {status} ({waited:.0f} s so far)")
 
 
 def delete_fargate_profile(cluster: str, name: str) -> bool:
