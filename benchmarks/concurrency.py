@@ -5,6 +5,11 @@ makespan is four profile waits in a row plus what one app costs besides its prof
 where P is the profile delay and T₁ the single app's makespan measured in the same sandbox just before. Time is
 scaled as in figure 3 (profile 120 s × time scale); makespans are real seconds of this run and, in the notes, in
 profile waits. Profiles created are counted from the CreateFargateProfile calls that started a profile.
+
+The time scale here is 0.1 (a profile takes 12 s real), not figure 3's 0.02: in AWS the 20 executions' Lambda
+functions run side by side, while here they share this machine's two cores, and every real second of that work
+counts as 1/scale AWS seconds. At 0.02 the sandbox's own CPU time (about 3 s real per app, 150 s in AWS terms) would
+be measured instead of the workflow's profile serialisation; that run is shown beside, for information.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from benchmarks.sandbox_runs import SEED_REQUEST, sandbox_workflows, unique
 PROFILE_SECONDS = 120.0
 APPS, NAMESPACES = 20, 4
 IDEAL_SLACK = 1.25  # "a small constant": within a quarter of the ideal
+TIME_SCALE = 0.1
 
 
 def _makespan(workflows: object, requests: list[dict[str, object]], timeout: float) -> tuple[float, list[str]]:
@@ -31,13 +37,7 @@ def _makespan(workflows: object, requests: list[dict[str, object]], timeout: flo
     return time.monotonic() - started, failures
 
 
-def run(runs: int, time_scale: float) -> Figure:
-    figure = Figure(
-        6,
-        "20 concurrent apps in 4 namespaces",
-        __doc__.split("\n\n", 1)[1].replace("\n", " ").strip() if __doc__ else "",
-    )
-    profile_real = PROFILE_SECONDS * time_scale
+def _measure(runs: int, time_scale: float) -> dict[str, list[float]]:
     singles, many, created, attempts, all_failures = [], [], [], [], []
     with sandbox_workflows(time_scale, PROFILE_SECONDS) as (_sandbox, workflows, calls):
         for _ in range(runs):
@@ -48,7 +48,7 @@ def run(runs: int, time_scale: float) -> Figure:
                 {**SEED_REQUEST, "namespace": namespaces[i % NAMESPACES], "app": f"app-{i:02d}"} for i in range(APPS)
             ]
             before_created, before_attempts = len(calls.created), calls.create_attempts
-            makespan, failures = _makespan(workflows, requests, timeout=240)
+            makespan, failures = _makespan(workflows, requests, timeout=600)
             all_failures += failures
             singles.append(single)
             many.append(makespan)
@@ -56,9 +56,20 @@ def run(runs: int, time_scale: float) -> Figure:
             attempts.append(calls.create_attempts - before_attempts)
     if all_failures:
         raise RuntimeError(f"{len(all_failures)} provision(s) failed: {all_failures[:3]}")
+    return {"singles": singles, "many": many, "created": created, "attempts": attempts}
 
-    single, makespan = median(singles), median(many)
+
+def run(runs: int, time_scale: float = TIME_SCALE, informational_scale: float | None = None) -> Figure:
+    figure = Figure(
+        6,
+        "20 concurrent apps in 4 namespaces",
+        __doc__.split("\n\n", 1)[1].replace("\n", " ").strip() if __doc__ else "",
+    )
+    measured = _measure(runs, time_scale)
+    profile_real = PROFILE_SECONDS * time_scale
+    single, makespan = median(measured["singles"]), median(measured["many"])
     ideal = NAMESPACES * profile_real + (single - profile_real)
+    many = measured["many"]
     figure.rows += [
         Row("1 app: makespan", single, "s", "", None, runs=runs, note=f"{single / profile_real:.2f} profile waits"),
         Row(
@@ -84,12 +95,30 @@ def run(runs: int, time_scale: float) -> Figure:
         ),
         Row(
             "Fargate profiles created",
-            median(created),
+            median(measured["created"]),
             "profiles",
             f"= {NAMESPACES}",
-            median(created) == NAMESPACES,
+            median(measured["created"]) == NAMESPACES,
             runs=runs,
-            note=f"CreateFargateProfile calls (409s of a busy cluster included): {median(attempts):.0f}",
+            note="CreateFargateProfile calls (the busy cluster's 409s included, each a cheap refusal): "
+            f"{median(measured['attempts']):.0f}",
         ),
     ]
+    if informational_scale is not None:
+        other = _measure(1, informational_scale)
+        other_profile = PROFILE_SECONDS * informational_scale
+        other_single, other_makespan = median(other["singles"]), median(other["many"])
+        other_ideal = NAMESPACES * other_profile + (other_single - other_profile)
+        figure.rows.append(
+            Row(
+                f"makespan / ideal at time scale {informational_scale}",
+                ratio(other_makespan, other_ideal),
+                "x",
+                "",
+                None,
+                baseline=other_ideal,
+                note=f"informational: P = {other_profile:.2f} s real; 1 app {other_single:.1f} s, {APPS} apps "
+                f"{other_makespan:.1f} s: the sandbox's CPU time on two cores, not the workflow, dominates",
+            )
+        )
     return figure
