@@ -1,10 +1,8 @@
 """Figure 4: the WarmImageCache step against ``skopeo copy`` (Debian's skopeo) of the same image and platform, through
 the same pull-through proxy (real CNCF distribution) whose storage is fresh for every pull, so each one fetches
 from the upstream. Both reach the proxy directly, at ``<prefix>/<repository>``
-(the step through its injectable credential source): the sandbox's registry front answers skopeo's manifest request
-with "OCI index found, but accept header does not support OCI indexes" (skopeo sends its Accept types as several
-header lines; the front seems to pass one on), and its Python hop is not in AWS's path anyway. The step through the
-front (ECR token call included) is reported beside, for information. The image is a multi-arch OCI index (linux/amd64 and linux/arm64/v8), each
+(the step through its injectable credential source): the sandbox's registry front is a Python hop AWS's path does
+not have. The step through the front (ECR token call included) is reported beside, for information. The image is a multi-arch OCI index (linux/amd64 and linux/arm64/v8), each
 platform with three layers of 30, 20 and 10 MB of incompressible bytes (60 MB: large enough that the
 copy, not process start-up or the TLS handshake, is timed; with 12 MB the two were within noise of each other). The step runs in process (``warm_image_cache``, with
 its ECR token call); skopeo gets ``--src-tls-verify=false``, ``--override-os linux

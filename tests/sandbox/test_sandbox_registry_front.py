@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import http.client as http_client
 import json
+import ssl
 
 import pytest
 import urllib3
@@ -110,3 +112,31 @@ def test_a_digest_is_served_only_after_a_pull_by_tag_imported_it(sandbox: Sandbo
     assert before.status == 404 and json.loads(before.data)["errors"][0]["code"] == "MANIFEST_UNKNOWN"
     assert tagged.status == 200 and tagged.headers["Docker-Content-Digest"] == digest
     assert after.status == 200
+
+
+def test_accept_sent_as_several_header_lines_reaches_the_proxy_whole(sandbox: Sandbox) -> None:
+    # Given an OCI image behind a fresh rule (CNCF distribution serves an OCI manifest only to a client that accepts
+    # its type), and a client that sends its Accept types as several header lines, the OCI type last (skopeo and
+    # containerd send several lines; RFC 9110 §5.3 makes them one list)
+    prefix = unique("quay")
+    sandbox.boto3_client("ecr").create_pull_through_cache_rule(
+        ecrRepositoryPrefix=prefix, upstreamRegistryUrl="quay.io"
+    )
+    url = urllib3.util.parse_url(sandbox.registry_url)
+    connection_class = http_client.HTTPSConnection if url.scheme == "https" else http_client.HTTPConnection
+    options = {"context": ssl._create_unverified_context()} if url.scheme == "https" else {}
+    connection = connection_class(url.host, url.port, timeout=10, **options)
+    try:
+        connection.putrequest("GET", f"/v2/{prefix}/prometheus/busybox/manifests/latest")
+        connection.putheader("Authorization", _login(sandbox)["Authorization"])
+        connection.putheader("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+        connection.putheader("Accept", "application/vnd.oci.image.manifest.v1+json")
+        connection.endheaders()
+        answer = connection.getresponse()
+        body = answer.read()
+    finally:
+        connection.close()
+    # Then the proxy saw the OCI type too and serves the manifest
+    assert answer.status == 200, body[:300]
+    assert answer.getheader("Content-Type") == "application/vnd.oci.image.manifest.v1+json"
+    assert json.loads(body)["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
