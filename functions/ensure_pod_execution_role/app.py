@@ -6,13 +6,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fargate_app.aws.iam import ensure_pod_execution_role
 from fargate_app.config import get_settings
-from fargate_app.models import RequestEvent
-from fargate_app.observability import logger, tracer
+from fargate_app.models import EnsureRoleEvent
+from fargate_app.observability import logger
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
-    request = RequestEvent.parse(event, region=settings.region, account=settings.account_id).request
-    return ensure_pod_execution_role(settings, request.cluster, request.effective_cache_prefix).to_json()
+    step = EnsureRoleEvent.parse(event, region=settings.region, account=settings.account_id)
+    role = ensure_pod_execution_role(
+        settings, step.request.cluster, step.request.effective_cache_prefix, step.execution_arn
+    )
+    return role.to_json()

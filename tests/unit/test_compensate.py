@@ -26,17 +26,20 @@ def other_apps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return users
 
 
+EXECUTION = "arn:aws:states:us-west-2:111122223333:execution:provision:x"
+
+
 def failed_state(settings: Settings, step: str, **created: Any) -> dict[str, Any]:
     """The provision state when ``step`` failed after the role and profile steps ran (moto makes them real)."""
     request = parse_request(REQUEST)
-    role = ensure_pod_execution_role(settings, "blog", "ecr-public")
+    role = ensure_pod_execution_role(settings, "blog", "ecr-public", EXECUTION)
     profile = ensure_fargate_profile(settings, request, role.arn)
     cause = json.dumps(
         {"errorMessage": "image public.ecr.aws/nginx/nginx:stable not found", "errorType": "ImageNotFound"}
     )
     return {
         "request": request.to_json(),
-        "executionArn": "arn:aws:states:us-west-2:111122223333:execution:provision:x",
+        "executionArn": EXECUTION,
         "podExecutionRole": {**role.to_json(), **created.get("role", {})},
         "fargateProfile": {**profile.to_json(), **created.get("profile", {})},
         "failedStep": step,
@@ -65,6 +68,24 @@ def test_removes_the_profile_and_role_it_created(settings: Settings, cluster: st
         "compensated": result.compensated,
         "leftovers": [],
     }
+
+
+def test_keeps_the_role_another_execution_ensured_since(
+    settings: Settings, cluster: str, other_apps: list[str]
+) -> None:
+    # Given this execution created the role, then a concurrent provision on the cluster found it (and may be waiting
+    # to create its profile with it: EKS allows one profile operation at a time)
+    state = failed_state(settings, "WarmImageCache")
+    other = "arn:aws:states:us-west-2:111122223333:execution:provision:concurrent-one"
+    ensure_pod_execution_role(settings, "blog", "quay", other)
+    # When this execution compensates
+    result = compensate(settings, state)
+    # Then its profile goes but the role stays, saying why
+    assert result.compensated == [f"Fargate profile {state['fargateProfile']['name']}"]
+    assert result.leftovers == [
+        "IAM role FargateAppPodExecution-blog (kept: execution concurrent-one ensured it after this one)"
+    ]
+    assert "FargateAppPodExecution-blog" in [r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]]
 
 
 def test_keeps_what_it_did_not_create(settings: Settings, cluster: str, other_apps: list[str]) -> None:

@@ -50,6 +50,37 @@ def test_second_run_reuses_the_role_and_adds_the_new_prefix(settings: Settings) 
     assert sorted(names) == ["pull-through-cache-ecr-public", "pull-through-cache-quay"]
 
 
+EXECUTION = "arn:aws:states:us-west-2:111122223333:execution:ProvisionStateMachine:blog-fargate-demo-app-1"
+OTHER_EXECUTION = "arn:aws:states:us-west-2:111122223333:execution:ProvisionStateMachine:blog-fargate-web-1"
+
+
+def _tags(name: str) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in boto3.client("iam").list_role_tags(RoleName=name)["Tags"]}
+
+
+def test_the_role_names_who_created_it_and_who_ensured_it_last(settings: Settings) -> None:
+    # Given an execution that creates the role
+    first = ensure_pod_execution_role(settings, "blog", "ecr-public", EXECUTION)
+    assert _tags(first.name)["fargate-app/created-by"] == EXECUTION
+    assert _tags(first.name)["fargate-app/last-ensured-by"] == EXECUTION
+    # When its step is retried (say IAM had not propagated), then the role is still the execution's own
+    assert ensure_pod_execution_role(settings, "blog", "ecr-public", EXECUTION).created is True
+    # and when another execution finds it, it is not that one's, but it is marked as ensured by it
+    other = ensure_pod_execution_role(settings, "blog", "quay", OTHER_EXECUTION)
+    assert other.created is False
+    assert _tags(first.name)["fargate-app/last-ensured-by"] == OTHER_EXECUTION
+    assert _tags(first.name)["fargate-app/created-by"] == EXECUTION
+
+
+def test_a_role_made_by_hand_is_never_tagged(settings: Settings) -> None:
+    boto3.client("iam").create_role(
+        RoleName=role_name(settings, "blog"), AssumeRolePolicyDocument=json.dumps(trust_policy(settings, "blog"))
+    )
+    role = ensure_pod_execution_role(settings, "blog", "ecr-public", EXECUTION)
+    assert role.created is False
+    assert _tags(role.name) == {}
+
+
 def test_reuses_a_role_created_by_hand_with_the_same_trust(settings: Settings) -> None:
     # Given the walkthrough's role created by hand (same trust policy, differently formatted, no tags)
     document = trust_policy(settings, "blog")
@@ -120,9 +151,10 @@ def test_handler_returns_the_role(
         app.lambda_handler(event, lambda_context)
     assert type(caught.value).__name__ == "InvalidRequest"
     event["request"]["image"] = "public.ecr.aws/nginx/nginx:stable"
-    result = app.lambda_handler(event, lambda_context)
+    result = app.lambda_handler({**event, "executionArn": EXECUTION}, lambda_context)
     assert result == {
         "arn": "arn:aws:iam::111122223333:role/FargateAppPodExecution-blog",
         "name": "FargateAppPodExecution-blog",
         "created": True,
     }
+    assert _tags(result["name"])["fargate-app/created-by"] == EXECUTION  # the state machine passes its execution

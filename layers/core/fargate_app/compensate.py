@@ -17,8 +17,8 @@ from pydantic import ConfigDict, Field, ValidationError
 from fargate_app.aws.clients import client
 from fargate_app.aws.ecr import delete_cache_rule
 from fargate_app.aws.eks import delete_fargate_profile
-from fargate_app.aws.errors import translate
-from fargate_app.aws.iam import delete_pod_execution_role
+from fargate_app.aws.errors import error_code, translate
+from fargate_app.aws.iam import LAST_ENSURED_TAG, delete_pod_execution_role
 from fargate_app.config import Settings
 from fargate_app.errors import truncate
 from fargate_app.models import ApiModel, CacheRule, FargateProfile, PodExecutionRole, ProvisionRequest
@@ -33,6 +33,7 @@ class FailedProvision(ApiModel):
 
     model_config = ConfigDict(extra="ignore")
     request: ProvisionRequest | None = None
+    execution_arn: str = ""
     failed_step: str = "unknown"
     error: dict[str, Any] = Field(default_factory=dict)
     pod_execution_role: PodExecutionRole | None = None
@@ -96,7 +97,9 @@ def compensate(settings: Settings, state: dict[str, Any]) -> Compensation:
     if request is not None and profile is not None and profile.created:
         deleted_profile = profile.name if _release_profile(settings, request, profile, compensated, leftovers) else None
     if failed.pod_execution_role is not None and failed.pod_execution_role.created and request is not None:
-        _release_role(request.cluster, failed.pod_execution_role, deleted_profile, compensated, leftovers)
+        _release_role(
+            request.cluster, failed.pod_execution_role, deleted_profile, failed.execution_arn, compensated, leftovers
+        )
 
     error = str(failed.error.get("Error") or "States.TaskFailed")
     cause = {
@@ -127,9 +130,15 @@ def _release_profile(
 
 
 def _release_role(
-    cluster: str, role: PodExecutionRole, deleted_profile: str | None, done: list[str], kept: list[str]
+    cluster: str,
+    role: PodExecutionRole,
+    deleted_profile: str | None,
+    execution_arn: str,
+    done: list[str],
+    kept: list[str],
 ) -> None:
-    """The role is per cluster: keep it while any profile of the cluster, other than the one being deleted, uses it."""
+    """The role is per cluster: keep it while any profile of the cluster, other than the one being deleted, uses it,
+    or when another execution ensured it after this one (it may be about to create its profile with it)."""
     eks = client("eks")
     try:
         names = eks.list_fargate_profiles(clusterName=cluster).get("fargateProfileNames", [])
@@ -146,6 +155,18 @@ def _release_role(
         raise translate(exc, f"list the Fargate profiles of cluster {cluster}") from exc
     if users:
         kept.append(f"IAM role {role.name} (kept: profiles {', '.join(users)} use it)")
+        return
+    try:
+        tags = {tag["Key"]: tag["Value"] for tag in client("iam").list_role_tags(RoleName=role.name)["Tags"]}
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return
+        raise translate(exc, f"read the tags of IAM role {role.name}") from exc
+    except BotoCoreError as exc:
+        raise translate(exc, f"read the tags of IAM role {role.name}") from exc
+    last = tags.get(LAST_ENSURED_TAG, "")
+    if execution_arn and last not in ("", execution_arn):
+        kept.append(f"IAM role {role.name} (kept: execution {last.rsplit(':', 1)[-1]} ensured it after this one)")
         return
     delete_pod_execution_role(role.name)
     done.append(f"IAM role {role.name}")

@@ -346,6 +346,10 @@ class RequestEvent(ApiModel):
             raise InvalidRequest(describe_validation_error(exc)) from None
 
 
+class EnsureRoleEvent(RequestEvent):
+    execution_arn: str = ""
+
+
 class EnsureProfileEvent(RequestEvent):
     pod_execution_role: PodExecutionRole
     execution_arn: str = ""

@@ -25,6 +25,10 @@ FARGATE_POD_SERVICE = "eks-fargate-pods.amazonaws.com"
 MANAGED_POLICY = "AmazonEKSFargatePodExecutionRolePolicy"
 MANAGED_BY_TAG = "managed-by"
 CLUSTER_TAG = "fargate-app/cluster"
+# The role is shared by every provision on its cluster. Who created it makes a retried create still "ours"; who
+# ensured it last lets a compensation keep it for a concurrent execution that found it and may still be using it.
+CREATED_BY_TAG = "fargate-app/created-by"
+LAST_ENSURED_TAG = "fargate-app/last-ensured-by"
 _POLICY_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
 
 
@@ -81,8 +85,13 @@ def _canonical(policy: Any) -> Any:
     return policy
 
 
-def ensure_pod_execution_role(settings: Settings, cluster: str, cache_prefix: str) -> PodExecutionRole:
+def ensure_pod_execution_role(
+    settings: Settings, cluster: str, cache_prefix: str, execution_arn: str = ""
+) -> PodExecutionRole:
     """Create or reuse the cluster's pod execution role and grant it the cache prefix.
+
+    ``created`` is true when this execution created the role, on a retry of the step too (the role's created-by tag
+    names the execution). A managed role is tagged with the last execution that ensured it.
 
     Raises:
         RoleConflict: a role of that name exists with another trust policy and is not tagged as ours.
@@ -98,7 +107,7 @@ def ensure_pod_execution_role(settings: Settings, cluster: str, cache_prefix: st
     except ClientError as exc:
         if error_code(exc) != "NoSuchEntity":
             raise translate(exc, f"read IAM role {name}") from exc
-        role = _create_role(settings, name, cluster, wanted_trust)
+        role = _create_role(settings, name, cluster, wanted_trust, execution_arn)
         created = role is not None
     except BotoCoreError as exc:
         raise translate(exc, f"read IAM role {name}") from exc
@@ -109,19 +118,39 @@ def ensure_pod_execution_role(settings: Settings, cluster: str, cache_prefix: st
             raise translate(exc, f"read IAM role {name}") from exc
 
     if not created:
+        tags = {tag["Key"]: tag["Value"] for tag in role.get("Tags") or []}
+        created = bool(execution_arn) and tags.get(CREATED_BY_TAG) == execution_arn  # our own create, retried
         _reconcile_trust(settings, role, wanted_trust)
+        if execution_arn and tags.get(MANAGED_BY_TAG) == settings.managed_by:
+            _tag_last_ensured(name, tags, execution_arn)
     _grant(settings, name, cache_prefix, just_created=created)
     logger.info("pod execution role ready", extra={"role_name": name, "role_created": created})
     return PodExecutionRole(arn=role["Arn"], name=name, created=created)
 
 
-def _create_role(settings: Settings, name: str, cluster: str, trust: dict[str, Any]) -> dict[str, Any] | None:
+def _tag_last_ensured(name: str, tags: dict[str, str], execution_arn: str) -> None:
+    if tags.get(LAST_ENSURED_TAG) == execution_arn:
+        return
+    try:
+        client("iam").tag_role(RoleName=name, Tags=[{"Key": LAST_ENSURED_TAG, "Value": execution_arn}])
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, f"tag IAM role {name}") from exc
+
+
+def _create_role(
+    settings: Settings, name: str, cluster: str, trust: dict[str, Any], execution_arn: str
+) -> dict[str, Any] | None:
+    ours = [{"Key": CREATED_BY_TAG, "Value": execution_arn}, {"Key": LAST_ENSURED_TAG, "Value": execution_arn}]
     try:
         return client("iam").create_role(  # type: ignore[no-any-return]
             RoleName=name,
             AssumeRolePolicyDocument=json.dumps(trust),
             Description=f"EKS Fargate pod execution role for cluster {cluster}, managed by {settings.managed_by}",
-            Tags=[{"Key": MANAGED_BY_TAG, "Value": settings.managed_by}, {"Key": CLUSTER_TAG, "Value": cluster}],
+            Tags=[
+                {"Key": MANAGED_BY_TAG, "Value": settings.managed_by},
+                {"Key": CLUSTER_TAG, "Value": cluster},
+                *(ours if execution_arn else []),
+            ],
         )["Role"]
     except ClientError as exc:
         if error_code(exc) == "EntityAlreadyExists":
