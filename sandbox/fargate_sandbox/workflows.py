@@ -53,6 +53,7 @@ _INTERPRETER_PACKAGE = "moto.stepfunctions.parser"
 _BOTO_CLIENT_MODULE = f"{_INTERPRETER_PACKAGE}.asl.utils.boto_client"
 _WAIT_MODULE = f"{_INTERPRETER_PACKAGE}.asl.component.state.wait.wait_function.wait_function"
 _RETRIER_MODULE = f"{_INTERPRETER_PACKAGE}.asl.component.common.retry.retrier_decl"
+_ENVIRONMENT_MODULE = f"{_INTERPRETER_PACKAGE}.asl.eval.environment"
 # Interpreter modules that call boto_client_for (imported up front so their `from … import` binding is patched).
 _AWS_CALLING_MODULES = [
     f"{_INTERPRETER_PACKAGE}.asl.component.state.exec.state_task.lambda_eval_utils",
@@ -331,6 +332,12 @@ class _InterpreterPatches:
         wait_function = importlib.import_module(_WAIT_MODULE).WaitFunction
         self._replace(wait_function, "_wait_interval", _scaled_wait_interval(self.time_scale))
         self._replace(importlib.import_module(_RETRIER_MODULE), "time", _ScaledSleep(self.time_scale))
+        environment = importlib.import_module(_ENVIRONMENT_MODULE)
+        self._replace(
+            environment.Environment,
+            "set_error",
+            _stopped_stays_stopped(environment.Environment.set_error, environment.ProgramStopped),
+        )
 
     def __exit__(self, *exc_info: object) -> None:
         while self._undo:
@@ -361,6 +368,20 @@ class _InterpreterPatches:
                     ),
                 )
             return self._clients[key]
+
+
+def _stopped_stays_stopped(set_error: Callable[[Any, Any], None], stopped: type) -> Callable[[Any, Any], None]:
+    """StopExecution ends an execution ABORTED, whatever the Task it was in does next (Step Functions API reference,
+    StopExecution: "Stops an execution"; its status becomes ABORTED). moto's interpreter lets an error that a running
+    Task raises after the stop (a Lambda answering "not yet" to a poll the state retries) overwrite the stopped state,
+    so the execution would end FAILED."""
+
+    def set_error_unless_stopped(environment: Any, error: Any) -> None:
+        if isinstance(environment.program_state(), stopped):
+            return
+        set_error(environment, error)
+
+    return set_error_unless_stopped
 
 
 def _scaled_wait_interval(time_scale: float) -> Callable[[Any, Any, int], None]:
