@@ -8,11 +8,10 @@ from fargate_app.config import get_settings
 from fargate_app.kube.models import CheckRolloutEvent
 from fargate_app.kube.settings import get_kube_settings
 from fargate_app.kube.steps import check_rollout
-from fargate_app.observability import logger, tracer
+from fargate_app.observability import logger
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     step = CheckRolloutEvent.parse(event, region=settings.region, account=settings.account_id)

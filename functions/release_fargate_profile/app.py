@@ -6,12 +6,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fargate_app.config import get_settings
-from fargate_app.observability import logger, tracer
+from fargate_app.observability import logger
 from fargate_app.teardown import ReleaseProfileEvent, release_fargate_profile
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     step = ReleaseProfileEvent.parse(event, region=settings.region, account=settings.account_id)

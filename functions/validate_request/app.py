@@ -6,11 +6,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fargate_app.config import get_settings
 from fargate_app.models import parse_request
-from fargate_app.observability import logger, tracer
+from fargate_app.observability import logger
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Event: {"request": <the execution's input>, "executionArn"}; the input is the request itself (console) or
     {"request": ...} (the API). Returns the state the provision workflow carries: the normalised request and the ARN."""

@@ -9,13 +9,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fargate_app.config import get_settings
-from fargate_app.observability import logger, tracer
+from fargate_app.observability import logger
 from fargate_app.registry import WarmImageCacheEvent, warm_image_cache
 from fargate_app.watchlist import WatchedImage
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "watched" in event:
         watched = WatchedImage.model_validate(event["watched"])

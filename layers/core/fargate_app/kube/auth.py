@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -59,9 +59,12 @@ def _sign_cluster_id_header(request: Any, **_: Any) -> None:
 def _sts_client(region: str) -> Any:
     """A dedicated STS client: the handlers registered here must not affect other users of a shared client.
 
-    boto3 resolves the regional STS endpoint (EKS accepts tokens of any region) and honours ``AWS_ENDPOINT_URL``.
+    botocore resolves the regional STS endpoint (EKS accepts tokens of any region) and honours ``AWS_ENDPOINT_URL``
+    (a botocore client, as in :mod:`fargate_app.aws.clients`: boto3's import would only add s3transfer).
     """
-    sts = boto3.session.Session().client("sts", region_name=region, config=Config(retries={"mode": "standard"}))
+    sts = botocore.session.get_session().create_client(
+        "sts", region_name=region, config=Config(retries={"mode": "standard"})
+    )
     sts.meta.events.register("provide-client-params.sts.GetCallerIdentity", _move_cluster_id_to_context)
     sts.meta.events.register("before-sign.sts.GetCallerIdentity", _sign_cluster_id_header)
     return sts
