@@ -57,8 +57,10 @@ def _delay(execution: Execution, since: float, pauses: list[float], scale: float
     overhead = max(0.0, (last.started_at - previous_end) - pause * scale)
     if reached <= previous_end:  # the previous check had already looked when the profile got there
         return (previous_end - reached) + pause + overhead + last.duration_seconds
-    remaining = last.started_at - reached  # real seconds of the gap still to go: overhead first, then the pause
-    return max(0.0, remaining - overhead) / scale + min(remaining, overhead) + last.duration_seconds
+    # Where the overhead sat in the gap is not recorded: read the real seconds still to go as pause first (each
+    # worth 1/scale), the larger of the two readings, so the figure errs towards a later detection.
+    remaining = last.started_at - reached
+    return min(remaining, pause * scale) / scale + max(0.0, remaining - pause * scale) + last.duration_seconds
 
 
 def check_times(pauses: list[float]) -> Iterator[float]:

@@ -377,9 +377,10 @@ def _stopped_stays_stopped(set_error: Callable[[Any, Any], None], stopped: type)
     so the execution would end FAILED."""
 
     def set_error_unless_stopped(environment: Any, error: Any) -> None:
-        if isinstance(environment.program_state(), stopped):
-            return
-        set_error(environment, error)
+        with environment._state_mutex:  # an RLock, which set_error takes too: no stop can land in between
+            if isinstance(environment._program_state, stopped):
+                return
+            set_error(environment, error)
 
     return set_error_unless_stopped
 

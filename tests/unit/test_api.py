@@ -374,7 +374,7 @@ def test_get_reads_history_newest_first_without_execution_data(machines: dict[st
                 "executionArn": started["executionArn"],
                 "reverseOrder": True,
                 "includeExecutionData": False,
-                "maxResults": 100,
+                "maxResults": 1000,
             },
         )
         # When its status is read

@@ -201,7 +201,8 @@ def last_entered_state(arn: str) -> str | None:
             executionArn=arn,
             reverseOrder=True,
             includeExecutionData=False,
-            PaginationConfig={"PageSize": 100, "MaxItems": MAX_HISTORY_EVENTS},
+            # A profile poll adds three events per retry: one large page finds the latest state at once.
+            PaginationConfig={"PageSize": 1000, "MaxItems": MAX_HISTORY_EVENTS},
         ):
             entered = [e for e in page.get("events", []) if str(e.get("type", "")).endswith("StateEntered")]
             if entered:
