@@ -23,6 +23,7 @@ from fargate_app.errors import (
     SubnetNotPrivate,
 )
 from fargate_app.models import ProvisionRequest, parse_request
+from fargate_app.teardown import ReleaseProfileEvent
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -299,3 +300,44 @@ def test_other_invalid_parameters_are_not_blamed_on_private_subnets(
     with pytest.raises(Exception, match="does not exist") as caught:
         ensure_fargate_profile(settings, request(), ROLE)
     assert type(caught.value).__name__ == "InvalidRequest"
+
+
+def test_a_retried_ensure_finds_its_own_profile_still_its_own(settings: Settings, cluster: str) -> None:
+    # Given an execution whose EnsureFargateProfile created the profile, but whose answer was lost (Lambda.Unknown)
+    execution = "arn:aws:states:us-west-2:111122223333:execution:ProvisionStateMachine:blog-fargate-web(2)"
+    first = ensure_fargate_profile(settings, request(), ROLE, execution)
+    # When the state retries the step, then the profile it finds is still this execution's to compensate
+    again = ensure_fargate_profile(settings, request(), ROLE, execution)
+    assert (first.created, again.created, again.name) == (True, True, first.name)
+    # while another execution that finds it does not own it
+    other = ensure_fargate_profile(settings, request(), ROLE, execution.replace("web(2)", "api"))
+    assert other.created is False
+    tags = boto3.client("eks").describe_fargate_profile(clusterName="blog", fargateProfileName=first.name)
+    assert tags["fargateProfile"]["tags"]["fargate-app/created-by"].endswith(":blog-fargate-web_2_")
+
+
+def test_a_profile_that_starts_deleting_while_awaited_fails_at_once(settings: Settings, cluster: str) -> None:
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    _set_status(profile.name, "DELETING")
+    with pytest.raises(ProfileCreateFailed, match="is DELETING .*provision again"):
+        check_fargate_profile(settings, profile.model_copy(update={"waiting_since": datetime.now(UTC)}))
+
+
+def test_a_profile_recorded_before_the_retry_poll_is_still_read() -> None:
+    # Given a provision output recorded by the earlier Wait/Choice loop (attempt, nextWaitSeconds)
+    recorded = {
+        "cluster": "blog",
+        "name": "fargate-app-fargate",
+        "status": "ACTIVE",
+        "created": True,
+        "selectors": [{"namespace": "fargate", "labels": {}}],
+        "subnets": ["subnet-1"],
+        "attempt": 4,
+        "nextWaitSeconds": 0,
+    }
+    event = {"request": request().to_json(), "provision": {"fargateProfile": recorded, "status": "SUCCEEDED"}}
+    # When a teardown reads it, then the profile is understood and the old fields are dropped
+    parsed = ReleaseProfileEvent.parse(event, region="us-west-2", account="111122223333")
+    assert parsed.provision is not None and parsed.provision.fargate_profile is not None
+    assert parsed.provision.fargate_profile.name == "fargate-app-fargate"
+    assert "attempt" not in parsed.provision.fargate_profile.to_json()

@@ -9,10 +9,12 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
+from fargate_app.aws.errors import translate
 from fargate_app.aws.iam import ensure_pod_execution_role, role_name, trust_policy
 from fargate_app.config import Settings
-from fargate_app.errors import IamRoleNotYetPropagated, RoleConflict
+from fargate_app.errors import AwsThrottled, IamRoleNotYetPropagated, RoleConflict
 
 pytestmark = pytest.mark.usefixtures("aws_iam")
 
@@ -70,6 +72,18 @@ def test_the_role_names_who_created_it_and_who_ensured_it_last(settings: Setting
     assert other.created is False
     assert _tags(first.name)["fargate-app/last-ensured-by"] == OTHER_EXECUTION
     assert _tags(first.name)["fargate-app/created-by"] == EXECUTION
+
+
+def test_a_retried_create_does_not_take_the_role_back_and_odd_names_are_valid_tags(settings: Settings) -> None:
+    # Given an execution whose name holds characters IAM tag values refuse, which created the role
+    odd = EXECUTION.replace("demo-app-1", "demo(app)!'1")
+    ensure_pod_execution_role(settings, "blog", "ecr-public", odd)
+    assert _tags(role_name(settings, "blog"))["fargate-app/created-by"].endswith(":blog-fargate-demo_app___1")
+    # and another execution that found it since
+    ensure_pod_execution_role(settings, "blog", "quay", OTHER_EXECUTION)
+    # When the first execution's step is retried, then it is still its role, but the other keeps the lease
+    assert ensure_pod_execution_role(settings, "blog", "ecr-public", odd).created is True
+    assert _tags(role_name(settings, "blog"))["fargate-app/last-ensured-by"] == OTHER_EXECUTION
 
 
 def test_a_role_made_by_hand_is_never_tagged(settings: Settings) -> None:
@@ -158,3 +172,12 @@ def test_handler_returns_the_role(
         "created": True,
     }
     assert _tags(result["name"])["fargate-app/created-by"] == EXECUTION  # the state machine passes its execution
+
+
+def test_a_concurrent_change_to_the_shared_role_is_retried_not_fatal() -> None:
+    # Every provision on a cluster tags its one role: IAM may answer ConcurrentModification (IAM API reference,
+    # TagRole errors), which the state machine must retry like throttling
+    refused = ClientError(
+        {"Error": {"Code": "ConcurrentModification", "Message": "Rate exceeded"}, "ResponseMetadata": {}}, "TagRole"
+    )
+    assert isinstance(translate(refused, "tag IAM role FargateAppPodExecution-blog"), AwsThrottled)

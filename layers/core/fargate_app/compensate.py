@@ -18,7 +18,8 @@ from fargate_app.aws.clients import client
 from fargate_app.aws.ecr import delete_cache_rule
 from fargate_app.aws.eks import delete_fargate_profile
 from fargate_app.aws.errors import error_code, translate
-from fargate_app.aws.iam import LAST_ENSURED_TAG, delete_pod_execution_role
+from fargate_app.aws.iam import delete_pod_execution_role
+from fargate_app.aws.tags import LAST_ENSURED_TAG, execution_tag
 from fargate_app.config import Settings
 from fargate_app.errors import truncate
 from fargate_app.models import ApiModel, CacheRule, FargateProfile, PodExecutionRole, ProvisionRequest
@@ -165,7 +166,7 @@ def _release_role(
     except BotoCoreError as exc:
         raise translate(exc, f"read the tags of IAM role {role.name}") from exc
     last = tags.get(LAST_ENSURED_TAG, "")
-    if execution_arn and last not in ("", execution_arn):
+    if execution_arn and last not in ("", execution_tag(execution_arn)):
         kept.append(f"IAM role {role.name} (kept: execution {last.rsplit(':', 1)[-1]} ensured it after this one)")
         return
     delete_pod_execution_role(role.name)

@@ -7,12 +7,12 @@ fields so that a typo in a request is an error, not a silently ignored setting.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -312,7 +312,12 @@ class ProfileSelector(ApiModel):
 
 class FargateProfile(ApiModel):
     """A profile as the workflow tracks it: EnsureFargateProfile (or ReleaseFargateProfile) makes it, the check that
-    sees it ACTIVE (or gone) updates ``status``; ``waitingSince`` starts the clock of PROFILE_WAIT_TIMEOUT_SECONDS."""
+    sees it ACTIVE (or gone) updates ``status``; ``waitingSince`` starts the clock of PROFILE_WAIT_TIMEOUT_SECONDS.
+
+    Unknown fields are ignored: provisions recorded before the poll moved into the state's Retry carry ``attempt``
+    and ``nextWaitSeconds``, and their teardown must still read their profile."""
+
+    model_config = ConfigDict(extra="ignore")
 
     cluster: str
     name: str
@@ -320,7 +325,7 @@ class FargateProfile(ApiModel):
     created: bool
     selectors: list[ProfileSelector]
     subnets: list[str] = Field(default_factory=list)
-    waiting_since: datetime | None = None
+    waiting_since: AwareDatetime | None = None
 
 
 class CacheRule(ApiModel):

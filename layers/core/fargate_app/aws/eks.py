@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from fargate_app.aws.clients import client
 from fargate_app.aws.errors import error_code, error_message, translate
+from fargate_app.aws.tags import CREATED_BY_TAG, execution_tag
 from fargate_app.config import Settings
 from fargate_app.errors import (
     ClusterNotActive,
@@ -159,10 +160,13 @@ def ensure_fargate_profile(
         existing = _list_profiles(request.cluster)
     except (ClientError, BotoCoreError) as exc:
         raise translate(exc, f"list Fargate profiles of cluster {request.cluster}") from exc
+    ours = execution_tag(execution_id) if execution_id else None
     for profile in existing:
         if profile.get("status") in USABLE_STATUSES and profile_matches(profile, request.namespace, request.pod_labels):
-            logger.info("reusing Fargate profile", extra={"profile": profile["fargateProfileName"]})
-            return _result(profile, created=False)
+            # A retry of this step after its create went through finds the profile it made: still its own.
+            created = ours is not None and (profile.get("tags") or {}).get(CREATED_BY_TAG) == ours
+            logger.info("reusing Fargate profile", extra={"profile": profile["fargateProfileName"], "own": created})
+            return _result(profile, created=created)
 
     name = profile_name(settings, request)
     selector = {"namespace": request.namespace, **({"labels": request.labels} if request.labels else {})}
@@ -179,7 +183,11 @@ def ensure_fargate_profile(
             subnets=subnets,
             selectors=[selector],
             clientRequestToken=token,
-            tags={MANAGED_BY_TAG: settings.managed_by, CREATED_FOR_TAG: f"{request.namespace}.{request.app}"},
+            tags={
+                MANAGED_BY_TAG: settings.managed_by,
+                CREATED_FOR_TAG: f"{request.namespace}.{request.app}",
+                **({CREATED_BY_TAG: ours} if ours else {}),
+            },
         )["fargateProfile"]
     except ClientError as exc:
         if error_code(exc) == "ResourceInUseException" and "already exists" in error_message(exc):
@@ -250,8 +258,8 @@ def check_fargate_profile(settings: Settings, profile: FargateProfile, expect: s
 
     Raises:
         ProfileNotYetActive, ProfileNotYetDeleted: still CREATING or DELETING; the state machine checks again later.
-        ProfileCreateFailed: CREATE_FAILED/DELETE_FAILED (its health issues in the message), or it vanished while
-            CREATING.
+        ProfileCreateFailed: CREATE_FAILED/DELETE_FAILED (its health issues in the message), or it vanished or began
+            DELETING while the workflow waited for ACTIVE.
         PollTimeout: still not there PROFILE_WAIT_TIMEOUT_SECONDS after the workflow began to wait.
     """
     cluster, name = profile.cluster, profile.name
@@ -276,6 +284,11 @@ def check_fargate_profile(settings: Settings, profile: FargateProfile, expect: s
         raise ProfileCreateFailed(f"Fargate profile {name} of cluster {cluster} is {status}: {issues or 'no detail'}")
     if status == expect:
         return profile.model_copy(update={"status": status, "waiting_since": None})
+    if expect == "ACTIVE" and status == "DELETING":
+        raise ProfileCreateFailed(
+            f"Fargate profile {name} of cluster {cluster} is DELETING (another app's teardown removed it): "
+            "provision again to create a profile for the app"
+        )
     waited = (datetime.now(UTC) - (profile.waiting_since or datetime.now(UTC))).total_seconds()
     if waited >= settings.profile_wait_timeout_seconds:
         raise PollTimeout(

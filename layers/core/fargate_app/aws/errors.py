@@ -27,6 +27,7 @@ THROTTLING_CODES = frozenset(
 )
 TRANSIENT_CODES = frozenset(
     {
+        "ConcurrentModification",  # IAM: another request changed the same role (tags, policies) at the same time
         "ServiceUnavailable",
         "ServiceUnavailableException",
         "InternalFailure",

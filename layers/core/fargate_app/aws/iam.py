@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from fargate_app.aws.clients import client
 from fargate_app.aws.errors import error_code, translate
+from fargate_app.aws.tags import CREATED_BY_TAG, LAST_ENSURED_TAG, execution_tag
 from fargate_app.config import Settings
 from fargate_app.errors import IamRoleNotYetPropagated, RoleConflict
 from fargate_app.models import PodExecutionRole
@@ -27,8 +28,8 @@ MANAGED_BY_TAG = "managed-by"
 CLUSTER_TAG = "fargate-app/cluster"
 # The role is shared by every provision on its cluster. Who created it makes a retried create still "ours"; who
 # ensured it last lets a compensation keep it for a concurrent execution that found it and may still be using it.
-CREATED_BY_TAG = "fargate-app/created-by"
-LAST_ENSURED_TAG = "fargate-app/last-ensured-by"
+
+
 _POLICY_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
 
 
@@ -119,20 +120,22 @@ def ensure_pod_execution_role(
 
     if not created:
         tags = {tag["Key"]: tag["Value"] for tag in role.get("Tags") or []}
-        created = bool(execution_arn) and tags.get(CREATED_BY_TAG) == execution_arn  # our own create, retried
+        ours = execution_tag(execution_arn) if execution_arn else None
+        created = ours is not None and tags.get(CREATED_BY_TAG) == ours  # our own create, retried
         _reconcile_trust(settings, role, wanted_trust)
-        if execution_arn and tags.get(MANAGED_BY_TAG) == settings.managed_by:
-            _tag_last_ensured(name, tags, execution_arn)
+        # A retry of our own create must not take the role back from an execution that found it since.
+        if ours is not None and tags.get(MANAGED_BY_TAG) == settings.managed_by and not created:
+            _tag_last_ensured(name, tags, ours)
     _grant(settings, name, cache_prefix, just_created=created)
     logger.info("pod execution role ready", extra={"role_name": name, "role_created": created})
     return PodExecutionRole(arn=role["Arn"], name=name, created=created)
 
 
-def _tag_last_ensured(name: str, tags: dict[str, str], execution_arn: str) -> None:
-    if tags.get(LAST_ENSURED_TAG) == execution_arn:
+def _tag_last_ensured(name: str, tags: dict[str, str], value: str) -> None:
+    if tags.get(LAST_ENSURED_TAG) == value:
         return
     try:
-        client("iam").tag_role(RoleName=name, Tags=[{"Key": LAST_ENSURED_TAG, "Value": execution_arn}])
+        client("iam").tag_role(RoleName=name, Tags=[{"Key": LAST_ENSURED_TAG, "Value": value}])
     except (ClientError, BotoCoreError) as exc:
         raise translate(exc, f"tag IAM role {name}") from exc
 
@@ -140,7 +143,8 @@ def _tag_last_ensured(name: str, tags: dict[str, str], execution_arn: str) -> No
 def _create_role(
     settings: Settings, name: str, cluster: str, trust: dict[str, Any], execution_arn: str
 ) -> dict[str, Any] | None:
-    ours = [{"Key": CREATED_BY_TAG, "Value": execution_arn}, {"Key": LAST_ENSURED_TAG, "Value": execution_arn}]
+    value = execution_tag(execution_arn)
+    ours = [{"Key": CREATED_BY_TAG, "Value": value}, {"Key": LAST_ENSURED_TAG, "Value": value}]
     try:
         return client("iam").create_role(  # type: ignore[no-any-return]
             RoleName=name,
