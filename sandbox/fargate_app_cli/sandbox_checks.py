@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fargate_app.aws.eks import CREATED_FOR_TAG
+from fargate_app.aws.tags import CREATED_FOR_TAG
 from fargate_app.models import APP_NAME_LABEL, ProvisionRequest
 from fargate_app_cli.sandbox_session import SandboxSession
 from fargate_sandbox.seeds import CLUSTER_NAME

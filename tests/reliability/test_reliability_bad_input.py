@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from reliability_support import REQUEST, api_event, call_api, cause_of, inventory, post_app
+from request_edits import edited
 
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
@@ -22,13 +23,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 def request_with(**changes: Any) -> dict[str, Any]:
     """The walkthrough's request with fields replaced (``...`` removes one)."""
-    request = dict(REQUEST)
-    for key, value in changes.items():
-        if value is ...:
-            request.pop(key, None)
-        else:
-            request[key] = value
-    return request
+    return edited(REQUEST, **changes)
 
 
 CASES: list[tuple[str, dict[str, Any], str]] = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from request_edits import edited
 
 from fargate_app.errors import InvalidRequest
 from fargate_app.images import parse_reference
@@ -20,13 +21,7 @@ SECRET = "arn:aws:secretsmanager:us-west-2:111122223333:secret:ecr-pullthroughca
 
 
 def with_(**changes: Any) -> dict[str, Any]:
-    request = dict(BASE)
-    for key, value in changes.items():
-        if value is ...:
-            request.pop(key, None)
-        else:
-            request[key] = value
-    return request
+    return edited(BASE, **changes)
 
 
 # (request, field the error must name, words of the rule the message must contain)

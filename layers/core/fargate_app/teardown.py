@@ -15,8 +15,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ConfigDict
 
 from fargate_app.aws.clients import client
-from fargate_app.aws.eks import CREATED_FOR_TAG, MANAGED_BY_TAG, delete_fargate_profile
+from fargate_app.aws.eks import delete_fargate_profile
 from fargate_app.aws.errors import error_code, translate
+from fargate_app.aws.tags import CREATED_FOR_TAG, MANAGED_BY_TAG
 from fargate_app.config import Settings
 from fargate_app.models import ApiModel, FargateProfile, ProfileSelector, ProvisionRequest, RequestEvent
 from fargate_app.observability import logger

@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from fargate_app.aws.clients import client
 from fargate_app.aws.errors import error_code, error_message, translate
-from fargate_app.aws.tags import CREATED_BY_TAG, execution_tag
+from fargate_app.aws.tags import CREATED_BY_TAG, CREATED_FOR_TAG, MANAGED_BY_TAG, execution_tag
 from fargate_app.config import Settings
 from fargate_app.errors import (
     ClusterNotActive,
@@ -36,8 +36,6 @@ from fargate_app.models import FargateProfile, ProfileSelector, ProvisionRequest
 from fargate_app.observability import logger
 
 USABLE_STATUSES = ("ACTIVE", "CREATING")
-MANAGED_BY_TAG = "managed-by"
-CREATED_FOR_TAG = "fargate-app/created-for"
 
 
 def selector_matches(selector: dict[str, Any], namespace: str, pod_labels: dict[str, str]) -> bool:

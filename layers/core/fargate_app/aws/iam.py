@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from fargate_app.aws.clients import client
 from fargate_app.aws.errors import error_code, translate
-from fargate_app.aws.tags import CREATED_BY_TAG, LAST_ENSURED_TAG, execution_tag
+from fargate_app.aws.tags import CLUSTER_TAG, CREATED_BY_TAG, LAST_ENSURED_TAG, MANAGED_BY_TAG, execution_tag
 from fargate_app.config import Settings
 from fargate_app.errors import IamRoleNotYetPropagated, RoleConflict
 from fargate_app.models import PodExecutionRole
@@ -24,11 +24,6 @@ from fargate_app.observability import logger
 
 FARGATE_POD_SERVICE = "eks-fargate-pods.amazonaws.com"
 MANAGED_POLICY = "AmazonEKSFargatePodExecutionRolePolicy"
-MANAGED_BY_TAG = "managed-by"
-CLUSTER_TAG = "fargate-app/cluster"
-# The role is shared by every provision on its cluster. Who created it makes a retried create still "ours"; who
-# ensured it last lets a compensation keep it for a concurrent execution that found it and may still be using it.
-
 
 _POLICY_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
 

@@ -1,9 +1,14 @@
-"""Tags that record which provision execution created (or last ensured) a shared AWS resource."""
+"""The tags this project puts on what it creates: who manages it, what it was made for, which execution made it."""
 
 from __future__ import annotations
 
 import re
 
+MANAGED_BY_TAG = "managed-by"
+CREATED_FOR_TAG = "fargate-app/created-for"  # Fargate profile: <namespace>.<app>
+CLUSTER_TAG = "fargate-app/cluster"  # pod execution role
+# Shared resources (the per-cluster role, a profile): who created it makes a retried create still "ours"; who
+# ensured the role last lets a compensation keep it for a concurrent execution that may still be using it.
 CREATED_BY_TAG = "fargate-app/created-by"
 LAST_ENSURED_TAG = "fargate-app/last-ensured-by"
 # IAM and EKS tag values: at most 256 of letters, digits, spaces and _.:/=+-@; execution names may also hold ! ' ( ).
