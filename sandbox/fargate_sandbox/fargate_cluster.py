@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import urllib3
 
 from fargate_app.aws.eks import profile_matches
-from kube_emulator import EksTokenAuthenticator, FargateLikeScheduler, KubeEmulator, SignatureVerifier
+from kube_emulator import EksTokenAuthenticator, FargateLikeScheduler, KubeEmulator, PodTiming, SignatureVerifier
 
 if TYPE_CHECKING:
     from fargate_sandbox.sandbox import Sandbox
@@ -68,7 +68,7 @@ class CacheImageResolver:
         return f'{failure}: failed to resolve reference "{image}": {image}: not found (HTTP {answer.status})'
 
 
-def start_cluster(sandbox: Sandbox, cluster: str, version: str) -> KubeEmulator:
+def start_cluster(sandbox: Sandbox, cluster: str, version: str, pod_timing: PodTiming) -> KubeEmulator:
     """Start the emulator for ``cluster`` and make ``DescribeCluster`` point at it."""
 
     def matches_active_profile(namespace: str, labels: dict[str, str]) -> bool:
@@ -77,7 +77,9 @@ def start_cluster(sandbox: Sandbox, cluster: str, version: str) -> KubeEmulator:
             for profile in sandbox.fargate_profiles(cluster)
         )
 
-    scheduler = FargateLikeScheduler(sandbox.region, matches_active_profile, CacheImageResolver(sandbox))
+    scheduler = FargateLikeScheduler(
+        sandbox.region, matches_active_profile, CacheImageResolver(sandbox), timing=pod_timing
+    )
     # EKS asks STS whom the presigned GetCallerIdentity names; moto verifies no signature, so the sandbox checks the
     # SigV4 signature itself, with the secret of the sandbox's one credential: a token signed for another cluster
     # name or with another key is refused, as EKS refuses it.
@@ -87,7 +89,9 @@ def start_cluster(sandbox: Sandbox, cluster: str, version: str) -> KubeEmulator:
         arn_for=lambda key: f"arn:aws:iam::{sandbox.account_id}:user/sandbox",
     )
     authenticator = EksTokenAuthenticator(cluster, verifier)
-    emulator = KubeEmulator(cluster=cluster, version=version, authenticator=authenticator, scheduler=scheduler)
+    emulator = KubeEmulator(
+        cluster=cluster, version=version, authenticator=authenticator, scheduler=scheduler, pod_timing=pod_timing
+    )
 
     def injected_fault(method: str, path: str) -> tuple[int, str, str] | None:
         fault = sandbox.faults.take_kubernetes(method, path)

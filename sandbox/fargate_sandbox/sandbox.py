@@ -36,7 +36,7 @@ from fargate_sandbox.seeds import (
     Seeds,
     seed,
 )
-from kube_emulator import KubeEmulator
+from kube_emulator import KubeEmulator, PodTiming
 
 EventRule = tuple[str, Mapping[str, Any] | str, Target]
 
@@ -52,6 +52,7 @@ class Sandbox:
         event_rules: list[EventRule] | None = None,
         upstream_credentials: Mapping[str, dict[str, str]] | None = None,
         seed_registries: bool = True,
+        pod_timing: PodTiming | None = None,
     ) -> None:
         """
         Args:
@@ -61,7 +62,9 @@ class Sandbox:
             clock: the time source of those delays (tests pass ``eks_rules.ManualClock``).
             event_rules: EventBridge rules as (name, EventPattern, target callback), e.g. from template.yaml.
             upstream_credentials: upstream URL → {"username", "accessToken"} its registry accepts (default: seeds).
-            seed_registries: start the seeded upstream registries and their pull-through proxies (design.md §6).
+            seed_registries: start the seeded upstream registries and their pull-through proxies.
+            pod_timing: how long the cluster takes to start and stop a Fargate pod (real seconds; e.g.
+                ``PodTiming.fargate(time_scale)``: Fargate's times scaled like the workflow's waits). Default: at once.
         """
         self.account_id = ACCOUNT_ID
         self.region = REGION
@@ -79,6 +82,7 @@ class Sandbox:
         for name, pattern, target in event_rules or []:
             self.events.add_rule(name, dict(pattern) if isinstance(pattern, Mapping) else pattern, target)
         self._seed_registries = seed_registries
+        self.pod_timing = pod_timing or PodTiming()
         self._upstream_credentials = dict(upstream_credentials or UPSTREAM_CREDENTIALS)
         self.upstreams: SeededRegistries | None = None
         self.kubernetes: KubeEmulator | None = None
@@ -107,7 +111,7 @@ class Sandbox:
                 for upstream_url, proxy_url in self.upstreams.proxies.items():
                     self.registry.proxies.setdefault(upstream_url, proxy_url)  # a proxy given explicitly wins
             self._seeds = seed(self._moto)
-            self.kubernetes = start_cluster(self, CLUSTER_NAME, KUBERNETES_VERSION)
+            self.kubernetes = start_cluster(self, CLUSTER_NAME, KUBERNETES_VERSION, self.pod_timing)
             stack.callback(self.kubernetes.stop)
             self._stack = stack.pop_all()
         return self

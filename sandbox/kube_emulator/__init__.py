@@ -31,7 +31,9 @@ from kube_emulator.scheduling import (
     FargateLikeScheduler,
     ImagePullFailed,
     NoCapacityScheduler,
+    PodTiming,
     Scheduler,
+    Starting,
     Unschedulable,
     Wait,
     selector_matcher,
@@ -50,8 +52,10 @@ __all__ = [
     "ImagePullFailed",
     "KubeEmulator",
     "NoCapacityScheduler",
+    "PodTiming",
     "Scheduler",
     "SignatureVerifier",
+    "Starting",
     "StsReplayVerifier",
     "Unschedulable",
     "Wait",
@@ -69,12 +73,13 @@ class KubeEmulator:
         authenticator: Authenticator | None = None,
         scheduler: Scheduler | None = None,
         tls: bool = True,
+        pod_timing: PodTiming | None = None,
     ) -> None:
         self.cluster = cluster
         self.version = version
         self.store = Store()
         self.scheduler = scheduler or NoCapacityScheduler()
-        self.controllers = Controllers(self.store, self.scheduler)
+        self.controllers = Controllers(self.store, self.scheduler, pod_timing)
         self.api = ApiServer(self.store, self.controllers, authenticator or AllowAll(), version)
         self.certificates = generate() if tls else None
         self._httpd: Any = None

@@ -2,9 +2,11 @@
 
 They run synchronously (``reconcile``) after every write and before every read the server answers, instead of in a
 background thread: tests see deterministic states, and time-dependent schedulers still progress on each poll.
-Simplifications, documented: a changed pod template replaces the old ReplicaSet and its pods at once (no surge);
-deleting a Deployment removes its ReplicaSets and pods in the same reconcile, whatever the propagation policy
-(the real garbage collector does it shortly after for Background, before the owner for Foreground).
+Simplifications, documented: a changed pod template replaces the old ReplicaSet at once (no surge); deleting a
+Deployment removes its ReplicaSets in the same reconcile, whatever the propagation policy (the real garbage collector
+does it shortly after for Background, before the owner for Foreground). Pods are not removed at once: a deleted pod
+is Terminating (``deletionTimestamp`` set) for its grace period (``PodTiming.grace_scale`` scales it), as the kubelet
+stops its containers, and only then disappears with its Fargate node.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import copy
 import hashlib
 import json
 import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kube_emulator.resources import BY_KIND
-from kube_emulator.scheduling import Bind, ImagePullFailed, Scheduler, Unschedulable
+from kube_emulator.scheduling import Bind, ImagePullFailed, PodTiming, Scheduler, Starting, Unschedulable
 from kube_emulator.store import Store, now_rfc3339
 
 DEPLOYMENT, REPLICASET, POD, NODE, EVENT = (BY_KIND[k] for k in ("Deployment", "ReplicaSet", "Pod", "Node", "Event"))
@@ -48,31 +53,89 @@ def _owned_by(obj: dict[str, Any], owner: dict[str, Any]) -> bool:
     return any(ref.get("uid") == owner["metadata"]["uid"] for ref in obj["metadata"].get("ownerReferences") or [])
 
 
+def terminating(pod: dict[str, Any]) -> bool:
+    return bool(pod["metadata"].get("deletionTimestamp"))
+
+
+DEFAULT_GRACE_SECONDS = 30  # a pod's terminationGracePeriodSeconds when its spec has none (core/v1 defaults)
+
+
 class Controllers:
-    def __init__(self, store: Store, scheduler: Scheduler) -> None:
+    def __init__(
+        self,
+        store: Store,
+        scheduler: Scheduler,
+        timing: PodTiming | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
         self.scheduler = scheduler
+        self.timing = timing or PodTiming()
+        self.clock = clock
+        self._stops_at: dict[str, float] = {}  # pod uid -> when its containers have stopped (clock)
 
     def reconcile(self) -> None:
         with self.store.lock:
+            self._finish_terminations()
             self._collect_garbage()
             for deployment in self.store.list(DEPLOYMENT):
                 self._reconcile_deployment(deployment)
             for pod in self.store.list(POD):
-                if pod["status"].get("phase") != "Running":
+                if pod["status"].get("phase") != "Running" and not terminating(pod):
                     self._schedule(pod)
             for deployment in self.store.list(DEPLOYMENT):
                 self._update_status(deployment)
             self._remove_idle_nodes()
 
+    # --- pod termination -------------------------------------------------------------------------------------------
+    def terminate_pod(self, pod: dict[str, Any]) -> dict[str, Any]:
+        """Start a graceful deletion (the API's DELETE of a pod, the ReplicaSet scaling down, the garbage collector):
+        the pod stays, Terminating, until its containers have stopped. Returns the pod as stored now."""
+        metadata = pod["metadata"]
+        with self.store.lock:
+            if metadata["uid"] in self._stops_at or terminating(pod):
+                return pod
+            grace = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS))
+            stop = grace * self.timing.grace_scale
+            if stop <= 0:
+                self._remove_pod(pod)
+                return pod
+            deadline = datetime.now(UTC) + timedelta(seconds=grace)
+            metadata["deletionTimestamp"] = deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
+            metadata["deletionGracePeriodSeconds"] = grace
+            self._stops_at[metadata["uid"]] = self.clock() + stop
+            for container in pod["spec"]["containers"]:
+                self._event(pod, "Normal", "Killing", f"Stopping container {container['name']}", "kubelet")
+            return self.store.update(POD, pod)
+
+    def _finish_terminations(self) -> None:
+        now = self.clock()
+        for pod in self.store.list(POD):
+            stops_at = self._stops_at.get(pod["metadata"]["uid"])
+            if stops_at is not None and now >= stops_at:
+                self._remove_pod(pod)
+
+    def _remove_pod(self, pod: dict[str, Any]) -> None:
+        uid = pod["metadata"]["uid"]
+        self._stops_at.pop(uid, None)
+        if self.store.find(POD, pod["metadata"]["namespace"], pod["metadata"]["name"]) is not None:
+            self.store.delete(POD, pod["metadata"]["namespace"], pod["metadata"]["name"])
+        forget = getattr(self.scheduler, "forget", None)
+        if forget is not None:
+            forget(uid)
+
     # --- ownership -------------------------------------------------------------------------------------------------
     def _collect_garbage(self) -> None:
         uids = {obj["metadata"]["uid"] for resource in (DEPLOYMENT, REPLICASET) for obj in self.store.list(resource)}
-        for resource in (REPLICASET, POD):
-            for obj in self.store.list(resource):
-                refs = obj["metadata"].get("ownerReferences") or []
-                if refs and not any(ref["uid"] in uids for ref in refs):
-                    self.store.delete(resource, obj["metadata"]["namespace"], obj["metadata"]["name"])
+        for obj in self.store.list(REPLICASET):
+            refs = obj["metadata"].get("ownerReferences") or []
+            if refs and not any(ref["uid"] in uids for ref in refs):
+                self.store.delete(REPLICASET, obj["metadata"]["namespace"], obj["metadata"]["name"])
+                uids.discard(obj["metadata"]["uid"])
+        for pod in self.store.list(POD):
+            refs = pod["metadata"].get("ownerReferences") or []
+            if refs and not any(ref["uid"] in uids for ref in refs):
+                self.terminate_pod(pod)
 
     def _reconcile_deployment(self, deployment: dict[str, Any]) -> None:
         metadata = deployment["metadata"]
@@ -112,9 +175,11 @@ class Controllers:
         elif replica_set["spec"]["replicas"] != replicas:
             replica_set["spec"]["replicas"] = replicas
             replica_set = self.store.update(REPLICASET, replica_set)
-        pods = [p for p in self.store.list(POD, metadata["namespace"]) if _owned_by(p, replica_set)]
+        pods = [
+            p for p in self.store.list(POD, metadata["namespace"]) if _owned_by(p, replica_set) and not terminating(p)
+        ]
         for pod in pods[replicas:]:
-            self.store.delete(POD, metadata["namespace"], pod["metadata"]["name"])
+            self.terminate_pod(pod)
         for _ in range(replicas - len(pods)):
             self._create_pod(replica_set, labels)
 
@@ -165,6 +230,23 @@ class Controllers:
             ]
             status["conditions"] = [_condition("PodScheduled", "True", now)]
             self._event(pod, "Warning", "Failed", f"Failed to pull image: {decision.message}", "kubelet")
+        elif isinstance(decision, Starting):
+            if pod["spec"].get("nodeName") == decision.node:
+                return  # still pulling: nothing new to record
+            self._bind(pod, decision.node, decision.pod_ip, decision.node_labels)
+            waiting = {"waiting": {"reason": "ContainerCreating"}}
+            status["containerStatuses"] = [
+                _container(n, c["image"], waiting, False) for n, c in zip(names, pod["spec"]["containers"], strict=True)
+            ]
+            status["conditions"] = [_condition("PodScheduled", "True", now)]
+            self._event(
+                pod,
+                "Normal",
+                "Scheduled",
+                f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to {decision.node}",
+                self.scheduler.scheduler_name,
+            )
+            self._event(pod, "Normal", "Pulling", f'Pulling image "{pod["spec"]["containers"][0]["image"]}"', "kubelet")
         elif isinstance(decision, Bind):
             self._bind(pod, decision.node, decision.pod_ip, decision.node_labels)
             status.update(phase="Running", startTime=now)
@@ -175,13 +257,18 @@ class Controllers:
             status["conditions"] = [
                 _condition(t, "True", now) for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
             ]
-            self._event(
-                pod,
-                "Normal",
-                "Scheduled",
-                f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to {decision.node}",
-                self.scheduler.scheduler_name,
-            )
+            if (
+                not pod["spec"].get("nodeName")
+                or pod["spec"]["nodeName"] != decision.node
+                or not status.get("containerStatuses")
+            ):
+                self._event(
+                    pod,
+                    "Normal",
+                    "Scheduled",
+                    f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to {decision.node}",
+                    self.scheduler.scheduler_name,
+                )
             self._event(pod, "Normal", "Started", f"Started container {names[0]}", "kubelet")
         else:
             return
@@ -263,7 +350,7 @@ class Controllers:
         pods = [
             p
             for p in self.store.list(POD, metadata["namespace"])
-            if any(r["uid"] in replica_sets for r in p["metadata"].get("ownerReferences") or [])
+            if any(r["uid"] in replica_sets for r in p["metadata"].get("ownerReferences") or []) and not terminating(p)
         ]
         ready = sum(1 for p in pods if p["status"].get("phase") == "Running")
         updated = sum(

@@ -5,10 +5,12 @@ decision may change over time (a Fargate profile becoming ACTIVE, an image reach
 - :class:`Bind`: the pod runs on that node (the controller creates the node object and marks the pod Running);
 - :class:`Unschedulable`: the pod stays Pending, with a ``FailedScheduling`` event carrying the message;
 - :class:`ImagePullFailed`: the pod is bound but its container waits in ``ErrImagePull``, then ``ImagePullBackOff``;
+- :class:`Starting`: the pod has its node, its container is being created (the image pull): Pending, ContainerCreating;
 - :class:`Wait`: nothing to report yet (a micro-VM still starting).
 
-:class:`FargateLikeScheduler` is the hook point of the sandbox (design.md §6.8): it supplies ``profile_matches``
-(namespace + labels against ACTIVE Fargate profiles) and ``image_error`` (does the image resolve through the cache).
+:class:`FargateLikeScheduler` is the hook point of the sandbox: it supplies ``profile_matches`` (namespace + labels
+against ACTIVE Fargate profiles) and ``image_error`` (does the image resolve through the cache), and takes the time
+Fargate needs to start a pod (:class:`PodTiming`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -42,11 +45,41 @@ class ImagePullFailed:
 
 
 @dataclass(frozen=True)
+class Starting:
+    node: str
+    pod_ip: str
+    node_labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Wait:
     pass
 
 
-Decision = Bind | Unschedulable | ImagePullFailed | Wait
+Decision = Bind | Unschedulable | ImagePullFailed | Starting | Wait
+
+
+@dataclass(frozen=True)
+class PodTiming:
+    """How long Fargate takes to start and to stop a pod, in the emulator's (scaled) seconds.
+
+    Fargate starts a micro-VM per pod, registers it as a node, then pulls the image: users report about 60 s from
+    pod creation to Running, often 60-90 s (aws/containers-roadmap#649 "Improve Fargate Node Startup Time", and #696:
+    "consistently ... around 60 seconds" for a 250 MB image). The emulator uses 40 s until the node is bound and 20 s
+    more for the image pull. Stopping: the kubelet sends SIGTERM and waits up to the pod's
+    terminationGracePeriodSeconds (30 s by default; Kubernetes documentation, "Termination of Pods") before it kills
+    the containers, and the Fargate node goes with the pod. The emulated containers are no processes that could exit
+    earlier, so a deleted pod stays Terminating for the upper bound Kubernetes allows: its grace period.
+    """
+
+    node_seconds: float = 0.0
+    start_seconds: float = 0.0
+    # A deleted pod stays Terminating for its terminationGracePeriodSeconds times this (0: it goes at once).
+    grace_scale: float = 0.0
+
+    @classmethod
+    def fargate(cls, time_scale: float = 1.0) -> PodTiming:
+        return cls(node_seconds=40 * time_scale, start_seconds=60 * time_scale, grace_scale=time_scale)
 
 
 class Scheduler(Protocol):
@@ -87,27 +120,42 @@ class FargateLikeScheduler:
         profile_matches: Callable[[str, dict[str, str]], bool],
         image_error: Callable[[str], str | None] = lambda image: None,
         subnet: str = "10.0.1.0/24",
+        timing: PodTiming | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.region = region
         self.profile_matches = profile_matches
         self.image_error = image_error
+        self.timing = timing or PodTiming()
+        self.clock = clock
         self._addresses = itertools.islice(ipaddress.ip_network(subnet).hosts(), 10, None)
+        self._released: list[str] = []  # addresses of pods that are gone, handed out again (a long-lived sandbox)
         self._assigned: dict[str, str] = {}
+        self._placed_at: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def _address(self, pod_uid: str) -> str:
         with self._lock:
             if pod_uid not in self._assigned:
-                self._assigned[pod_uid] = str(next(self._addresses))
+                self._assigned[pod_uid] = self._released.pop(0) if self._released else str(next(self._addresses))
             return self._assigned[pod_uid]
 
     def node_name(self, ip: str) -> str:
         return f"fargate-ip-{ip.replace('.', '-')}.{self.region}.compute.internal"
 
+    def _seconds_since_placed(self, pod_uid: str) -> float:
+        """Seconds since the scheduler first accepted the pod for Fargate (its micro-VM started then)."""
+        with self._lock:
+            placed = self._placed_at.setdefault(pod_uid, self.clock())
+        return self.clock() - placed
+
     def schedule(self, pod: dict[str, Any], nodes: list[dict[str, Any]]) -> Decision:
         metadata = pod["metadata"]
         if not self.profile_matches(metadata["namespace"], metadata.get("labels") or {}):
             return Unschedulable(no_node_message(nodes))
+        elapsed = self._seconds_since_placed(metadata["uid"])
+        if elapsed < self.timing.node_seconds:
+            return Wait()
         ip = self._address(metadata["uid"])
         node = self.node_name(ip)
         for container in pod["spec"]["containers"]:
@@ -115,7 +163,17 @@ class FargateLikeScheduler:
             if problem:
                 return ImagePullFailed(node=node, pod_ip=ip, message=problem)
         labels = {"eks.amazonaws.com/compute-type": "fargate", "topology.kubernetes.io/region": self.region}
+        if elapsed < self.timing.start_seconds:
+            return Starting(node=node, pod_ip=ip, node_labels=labels)
         return Bind(node=node, pod_ip=ip, node_labels=labels)
+
+    def forget(self, pod_uid: str) -> None:
+        """The pod is gone: its address and clock are released."""
+        with self._lock:
+            self._placed_at.pop(pod_uid, None)
+            address = self._assigned.pop(pod_uid, None)
+            if address is not None:
+                self._released.append(address)
 
 
 def selector_matcher(selectors: list[dict[str, Any]]) -> Callable[[str, dict[str, str]], bool]:

@@ -270,6 +270,11 @@ class ApiServer:
         return ApiError(409, "Conflict", message, {"causes": causes})
 
     def _delete(self, resource: ResourceType, namespace: str | None, name: str) -> tuple[int, Any]:
+        if resource.plural == "pods":
+            # Graceful deletion: the pod is answered with its deletionTimestamp and goes once its containers stop.
+            stopping = self.controllers.terminate_pod(self.store.get(resource, namespace, name))
+            self.controllers.reconcile()
+            return 200, stopping
         removed = self.store.delete(resource, namespace, name)
         if resource.plural == "namespaces":
             for other in RESOURCES:
