@@ -8,14 +8,16 @@
 Entering the ``with`` block (``open()``):
 1. sets ``os.environ`` once to the union of the template functions' environments, plus what Lambda itself gives a
    function (region, credentials — the sandbox's — and ``AWS_ENDPOINT_URL`` = the sandbox front) and
-   ``POWERTOOLS_TRACE_DISABLED``; ``environment`` overrides win (e.g. ``{"POLL_INITIAL_SECONDS": "1"}``). Handlers run
+   ``POWERTOOLS_TRACE_DISABLED``; ``environment`` overrides win (e.g. ``{"ROLLOUT_GRACE_SECONDS": "1"}``). Handlers run
    in threads of this process, so the environment is never changed per invocation (design.md §6). Then the cached
    settings and boto3 clients of ``fargate_app`` are reset so they read it;
 2. creates (or updates) every state machine of the template in moto with its ASL, substitutions applied;
 3. routes the interpreter's AWS calls to the sandbox front: moto's ``boto_client_for`` would call
    ``http://localhost:$MOTO_PORT`` (default 5000), so it is replaced, in every interpreter module that imported it,
    by a client of the front — whose ``lambda:Invoke`` of template functions ``LambdaDispatcher`` answers in process;
-4. scales the interpreter's sleeps by ``time_scale``: the ``Wait`` state (``Seconds``, ``SecondsPath``,
+4. makes the interpreter fail as AWS does where moto is more lenient (``sfn_semantics``: States.Runtime is never
+   retried or caught, unresolved paths in a Task/Map/Choice are States.Runtime, Lambda service errors keep their
+   ``Lambda.*`` names), and scales the interpreter's sleeps by ``time_scale``: the ``Wait`` state (``Seconds``, ``SecondsPath``,
    ``Timestamp``, ``TimestampPath``: ``WaitFunction._wait_interval``) and the pause between ``Retry`` attempts
    (``IntervalSeconds`` × ``BackoffRate``ⁿ, capped by ``MaxDelaySeconds``, jittered: the ``time.sleep`` of
    ``retrier_decl``). Not scaled: Lambda function timeouts, Task ``TimeoutSeconds``/``HeartbeatSeconds``, and
@@ -44,6 +46,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from fargate_sandbox import sfn_semantics
 from fargate_sandbox.lambda_dispatch import Invocation, LambdaDispatcher
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.template_model import EventRuleSpec, SandboxTemplate, load_template
@@ -338,6 +341,7 @@ class _InterpreterPatches:
             "set_error",
             _stopped_stays_stopped(environment.Environment.set_error, environment.ProgramStopped),
         )
+        sfn_semantics.install(self._replace)
 
     def __exit__(self, *exc_info: object) -> None:
         while self._undo:

@@ -1,0 +1,209 @@
+"""Step Functions' error semantics where moto's interpreter is more lenient than AWS, put right for the harness.
+
+AWS Step Functions developer guide, "Handling errors in Step Functions workflows", error names:
+- ``States.Runtime``: "An execution failed due to some exception that it couldn't process. Often these are caused by
+  errors at runtime, such as attempting to apply InputPath or OutputPath on a null JSON payload. A States.Runtime
+  error isn't retriable, and will always cause the execution to fail. A retry or catch on States.ALL won't catch
+  States.Runtime errors." And of ``States.ALL``: it "can't catch the States.DataLimitExceeded terminal error or
+  Runtime error types".
+- A path that does not resolve is such a runtime error, wherever the state reads it: ``InputPath``, ``Parameters``,
+  ``ResultSelector``, ``ResultPath``, ``OutputPath``, ``ItemsPath``, a Wait's ``SecondsPath``/``TimestampPath``, a
+  Choice rule's ``Variable`` (unless the rule is ``IsPresent``). AWS's causes, as executions report them:
+  ``The JSONPath '$.x' specified for the field 'y.$' could not be found in the input '{…}'`` (Parameters,
+  ResultSelector), ``Invalid path '$.x' : No results for path: $['x']`` (InputPath, OutputPath, ItemsPath) and
+  ``Invalid path '$.x': The choice state's condition path references an invalid value.`` (Choice).
+- A Lambda task whose ``Invoke`` call itself fails (not the function) reports ``Lambda.<exception>``: the guide's
+  "Handle transient Lambda service exceptions" names ``Lambda.ServiceException``, ``Lambda.AWSLambdaException``,
+  ``Lambda.SdkClientException`` and ``Lambda.TooManyRequestsException`` (the Lambda API's modelled errors; anything
+  unmodelled is ``Lambda.AWSLambdaException``, a failure to reach Lambda at all ``Lambda.SdkClientException``).
+
+moto 5.x already fails Pass states, InputPath, OutputPath and Wait paths with ``States.Runtime``, but inside a Task or
+Map it hands a failed ``Parameters``/``ResultSelector``/``ItemsPath`` path to the state's Retry and Catch (named
+``Exception`` or ``States.Runtime``), lets ``States.ALL`` catch every ``States.Runtime``, sends a Choice whose
+variable is missing to its Default, and names every Lambda service error ``Exception``. ``install`` replaces exactly
+those four behaviours; everything else is moto's.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+RUNTIME = "States.Runtime"
+_PARSER = "moto.stepfunctions.parser"
+Replace = Callable[[Any, str, Any], None]
+
+
+def _module(name: str) -> Any:
+    return importlib.import_module(f"{_PARSER}.{name}")
+
+
+def install(replace: Replace) -> None:
+    """Apply the corrections with ``replace(owner, attribute, value)`` (the caller undoes them)."""
+    execute_state = _module("asl.component.state.exec.execute_state")
+    state_task_lambda = _module("asl.component.state.exec.state_task.state_task_lambda")
+    comparison_variable = _module("asl.component.state.choice.comparison.comparison_variable")
+    items_path = _module("asl.component.common.path.items_path")
+    payload_binding = _module("asl.component.common.payload.payloadvalue.payloadbinding.payload_binding")
+    result_path = _module("asl.component.common.path.result_path")
+    state = execute_state.ExecutionState  # Task, Map and Parallel: each one's _eval_state asks these two
+    replace(state, "_handle_retry", _no_retry_for_runtime_errors(state._handle_retry))
+    replace(state, "_handle_catch", _no_catch_for_runtime_errors(state._handle_catch))
+    replace(payload_binding.PayloadBindingStringExpressionSimple, "_eval_val", _binding_path_must_resolve)
+    replace(result_path.ResultPath, "_eval_body", _result_path_must_apply(result_path.ResultPath._eval_body))
+    replace(
+        state_task_lambda.StateTaskLambda,
+        "_from_error",
+        _with_lambda_service_error_names(state_task_lambda.StateTaskLambda._from_error),
+    )
+    replace(comparison_variable.ComparisonVariable, "_eval_body", _choice_variable_must_resolve)
+    replace(items_path.ItemsPath, "_eval_body", _items_path_must_resolve)
+
+
+def _runtime_failure(env: Any, cause: str, *, execution_level: bool = False) -> Exception:
+    """The FailureEventException moto raises for a ``States.Runtime`` error (its own shape, so its program reports
+    the execution's error and cause as AWS does: "An error occurred while executing the state 'X' …")."""
+    api = _module("api")
+    failure = _module("asl.component.common.error_name.failure_event")
+    names = _module("asl.component.common.error_name.states_error_name")
+    types = _module("asl.component.common.error_name.states_error_name_type")
+    details_module = _module("asl.eval.event.event_detail")
+    if execution_level:
+        event_type = api.HistoryEventType.ExecutionFailed
+        details = details_module.EventDetails(
+            executionFailedEventDetails=api.ExecutionFailedEventDetails(error=RUNTIME, cause=cause)
+        )
+    else:
+        event_type = api.HistoryEventType.TaskFailed
+        details = details_module.EventDetails(
+            taskFailedEventDetails=api.TaskFailedEventDetails(error=RUNTIME, cause=cause)
+        )
+    return failure.FailureEventException(  # type: ignore[no-any-return]
+        failure_event=failure.FailureEvent(
+            env=env,
+            error_name=names.StatesErrorName(typ=types.StatesErrorNameType.StatesRuntime),
+            event_type=event_type,
+            event_details=details,
+        )
+    )
+
+
+def _is_runtime(failure_event: Any) -> bool:
+    return getattr(failure_event.error_name, "error_name", None) == RUNTIME
+
+
+def _no_retry_for_runtime_errors(retry: Callable[[Any, Any, Any], Any]) -> Callable[..., Any]:
+    def handle_retry(self: Any, env: Any, failure_event: Any) -> Any:
+        if _is_runtime(failure_event):
+            return _module("asl.component.common.retry.retry_outcome").RetryOutcome.CannotRetry
+        return retry(self, env, failure_event)
+
+    return handle_retry
+
+
+def _no_catch_for_runtime_errors(catch: Callable[[Any, Any, Any], None]) -> Callable[..., None]:
+    def handle_catch(self: Any, env: Any, failure_event: Any) -> None:
+        if _is_runtime(failure_event):
+            env.stack.append(_module("asl.component.common.catch.catch_outcome").CatchOutcome.NotCaught)
+            return
+        catch(self, env, failure_event)
+
+    return handle_catch
+
+
+def _result_path_must_apply(apply: Callable[[Any, Any], None]) -> Callable[..., None]:
+    def apply_result_path(self: Any, env: Any) -> None:
+        try:
+            apply(self, env)
+        except (TypeError, KeyError, IndexError, AttributeError) as exc:
+            encoding = _module("asl.utils.encoding")
+            raise _runtime_failure(
+                env,
+                f"Unable to apply ResultPath '{self.result_path_src}' to input "
+                f"'{encoding.to_json_str(env.states.get_input())}'",
+            ) from exc
+
+    return apply_result_path
+
+
+@functools.cache
+def _modelled_lambda_errors() -> frozenset[str]:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("lambda").operation_model("Invoke")
+    return frozenset(shape.name for shape in model.error_shapes)
+
+
+def lambda_error_name(exc: Exception) -> str:
+    """The error name Step Functions reports when Lambda's ``Invoke`` call fails (not the function)."""
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return f"Lambda.{code}" if code in _modelled_lambda_errors() else "Lambda.AWSLambdaException"
+    return "Lambda.SdkClientException"
+
+
+def _with_lambda_service_error_names(from_error: Callable[[Any, Any, Exception], Any]) -> Callable[..., Any]:
+    def from_error_with_service_names(self: Any, env: Any, ex: Exception) -> Any:
+        if not isinstance(ex, ClientError | BotoCoreError):
+            return from_error(self, env, ex)
+        api = _module("api")
+        failure = _module("asl.component.common.error_name.failure_event")
+        custom = _module("asl.component.common.error_name.custom_error_name")
+        details_module = _module("asl.eval.event.event_detail")
+        name = lambda_error_name(ex)
+        cause = ex.response["Error"].get("Message", "") if isinstance(ex, ClientError) else str(ex)
+        return failure.FailureEvent(
+            env=env,
+            error_name=custom.CustomErrorName(name),
+            event_type=api.HistoryEventType.LambdaFunctionFailed,
+            event_details=details_module.EventDetails(
+                lambdaFunctionFailedEventDetails=api.LambdaFunctionFailedEventDetails(error=name, cause=cause)
+            ),
+        )
+
+    return from_error_with_service_names
+
+
+def _choice_variable_must_resolve(self: Any, env: Any) -> None:
+    variable_module = _module("asl.component.state.choice.comparison.variable")
+    operator_types = _module("asl.component.state.choice.comparison.comparison_operator_type")
+    self.variable.eval(env)
+    if (
+        isinstance(env.stack[-1], variable_module.NoSuchVariable)
+        and self.comparison_function.operator_type != operator_types.ComparisonOperatorType.IsPresent
+    ):
+        path = self.variable.string_sampler.literal_value
+        raise _runtime_failure(
+            env,
+            f"Invalid path '{path}': The choice state's condition path references an invalid value.",
+            execution_level=True,
+        )
+    self.comparison_function.eval(env)
+
+
+def _binding_path_must_resolve(self: Any, env: Any) -> Any:
+    """A ``"field.$": "$.path"`` of Parameters or ResultSelector: a path that does not resolve is States.Runtime."""
+    json_path = _module("asl.utils.json_path")
+    encoding = _module("asl.utils.encoding")
+    try:
+        self.string_expression_simple.eval(env=env)
+    except json_path.NoSuchJsonPathError as exc:
+        raise _runtime_failure(
+            env,
+            f"The JSONPath '{exc.json_path}' specified for the field '{self.field}.$' could not be found in the input "
+            f"'{encoding.to_json_str(exc.data)}'",
+        ) from exc
+    return env.stack.pop()
+
+
+def _items_path_must_resolve(self: Any, env: Any) -> None:
+    json_path = _module("asl.utils.json_path")
+    try:
+        self.string_sampler.eval(env=env)
+    except json_path.NoSuchJsonPathError as exc:
+        path = exc.json_path
+        raise _runtime_failure(env, f"Invalid path '{path}' : No results for path: $['{path[2:]}']") from exc
