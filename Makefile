@@ -72,7 +72,8 @@ test: $(STAMP) $(NODE_STAMP) registry-bin checkov lint typecheck
 # docs/reliability.md from what each pytest process recorded. Fails when a test fails or a goal is missed.
 reliability: $(STAMP) registry-bin checkov
 	@results=$$(mktemp -d); \
-	RELIABILITY_RESULTS_DIR=$$results $(BIN)/pytest -q -n 2 --dist loadgroup tests/reliability tests/e2e tests/sandbox; \
+	RELIABILITY_RESULTS_DIR=$$results $(BIN)/pytest -q -n 2 --dist loadgroup tests/reliability tests/e2e tests/sandbox \
+	  tests/unit/test_asl_dataflow.py; \
 	status=$$?; \
 	$(BIN)/python tools/reliability_report.py --results $$results --out docs/reliability.md || status=1; \
 	rm -rf $$results; exit $$status

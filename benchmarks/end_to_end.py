@@ -53,11 +53,16 @@ def _in_process() -> dict[str, float]:
 
     from fargate_sandbox.sandbox import Sandbox
     from fargate_sandbox.workflows import Workflows
+    from kube_emulator import PodTiming
 
     time_scale, profile_seconds = cli_settings()
     phases: dict[str, float] = {}
     mark = time.monotonic()
-    sandbox = Sandbox(profile_create_seconds=profile_seconds, profile_delete_seconds=profile_seconds).start()
+    sandbox = Sandbox(
+        profile_create_seconds=profile_seconds,
+        profile_delete_seconds=profile_seconds,
+        pod_timing=PodTiming.fargate(time_scale),
+    ).start()
     try:
         phases["sandbox start"] = time.monotonic() - mark
         mark = time.monotonic()

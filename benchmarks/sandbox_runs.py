@@ -24,6 +24,7 @@ from fargate_sandbox.aws_protocol import AwsRequest
 from fargate_sandbox.lambda_dispatch import Invocation
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
+from kube_emulator import PodTiming
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = "blog"
@@ -65,7 +66,9 @@ def sandbox_workflows(time_scale: float, profile_seconds: float) -> Iterator[tup
     """A sandbox whose profiles take ``profile_seconds`` (AWS seconds) × ``time_scale`` to create and to delete, the
     template's workflows with their own environment (no polling override), and a recorder of the profile calls."""
     with Sandbox(
-        profile_create_seconds=profile_seconds * time_scale, profile_delete_seconds=profile_seconds * time_scale
+        profile_create_seconds=profile_seconds * time_scale,
+        profile_delete_seconds=profile_seconds * time_scale,
+        pod_timing=PodTiming.fargate(time_scale),
     ) as sandbox:
         calls = ProfileCalls()
         remove = sandbox.intercept_aws(calls)

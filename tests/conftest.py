@@ -33,8 +33,29 @@ for key, value in {
     os.environ[key] = value
 os.environ.pop("AWS_PROFILE", None)
 
+from figures import FIGURES, Figures, record_outcome, write_results  # noqa: E402
+
 from fargate_app.aws.clients import reset_clients  # noqa: E402
 from fargate_app.config import Settings, get_settings  # noqa: E402
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    record_outcome(report)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    scan = session.config.pluginmanager.get_plugin("reliability-secret-scan")
+    statistics = None
+    if scan is not None:
+        scan.unregister()
+        statistics = sys.modules["reliability_secret_scan"].statistics().to_json()
+    write_results(statistics)
+
+
+@pytest.fixture(scope="session")
+def figures() -> Figures:
+    """Rows for docs/reliability.md (tests/figures.py): record what was observed, then assert on it."""
+    return FIGURES
 
 
 @pytest.fixture

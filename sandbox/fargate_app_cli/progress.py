@@ -6,6 +6,7 @@ completed state is one plain line, so logs stay readable and greppable.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-POLL_SECONDS = 0.5  # history reads go through the sandbox front and moto: cheap enough at this pace
+POLL_SECONDS = 0.25  # history reads go through the sandbox front and moto: cheap enough at this pace
 TERMINAL_EVENTS = {
     "ExecutionSucceeded": "SUCCEEDED",
     "ExecutionFailed": "FAILED",
@@ -25,6 +26,19 @@ TERMINAL_EVENTS = {
     "ExecutionAborted": "ABORTED",
 }
 History = Callable[[str], list[dict[str, Any]]]
+# A poll's "not yet" (the state's Retry checks again): each one is a check worth showing, with what it saw.
+NOT_YET_SUFFIXES = ("NotYetActive", "NotYetDeleted", "NotYetReady", "NotYetGone")
+
+
+def _not_yet(event: dict[str, Any]) -> str | None:
+    """What a poll saw when it answered "not yet" (its error message), or None for any other event."""
+    details = event.get("lambdaFunctionFailedEventDetails") or event.get("taskFailedEventDetails") or {}
+    if not str(details.get("error", "")).endswith(NOT_YET_SUFFIXES):
+        return None
+    try:
+        return str(json.loads(details.get("cause") or "{}").get("errorMessage") or details["error"])
+    except (ValueError, AttributeError):
+        return str(details["error"])
 
 
 @dataclass
@@ -40,6 +54,7 @@ class Track:
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
     error: str | None = None
+    last_check: str | None = None
     _last_event: int = 0
 
     @property
@@ -47,7 +62,8 @@ class Track:
         return (self.ended or time.monotonic()) - self.started
 
     def apply(self, events: list[dict[str, Any]]) -> list[tuple[str, str]]:
-        """Take in new history events; ``(what, detail)`` for each state completed or the end of the execution."""
+        """Take in new history events; ``(what, detail)`` for each state completed, each poll's "not yet" (what it
+        saw) and the end of the execution."""
         happened: list[tuple[str, str]] = []
         for event in sorted(events, key=lambda e: int(e["id"])):
             if int(event["id"]) <= self._last_event:
@@ -56,6 +72,10 @@ class Track:
             kind = str(event["type"])
             if kind.endswith("StateEntered"):
                 self.current = event["stateEnteredEventDetails"]["name"]
+                self.last_check = None
+            elif (seen := _not_yet(event)) is not None:
+                self.last_check = seen
+                happened.append(("check", seen))
             elif kind.endswith("StateExited"):
                 name = event["stateExitedEventDetails"]["name"]
                 self.completed.append(name)
@@ -83,6 +103,8 @@ class PlainProgress:
         for what, detail in happened:
             if what == "state":
                 line = f"[{track.app}] {track.kind}: {detail} done ({track.elapsed:.1f} s)"
+            elif what == "check":
+                line = f"[{track.app}] {track.kind}: {track.current} not yet: {detail} ({track.elapsed:.1f} s)"
             else:
                 suffix = f" ({track.error})" if track.error else ""
                 line = f"[{track.app}] {track.kind} {detail}{suffix} after {track.elapsed:.1f} s"
@@ -106,6 +128,8 @@ class LiveProgress:
         for track in self.tracks:
             colour = {"SUCCEEDED": "green", "RUNNING": "yellow"}.get(track.status, "red")
             state = track.current or "-"
+            if track.status == "RUNNING" and track.last_check:
+                state = f"{state}: {track.last_check}"
             if track.status != "RUNNING" and track.error:
                 state = f"{state} ({track.error})"
             table.add_row(

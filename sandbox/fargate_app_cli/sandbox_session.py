@@ -19,15 +19,17 @@ from fargate_app_cli.gateway import RestProxyGateway
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.seeds import CLUSTER_NAME
 from fargate_sandbox.workflows import Workflows
+from kube_emulator import PodTiming
 
 # The project root: the template, the ASL and the functions the sandbox runs.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = PROJECT_ROOT / "template.yaml"
 API_FUNCTION = "ApiFunction"
-# Waits and retry pauses at a tenth of their time: a 5 s poll becomes 0.5 s, so a run takes seconds, while the
-# sandbox's Fargate profile delays (real seconds, below) still make the state machine wait and poll as in AWS.
-TIME_SCALE = 0.1
-PROFILE_SECONDS = 3.0
+# AWS's times at a twentieth: a 10 s poll pause takes 0.5 s, Fargate's minute to start a pod 3 s and a profile's
+# 40 s to become ACTIVE (PROFILE_SECONDS, real seconds) 2 s, so a run takes seconds while the state machine still
+# waits and polls as in AWS.
+TIME_SCALE = 0.05
+PROFILE_SECONDS = 2.0
 # API Gateway's integration timeout; the API function's own Timeout (25 s) ends it first.
 INTEGRATION_TIMEOUT_SECONDS = 29
 
@@ -53,7 +55,11 @@ class SandboxSession:
         with ExitStack() as stack:
             try:
                 self._sandbox = stack.enter_context(
-                    Sandbox(profile_create_seconds=self.profile_seconds, profile_delete_seconds=self.profile_seconds)
+                    Sandbox(
+                        profile_create_seconds=self.profile_seconds,
+                        profile_delete_seconds=self.profile_seconds,
+                        pod_timing=PodTiming.fargate(self.time_scale),
+                    )
                 )
                 self._workflows = stack.enter_context(Workflows(self._sandbox, TEMPLATE, time_scale=self.time_scale))
             except (OSError, RuntimeError) as exc:

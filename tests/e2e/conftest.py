@@ -10,17 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from figures import Figures, record_polls
 
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
+from kube_emulator import PodTiming
 
 ROOT = Path(__file__).resolve().parents[2]
 # Waits and retry pauses run at 1/100 of their time; the sandbox's profile delays are real seconds.
 TIME_SCALE = 0.01
 # A profile takes 2 s (real) here: one stuck for 6 s ends in PollTimeout (the wait is measured in real seconds).
 ENVIRONMENT = {
-    "POLL_INITIAL_SECONDS": "1",
-    "POLL_MAX_SECONDS": "2",
     "ROLLOUT_GRACE_SECONDS": "2",
     "PROFILE_WAIT_TIMEOUT_SECONDS": "6",
 }
@@ -28,14 +28,17 @@ ENVIRONMENT = {
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(profile_create_seconds=2.0, profile_delete_seconds=1.0) as running:
+    with Sandbox(
+        profile_create_seconds=2.0, profile_delete_seconds=1.0, pod_timing=PodTiming.fargate(TIME_SCALE)
+    ) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def workflows(sandbox: Sandbox) -> Iterator[Workflows]:
+def workflows(sandbox: Sandbox, figures: Figures) -> Iterator[Workflows]:
     with Workflows(sandbox, ROOT / "template.yaml", time_scale=TIME_SCALE, environment=ENVIRONMENT) as harness:
         yield harness
+        record_polls(figures, harness, "e2e")
 
 
 @pytest.fixture(autouse=True)

@@ -71,6 +71,9 @@ def register(value: str, kind: str) -> None:
             _known[value] = kind
 
 
+PLUGIN_NAME = "reliability-secret-scan"
+
+
 def statistics() -> ScanStatistics:
     return _statistics
 

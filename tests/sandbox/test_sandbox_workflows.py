@@ -33,7 +33,7 @@ ONE_HOUR = 3600
 
 @pytest.fixture
 def workflows(sandbox: Sandbox) -> Iterator[Workflows]:
-    with Workflows(sandbox, TEMPLATE, time_scale=TIME_SCALE, environment={"POLL_INITIAL_SECONDS": "1"}) as running:
+    with Workflows(sandbox, TEMPLATE, time_scale=TIME_SCALE, environment={"ROLLOUT_GRACE_SECONDS": "1"}) as running:
         yield running
 
 
@@ -69,7 +69,7 @@ def test_task_runs_the_real_handler_with_the_template_environment_and_a_lambda_c
         "FIXTURE_ECHO_ONLY": "echo-specific",  # the function's own variable
         "FIXTURE_RETRY_MACHINE": "arn:aws:states:us-west-2:111122223333:stateMachine:RetryCatchStateMachine",
     }
-    assert echoed["settings"] == {"account_id": "111122223333", "poll_initial_seconds": 1}  # override won over "5"
+    assert echoed["settings"] == {"account_id": "111122223333", "rollout_grace_seconds": 1}  # override won over "5"
     assert echoed["context"]["function_name"] == "EchoFunction"
     assert echoed["context"]["memory_limit_in_mb"] == 384
     assert echoed["context"]["invoked_function_arn"] == "arn:aws:lambda:us-west-2:111122223333:function:EchoFunction"
@@ -92,7 +92,7 @@ def test_the_environment_is_set_once_at_open_and_restored_at_close(sandbox: Sand
         assert os.environ["AWS_ENDPOINT_URL"] == sandbox.endpoint_url
         assert os.environ["AWS_ACCESS_KEY_ID"] == sandbox.credentials[0]
         assert os.environ["POWERTOOLS_TRACE_DISABLED"] == "true"
-        assert get_settings().poll_initial_seconds == 5  # the template's value, read afresh
+        assert get_settings().rollout_grace_seconds == 5  # the template's value, read afresh
 
     # And after it closed, exactly the previous environment, and settings read from it again
     assert dict(os.environ) == before

@@ -22,10 +22,14 @@ MACHINES = {
     if resource["Type"] == "AWS::Serverless::StateMachine"
 }
 ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
-# The checks whose functions count attempts and raise PollTimeout: every loop must pass through one of them.
-BOUNDED_POLLS = {"CheckRollout", "CheckPodsGone"}
-# "Not yet" errors whose Retry is the poll (one transition per check), and the long waits for a busy cluster.
-POLLED_BY_RETRY = {"ProfileNotYetActive", "ProfileNotYetDeleted"}
+# "Not yet" errors whose Retry is the poll (one transition per check), with the setting after which the check itself
+# ends the wait with PollTimeout; and the long waits for a busy cluster.
+POLLED_BY_RETRY = {
+    "ProfileNotYetActive": "PROFILE_WAIT_TIMEOUT_SECONDS",
+    "ProfileNotYetDeleted": "PROFILE_WAIT_TIMEOUT_SECONDS",
+    "RolloutNotYetReady": "ROLLOUT_TIMEOUT_SECONDS",
+    "PodsNotYetGone": "PODS_GONE_TIMEOUT_SECONDS",
+}
 LONG_WAITS = {"ProfileOperationInProgress"}
 LAMBDA_TRANSIENT = {
     "Lambda.ServiceException",
@@ -112,7 +116,7 @@ def test_every_task_retries_with_jittered_backoff_and_catches(machine: str) -> N
         assert retried >= LAMBDA_TRANSIENT, f"{machine}.{name} does not retry Lambda's transient errors"
         assert "AwsThrottled" in retried, f"{machine}.{name} does not retry throttling"
         for rule in state["Retry"]:
-            if set(rule["ErrorEquals"]) & (POLLED_BY_RETRY | LONG_WAITS):
+            if set(rule["ErrorEquals"]) & (set(POLLED_BY_RETRY) | LONG_WAITS):
                 continue  # checked by the two tests below
             assert rule["BackoffRate"] >= 1 and rule["JitterStrategy"] == "FULL", f"{machine}.{name}"
             assert 0 < rule["MaxAttempts"] <= 30, f"{machine}.{name}: retries must be bounded"
@@ -135,26 +139,37 @@ def _pauses(rule: dict[str, Any]) -> list[float]:
     return [min(rule["IntervalSeconds"] * rule["BackoffRate"] ** n, cap) for n in range(rule["MaxAttempts"])]
 
 
-def test_profile_polls_are_retries_that_check_often_and_outlast_the_timeout() -> None:
-    # The profile polls raise "not yet" and let a Retry wait: one transition per check. So the Retry must pace the
-    # checks closely (the detection delay is the longest pause), never jitter them, and last longer than
-    # PROFILE_WAIT_TIMEOUT_SECONDS so that PollTimeout, with its message, is what normally ends a stuck wait.
-    polls = _retriers(POLLED_BY_RETRY)
-    assert {(machine, name) for machine, name, _ in polls} == {
-        ("ProvisionStateMachine", "CheckFargateProfile"),
-        ("TeardownStateMachine", "CheckProfileDeleted"),
+def test_polls_are_retries_that_check_often_and_outlast_their_timeout() -> None:
+    # Every poll raises "not yet" and lets a Retry wait: one transition per check. So the Retry must pace the checks
+    # closely (the detection delay is the longest pause), never jitter them, and last longer than the poll's timeout
+    # setting so that PollTimeout, with its message, is what normally ends a stuck wait.
+    polls = _retriers(set(POLLED_BY_RETRY))
+    assert {(machine, name, rule["ErrorEquals"][0]) for machine, name, rule in polls} == {
+        ("ProvisionStateMachine", "CheckFargateProfile", "ProfileNotYetActive"),
+        ("ProvisionStateMachine", "CheckRollout", "RolloutNotYetReady"),
+        ("TeardownStateMachine", "CheckPodsGone", "PodsNotYetGone"),
+        ("TeardownStateMachine", "CheckProfileDeleted", "ProfileNotYetDeleted"),
     }
-    timeout = int(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["PROFILE_WAIT_TIMEOUT_SECONDS"])
-    assert timeout >= Settings.model_fields["profile_wait_timeout_seconds"].default
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
     for machine, name, rule in polls:
-        assert rule["ErrorEquals"] in (["ProfileNotYetActive"], ["ProfileNotYetDeleted"]), f"{machine}.{name}"
+        (error,) = rule["ErrorEquals"]
+        setting = POLLED_BY_RETRY[error]
+        timeout = int(variables[setting])
+        assert timeout >= Settings.model_fields[setting.lower()].default, setting
         assert rule["JitterStrategy"] == "NONE", f"{machine}.{name}: a jittered poll detects late"
         assert max(_pauses(rule)) <= 10, f"{machine}.{name}: the detection delay must stay at or below 10 s"
         assert sum(_pauses(rule)) > timeout, f"{machine}.{name}: the Retry gives up before PollTimeout"
 
 
 def test_waits_for_a_busy_cluster_are_short_jittered_and_bounded() -> None:
-    for machine, name, rule in _retriers(LONG_WAITS):
+    waits = _retriers(LONG_WAITS)
+    # Every state that creates or deletes a profile waits out a busy cluster (EKS: one profile operation at a time).
+    assert {(machine, name) for machine, name, _ in waits} == {
+        ("ProvisionStateMachine", "EnsureFargateProfile"),
+        ("ProvisionStateMachine", "Compensate"),
+        ("TeardownStateMachine", "ReleaseFargateProfile"),
+    }
+    for machine, name, rule in waits:
         assert rule["JitterStrategy"] == "FULL", f"{machine}.{name}: concurrent executions must spread out"
         assert rule.get("MaxDelaySeconds", 0) <= 15, f"{machine}.{name}: a long pause idles past a free cluster"
         assert 15 * 60 <= sum(_pauses(rule)) / 2 <= 60 * 60, f"{machine}.{name}: wait about 15-60 minutes on average"
@@ -168,19 +183,20 @@ def _edges(state: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("machine", sorted(MACHINES))
-def test_every_loop_passes_through_a_bounded_poll(machine: str) -> None:
+def test_no_state_machine_loops_every_poll_is_a_retry(machine: str) -> None:
+    # A loop of states would carry its own state from turn to turn (what a turn forgets, the next fails on) and cost
+    # several transitions per check; a Retry re-runs one state with the same input. So the state graph has no cycle,
+    # and the execution as a whole is bounded too.
     definition = _definition(machine)
     states = definition["States"]
     assert 0 < definition["TimeoutSeconds"] <= 86_400, "the whole execution must be bounded too"
-    # A loop is a cycle in the state graph; cut every bounded poll and no cycle may remain.
-    cut = {name for name, s in states.items() if s["Type"] == "Task" and _function_of(machine, s) in BOUNDED_POLLS}
     visiting: set[str] = set()
     done: set[str] = set()
 
     def visit(name: str) -> None:
-        if name in cut or name in done:
+        if name in done:
             return
-        assert name not in visiting, f"{machine}: a loop through {name} has no bounded poll"
+        assert name not in visiting, f"{machine}: a loop through {name}"
         visiting.add(name)
         for target in _edges(states[name]):
             visit(target)

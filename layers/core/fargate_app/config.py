@@ -20,13 +20,17 @@ class Settings(BaseModel):
     managed_by: str = Field(default=MANAGED_BY, alias="MANAGED_BY_TAG")
     pod_execution_role_prefix: str = Field(default="FargateAppPodExecution", alias="POD_EXECUTION_ROLE_PREFIX")
     profile_prefix: str = Field(default="fargate-app", alias="FARGATE_PROFILE_PREFIX")
-    # Polling of the rollout and of the pods going away: capped exponential backoff between checks (Wait states).
-    poll_initial_seconds: int = Field(default=5, ge=1, alias="POLL_INITIAL_SECONDS")
-    poll_max_seconds: int = Field(default=30, ge=1, alias="POLL_MAX_SECONDS")
-    poll_max_attempts: int = Field(default=60, ge=1, alias="POLL_MAX_ATTEMPTS")
-    # A Fargate profile CREATING or DELETING for longer than this is stuck: PollTimeout. The state machines' Retry
-    # paces the checks (statemachine/*.asl.json); EKS typically takes from half a minute to a few minutes.
+    # The polls (CheckFargateProfile, CheckRollout, CheckPodsGone) are paced by their state's Retry
+    # (statemachine/*.asl.json); each ends in PollTimeout once its wait has lasted this long.
+    # A Fargate profile takes from half a minute to a few minutes to become ACTIVE or to go.
     profile_wait_timeout_seconds: int = Field(default=1200, ge=1, alias="PROFILE_WAIT_TIMEOUT_SECONDS")
+    # Fargate starts a pod in about a minute (a micro-VM per pod, then the image pull).
+    rollout_timeout_seconds: int = Field(default=900, ge=1, alias="ROLLOUT_TIMEOUT_SECONDS")
+    # A deleted pod gets its terminationGracePeriodSeconds (30 s by default) before its containers are killed.
+    pods_gone_timeout_seconds: int = Field(default=600, ge=1, alias="PODS_GONE_TIMEOUT_SECONDS")
+    # A pod still Pending (FailedScheduling) or failing its image pull after this long is reported, not waited for:
+    # Fargate needs about a minute to start a micro-VM, and an image pull from a cold cache adds more.
+    rollout_grace_seconds: int = Field(default=120, ge=0, alias="ROLLOUT_GRACE_SECONDS")
 
 
 @lru_cache(maxsize=1)

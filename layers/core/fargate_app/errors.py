@@ -72,6 +72,14 @@ class ProfileNotYetDeleted(RetryableError):
     """The Fargate profile is still DELETING: the state machine's Retry is the poll."""
 
 
+class RolloutNotYetReady(RetryableError):
+    """The app's pods are not all Running on Fargate yet: the state machine's Retry is the poll."""
+
+
+class PodsNotYetGone(RetryableError):
+    """The app's pods (and their Fargate nodes) still exist after DeleteApp: the state machine's Retry is the poll."""
+
+
 # --- permanent (design.md §4) ---
 class InvalidRequest(PermanentError):
     """The request breaks a documented rule; the message names the field and the rule."""

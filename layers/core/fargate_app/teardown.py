@@ -32,6 +32,15 @@ class ReleaseProfileEvent(RequestEvent):
     provision: ProvisionSummary | None = None
 
 
+class TeardownInput(ApiModel):
+    """The teardown workflow's input: the app's normalised request and, when known, what its provision returned
+    (``provision`` may be left out: a console start that has no record; the profile is then found by its tag)."""
+
+    model_config = ConfigDict(extra="ignore")
+    request: ProvisionRequest
+    provision: ProvisionSummary | None = None
+
+
 class ProfileRelease(ApiModel):
     profile: FargateProfile | None
     deleting: bool

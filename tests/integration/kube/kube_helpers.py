@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from fargate_app.config import Settings
@@ -76,6 +77,7 @@ def step_event(**extra: Any) -> dict[str, Any]:
         "image": {"requested": "public.ecr.aws/nginx/nginx:stable", "cached": CACHED_IMAGE, "digest": DIGEST},
         "executionArn": EXECUTION_ARN,
         "fargateProfile": {"name": "fargate-app-fargate-0", "status": "ACTIVE"},
+        "startedAt": datetime.now(UTC).isoformat(),
         **extra,
     }
 
@@ -85,6 +87,4 @@ def parse(model: type[RequestEvent], event: dict[str, Any]) -> Any:
 
 
 def make_settings() -> Settings:
-    return Settings.model_validate(
-        {"AWS_REGION": REGION, "ACCOUNT_ID": ACCOUNT, "POLL_INITIAL_SECONDS": "5", "POLL_MAX_SECONDS": "30"}
-    )
+    return Settings.model_validate({"AWS_REGION": REGION, "ACCOUNT_ID": ACCOUNT})

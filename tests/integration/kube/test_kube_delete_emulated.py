@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from kube_helpers import apis_for, fargate_scheduler, parse, step_event
 
-from fargate_app.errors import KubernetesConflict, PollTimeout
+from fargate_app.errors import KubernetesConflict, PodsNotYetGone, PollTimeout
 from fargate_app.kube.models import ApplyAppEvent, CheckPodsGoneEvent
 from fargate_app.kube.steps import apply_app, check_pods_gone, delete_app
 
@@ -25,7 +27,7 @@ def test_delete_removes_the_app_and_its_pods_and_is_fine_twice(start_emulator, s
     assert [ref.kind for ref in first.deleted] == ["Ingress", "Service", "Deployment"]
     assert first.already_gone == []
     gone = check_pods_gone(settings, parse(CheckPodsGoneEvent, step_event()), apis)
-    assert (gone.gone, gone.remaining, gone.attempt, gone.next_wait_seconds) == (True, 0, 1, 0)
+    assert (gone.namespace, gone.name) == ("fargate", "demo-app")
     assert emulator.objects("Node") == []
     assert [ns["metadata"]["name"] for ns in emulator.objects("Namespace")] == ["fargate"]
 
@@ -52,13 +54,19 @@ def test_an_object_of_the_same_name_not_managed_by_us_is_left_in_place(start_emu
 
 
 def test_pods_that_remain_too_long_end_with_poll_timeout(start_emulator, settings):
-    # Given a running app that was not deleted, polled at the last allowed attempt
+    # Given a running app that was not deleted
     emulator = start_emulator(scheduler=fargate_scheduler())
     apis = apis_for(emulator)
     apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
-    first = check_pods_gone(settings, parse(CheckPodsGoneEvent, step_event()), apis)
-    assert (first.gone, first.remaining) == (False, 1)
+    event = parse(CheckPodsGoneEvent, step_event())
 
-    # When it is polled for the last time, Then the loop ends
+    # When it is checked, Then its pod is named as not gone yet (the state's Retry checks again)
+    with pytest.raises(PodsNotYetGone, match=r"1 pod\(s\) of fargate/demo-app not gone yet: demo-app-\S+ \(Running\)"):
+        check_pods_gone(settings, event, apis)
+
+    # When it is still there PODS_GONE_TIMEOUT_SECONDS after the deletes, Then the wait ends
+    def later() -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=settings.pods_gone_timeout_seconds + 1)
+
     with pytest.raises(PollTimeout, match="1 pod"):
-        check_pods_gone(settings, parse(CheckPodsGoneEvent, step_event(attempt=settings.poll_max_attempts - 1)), apis)
+        check_pods_gone(settings, event, apis, clock=later)

@@ -7,12 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from kube_helpers import apis_for, fargate_scheduler, parse, step_event
 
-from fargate_app.errors import PollTimeout, RolloutFailed
+from fargate_app.errors import PollTimeout, RolloutFailed, RolloutNotYetReady
 from fargate_app.kube.models import ApplyAppEvent, CheckRolloutEvent
-from fargate_app.kube.settings import KubeSettings
 from fargate_app.kube.steps import apply_app, check_rollout
-
-GRACE = KubeSettings(ROLLOUT_GRACE_SECONDS=120)
+from kube_emulator import PodTiming
 
 
 def later(seconds: int):
@@ -28,10 +26,9 @@ def test_pods_matching_a_fargate_profile_run_on_fargate_nodes(start_emulator, se
     apply_app(settings, parse(ApplyAppEvent, event), apis)
 
     # When the rollout is checked
-    status = check_rollout(settings, GRACE, parse(CheckRolloutEvent, {**event, "attempt": 3}), apis)
+    status = check_rollout(settings, parse(CheckRolloutEvent, event), apis)
 
     # Then it is ready: every pod Running on its own fargate- node, like `kubectl get pods -o wide` shows
-    assert status.ready is True
     assert (status.deployment.replicas, status.deployment.ready_replicas) == (2, 2)
     assert len(status.pods) == 2
     for pod in status.pods:
@@ -40,7 +37,6 @@ def test_pods_matching_a_fargate_profile_run_on_fargate_nodes(start_emulator, se
         assert pod.node is not None and pod.node.startswith("fargate-ip-10-0-1-")
         assert pod.node.endswith(".us-west-2.compute.internal")
     assert status.nodes == sorted(pod.node for pod in status.pods)
-    assert (status.attempt, status.next_wait_seconds) == (4, 0)
     assert {n["metadata"]["name"] for n in emulator.objects("Node")} == set(status.nodes)
 
 
@@ -51,16 +47,16 @@ def test_an_unschedulable_pod_is_reported_only_after_the_grace_period(start_emul
     apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
     event = parse(CheckRolloutEvent, step_event())
 
-    # When it is checked within the grace period, Then it is simply not ready yet, with a backoff wait
-    status = check_rollout(settings, GRACE, event, apis)
-    assert status.ready is False
-    assert [pod.phase for pod in status.pods] == ["Pending"]
-    assert status.pods[0].node is None
-    assert status.next_wait_seconds == settings.poll_initial_seconds
+    # When it is checked within the grace period, Then it is simply not ready yet: the state's Retry checks again,
+    # and the message says what the check saw
+    with pytest.raises(RolloutNotYetReady) as not_yet:
+        check_rollout(settings, event, apis)
+    assert not_yet.value.message.startswith("deployment fargate/demo-app: 0/1 ready; demo-app-")
+    assert not_yet.value.message.endswith(": Pending")
 
     # When it is checked after the grace period, Then RolloutFailed quotes the FailedScheduling event
     with pytest.raises(RolloutFailed) as raised:
-        check_rollout(settings, GRACE, event, apis, clock=later(121))
+        check_rollout(settings, event, apis, clock=later(121))
     assert "FailedScheduling" in raised.value.message
     assert "no nodes available to schedule pods" in raised.value.message
     assert "fargate/demo-app" in raised.value.message
@@ -77,8 +73,7 @@ def test_an_image_that_cannot_be_pulled_fails_the_rollout_after_the_grace_period
     # When the rollout is checked with a grace period of zero
     with pytest.raises(RolloutFailed) as raised:
         check_rollout(
-            settings,
-            KubeSettings(ROLLOUT_GRACE_SECONDS=0),
+            settings.model_copy(update={"rollout_grace_seconds": 0}),
             parse(CheckRolloutEvent, step_event(startedAt=started.isoformat())),
             apis,
         )
@@ -89,16 +84,18 @@ def test_an_image_that_cannot_be_pulled_fails_the_rollout_after_the_grace_period
 
 
 def test_a_rollout_that_never_becomes_ready_ends_with_poll_timeout(start_emulator, settings):
-    # Given a pod that stays Pending, and a check at the last allowed attempt
-    emulator = start_emulator(scheduler=fargate_scheduler("other-namespace"))
+    # Given a pod that stays without a node (a micro-VM that never comes: nothing failed, nothing progresses)
+    emulator = start_emulator(scheduler=fargate_scheduler())
+    emulator.scheduler.timing = PodTiming(node_seconds=10_000, start_seconds=10_000)
     apis = apis_for(emulator)
     apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
-    last = settings.poll_max_attempts - 1
+    event = parse(CheckRolloutEvent, step_event())
 
-    # When it is checked, Then the poll loop ends
+    # When it is checked ROLLOUT_TIMEOUT_SECONDS after the objects were applied, Then the wait ends, saying what was seen
     with pytest.raises(PollTimeout) as raised:
-        check_rollout(settings, GRACE, parse(CheckRolloutEvent, step_event(attempt=last)), apis)
-    assert "0/1 ready replicas" in raised.value.message
+        check_rollout(settings, event, apis, clock=later(settings.rollout_timeout_seconds + 1))
+    assert raised.value.message.startswith("deployment fargate/demo-app: 0/1 ready")
+    assert "ROLLOUT_TIMEOUT_SECONDS 900" in raised.value.message
 
 
 def test_a_deployment_deleted_during_its_rollout_fails_it(start_emulator, settings):
@@ -108,4 +105,4 @@ def test_a_deployment_deleted_during_its_rollout_fails_it(start_emulator, settin
 
     # When its rollout is checked, Then RolloutFailed says the deployment is gone
     with pytest.raises(RolloutFailed, match="disappeared"):
-        check_rollout(settings, GRACE, parse(CheckRolloutEvent, step_event()), apis)
+        check_rollout(settings, parse(CheckRolloutEvent, step_event()), apis)

@@ -45,12 +45,14 @@ class AppliedApp(ApiModel):
     namespace_created: bool
     applied: bool = True
     ingress: ExposedIngress | None = None
+    # When the objects were applied: CheckRollout's grace period and timeout count from here.
+    applied_at: datetime
 
 
 class CheckRolloutEvent(RequestEvent):
-    attempt: int = Field(default=0, ge=0)
-    # When the rollout began (ISO 8601 or epoch seconds): the failure grace period never ends before it.
-    started_at: datetime | None = None
+    """One check of the rollout; the state's Retry repeats it with the same input until the pods run."""
+
+    started_at: datetime
 
 
 class DeploymentProgress(ApiModel):
@@ -76,27 +78,26 @@ class PodSummary(ApiModel):
 
 
 class RolloutStatus(ApiModel):
+    """The rollout once every pod runs on a Fargate node (a check that finds it not ready raises instead)."""
+
     deployment: DeploymentProgress
     pods: list[PodSummary]
     nodes: list[str]
-    ready: bool
-    attempt: int
-    next_wait_seconds: int
-
-
-class CheckPodsGoneEvent(RequestEvent):
-    attempt: int = Field(default=0, ge=0)
 
 
 class DeletedApp(ApiModel):
     deleted: list[KubeObjectRef]
     already_gone: list[KubeObjectRef]
+    # When the deletes were sent: CheckPodsGone's timeout counts from here.
+    deleted_at: datetime
+
+
+class CheckPodsGoneEvent(RequestEvent):
+    """One check after DeleteApp; the state's Retry repeats it until the pods are gone."""
+
+    started_at: datetime
 
 
 class PodsGone(ApiModel):
     namespace: str
     name: str
-    gone: bool
-    remaining: int
-    attempt: int
-    next_wait_seconds: int

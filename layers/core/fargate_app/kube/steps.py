@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fargate_app.config import MANAGED_BY, Settings
-from fargate_app.errors import KubernetesConflict, PollTimeout, RolloutFailed
+from fargate_app.errors import KubernetesConflict, PodsNotYetGone, PollTimeout, RolloutFailed, RolloutNotYetReady
 from fargate_app.kube.client import DEFAULT_APIS, REQUEST_TIMEOUT, KubeApi, KubeApiCache
 from fargate_app.kube.errors import KubernetesNotFound, translate_api_error
 from fargate_app.kube.manifests import app_manifests, describe_object, validate_manifest
@@ -24,6 +24,7 @@ from fargate_app.kube.models import (
     ExposedIngress,
     KubeObjectRef,
     PodsGone,
+    PodSummary,
     RolloutStatus,
 )
 from fargate_app.kube.rollout import (
@@ -34,7 +35,6 @@ from fargate_app.kube.rollout import (
     pod_problem,
     summarize_pod,
 )
-from fargate_app.kube.settings import KubeSettings
 from fargate_app.models import APP_NAME_LABEL, MANAGED_BY_LABEL, ProvisionRequest
 from fargate_app.observability import logger
 
@@ -45,11 +45,6 @@ Clock = Callable[[], datetime]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def next_wait(settings: Settings, attempt: int) -> int:
-    """Capped exponential backoff between polls: initial, 2×, 4×… never above the cap."""
-    return int(min(settings.poll_max_seconds, settings.poll_initial_seconds * 2 ** min(attempt, 16)))
 
 
 def call_api(action: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -96,7 +91,9 @@ def _namespace_exists(api: KubeApi, namespace: str) -> bool:
     return True
 
 
-def apply_app(settings: Settings, event: ApplyAppEvent, apis: KubeApiCache = DEFAULT_APIS) -> AppliedApp:
+def apply_app(
+    settings: Settings, event: ApplyAppEvent, apis: KubeApiCache = DEFAULT_APIS, clock: Clock = _utcnow
+) -> AppliedApp:
     """Validate every object against the cluster's schemas, then server-side apply them in order.
 
     An existing namespace is left as it is (it may be shared and is not ours to label); a missing one is created.
@@ -140,6 +137,7 @@ def apply_app(settings: Settings, event: ApplyAppEvent, apis: KubeApiCache = DEF
         objects=applied,
         namespace_created=namespace_created,
         ingress=ingress,
+        applied_at=clock(),
     )
 
 
@@ -153,19 +151,23 @@ def _app_pods(api: KubeApi, request: ProvisionRequest) -> list[dict[str, Any]]:
     return list(as_dict(api, pods).get("items") or [])
 
 
+def _rollout_summary(where: str, deployment: dict[str, Any], summaries: list[PodSummary]) -> str:
+    """``deployment fargate/web: 0/1 ready; web-7d9…-x2k: ContainerCreating on fargate-ip-…`` — what a check saw."""
+    progress = deployment_progress(deployment)
+    pods = "; ".join(f"{pod.name}: {pod.status}" + (f" on {pod.node}" if pod.node else "") for pod in summaries)
+    return f"deployment {where}: {progress.ready_replicas}/{progress.replicas} ready" + (f"; {pods}" if pods else "")
+
+
 def check_rollout(
-    settings: Settings,
-    kube_settings: KubeSettings,
-    event: CheckRolloutEvent,
-    apis: KubeApiCache = DEFAULT_APIS,
-    clock: Clock = _utcnow,
+    settings: Settings, event: CheckRolloutEvent, apis: KubeApiCache = DEFAULT_APIS, clock: Clock = _utcnow
 ) -> RolloutStatus:
-    """One poll of the rollout: the Deployment's counts and every pod with its phase and node.
+    """One check of the rollout: the Deployment's counts and every pod with its phase and node.
 
     Raises:
+        RolloutNotYetReady: not every pod runs on a Fargate node yet; the state's Retry checks again.
         RolloutFailed: the Deployment is gone, or a pod has been unschedulable (FailedScheduling) or unable to pull
             its image for longer than the grace period; the message quotes the cluster's event.
-        PollTimeout: not ready after the configured number of polls.
+        PollTimeout: not ready ``ROLLOUT_TIMEOUT_SECONDS`` after the objects were applied.
         KubernetesForbidden, KubernetesUnavailable: as for every API call.
     """
     request = event.request
@@ -195,26 +197,24 @@ def check_rollout(
             events = list(as_dict(api, listed).get("items") or [])
         problem = pod_problem(pod, events)
         since = pending_since(pod, event.started_at)
-        if problem and since is not None and (now - since).total_seconds() >= kube_settings.rollout_grace_seconds:
+        if problem and since is not None and (now - since).total_seconds() >= settings.rollout_grace_seconds:
             problems.append(f"pod {pod['metadata']['name']}: {problem}")
     if problems:
         raise RolloutFailed(f"deployment {where} cannot run on Fargate: " + "; ".join(problems))
     summaries = [summarize_pod(pod) for pod in pods]
-    ready = deployment_settled(deployment) and len(pods) >= 1 and all(on_fargate(pod) for pod in pods)
-    attempt = event.attempt + 1
-    if not ready and attempt >= settings.poll_max_attempts:
-        progress = deployment_progress(deployment)
-        raise PollTimeout(
-            f"deployment {where} has {progress.ready_replicas}/{progress.replicas} ready replicas after {attempt} "
-            "checks; see `kubectl describe pods` for why"
-        )
+    if not (deployment_settled(deployment) and len(pods) >= 1 and all(on_fargate(pod) for pod in pods)):
+        summary = _rollout_summary(where, deployment, summaries)
+        waited = (now - event.started_at).total_seconds()
+        if waited >= settings.rollout_timeout_seconds:
+            raise PollTimeout(
+                f"{summary} after {waited:.0f} s (ROLLOUT_TIMEOUT_SECONDS {settings.rollout_timeout_seconds}); "
+                "see `kubectl describe pods` for why"
+            )
+        raise RolloutNotYetReady(summary)
     return RolloutStatus(
         deployment=deployment_progress(deployment),
         pods=summaries,
         nodes=sorted({summary.node for summary in summaries if summary.node}),
-        ready=ready,
-        attempt=attempt,
-        next_wait_seconds=0 if ready else next_wait(settings, event.attempt),
     )
 
 
@@ -240,7 +240,9 @@ def _delete_if_ours(api: KubeApi, kind: str, read: Any, delete: Any, request: Pr
     return True
 
 
-def delete_app(settings: Settings, request: ProvisionRequest, apis: KubeApiCache = DEFAULT_APIS) -> DeletedApp:
+def delete_app(
+    settings: Settings, request: ProvisionRequest, apis: KubeApiCache = DEFAULT_APIS, clock: Clock = _utcnow
+) -> DeletedApp:
     """Delete the app's Ingress, Service and Deployment, in that order (traffic stops before the pods go).
 
     The namespace stays: it may hold other apps or have existed before us, and deleting a namespace deletes
@@ -262,30 +264,32 @@ def delete_app(settings: Settings, request: ProvisionRequest, apis: KubeApiCache
         ref = KubeObjectRef(kind=kind, name=request.app, namespace=request.namespace)
         (deleted if _delete_if_ours(api, kind, read, delete, request) else gone).append(ref)
     logger.info("deleted app", extra={"namespace": request.namespace, "app": request.app, "deleted": len(deleted)})
-    return DeletedApp(deleted=deleted, already_gone=gone)
+    return DeletedApp(deleted=deleted, already_gone=gone, deleted_at=clock())
 
 
-def check_pods_gone(settings: Settings, event: CheckPodsGoneEvent, apis: KubeApiCache = DEFAULT_APIS) -> PodsGone:
-    """One poll after DeleteApp: are the app's pods gone (so the Fargate profile may be deleted)?
+def check_pods_gone(
+    settings: Settings, event: CheckPodsGoneEvent, apis: KubeApiCache = DEFAULT_APIS, clock: Clock = _utcnow
+) -> PodsGone:
+    """One check after DeleteApp: are the app's pods gone (so the Fargate profile may be deleted)?
 
     Raises:
-        PollTimeout: pods remain after the configured number of polls.
+        PodsNotYetGone: pods remain (Terminating); the state's Retry checks again.
+        PollTimeout: pods remain ``PODS_GONE_TIMEOUT_SECONDS`` after the deletes were sent.
         KubernetesForbidden, KubernetesUnavailable: as for every API call.
     """
     request = event.request
     api = apis.get(request.cluster, settings.region)
     try:
-        remaining = len(_app_pods(api, request))
+        remaining = [summarize_pod(pod) for pod in _app_pods(api, request)]
     except KubernetesNotFound:  # the namespace itself is gone
-        remaining = 0
-    attempt = event.attempt + 1
-    if remaining and attempt >= settings.poll_max_attempts:
-        raise PollTimeout(f"{remaining} pod(s) of {request.namespace}/{request.app} still exist after {attempt} checks")
-    return PodsGone(
-        namespace=request.namespace,
-        name=request.app,
-        gone=remaining == 0,
-        remaining=remaining,
-        attempt=attempt,
-        next_wait_seconds=0 if remaining == 0 else next_wait(settings, event.attempt),
-    )
+        remaining = []
+    if remaining:
+        where = f"{request.namespace}/{request.app}"
+        listed = ", ".join(f"{pod.name} ({pod.status})" for pod in remaining)
+        waited = (clock() - event.started_at).total_seconds()
+        if waited >= settings.pods_gone_timeout_seconds:
+            raise PollTimeout(
+                f"{len(remaining)} pod(s) of {where} still exist {waited:.0f} s after their deletion: {listed}"
+            )
+        raise PodsNotYetGone(f"{len(remaining)} pod(s) of {where} not gone yet: {listed}")
+    return PodsGone(namespace=request.namespace, name=request.app)
