@@ -1,5 +1,6 @@
 """The AWS endpoint of the sandbox: a thin HTTP front that forwards every request to moto unchanged, except for
-the rules moto lacks (design.md §6 items 1–5 and 9) and injected faults.
+the rules moto lacks (Fargate profiles, pull-through cache, registry tokens, CloudTrail events), IAM authorization
+of every call (``iam_enforcement``) and injected faults.
 
 Clients reach it with ``AWS_ENDPOINT_URL=http://127.0.0.1:<port>``, so production code takes the same path as in AWS.
 Requests are identified by their SigV4 credential scope and botocore's service models (``aws_protocol``); answers
@@ -21,6 +22,7 @@ from fargate_sandbox.eks_rules import EksProfileError, FargateProfileRules
 from fargate_sandbox.events import EventRouter, cloudtrail_event
 from fargate_sandbox.faults import FaultInjector
 from fargate_sandbox.http_servers import QuietHandler, TrackedHTTPServer
+from fargate_sandbox.iam_enforcement import Authorizer
 from fargate_sandbox.moto_backend import ACCOUNT_HEADER, MotoBackend
 
 # Hop-by-hop headers, plus the ones the front's own HTTP server writes (Server, Date, Content-Length).
@@ -41,8 +43,10 @@ class AwsFront:
         profiles: FargateProfileRules,
         cache: PullThroughCache,
         events: EventRouter,
+        authorizer: Authorizer,
     ) -> None:
         self.moto = moto
+        self.authorizer = authorizer
         self.faults = faults
         self.profiles = profiles
         self.cache = cache
@@ -68,21 +72,31 @@ class AwsFront:
         fault = self.faults.take_aws(request.service, request.operation)
         if fault is not None:
             return render_error(request.service, fault), None
+        denied = self.authorizer.authorize(request)
+        if denied is not None:
+            return denied, None
         for intercept in list(self.interceptors):
             intercepted = intercept(request)
             if intercepted is not None:
                 return intercepted, None
+        event = None
         try:
             if request.service == "eks" and request.operation in eks_rules.HANDLED_OPERATIONS:
-                return self.profiles.handle(request, self.forward), None
-            if request.service == "ecr" and request.operation in ecr_rules.HANDLED_OPERATIONS:
+                response = self.profiles.handle(request, self.forward)
+            elif request.service == "ecr" and request.operation in ecr_rules.HANDLED_OPERATIONS:
                 response = self.cache.handle(request)
-                return response, self._event_for(request, response)
+                event = self._event_for(request, response)
+            else:
+                response = self.forward(request)
         except EksProfileError as exc:
             return render_error("eks", exc.error), None
         except EcrError as exc:
             return render_error("ecr", exc.error), None
-        return self.forward(request), None
+        self.authorizer.observe(request, response)
+        if (request.service, request.operation) == ("ecr", "DeleteRepository") and response[0] < 300:
+            # A deleted cache repository is pulled through (and created) again: ECR user guide, "Pull through cache".
+            self.cache.forget(str(request.json_body().get("repositoryName", "")))
+        return response, event
 
     def forward(self, request: AwsRequest) -> Response:
         """Send the request to moto as it came (plus the account header) and return moto's answer."""

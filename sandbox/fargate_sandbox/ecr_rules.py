@@ -25,6 +25,7 @@ from typing import Any
 import botocore.session
 
 from fargate_sandbox.aws_protocol import AwsError, AwsRequest
+from fargate_sandbox.iam_enforcement import Authorizer
 from fargate_sandbox.moto_backend import MotoBackend
 
 HANDLED_OPERATIONS = frozenset(
@@ -145,8 +146,9 @@ class PullThroughCache:
         self._registry_url = registry_url
         self._expected = expected_credentials or {}
         self._rules: dict[str, CacheRule] = {}
-        self._tokens: dict[str, float] = {}
+        self._tokens: dict[str, tuple[float, str | None]] = {}  # password → (expiry, the access key it was issued to)
         self._cached_digests: dict[str, set[str]] = {}
+        self._cached_tags: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -157,8 +159,10 @@ class PullThroughCache:
     def handle(self, request: AwsRequest) -> Response:
         """Answer an ECR operation of HANDLED_OPERATIONS. Raises EcrError with AWS's code and message."""
         params = request.json_body()
-        handler = getattr(self, f"_{request.operation}")
-        answer = handler(params)
+        if request.operation == "GetAuthorizationToken":
+            answer = self._GetAuthorizationToken(params, Authorizer.access_key(request))
+        else:
+            answer = getattr(self, f"_{request.operation}")(params)
         return 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(answer).encode()
 
     def _CreatePullThroughCacheRule(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -243,13 +247,14 @@ class PullThroughCache:
             answer["failure"] = failure
         return answer
 
-    def _GetAuthorizationToken(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _GetAuthorizationToken(self, params: dict[str, Any], access_key: str | None = None) -> dict[str, Any]:
         import base64
 
         password = secrets.token_urlsafe(32)
         expires = time.time() + TOKEN_LIFETIME_SECONDS
         with self._lock:
-            self._tokens[password] = expires
+            # The token carries its caller's identity: each registry request is authorized as that principal.
+            self._tokens[password] = (expires, access_key)
         token = base64.b64encode(f"AWS:{password}".encode()).decode()
         registries = params.get("registryIds") or [self.registry_id]
         return {
@@ -262,9 +267,26 @@ class PullThroughCache:
     # --- used by the registry front ---------------------------------------------------------------------------------
     def password_valid(self, password: str) -> bool:
         """True for a password this sandbox issued through GetAuthorizationToken that has not expired."""
+        return self.token_owner(password) is not None
+
+    def token_owner(self, password: str) -> str | None:
+        """The access key a valid (issued, unexpired) password was issued to, else None."""
         with self._lock:
-            expires = self._tokens.get(password)
-        return expires is not None and expires > time.time()
+            issued = self._tokens.get(password)
+        if issued is None or issued[0] <= time.time():
+            return None
+        return issued[1] or ""
+
+    def is_imported(self, repository: str, reference: str) -> bool:
+        """Whether a pull of ``reference`` (tag or digest) is served from the cache without an import."""
+        with self._lock:
+            return reference in self._cached_digests.get(repository, set()) or reference in self._cached_tags.get(
+                repository, set()
+            )
+
+    def repository_exists(self, repository: str) -> bool:
+        with self._lock:
+            return repository in self._cached_digests
 
     def rule_for(self, repository: str) -> tuple[CacheRule, str] | None:
         """(rule, upstream repository) for ``<prefix>/<repo>``: the longest matching prefix wins."""
@@ -291,6 +313,8 @@ class PullThroughCache:
             children = set()
         with self._lock:
             self._cached_digests.setdefault(repository, set()).update({digest, *children})
+            if not reference.startswith("sha256:"):
+                self._cached_tags.setdefault(repository, set()).add(reference)
         put: dict[str, Any] = {
             "repositoryName": repository,
             "imageManifest": manifest.decode("utf-8"),
@@ -301,6 +325,12 @@ class PullThroughCache:
             put["imageTag"] = reference
         with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):
             ecr.put_image(**put)
+
+    def forget(self, repository: str) -> None:
+        """The repository was deleted: nothing of it is cached any more."""
+        with self._lock:
+            self._cached_digests.pop(repository, None)
+            self._cached_tags.pop(repository, None)
 
     def is_cached(self, repository: str, digest: str) -> bool:
         """Whether a pull by ``digest`` can be served: the cache resolves a digest only for what a pull by tag

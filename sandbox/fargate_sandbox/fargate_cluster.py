@@ -12,12 +12,22 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 
 from fargate_app.aws.eks import profile_matches
-from kube_emulator import EksTokenAuthenticator, FargateLikeScheduler, KubeEmulator, PodTiming, SignatureVerifier
+from kube_emulator import (
+    EksTokenAuthenticator,
+    FargateLikeScheduler,
+    KubeEmulator,
+    PodTiming,
+    SignatureVerifier,
+    rbac,
+    selector_matcher,
+)
+from kube_emulator.eks_access_policies import ACCESS_POLICIES
+from kube_emulator.resources import BY_KIND
 
 if TYPE_CHECKING:
     from fargate_sandbox.sandbox import Sandbox
@@ -35,36 +45,67 @@ TOKEN_REUSE_SECONDS = 600  # ECR tokens last 12 hours; the kubelet refreshes lon
 
 class CacheImageResolver:
     """What the kubelet's pull does on a Fargate node: resolve the pod's image reference through the private registry
-    with a registry token (the pod execution role's). Returns None when it resolves, else the kubelet's message."""
+    with a registry token of the pod execution role (EKS user guide, "Amazon EKS Pod execution IAM role": the
+    kubelet pulls with it), that of the ACTIVE profile that selects the pod. Returns None when it resolves, else the
+    kubelet's message."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, cluster: str) -> None:
         self._sandbox = sandbox
+        self._cluster = cluster
         self._http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=10))
-        self._token: tuple[str, float] | None = None
+        self._tokens: dict[str, tuple[str, float]] = {}  # pod execution role ARN → (registry token, when issued)
         self._lock = threading.Lock()
 
-    def _authorization(self) -> str:
-        with self._lock:
-            if self._token is None or time.monotonic() - self._token[1] > TOKEN_REUSE_SECONDS:
-                data = self._sandbox.boto3_client("ecr").get_authorization_token()["authorizationData"][0]
-                self._token = (data["authorizationToken"], time.monotonic())
-            return f"Basic {self._token[0]}"
+    def _execution_role(self, pod: dict[str, Any]) -> str | None:
+        metadata = pod["metadata"]
+        for profile in self._sandbox.fargate_profiles(self._cluster):
+            matches = selector_matcher(profile.get("selectors") or [])
+            if profile.get("status") == "ACTIVE" and matches(metadata["namespace"], metadata.get("labels") or {}):
+                return str(profile.get("podExecutionRoleArn") or "") or None
+        return None
 
-    def __call__(self, image: str) -> str | None:
+    def _authorization(self, role_arn: str) -> str:
+        with self._lock:
+            issued = self._tokens.get(role_arn)
+            if issued is None or time.monotonic() - issued[1] > TOKEN_REUSE_SECONDS:
+                credentials = self._sandbox.boto3_client("sts").assume_role(
+                    RoleArn=role_arn, RoleSessionName="fargate-kubelet"
+                )["Credentials"]
+                ecr = self._sandbox.boto3_client(
+                    "ecr",
+                    aws_access_key_id=credentials["AccessKeyId"],
+                    aws_secret_access_key=credentials["SecretAccessKey"],
+                    aws_session_token=credentials["SessionToken"],
+                )
+                data = ecr.get_authorization_token()["authorizationData"][0]
+                issued = (data["authorizationToken"], time.monotonic())
+                self._tokens[role_arn] = issued
+            return f"Basic {issued[0]}"
+
+    def __call__(self, image: str, pod: dict[str, Any]) -> str | None:
         registry = self._sandbox.registry_url.removeprefix("http://")
         failure = f'Failed to pull image "{image}": rpc error: code = NotFound desc = failed to pull and unpack image "{image}"'
         host, _, remainder = image.partition("/")
         if host != registry:
             # The cluster's subnets are private: only the cache registry is reachable (no NAT in the sandbox).
             return f'Failed to pull image "{image}": rpc error: code = Unknown desc = failed to resolve reference: dial tcp {host}:443: i/o timeout'
+        role_arn = self._execution_role(pod)
+        if role_arn is None:
+            return f"{failure}: no pod execution role to pull with"
+        try:
+            authorization = self._authorization(role_arn)
+        except Exception as exc:  # the kubelet reports the failed login as a failed pull
+            return f"{failure}: failed to get the registry token of {role_arn}: {exc}"
         repository, reference = remainder.split("@", 1) if "@" in remainder else remainder.rsplit(":", 1)
         answer = self._http.request(
             "HEAD",
             f"{self._sandbox.registry_url}/v2/{repository}/manifests/{reference}",
-            headers={"Accept": MANIFEST_ACCEPT, "Authorization": self._authorization()},
+            headers={"Accept": MANIFEST_ACCEPT, "Authorization": authorization},
         )
         if answer.status == 200:
             return None
+        if answer.status == 403:
+            return f"{failure}: pull access denied, repository does not exist or may require authorization: {answer.status}"
         return f'{failure}: failed to resolve reference "{image}": {image}: not found (HTTP {answer.status})'
 
 
@@ -78,19 +119,30 @@ def start_cluster(sandbox: Sandbox, cluster: str, version: str, pod_timing: PodT
         )
 
     scheduler = FargateLikeScheduler(
-        sandbox.region, matches_active_profile, CacheImageResolver(sandbox), timing=pod_timing
+        sandbox.region, matches_active_profile, CacheImageResolver(sandbox, cluster), timing=pod_timing
     )
     # EKS asks STS whom the presigned GetCallerIdentity names; moto verifies no signature, so the sandbox checks the
-    # SigV4 signature itself, with the secret of the sandbox's one credential: a token signed for another cluster
-    # name or with another key is refused, as EKS refuses it.
-    access_key, secret_key = sandbox.credentials
-    verifier = SignatureVerifier(
-        secret_for=lambda key: secret_key if key == access_key else None,
-        arn_for=lambda key: f"arn:aws:iam::{sandbox.account_id}:user/sandbox",
-    )
+    # SigV4 signature itself, with the secret of the key that signed it (the administrator's or a role session's the
+    # sandbox issued): a token signed for another cluster name or with another key is refused, as EKS refuses it.
+    verifier = SignatureVerifier(secret_for=sandbox.iam.secret_for, arn_for=sandbox.iam.arn_for)
     authenticator = EksTokenAuthenticator(cluster, verifier)
+    # EKS authorizes through access entries: the cluster's creator (the sandbox's administrator) has one with
+    # AmazonEKSClusterAdminPolicy, as EKS makes it with bootstrapClusterCreatorAdminPermissions; a deployed stack adds
+    # its own (Workflows installs the template's AWS::EKS::AccessEntry resources).
+    authorizer = rbac.Authorizer(
+        sandbox.account_id, lambda kind, namespace: emulator.store.list(BY_KIND[kind], namespace), ACCESS_POLICIES
+    )
+    creator = sandbox.iam.arn_for(sandbox.credentials[0]) or ""
+    authorizer.add_entry(
+        rbac.AccessEntry(creator, policies=(rbac.AccessPolicyAssociation("AmazonEKSClusterAdminPolicy"),))
+    )
     emulator = KubeEmulator(
-        cluster=cluster, version=version, authenticator=authenticator, scheduler=scheduler, pod_timing=pod_timing
+        cluster=cluster,
+        version=version,
+        authenticator=authenticator,
+        scheduler=scheduler,
+        pod_timing=pod_timing,
+        authorizer=authorizer,
     )
 
     def injected_fault(method: str, path: str) -> tuple[int, str, str] | None:

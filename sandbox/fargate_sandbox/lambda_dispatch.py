@@ -1,20 +1,21 @@
-"""Lambda ``Invoke`` answered in process by the real ``functions/<dir>/app.py`` handlers (design.md §6).
+"""Lambda ``Invoke`` answered by the real ``functions/<dir>/app.py`` handlers, each in its own execution environment.
 
-The AWS front hands every ``lambda:Invoke`` request to ``LambdaDispatcher.intercept``; for a function of the template
-it imports the handler module once (under a unique module name: every function folder has an ``app.py``), calls it in
-a worker thread with a Lambda-shaped context, and answers as the Lambda Invoke API does (API reference, "Invoke"):
+As Lambda does, every invocation runs in an execution environment of its function — here a worker process
+(``lambda_runtime``) with the function's own environment variables and its role's credentials, so a call the handler
+makes is authorized as that function's role, and module state never leaks from one function to another. An
+environment runs one invocation at a time; a concurrent one gets a new environment (a cold start), an idle one is
+reused (a warm start) and reclaimed after ``IDLE_SECONDS``. Workers fork from a forkserver that has imported the heavy
+third-party modules once, so a cold start costs what importing the function's own code costs.
 
+Answers as the Lambda Invoke API gives them (API reference, "Invoke"):
 - success: 200, the handler's return value as JSON, ``X-Amz-Executed-Version: $LATEST``;
 - the handler raises: 200 with ``X-Amz-Function-Error: Unhandled`` and the Python runtime's error document
   ``{"errorMessage", "errorType", "requestId", "stackTrace"}``: Step Functions names the error after ``errorType``,
   so ``ErrorEquals: ["ProfileOperationInProgress"]`` matches our exception classes exactly as in AWS;
 - the handler runs past the function's ``Timeout``: the same 200 + ``Unhandled``, with the document current Lambda
   runtimes (python3.12 included) return, ``{"errorType": "Sandbox.Timedout", "errorMessage": "RequestId: <id> Error:
-  Task timed out after <n>.00 seconds"}``. Step Functions therefore reports ``Sandbox.Timedout``; ASL that must
-  survive a timeout matches it, ``States.TaskFailed`` or ``States.ALL``. (The Step Functions guide, "Handle Lambda
-  service exceptions", still says timeouts surface as ``Lambda.Unknown``: that was the older runtimes' error document
-  without ``errorType``; match both.) Python cannot kill a thread: a timed-out handler keeps running in its daemon
-  thread until it returns, its result discarded — unlike Lambda, which freezes the sandbox;
+  Task timed out after <n>.00 seconds"}``; the environment is then discarded, as Lambda resets it after a timeout;
+- the worker dies: ``Runtime.ExitError`` ("Runtime exited without providing a reason");
 - ``X-Amz-Invocation-Type: Event`` → 202 and the handler runs in the background; ``DryRun`` → 204;
 - a body that is not JSON → 400 ``InvalidRequestContentException``; an import failure → ``Runtime.ImportModuleError``,
   a missing handler → ``Runtime.HandlerNotFound``, a result that is not JSON → ``Runtime.MarshalError``.
@@ -25,25 +26,75 @@ Every invocation is recorded (function, request id, duration, error type) for re
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
 import json
+import multiprocessing
 import sys
 import threading
 import time
-import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import ModuleType
+from multiprocessing import spawn
 from typing import Any
 from urllib.parse import unquote
 
+from fargate_sandbox import lambda_runtime
 from fargate_sandbox.aws_protocol import AwsError, AwsRequest, render_error
 from fargate_sandbox.template_model import FunctionSpec, SandboxTemplate
 
 Response = tuple[int, dict[str, str], bytes]
 TIMEOUT_ERROR_TYPE = "Sandbox.Timedout"
+IDLE_SECONDS = 600.0  # an environment idle this long is reclaimed (Lambda keeps them warm for minutes, not hours)
 STOP_JOIN_SECONDS = 2.0
+WORKER_PREFIX = "lambda-"
+# Imported once by the forkserver, before any worker forks from it: a cold start pays only for the function's code.
+# Nothing here reads the environment at import (fargate_app's Logger does, so the package is not preloaded).
+PRELOAD = [
+    "fargate_sandbox.lambda_runtime",
+    "botocore.session",
+    "botocore.client",
+    "botocore.endpoint",
+    "pydantic",
+    "aws_lambda_powertools.logging",
+    "aws_lambda_powertools.event_handler",
+    "urllib3",
+    "yaml",
+    "kubernetes.client",
+    # The client loads its API classes (and their models) on first use: over a second per cold start otherwise.
+    "kubernetes.client.api.core_v1_api",
+    "kubernetes.client.api.apps_v1_api",
+    "kubernetes.client.api.networking_v1_api",
+    "kubernetes_validate",
+]
+_context_lock = threading.Lock()
+_context: Any = None
+
+
+def _worker_context() -> Any:
+    """The forkserver context, its preload list set before the server first starts (it is started once per process)."""
+    global _context
+    with _context_lock:
+        if _context is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(PRELOAD)
+            spawn.get_preparation_data = _without_main_module(spawn.get_preparation_data)
+            _context = context
+        return _context
+
+
+def _without_main_module(get_preparation_data: Callable[[str], dict[str, Any]]) -> Callable[[str], dict[str, Any]]:
+    """A multiprocessing child runs the parent's ``__main__`` again before its target (a script without a
+    ``__name__`` guard would run twice); a Lambda worker's target is importable by name, so its children skip that."""
+
+    def preparation_data(name: str) -> dict[str, Any]:
+        data = get_preparation_data(name)
+        if name.startswith(WORKER_PREFIX):
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+
+    return preparation_data
 
 
 @dataclass(frozen=True)
@@ -53,43 +104,84 @@ class Invocation:
     started_at: float  # time.time()
     duration_seconds: float
     error_type: str | None  # None on success
+    cold_start: bool = False
 
 
-class LambdaContext:
-    """The attributes and method of the Python runtime's context object that handlers and Powertools read."""
+class _Worker:
+    """One execution environment: its process and the parent's end of its connection."""
 
-    function_version = "$LATEST"
-    identity = None
-    client_context = None
+    def __init__(self, function: FunctionSpec, environment: Mapping[str, str]) -> None:
+        context = _worker_context()
+        self.connection, child = context.Pipe()
+        spec = lambda_runtime.WorkerSpec(  # plain str: the template loader's str subclasses do not pickle
+            logical_id=str(function.logical_id),
+            name=str(function.name),
+            arn=str(function.arn),
+            code_dir=str(function.code_dir),
+            handler=str(function.handler),
+            memory_mb=int(function.memory_mb),
+            environment={str(key): str(value) for key, value in environment.items()},
+        )
+        self.process = context.Process(
+            target=lambda_runtime.serve, args=(child, spec), name=f"{WORKER_PREFIX}{function.logical_id}", daemon=True
+        )
+        self.process.start()
+        child.close()
+        self.idle_since = time.monotonic()
 
-    def __init__(self, function: FunctionSpec, request_id: str, deadline: float) -> None:
-        self.function_name = function.name
-        self.memory_limit_in_mb = function.memory_mb
-        self.invoked_function_arn = function.arn
-        self.aws_request_id = request_id
-        self.log_group_name = f"/aws/lambda/{function.name}"
-        self.log_stream_name = f"sandbox/[$LATEST]{request_id.replace('-', '')}"
-        self._deadline = deadline
+    def call(self, request_id: str, event: Any, timeout_seconds: float) -> tuple[bytes, str | None]:
+        """Run one invocation; relays the handler's output to this process's streams as it comes.
 
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+        Raises:
+            TimeoutError: no answer within ``timeout_seconds``.
+            EOFError: the worker died.
+        """
+        self.connection.send(("invoke", request_id, event, timeout_seconds))
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.connection.poll(remaining):
+                raise TimeoutError(request_id)
+            message = self.connection.recv()
+            if message[0] == "output":
+                stream = sys.stdout if message[1] == "stdout" else sys.stderr
+                stream.write(message[2])
+                continue
+            _, answered_id, payload, error_type = message
+            if answered_id == request_id:
+                return payload, error_type
 
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, ValueError):  # already gone
+            self.connection.send(("stop",))
+        self.process.join(STOP_JOIN_SECONDS)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(STOP_JOIN_SECONDS)
+        self.connection.close()
 
-class _HandlerFailed(Exception):
-    def __init__(self, error_type: str, message: str, stack: list[str]) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.stack = stack
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(STOP_JOIN_SECONDS)
+        self.connection.close()
 
 
 class LambdaDispatcher:
-    def __init__(self, template: SandboxTemplate) -> None:
+    def __init__(self, template: SandboxTemplate, environment_for: Callable[[FunctionSpec], Mapping[str, str]]) -> None:
+        """
+        Args:
+            template: the functions that may be invoked.
+            environment_for: the whole environment a function's execution environments get (its variables, what
+                Lambda adds, its role's credentials).
+        """
         self.template = template
+        self.environment_for = environment_for
         self.invocations: list[Invocation] = []
-        self._modules: dict[str, ModuleType] = {}
-        self._import_lock = threading.Lock()
+        self._idle: dict[str, list[_Worker]] = {}
+        self._busy: set[_Worker] = set()
+        self._lock = threading.Lock()
         self._record_lock = threading.Lock()
-        self._workers: list[threading.Thread] = []
+        self._stopped = False
 
     # --- the AWS front's hook ---------------------------------------------------------------------------------------
     def intercept(self, request: AwsRequest) -> Response | None:
@@ -108,7 +200,8 @@ class LambdaDispatcher:
         if invocation_type == "DryRun":
             return 204, {"x-amzn-RequestId": str(uuid.uuid4())}, b""
         if invocation_type == "Event":
-            self._start_worker(lambda: self.invoke(function, event), f"lambda-event-{function.logical_id}")
+            thread = threading.Thread(target=self.invoke, args=(function, event), daemon=True)
+            thread.start()
             return 202, {"x-amzn-RequestId": str(uuid.uuid4())}, b""
         request_id, payload, error_type = self.invoke(function, event)
         headers = {
@@ -122,23 +215,15 @@ class LambdaDispatcher:
 
     # --- one invocation ---------------------------------------------------------------------------------------------
     def invoke(self, function: FunctionSpec, event: Any) -> tuple[str, bytes, str | None]:
-        """Run the handler with the function's timeout: (request id, response payload, error type or None)."""
+        """Run the handler in an execution environment of the function: (request id, payload, error type or None)."""
         request_id = str(uuid.uuid4())
         started_at, started = time.time(), time.monotonic()
-        deadline = started + function.timeout_seconds
-        outcome: dict[str, Any] = {}
-        finished = threading.Event()
-
-        def run() -> None:
-            try:
-                outcome["payload"] = self._call(function, event, LambdaContext(function, request_id, deadline))
-            except _HandlerFailed as exc:
-                outcome["error"] = exc
-            finally:
-                finished.set()
-
-        self._start_worker(run, f"lambda-{function.logical_id}-{request_id[:8]}")
-        if not finished.wait(function.timeout_seconds):
+        worker, cold = self._acquire(function)
+        keep = True
+        try:
+            payload, error_type = worker.call(request_id, event, function.timeout_seconds)
+        except TimeoutError:
+            keep = False
             error_type = TIMEOUT_ERROR_TYPE
             payload = json.dumps(
                 {
@@ -147,66 +232,55 @@ class LambdaDispatcher:
                     f"{function.timeout_seconds:.2f} seconds",
                 }
             ).encode()
-        elif "error" in outcome:
-            failure: _HandlerFailed = outcome["error"]
-            error_type = failure.error_type
+        except (EOFError, OSError):
+            keep = False
+            error_type = "Runtime.ExitError"
             payload = json.dumps(
                 {
-                    "errorMessage": str(failure),
-                    "errorType": failure.error_type,
-                    "requestId": request_id,
-                    "stackTrace": failure.stack,
+                    "errorType": error_type,
+                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited without providing a reason",
                 }
             ).encode()
-        else:
-            error_type, payload = None, outcome["payload"]
-        self._record(Invocation(function.logical_id, request_id, started_at, time.monotonic() - started, error_type))
+        finally:
+            self._release(function, worker, keep)
+        self._record(
+            Invocation(function.logical_id, request_id, started_at, time.monotonic() - started, error_type, cold)
+        )
         return request_id, payload, error_type
 
-    def _call(self, function: FunctionSpec, event: Any, context: LambdaContext) -> bytes:
-        handler = self._handler(function)
-        try:
-            result = handler(event, context)
-        except Exception as exc:  # the runtime reports any exception of the handler to the caller
-            stack = traceback.format_list(traceback.extract_tb(exc.__traceback__)[1:])  # without this frame
-            raise _HandlerFailed(type(exc).__name__, str(exc), stack) from exc
-        try:
-            return json.dumps(result).encode()
-        except (TypeError, ValueError) as exc:
-            raise _HandlerFailed("Runtime.MarshalError", f"Unable to marshal response: {exc}", []) from exc
+    def _acquire(self, function: FunctionSpec) -> tuple[_Worker, bool]:
+        """An idle environment of the function (warm), else a new one (cold); idle ones past IDLE_SECONDS go."""
+        expired: list[_Worker] = []
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("the Lambda dispatcher is stopped")
+            idle = self._idle.setdefault(function.logical_id, [])
+            now = time.monotonic()
+            expired = [worker for worker in idle if now - worker.idle_since > IDLE_SECONDS]
+            idle[:] = [worker for worker in idle if worker not in expired]
+            worker = idle.pop() if idle else None
+            if worker is not None:
+                self._busy.add(worker)
+        for old in expired:
+            old.stop()
+        if worker is not None:
+            if worker.process.is_alive():
+                return worker, False
+            with self._lock:
+                self._busy.discard(worker)
+        fresh = _Worker(function, self.environment_for(function))
+        with self._lock:
+            self._busy.add(fresh)
+        return fresh, True
 
-    def _handler(self, function: FunctionSpec) -> Callable[[Any, Any], Any]:
-        module_name, _, attribute = function.handler.rpartition(".")
-        module = self._module(function, module_name)
-        handler = getattr(module, attribute, None)
-        if not callable(handler):
-            raise _HandlerFailed(
-                "Runtime.HandlerNotFound", f"Handler '{attribute}' missing on module '{module_name}'", []
-            )
-        return handler  # type: ignore[no-any-return]
-
-    def _module(self, function: FunctionSpec, module_name: str) -> ModuleType:
-        """Import the handler module once per function (Lambda's cold start); a failed import is retried next time,
-        as Lambda retries the init phase of a fresh sandbox."""
-        with self._import_lock:
-            if function.logical_id in self._modules:
-                return self._modules[function.logical_id]
-            path = function.code_dir / (module_name.replace(".", "/") + ".py")
-            unique_name = f"sandbox_lambda_{function.logical_id}_{module_name.replace('.', '_')}"
-            try:
-                spec = importlib.util.spec_from_file_location(unique_name, path)
-                if spec is None or spec.loader is None:
-                    raise ImportError(f"No module named '{module_name}'")
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[unique_name] = module
-                spec.loader.exec_module(module)
-            except Exception as exc:
-                sys.modules.pop(unique_name, None)
-                raise _HandlerFailed(
-                    "Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}", []
-                ) from exc
-            self._modules[function.logical_id] = module
-            return module
+    def _release(self, function: FunctionSpec, worker: _Worker, keep: bool) -> None:
+        with self._lock:
+            self._busy.discard(worker)
+            if keep and not self._stopped:
+                worker.idle_since = time.monotonic()
+                self._idle.setdefault(function.logical_id, []).append(worker)
+                return
+        worker.kill()
 
     # --- bookkeeping ------------------------------------------------------------------------------------------------
     def _record(self, invocation: Invocation) -> None:
@@ -217,23 +291,30 @@ class LambdaDispatcher:
         with self._record_lock:
             return [invocation for invocation in self.invocations if invocation.function == logical_id]
 
-    def _start_worker(self, target: Callable[[], Any], name: str) -> None:
-        # Daemon: a handler past its timeout cannot be killed, and must not keep the interpreter alive at exit.
-        worker = threading.Thread(target=target, name=name, daemon=True)
-        with self._record_lock:
-            self._workers = [thread for thread in self._workers if thread.is_alive()]
-            self._workers.append(worker)
-        worker.start()
+    def environments(self) -> int:
+        """Execution environments alive now (idle and busy)."""
+        with self._lock:
+            return len(self._busy) + sum(len(workers) for workers in self._idle.values())
+
+    def recycle(self) -> None:
+        """End every idle execution environment, as a deployment of the functions does: the next invocations start
+        cold (module state, cached clients and tokens are gone)."""
+        with self._lock:
+            idle = [worker for workers in self._idle.values() for worker in workers]
+            self._idle.clear()
+        for worker in idle:
+            worker.stop()
 
     def stop(self) -> list[str]:
-        """Give running handlers a moment to finish; the names of those still running (timed out, stuck)."""
-        deadline = time.monotonic() + STOP_JOIN_SECONDS
-        with self._record_lock:
-            workers = list(self._workers)
-        for worker in workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
-        for module_name in [name for name in sys.modules if name.startswith("sandbox_lambda_")]:
-            if any(module is sys.modules[module_name] for module in self._modules.values()):
-                del sys.modules[module_name]
-        self._modules.clear()
-        return [worker.name for worker in workers if worker.is_alive()]
+        """Stop every execution environment; the names of the functions whose invocations were still running."""
+        with self._lock:
+            self._stopped = True
+            idle = [worker for workers in self._idle.values() for worker in workers]
+            busy = list(self._busy)
+            self._idle.clear()
+            self._busy.clear()
+        for worker in idle:
+            worker.stop()
+        for worker in busy:
+            worker.kill()
+        return [worker.process.name for worker in busy]

@@ -22,6 +22,8 @@ import urllib3
 from fargate_sandbox.ecr_rules import PullThroughCache
 from fargate_sandbox.faults import FaultInjector
 from fargate_sandbox.http_servers import QuietHandler, TrackedHTTPServer
+from fargate_sandbox.iam_enforcement import Authorizer
+from fargate_sandbox.iam_requests import Check
 
 ROUTE = re.compile(r"^/v2/(?P<name>.+?)/(?P<kind>manifests|blobs)/(?P<reference>[^/]+)$")
 TAGS_ROUTE = re.compile(r"^/v2/(?P<name>.+)/(?P<kind>tags)/list$")
@@ -33,10 +35,16 @@ PASS_REQUEST_HEADERS = ("accept", "range", "if-none-match", "user-agent")
 
 class RegistryFront:
     def __init__(
-        self, cache: PullThroughCache, proxies: Mapping[str, str], faults: FaultInjector, region: str = "us-west-2"
+        self,
+        cache: PullThroughCache,
+        proxies: Mapping[str, str],
+        faults: FaultInjector,
+        authorizer: Authorizer,
+        region: str = "us-west-2",
     ) -> None:
         """``proxies``: upstreamRegistryUrl (e.g. "public.ecr.aws") → base URL of its pull-through proxy."""
         self.cache = cache
+        self.authorizer = authorizer
         self.proxies = dict(proxies)
         self.faults = faults
         self.region = region
@@ -63,15 +71,30 @@ class RegistryFront:
     def stopping(self) -> Any:
         return self._server.stopping
 
-    def authorized(self, header: str) -> bool:
+    def caller(self, header: str) -> str | None:
+        """The access key the Basic ``AWS:<token>`` was issued to, or None for no valid token."""
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "basic":
-            return False
+            return None
         try:
             user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
-            return False
-        return user == "AWS" and self.cache.password_valid(password)
+            return None
+        return self.cache.token_owner(password) if user == "AWS" else None
+
+    def checks(self, repository: str, kind: str, reference: str) -> list[Check]:
+        """What ECR authorizes for a registry call (ECR user guide, "Private registry authentication" and "IAM
+        permissions required to sync an upstream registry"): a manifest is ecr:BatchGetImage, a layer
+        ecr:GetDownloadUrlForLayer; the first pull of a repository needs ecr:CreateRepository, and pulling what the
+        cache does not hold yet ecr:BatchImportUpstreamImage."""
+        arn = self.authorizer.resources.arn("ecr", f"repository/{repository}")
+        action = {"manifests": "ecr:BatchGetImage", "blobs": "ecr:GetDownloadUrlForLayer"}.get(kind, "ecr:ListImages")
+        found = [Check(action, arn)]
+        if kind == "manifests" and not self.cache.is_imported(repository, reference):
+            if not self.cache.repository_exists(repository):
+                found.append(Check("ecr:CreateRepository", arn, {}, "the first pull through the cache"))
+            found.append(Check("ecr:BatchImportUpstreamImage", arn, {}, "a pull the cache does not hold yet"))
+        return found
 
     def open_upstream(self, base: str, method: str, path: str, headers: dict[str, str]) -> Any:
         return self._pool.request(method, base + path, headers=headers, preload_content=False, redirect=False)
@@ -96,7 +119,8 @@ def _handler_for(front: RegistryFront) -> type[QuietHandler]:
 
         def _serve(self) -> None:
             path = self.path.split("?", 1)[0]
-            if not front.authorized(self.headers.get("Authorization", "")):
+            caller = front.caller(self.headers.get("Authorization", ""))
+            if caller is None:
                 challenge = f'Basic realm="{front.url}/",service="ecr.amazonaws.com"'
                 self._send(401, _error_body("UNAUTHORIZED", "authentication required"), {"WWW-Authenticate": challenge})
                 return
@@ -116,6 +140,12 @@ def _handler_for(front: RegistryFront) -> type[QuietHandler]:
                 self._send(404, _error_body("NAME_UNKNOWN", "repository name not known to registry", {"path": path}))
                 return
             name = route["name"]
+            reference = route.groupdict().get("reference") or ""
+            # IAM decides before the repository is looked up: a caller without the grant learns nothing about it.
+            denied = front.authorizer.authorize_checks(caller, front.checks(name, route["kind"], reference))
+            if denied is not None:
+                self._send(403, _error_body("DENIED", denied))
+                return
             match = front.cache.rule_for(name)
             if match is None:
                 self._send(404, _error_body("NAME_UNKNOWN", "repository name not known to registry", {"name": name}))
@@ -126,7 +156,6 @@ def _handler_for(front: RegistryFront) -> type[QuietHandler]:
                 message = f"no upstream registry is reachable for {rule.upstream_url}"
                 self._send(503, _error_body("UNAVAILABLE", message, {"name": name}))
                 return
-            reference = route.groupdict().get("reference") or ""
             if (
                 route["kind"] == "manifests"
                 and reference.startswith("sha256:")

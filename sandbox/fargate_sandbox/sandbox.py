@@ -18,12 +18,14 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from fargate_sandbox import authorization_records
 from fargate_sandbox.aws_front import AwsFront, Interceptor
 from fargate_sandbox.ecr_rules import PullThroughCache
 from fargate_sandbox.eks_rules import FargateProfileRules
 from fargate_sandbox.events import EventRouter, Target
 from fargate_sandbox.fargate_cluster import start_cluster
 from fargate_sandbox.faults import FaultInjector
+from fargate_sandbox.iam_enforcement import Authorizer
 from fargate_sandbox.moto_backend import MotoBackend
 from fargate_sandbox.registry_front import RegistryFront
 from fargate_sandbox.seeded_registries import SeededRegistries
@@ -77,8 +79,10 @@ class Sandbox:
             registry_url=lambda: self.registry.url,
             expected_credentials=dict(upstream_credentials or UPSTREAM_CREDENTIALS),
         )
-        self.registry = RegistryFront(self.cache, registry_proxies or {}, self.faults, REGION)
-        self._front = AwsFront(self._moto, self.faults, self.profiles, self.cache, self.events)
+        self.credentials = ("AKIASANDBOX000000000", "sandbox")  # the account administrator's (fake) credential
+        self.iam = Authorizer(ACCOUNT_ID, REGION, *self.credentials, admin_client=self._moto.client)
+        self.registry = RegistryFront(self.cache, registry_proxies or {}, self.faults, self.iam, REGION)
+        self._front = AwsFront(self._moto, self.faults, self.profiles, self.cache, self.events, self.iam)
         for name, pattern, target in event_rules or []:
             self.events.add_rule(name, dict(pattern) if isinstance(pattern, Mapping) else pattern, target)
         self._seed_registries = seed_registries
@@ -88,7 +92,6 @@ class Sandbox:
         self.kubernetes: KubeEmulator | None = None
         self._stack: ExitStack | None = None
         self._seeds: Seeds | None = None
-        self.credentials = ("AKIASANDBOX000000000", "sandbox")  # the sandbox's one (fake) credential
         self._session = boto3.session.Session(
             aws_access_key_id=self.credentials[0],
             aws_secret_access_key=self.credentials[1],
@@ -117,10 +120,12 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
-        """Stop in reverse order; idempotent."""
+        """Stop in reverse order, then record its authorization decisions (``IAM_RESULTS_DIR``); idempotent."""
         stack, self._stack = self._stack, None
         if stack is not None:
             stack.close()
+            kubernetes = self.kubernetes.api.authorizer if self.kubernetes is not None else None
+            authorization_records.write(self.iam.decisions, kubernetes.decisions if kubernetes is not None else {})
 
     def __enter__(self) -> Sandbox:
         return self.start()

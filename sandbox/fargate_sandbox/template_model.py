@@ -6,8 +6,7 @@ pseudo parameters their sandbox values, and references to resources their physic
 CloudFormation, so physical names are chosen here: a resource's explicit name property (``FunctionName``, ``Name``)
 when it has one, otherwise its logical id (so history and errors name ``ValidateRequestFunction``, not a random id).
 
-Design rule (design.md §6): handlers run in threads of one process, so the sandbox sets one environment for all of
-them. ``SandboxTemplate.environment()`` is that union and raises when two functions give a variable different values.
+Each function runs in execution environments of its own (``lambda_dispatch``), with its own environment variables.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ _ARN_NAMING = {  # resource type → (service, resource part of the ARN given th
     "AWS::SSM::Parameter": ("ssm", "parameter/{name}"),
     "AWS::Serverless::LayerVersion": ("lambda", "layer:{name}:1"),
     "AWS::Lambda::LayerVersion": ("lambda", "layer:{name}:1"),
-    "AWS::Logs::LogGroup": ("logs", "log-group:{name}"),
+    "AWS::Logs::LogGroup": ("logs", "log-group:{name}:*"),  # Fn::GetAtt's Arn ends in ":*" (CloudFormation docs)
     "AWS::CloudWatch::Alarm": ("cloudwatch", "alarm:{name}"),
 }
 _GLOBAL_ARN_SERVICES = {"iam"}  # ARNs without region and with the account (arn:aws:iam::123:role/x)
@@ -52,7 +51,7 @@ _REF_IS_ARN = {
 
 
 class TemplateError(ValueError):
-    """The template cannot be resolved for the sandbox, or breaks the one-environment rule (design.md §6)."""
+    """The template cannot be resolved for the sandbox."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +75,8 @@ class StateMachineSpec:
     definition_path: Path | None
     inline_definition: Mapping[str, Any] | None
     substitutions: Mapping[str, str]
+    # CreateStateMachine's loggingConfiguration, from SAM's Logging property (None: no logging).
+    logging: Mapping[str, Any] | None = None
 
     def definition(self) -> str:
         """The ASL with ``DefinitionSubstitutions`` applied, as CloudFormation would deploy it.
@@ -108,6 +109,7 @@ class EventRuleSpec:
     state_machine: str  # logical id
     input: str | None = None
     input_path: str | None = None
+    role_arn: str | None = None  # the role EventBridge starts the execution with
 
 
 @dataclass(frozen=True)
@@ -126,26 +128,6 @@ class SandboxTemplate:
     state_machines: Mapping[str, StateMachineSpec]  # by logical id
     event_rules: list[EventRuleSpec] = field(default_factory=list)
     parameters: list[ParameterSpec] = field(default_factory=list)
-
-    def environment(self) -> dict[str, str]:
-        """The union of every function's environment (Globals included).
-
-        Raises:
-            TemplateError: two functions give one variable different values (design.md §6).
-        """
-        union: dict[str, str] = {}
-        owner: dict[str, str] = {}
-        for function in self.functions.values():
-            for name, value in function.environment.items():
-                if name in union and union[name] != value:
-                    raise TemplateError(
-                        f"environment variable {name} is {union[name]!r} in {owner[name]} but {value!r} in "
-                        f"{function.logical_id}: the sandbox runs every handler in one process with one environment "
-                        "(design.md §6), so every function must give a variable the same value"
-                    )
-                union[name] = value
-                owner.setdefault(name, function.logical_id)
-        return union
 
     def function_named(self, name_or_arn: str) -> FunctionSpec | None:
         """The function a Lambda ``FunctionName`` designates: name, full or partial ARN, with or without qualifier."""
@@ -173,8 +155,8 @@ def load_template(
     """Read ``template.yaml`` and resolve what the sandbox runs.
 
     Raises:
-        TemplateError: a parameter has no default nor override, an intrinsic cannot be resolved, a function's code or
-            a definition file is missing, or two functions disagree on an environment variable.
+        TemplateError: a parameter has no default nor override, an intrinsic cannot be resolved, or a function's code
+            or a definition file is missing.
     """
     template_path = Path(path).resolve()
     document: dict[str, Any] = cfn_yaml.load(str(template_path))
@@ -202,9 +184,7 @@ def load_template(
     for logical_id, resource in (document.get("Resources") or {}).items():
         if resource.get("Type") == "AWS::Events::Rule":
             rules.extend(_events_rule(logical_id, dict(resource.get("Properties") or {}), resolver, arn_to_machine))
-    model = SandboxTemplate(template_path, functions, state_machines, rules, parameters)
-    model.environment()  # the one-environment rule is checked at load time, before anything starts
-    return model
+    return SandboxTemplate(template_path, functions, state_machines, rules, parameters)
 
 
 def _function(
@@ -273,7 +253,22 @@ def _state_machine(logical_id: str, properties: dict[str, Any], resolver: _Resol
         definition_path=definition_path,
         inline_definition=inline,
         substitutions={str(key): _as_string(value) for key, value in substitutions.items()},
+        logging=_logging_configuration(resolver.resolve(properties.get("Logging"))),
     )
+
+
+def _logging_configuration(logging: Any) -> dict[str, Any] | None:
+    """SAM's ``Logging`` (CloudFormation's LoggingConfiguration) in the Step Functions API's shape."""
+    if not logging:
+        return None
+    return {
+        "level": logging.get("Level", "OFF"),
+        "includeExecutionData": bool(logging.get("IncludeExecutionData", False)),
+        "destinations": [
+            {"cloudWatchLogsLogGroup": {"logGroupArn": str(destination["CloudWatchLogsLogGroup"]["LogGroupArn"])}}
+            for destination in logging.get("Destinations") or []
+        ],
+    }
 
 
 def _sam_event_rules(logical_id: str, properties: dict[str, Any], resolver: _Resolver) -> list[EventRuleSpec]:
@@ -292,6 +287,8 @@ def _sam_event_rules(logical_id: str, properties: dict[str, Any], resolver: _Res
                 state_machine=logical_id,
                 input=resolver.resolve(event_properties.get("Input", target.get("Input"))),
                 input_path=resolver.resolve(event_properties.get("InputPath", target.get("InputPath"))),
+                # SAM names the rule's role <state machine><event>Role (samtranslator model/stepfunctions/events.py).
+                role_arn=resolver.arn("iam", f"role/{logical_id}{event_id}Role", global_service=True),
             )
         )
     return rules
@@ -316,6 +313,7 @@ def _events_rule(
                     state_machine=machine,
                     input=resolver.resolve(target.get("Input")),
                     input_path=resolver.resolve(target.get("InputPath")),
+                    role_arn=resolver.resolve(target.get("RoleArn")),
                 )
             )
     return rules
@@ -361,7 +359,16 @@ class _Resolver:
 
     def name_of(self, logical_id: str) -> str:
         properties = dict(self.resources[logical_id].get("Properties") or {})
-        for key in ("FunctionName", "StateMachineName", "Name", "RoleName", "QueueName", "TopicName", "LayerName"):
+        for key in (
+            "FunctionName",
+            "StateMachineName",
+            "Name",
+            "RoleName",
+            "QueueName",
+            "TopicName",
+            "LayerName",
+            "LogGroupName",
+        ):
             if key in properties:
                 return str(self.resolve(properties[key]))
         return logical_id

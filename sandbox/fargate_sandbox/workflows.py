@@ -47,9 +47,13 @@ import boto3
 from botocore.config import Config
 
 from fargate_sandbox import sfn_semantics
+from fargate_sandbox.cluster_setup import apply_as_creator, documented_manifests
 from fargate_sandbox.lambda_dispatch import Invocation, LambdaDispatcher
 from fargate_sandbox.sandbox import Sandbox
-from fargate_sandbox.template_model import EventRuleSpec, SandboxTemplate, load_template
+from fargate_sandbox.seeds import CLUSTER_NAME
+from fargate_sandbox.stack_roles import deploy as deploy_roles
+from fargate_sandbox.stack_roles import stack_roles
+from fargate_sandbox.template_model import EventRuleSpec, FunctionSpec, SandboxTemplate, load_template
 
 POLL_SECONDS = 0.02  # how often wait() asks DescribeExecution
 _INTERPRETER_PACKAGE = "moto.stepfunctions.parser"
@@ -81,6 +85,7 @@ class Workflows:
         time_scale: float = 1.0,
         environment: Mapping[str, str] | None = None,
         parameter_overrides: Mapping[str, str] | None = None,
+        cluster_setup: str | Path | None = None,
     ) -> None:
         """
         Args:
@@ -89,6 +94,8 @@ class Workflows:
             time_scale: factor applied to Wait states and Retry pauses (0.01 → a 30 s Wait lasts 0.3 s; 0 → none).
             environment: variables that override the template's for this run (e.g. shorter polling).
             parameter_overrides: template parameter values instead of their defaults.
+            cluster_setup: the document whose ``yaml`` blocks an operator applies to the cluster before the stack's
+                Kubernetes steps work; default: ``docs/eks-access.md`` beside the template, when there is one.
 
         Raises:
             TemplateError: the template breaks the one-environment rule or cannot be resolved.
@@ -97,16 +104,27 @@ class Workflows:
             raise ValueError("time_scale must be >= 0")
         self.sandbox = sandbox
         self.time_scale = time_scale
+        # Deployed as the README says: with the cluster's name, so the stack makes its EKS access entries.
+        overrides = {"ClusterName": CLUSTER_NAME, **(parameter_overrides or {})}
         self.template: SandboxTemplate = load_template(
             template_path,
             account_id=sandbox.account_id,
             region=sandbox.region,
-            parameter_overrides=parameter_overrides,
+            parameter_overrides=overrides,
         )
-        self.dispatcher = LambdaDispatcher(self.template)
+        self.stack = stack_roles(
+            template_path, account_id=sandbox.account_id, region=sandbox.region, parameter_overrides=overrides
+        )
+        beside_template = Path(template_path).parent / "docs" / "eks-access.md"
+        self.cluster_setup = (
+            Path(cluster_setup) if cluster_setup else beside_template if beside_template.exists() else None
+        )
+        self._credentials: dict[str, dict[str, str]] = {}
+        self.dispatcher = LambdaDispatcher(self.template, self._function_environment)
         self._environment_overrides = dict(environment or {})
         self._stack: ExitStack | None = None
         self._sfn: Any = None
+        self._patches: _InterpreterPatches | None = None
         self._started: list[str] = []
         self._started_lock = threading.Lock()
         self.state_machine_arns: dict[str, str] = {}
@@ -124,16 +142,17 @@ class Workflows:
             _open_workflows.append(self)
         with ExitStack() as stack:
             stack.callback(_open_workflows.remove, self)
-            stack.enter_context(_EnvironmentOverlay(self._lambda_environment()))
             self._sfn = self.sandbox.boto3_client("stepfunctions")
+            deploy_roles(self.sandbox.boto3_client("iam"), self.stack.roles)
+            self._credentials = self._assume_function_roles()
+            self._install_access_entries()
+            if self.cluster_setup is not None and self.sandbox.kubernetes is not None:
+                apply_as_creator(self.sandbox.kubernetes, documented_manifests(self.cluster_setup))
             ssm = self.sandbox.boto3_client("ssm")
             for parameter in self.template.parameters:
                 ssm.put_parameter(Name=parameter.name, Type=parameter.type, Value=parameter.value, Overwrite=True)
-            for logical_id, machine in self.template.state_machines.items():
-                self.state_machine_arns[logical_id] = self._create_state_machine(
-                    machine.name, machine.definition(), machine.role_arn
-                )
-            stack.enter_context(_InterpreterPatches(self.sandbox, self.time_scale))
+            self.deploy_state_machines()
+            self._patches = stack.enter_context(_InterpreterPatches(self.sandbox, self.time_scale))
             stack.callback(self.sandbox.intercept_aws(self.dispatcher.intercept))
             stack.callback(self.dispatcher.stop)
             # Closing runs these in reverse: executions stop first, while their Lambda calls still reach the handlers.
@@ -158,16 +177,23 @@ class Workflows:
         self.close()
 
     # --- executions -------------------------------------------------------------------------------------------------
-    def start(self, state_machine: str, input: Any, name: str | None = None) -> str:
+    def start(self, state_machine: str, input: Any, name: str | None = None, role_arn: str | None = None) -> str:
         """StartExecution of the template's state machine ``state_machine`` (logical id); its execution ARN.
+
+        Args:
+            role_arn: start it as a session of this role (EventBridge's target role), not as the administrator.
 
         Raises:
             KeyError: the template has no such state machine.
             RuntimeError: the harness is not open.
+            ClientError: AccessDeniedException when ``role_arn`` may not start it.
         """
         if self._stack is None:
             raise RuntimeError("Workflows is not open")
-        answer = self._sfn.start_execution(
+        sfn = self._sfn
+        if role_arn is not None and self._patches is not None:
+            sfn = self._patches.client_for(self.sandbox.region, "stepfunctions", role_arn)
+        answer = sfn.start_execution(
             stateMachineArn=self.state_machine_arns[state_machine],
             name=name or str(uuid.uuid4()),  # as StartExecution without a name; moto would name it "None"
             input=json.dumps(input),
@@ -226,30 +252,99 @@ class Workflows:
         return self.dispatcher.invocations_of(function)
 
     # --- wiring -----------------------------------------------------------------------------------------------------
-    def _lambda_environment(self) -> dict[str, str]:
-        access_key, secret_key = self.sandbox.credentials
+    def _function_environment(self, function: FunctionSpec) -> dict[str, str]:
+        """What Lambda gives the function's execution environment (its reserved variables, developer guide "Defined
+        runtime environment variables"), its own variables, and the sandbox's endpoint; overrides win."""
         return {
-            **self.template.environment(),
-            "AWS_ENDPOINT_URL": self.sandbox.endpoint_url,
-            "AWS_ACCESS_KEY_ID": access_key,
-            "AWS_SECRET_ACCESS_KEY": secret_key,
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
             "AWS_REGION": self.sandbox.region,
             "AWS_DEFAULT_REGION": self.sandbox.region,
-            "ACCOUNT_ID": self.sandbox.account_id,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+            "AWS_LAMBDA_FUNCTION_NAME": function.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.name}",
+            "LAMBDA_TASK_ROOT": str(function.code_dir),
+            **self._credentials[function.logical_id],
+            **function.environment,
+            "AWS_ENDPOINT_URL": self.sandbox.endpoint_url,
             "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
             **self._environment_overrides,
         }
 
-    def _create_state_machine(self, name: str, definition: str, role_arn: str) -> str:
-        """Create, or update when an earlier harness of this process created it (moto's state is per process)."""
+    def _assume_function_roles(self) -> dict[str, dict[str, str]]:
+        """Each function's credentials, as Lambda gets them: a session of its own role (AssumeRole, session named
+        after the function)."""
+        sts = self.sandbox.boto3_client("sts")
+        found = {}
+        for logical_id, function in self.template.functions.items():
+            role = self.stack.roles[self.stack.function_roles[logical_id]]
+            arn = f"arn:aws:iam::{self.sandbox.account_id}:role/{role.name}"
+            issued = sts.assume_role(RoleArn=arn, RoleSessionName=function.name)["Credentials"]
+            found[logical_id] = {
+                "AWS_ACCESS_KEY_ID": issued["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": issued["SecretAccessKey"],
+                "AWS_SESSION_TOKEN": issued["SessionToken"],
+            }
+        return found
+
+    def _install_access_entries(self) -> None:
+        """The template's EKS access entries, as CloudFormation creates them (CreateAccessEntry, then
+        AssociateAccessPolicy for each policy), in the cluster they name."""
+        from kube_emulator import rbac
+
+        kubernetes = self.sandbox.kubernetes
+        if kubernetes is None or kubernetes.api.authorizer is None:
+            return
+        for entry in self.stack.access_entries:
+            if entry.get("ClusterName") != kubernetes.cluster:
+                continue
+            policies = tuple(
+                rbac.AccessPolicyAssociation(
+                    str(policy["PolicyArn"]).rsplit("/", 1)[-1],
+                    tuple((policy.get("AccessScope") or {}).get("Namespaces") or ()),
+                )
+                for policy in entry.get("AccessPolicies") or []
+            )
+            kubernetes.api.authorizer.add_entry(
+                rbac.AccessEntry(
+                    principal_arn=str(entry["PrincipalArn"]),
+                    username=entry.get("Username"),
+                    groups=tuple(entry.get("KubernetesGroups") or ()),
+                    policies=policies,
+                )
+            )
+
+    def deploy_state_machines(self) -> None:
+        """Create the template's state machines, or update them as a stack update would.
+
+        Raises:
+            ClientError: AccessDeniedException when a state machine's role may not deliver its logs.
+        """
+        for logical_id, machine in self.template.state_machines.items():
+            self.state_machine_arns[logical_id] = self._create_state_machine(
+                machine.name, machine.definition(), machine.role_arn, machine.logging
+            )
+
+    def _create_state_machine(
+        self, name: str, definition: str, role_arn: str, logging: Mapping[str, Any] | None = None
+    ) -> str:
+        """Create, or update when an earlier harness of this process created it (moto's state is per process).
+
+        Raises:
+            ClientError: AccessDeniedException when the role may not deliver the state machine's logs.
+        """
+        options: dict[str, Any] = {"definition": definition, "roleArn": role_arn}
+        if logging is not None:
+            options["loggingConfiguration"] = dict(logging)
         for page in self._sfn.get_paginator("list_state_machines").paginate():
             for machine in page["stateMachines"]:
                 if machine["name"] == name:
-                    self._sfn.update_state_machine(
-                        stateMachineArn=machine["stateMachineArn"], definition=definition, roleArn=role_arn
-                    )
+                    self._sfn.update_state_machine(stateMachineArn=machine["stateMachineArn"], **options)
                     return str(machine["stateMachineArn"])
-        answer = self._sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn)
+        answer = self._sfn.create_state_machine(name=name, **options)
         return str(answer["stateMachineArn"])
 
     def _event_target(self, rule: EventRuleSpec) -> Callable[[dict[str, Any]], None]:
@@ -262,7 +357,7 @@ class Workflows:
                 payload = _select(event, rule.input_path)
             else:
                 payload = event
-            self.start(rule.state_machine, payload)
+            self.start(rule.state_machine, payload, role_arn=rule.role_arn)
 
         return start_from_event
 
@@ -280,40 +375,6 @@ def _select(event: dict[str, Any], path: str) -> Any:
     return value
 
 
-class _EnvironmentOverlay:
-    """Sets variables once and restores exactly what was there before (absent ones removed again)."""
-
-    def __init__(self, variables: Mapping[str, str]) -> None:
-        self.variables = dict(variables)
-        self._saved: dict[str, str | None] = {}
-
-    def __enter__(self) -> None:
-        self._saved = {name: os.environ.get(name) for name in self.variables}
-        os.environ.update(self.variables)
-        _reset_production_caches()
-
-    def __exit__(self, *exc_info: object) -> None:
-        for name, value in self._saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        _reset_production_caches()
-
-
-def _reset_production_caches() -> None:
-    from fargate_app.aws.clients import reset_clients
-    from fargate_app.config import get_settings
-    from fargate_app.kube.auth import reset_sts_clients
-    from fargate_app.kube.client import DEFAULT_APIS
-
-    get_settings.cache_clear()
-    reset_clients()
-    # The Kubernetes clients remember the previous sandbox's endpoint and the STS client its credentials.
-    reset_sts_clients()
-    DEFAULT_APIS.forget()
-
-
 class _InterpreterPatches:
     """moto interpreter → sandbox front, and scaled Wait/Retry sleeps; everything restored on exit."""
 
@@ -324,7 +385,7 @@ class _InterpreterPatches:
         self._clients: dict[tuple[str, str], Any] = {}
         self._clients_lock = threading.Lock()
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> _InterpreterPatches:
         boto_client_module = importlib.import_module(_BOTO_CLIENT_MODULE)
         for name in _AWS_CALLING_MODULES:
             importlib.import_module(name)
@@ -342,6 +403,7 @@ class _InterpreterPatches:
             _stopped_stays_stopped(environment.Environment.set_error, environment.ProgramStopped),
         )
         sfn_semantics.install(self._replace)
+        return self
 
     def __exit__(self, *exc_info: object) -> None:
         while self._undo:
@@ -353,17 +415,31 @@ class _InterpreterPatches:
         self._undo.append(lambda: setattr(owner, attribute, original))
 
     def _client_for(self, region: str, service: str, state_credentials: Any = None) -> Any:
-        """Same settings as moto's client (one attempt, no parameter validation), endpoint = the sandbox front."""
-        key = (region, service)
+        """moto's ``boto_client_for``: a client with the credentials of the state machine's role, as Step Functions
+        calls a Lambda function with them, so IAM authorizes each ``lambda:InvokeFunction`` against its policies."""
+        return self.client_for(region, service, getattr(state_credentials, "role_arn", None) or "")
+
+    def client_for(self, region: str, service: str, role_arn: str = "") -> Any:
+        """Same settings as moto's client (one attempt, no parameter validation), endpoint = the sandbox front, as a
+        session of ``role_arn`` (the administrator when empty)."""
+        key = (region, service, role_arn)
         with self._clients_lock:  # botocore clients are thread-safe, their creation through a session is not
             if key not in self._clients:
                 access_key, secret_key = self.sandbox.credentials
+                session_token = None
+                if role_arn:
+                    issued = self.sandbox.boto3_client("sts").assume_role(
+                        RoleArn=role_arn, RoleSessionName="StepFunctions"
+                    )["Credentials"]
+                    access_key, secret_key = issued["AccessKeyId"], issued["SecretAccessKey"]
+                    session_token = issued["SessionToken"]
                 self._clients[key] = boto3.session.Session().client(  # type: ignore[call-overload]
                     service,
                     region_name=region,
                     endpoint_url=self.sandbox.endpoint_url,
                     aws_access_key_id=access_key,
                     aws_secret_access_key=secret_key,
+                    aws_session_token=session_token,
                     config=Config(
                         parameter_validation=False,
                         retries={"max_attempts": 0, "total_max_attempts": 1},

@@ -16,6 +16,7 @@ import base64
 from types import TracebackType
 from typing import Any
 
+from kube_emulator import rbac
 from kube_emulator.auth import (
     AllowAll,
     Authenticator,
@@ -74,13 +75,14 @@ class KubeEmulator:
         scheduler: Scheduler | None = None,
         tls: bool = True,
         pod_timing: PodTiming | None = None,
+        authorizer: rbac.Authorizer | None = None,
     ) -> None:
         self.cluster = cluster
         self.version = version
         self.store = Store()
         self.scheduler = scheduler or NoCapacityScheduler()
         self.controllers = Controllers(self.store, self.scheduler, pod_timing)
-        self.api = ApiServer(self.store, self.controllers, authenticator or AllowAll(), version)
+        self.api = ApiServer(self.store, self.controllers, authenticator or AllowAll(), version, authorizer)
         self.certificates = generate() if tls else None
         self._httpd: Any = None
         self._thread: Any = None

@@ -129,7 +129,7 @@ def _hmac(key: bytes, message: str) -> bytes:
 class SignatureVerifier:
     """Recomputes the SigV4 query signature with ``x-k8s-aws-id: <cluster>``; the ARN comes from ``arn_for``."""
 
-    def __init__(self, secret_for: Callable[[str], str | None], arn_for: Callable[[str], str]) -> None:
+    def __init__(self, secret_for: Callable[[str], str | None], arn_for: Callable[[str], str | None]) -> None:
         self.secret_for = secret_for
         self.arn_for = arn_for
 

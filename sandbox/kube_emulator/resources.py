@@ -43,6 +43,10 @@ RESOURCES = (
     ResourceType("apps", "v1", "deployments", "Deployment", namespaced=True),
     ResourceType("apps", "v1", "replicasets", "ReplicaSet", namespaced=True),
     ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", namespaced=True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
+    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", namespaced=True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", namespaced=True),
 )
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_KIND = {r.kind: r for r in RESOURCES}
@@ -111,7 +115,8 @@ def unauthorized() -> ApiError:
 
 
 def forbidden(user: str, verb: str, what: str) -> ApiError:
-    return ApiError(403, "Forbidden", f'{what} is forbidden: User "{user}" cannot {verb} {what}', {})
+    """A non-resource request refused (``forbiddenMessage`` of the API server for a path)."""
+    return ApiError(403, "Forbidden", f'forbidden: User "{user}" cannot {verb} path {what}', {})
 
 
 def method_not_allowed(method: str) -> ApiError:

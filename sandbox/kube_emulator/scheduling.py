@@ -118,7 +118,7 @@ class FargateLikeScheduler:
         self,
         region: str,
         profile_matches: Callable[[str, dict[str, str]], bool],
-        image_error: Callable[[str], str | None] = lambda image: None,
+        image_error: Callable[[str, dict[str, Any]], str | None] = lambda image, pod: None,
         subnet: str = "10.0.1.0/24",
         timing: PodTiming | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -159,7 +159,7 @@ class FargateLikeScheduler:
         ip = self._address(metadata["uid"])
         node = self.node_name(ip)
         for container in pod["spec"]["containers"]:
-            problem = self.image_error(container["image"])
+            problem = self.image_error(container["image"], pod)
             if problem:
                 return ImagePullFailed(node=node, pod_ip=ip, message=problem)
         labels = {"eks.amazonaws.com/compute-type": "fargate", "topology.kubernetes.io/region": self.region}

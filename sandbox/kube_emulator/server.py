@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from kube_emulator import admission
+from kube_emulator import admission, rbac
 from kube_emulator.apply import ApplyConflict, apply, describe_path, record_update
 from kube_emulator.auth import Authenticator, Identity
 from kube_emulator.controllers import Controllers
@@ -45,10 +45,18 @@ MERGE_TYPES = ("application/merge-patch+json", "application/strategic-merge-patc
 class ApiServer:
     """The request logic, independent of HTTP plumbing; one per emulator."""
 
-    def __init__(self, store: Store, controllers: Controllers, authenticator: Authenticator, version: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        controllers: Controllers,
+        authenticator: Authenticator,
+        version: str,
+        authorizer: rbac.Authorizer | None = None,
+    ) -> None:
         self.store = store
         self.controllers = controllers
         self.authenticator = authenticator
+        self.authorizer = authorizer
         self.version = version
         self.defaulter = admission.Defaulter()
         # Fault injection (the sandbox's hook): (method, path) -> (status, reason, message) to answer instead, or None.
@@ -127,18 +135,86 @@ class ApiServer:
         if not authorization:
             if path in PUBLIC_PATHS:
                 return None
-            raise forbidden("system:anonymous", "get path", f'"{path}"')
+            raise forbidden("system:anonymous", "get", f'"{path}"')
         scheme, _, token = authorization.partition(" ")
         identity = self.authenticator.authenticate(token.strip()) if scheme.lower() == "bearer" else None
         if identity is None:
             raise unauthorized()
         return identity
 
+    def user_of(self, identity: Identity | None) -> rbac.User | None:
+        """The Kubernetes user of an authenticated caller: through the cluster's access entries when the cluster has
+        an authorizer (an IAM principal without an access entry is refused, 401, as EKS refuses it).
+
+        Raises: ApiError 401.
+        """
+        if identity is None:
+            return None
+        if self.authorizer is None or rbac.MASTERS in identity.groups:
+            return rbac.User(identity.username, tuple(identity.groups))
+        user = self.authorizer.user_for(identity.username)
+        if user is None:
+            raise unauthorized()
+        return user
+
+    def authorize(self, user: rbac.User | None, request: rbac.Attributes) -> None:
+        """Raises: ApiError 403 Forbidden with the API server's message."""
+        if user is None or self.authorizer is None or self.authorizer.allowed(user, request):
+            return
+        qualified = f"{request.resource}.{request.api_group}" if request.api_group else request.resource
+        raise rbac.forbidden(user, request, qualified if request.resource_request else "")
+
+    @classmethod
+    def request_info(cls, method: str, path: str, query: dict[str, str]) -> rbac.Attributes:
+        """What a request asks, as the API server's RequestInfoFactory reads it from the path
+        (``staging/src/k8s.io/apiserver/pkg/endpoints/request/requestinfo.go``)."""
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] == ["api"] and len(parts) >= 3:
+            group, rest = "", parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) >= 4:
+            group, rest = parts[1], parts[3:]
+        else:
+            return rbac.Attributes("get" if method == "GET" else method.lower(), False, path=path)
+        namespace = ""
+        if rest[0] == "namespaces" and len(rest) >= 2:
+            # /namespaces/{name}[/status|/finalize] is the Namespace itself, and the request is "in" that namespace
+            namespace = rest[1]
+            if len(rest) > 2 and rest[2] not in ("status", "finalize"):
+                rest = rest[2:]
+        name = rest[1] if len(rest) > 1 else ""
+        subresource = "/".join(rest[2:])
+        return rbac.Attributes(
+            cls.verb_of(method, name or None, query), True, group, rest[0], subresource, namespace, name
+        )
+
+    @staticmethod
+    def verb_of(method: str, name: str | None, query: dict[str, str]) -> str:
+        """The authorization verb of a resource request (Kubernetes documentation, "Request verbs")."""
+        if method == "GET":
+            if query.get("watch") in ("1", "true"):
+                return "watch"
+            return "get" if name else "list"
+        if method == "DELETE":
+            return "delete" if name else "deletecollection"
+        return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+
     # --- verbs -----------------------------------------------------------------------------------------------------
-    def handle(self, method: str, path: str, query: dict[str, str], content_type: str, body: bytes) -> tuple[int, Any]:
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        content_type: str,
+        body: bytes,
+        user: rbac.User | None = None,
+    ) -> tuple[int, Any]:
         fault = self.faults(method, path) if self.faults is not None else None
         if fault is not None:
             raise ApiError(*fault)
+        # The API server authorizes what the path asks (requestinfo.go) before it looks for a handler: a resource it
+        # does not serve, or one the caller may not use, is 403 when RBAC denies it and 404 only when allowed.
+        request = self.request_info(method, path, query)
+        self.authorize(user, request)
         found = self.discovery(path) if method == "GET" else None
         if found is not None:
             return 200, found
@@ -162,7 +238,7 @@ class ApiServer:
         if method == "POST" and name is None:
             return self._create(resource, namespace, self._decode(body, content_type), query)
         if method == "PATCH" and name is not None:
-            return self._patch(resource, namespace, name, content_type, body, query)
+            return self._patch(resource, namespace, name, content_type, body, query, user)
         if method == "DELETE" and name is not None:
             return self._delete(resource, namespace, name)
         raise method_not_allowed(method)
@@ -201,6 +277,7 @@ class ApiServer:
         content_type: str,
         body: bytes,
         query: dict[str, str],
+        user: rbac.User | None = None,
     ) -> tuple[int, Any]:
         media = content_type.split(";")[0].strip()
         if media in MERGE_TYPES:
@@ -236,6 +313,12 @@ class ApiServer:
             if resource.namespaced:
                 self.store.require_namespace(namespace or "")
             live = self.store.find(resource, namespace, name)
+            if live is None:
+                # Applying an object that does not exist creates it: the API server checks "create" as well.
+                in_namespace = namespace or (name if resource.plural == "namespaces" else "")
+                create = rbac.Attributes("create", True, resource.group, resource.plural, "", in_namespace, name)
+                if user is not None and self.authorizer is not None and not self.authorizer.allowed(user, create):
+                    raise rbac.forbidden_to_create(resource.qualified, name)
             try:
                 merged = apply(live, config, manager, force=query.get("force") == "true")
             except ApplyConflict as conflict:
@@ -303,8 +386,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         api = self.server.api
         try:
-            api.identify(self.headers.get("Authorization"), parts.path)
-            code, payload = api.handle(self.command, parts.path, query, self.headers.get("Content-Type") or "", body)
+            user = api.user_of(api.identify(self.headers.get("Authorization"), parts.path))
+            code, payload = api.handle(
+                self.command, parts.path, query, self.headers.get("Content-Type") or "", body, user
+            )
         except ApiError as error:
             code, payload = error.code, error.body
         data = json.dumps(payload).encode()

@@ -21,6 +21,9 @@ from kube_emulator import PodTiming
 ROOT = Path(__file__).resolve().parents[2]
 # Waits and retry pauses run at 1/100 of their time; the sandbox's profile delays are real seconds.
 TIME_SCALE = 0.01
+# Fargate's pod start and stop at 1/50 (1.2 s, 0.6 s): longer than the sandbox's own overhead between a delete and
+# its first check (real seconds, not scaled), so every poll turns at least twice, as it does in AWS.
+POD_TIME_SCALE = 0.02
 ENVIRONMENT = {
     "ROLLOUT_GRACE_SECONDS": "2",
     # Everything production logs, DEBUG included, goes through the credential scan.
@@ -37,7 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox(
-        profile_create_seconds=1.0, profile_delete_seconds=0.5, pod_timing=PodTiming.fargate(TIME_SCALE)
+        profile_create_seconds=1.0, profile_delete_seconds=0.5, pod_timing=PodTiming.fargate(POD_TIME_SCALE)
     ) as running:
         yield running
 

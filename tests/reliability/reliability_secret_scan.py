@@ -104,8 +104,8 @@ def _instrument() -> Iterator[Callable[[], None]]:
 
     issue = PullThroughCache._GetAuthorizationToken
 
-    def issue_and_record(self: PullThroughCache, params: dict[str, Any]) -> dict[str, Any]:
-        answer = issue(self, params)
+    def issue_and_record(self: PullThroughCache, params: dict[str, Any], *caller: Any) -> dict[str, Any]:
+        answer = issue(self, params, *caller)
         _record_ecr_tokens(answer)
         return answer
 

@@ -1,9 +1,9 @@
 """Item 5 of issue 8: least privilege in template.yaml, checkov on it, the API's AWS_IAM authorization, the pod
 execution role's aws:SourceArn condition, and the credential scan of the session's logs.
 
-The per-statement least-privilege rules live in tests/unit/test_template.py (no Action "*", Resource "*" only for the
-allow-listed actions AWS defines without resource-level permissions); this module reuses its statements and
-allow-list to count and report them."""
+The per-statement least-privilege rules live in tests/unit/test_template.py (no Action "*"; every action granted on the
+resource types the Service Authorization Reference lists for it, "*" only for actions that take no resource); this
+module counts and reports them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 import reliability_secret_scan
-from unit.test_template import RESOURCES, STAR_RESOURCE_ALLOWED, TEMPLATE, _as_list, _statements
+import template_iam
+from unit.test_template import RESOURCES, TEMPLATE
 
 from fargate_app.aws.iam import trust_policy
 from fargate_app.config import Settings
@@ -27,19 +28,22 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv" / "checkov" / "bin" / "checkov"))
 
 
-def test_no_wildcard_action_and_star_resources_only_on_the_allow_list(figures: Any) -> None:
-    statements = _statements()
-    wildcard_actions = [
-        (name, a) for name, s in statements for a in _as_list(s["Action"]) if a == "*" or a.endswith(":*")
-    ]
-    star = [(name, a) for name, s in statements if "*" in _as_list(s.get("Resource")) for a in _as_list(s["Action"])]
-    assert statements and wildcard_actions == []
-    assert [(name, a) for name, a in star if a not in STAR_RESOURCE_ALLOWED] == []
+def test_no_wildcard_action_and_star_resources_only_for_actions_without_a_resource(figures: Any) -> None:
+    statements = list(template_iam.statements())
+    wildcard_actions = [(s.role, a) for s in statements for a in s.actions if a == "*" or a.endswith(":*")]
+    problems = [(s.role, s.sid, p) for s in statements for p in template_iam.resource_type_problems(s)]
+    assert statements and wildcard_actions == [] and problems == []
     figures.add(
-        "security", check="IAM statements in template.yaml", result=f"{len(statements)} statements, 0 with Action '*'"
+        "security",
+        check="IAM statements of the SAM-translated template",
+        result=f"{len(statements)} statements, 0 with Action '*', 0 on a resource type AWS does not authorize",
     )
-    for action in sorted({a for _, a in star}):
-        figures.add("security", check=f"Resource '*' for {action}", result=STAR_RESOURCE_ALLOWED[action])
+    star = sorted({a for s in statements if s.resources == ["*"] for a in s.actions})
+    figures.add(
+        "security",
+        check="Resource '*'",
+        result=f"{len(star)} actions, each without resource-level permissions (Service Authorization Reference)",
+    )
 
 
 def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason(figures: Any) -> None:

@@ -7,9 +7,9 @@ The template, ASL and handlers are the fixture in ``fixtures/workflows`` (not pr
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from sandbox_test_support import unique
 
-from fargate_app.config import get_settings
 from fargate_sandbox.events import cloudtrail_event
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.template_model import TemplateError, load_template
@@ -80,27 +79,29 @@ def test_task_runs_the_real_handler_with_the_template_environment_and_a_lambda_c
     assert workflows.invocations()[0].error_type is None
 
 
-def test_the_environment_is_set_once_at_open_and_restored_at_close(sandbox: Sandbox) -> None:
+def test_each_function_runs_in_an_environment_of_its_own_and_this_process_is_left_alone(sandbox: Sandbox) -> None:
     # Given the process environment before the harness
     before = dict(os.environ)
-    settings_before = get_settings()
 
-    # When the harness is open, then the union of the template's environments is in place
-    with Workflows(sandbox, TEMPLATE, time_scale=TIME_SCALE):
-        assert os.environ["FIXTURE_GREETING"] == "hello-from-parameter"
-        assert os.environ["FIXTURE_ECHO_ONLY"] == "echo-specific"
-        assert os.environ["AWS_ENDPOINT_URL"] == sandbox.endpoint_url
-        assert os.environ["AWS_ACCESS_KEY_ID"] == sandbox.credentials[0]
-        assert os.environ["POWERTOOLS_TRACE_DISABLED"] == "true"
-        assert get_settings().rollout_grace_seconds == 5  # the template's value, read afresh
+    # When a handler runs
+    with Workflows(sandbox, TEMPLATE, time_scale=TIME_SCALE) as harness:
+        echoed = output_of(harness.wait(harness.start("EchoStateMachine", {})))
+        during = dict(os.environ)
 
-    # And after it closed, exactly the previous environment, and settings read from it again
-    assert dict(os.environ) == before
-    assert get_settings() == settings_before
+    # Then it ran in a process of its own (Lambda's execution environment) with the function's own variables and
+    # what Lambda adds, while this process's environment never changed
+    assert echoed["pid"] != os.getpid()
+    assert echoed["lambda"] == {
+        "AWS_LAMBDA_FUNCTION_NAME": "EchoFunction",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "384",
+        "AWS_REGION": "us-west-2",
+        "AWS_ENDPOINT_URL": sandbox.endpoint_url,
+    }
+    assert during == before == dict(os.environ)
 
 
-def test_two_functions_giving_one_variable_different_values_is_refused(tmp_path: Path) -> None:
-    # Given a template where two functions disagree on POLL_MAX_SECONDS
+def test_two_functions_may_give_one_variable_different_values(tmp_path: Path) -> None:
+    # Given a template where two functions give one variable different values
     for name in ("one", "two"):
         shutil.copytree(FIXTURE / "functions" / "flaky", tmp_path / name)
     (tmp_path / "template.yaml").write_text(
@@ -116,9 +117,10 @@ def test_two_functions_giving_one_variable_different_values_is_refused(tmp_path:
         " Environment: {Variables: {POLL_MAX_SECONDS: '60'}}}\n"
     )
 
-    # When it is loaded, then the design rule is enforced with the variable and both functions named
-    with pytest.raises(TemplateError, match=r"POLL_MAX_SECONDS.*OneFunction.*TwoFunction"):
-        load_template(tmp_path / "template.yaml", account_id="111122223333", region="us-west-2")
+    # When it is loaded, then each function keeps its own value (each runs in its own execution environment)
+    template = load_template(tmp_path / "template.yaml", account_id="111122223333", region="us-west-2")
+    assert template.functions["OneFunction"].environment == {"POLL_MAX_SECONDS": "30"}
+    assert template.functions["TwoFunction"].environment == {"POLL_MAX_SECONDS": "60"}
 
 
 def test_every_placeholder_of_an_asl_needs_a_substitution(tmp_path: Path) -> None:
@@ -239,10 +241,12 @@ def test_two_executions_run_their_handlers_at_the_same_time(workflows: Workflows
     first = workflows.start("RendezvousStateMachine", meeting)
     second = workflows.start("RendezvousStateMachine", meeting)
 
-    # Then both succeed: their handler calls overlapped in threads of this process
+    # Then both succeed: their handler calls overlapped, each in an execution environment of its own
     outcomes = [workflows.wait(first), workflows.wait(second)]
     assert [outcome["status"] for outcome in outcomes] == ["SUCCEEDED", "SUCCEEDED"], outcomes
-    assert sorted(output_of(outcome)["arrival"] for outcome in outcomes) == [0, 1]
+    assert [output_of(outcome)["met"] for outcome in outcomes] == [True, True]
+    cold = [i.cold_start for i in workflows.invocations("RendezvousFunction")][-2:]
+    assert cold.count(True) >= 1  # the second one could not use the first one's busy environment
 
 
 def test_closing_stops_running_executions(sandbox: Sandbox) -> None:
@@ -306,14 +310,14 @@ def test_only_one_harness_is_open_per_process(sandbox: Sandbox, workflows: Workf
     assert workflows.wait(workflows.start("EchoStateMachine", {}))["status"] == "SUCCEEDED"
 
 
-def test_handler_threads_do_not_outlive_the_harness(sandbox: Sandbox) -> None:
+def test_execution_environments_do_not_outlive_the_harness(sandbox: Sandbox) -> None:
     # Given a harness that ran a handler
     with Workflows(sandbox, TEMPLATE, time_scale=TIME_SCALE) as harness:
         harness.wait(harness.start("EchoStateMachine", {}))
-        assert harness.invocations()
+        assert harness.dispatcher.environments() >= 1
 
-    # Then no Lambda worker thread is left once it closed
-    assert not [thread.name for thread in threading.enumerate() if thread.name.startswith("lambda-")]
+    # Then no Lambda worker process is left once it closed
+    assert not [child.name for child in multiprocessing.active_children() if child.name.startswith("lambda-")]
 
 
 # --- the Lambda Invoke API itself ---------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from unit_support import Network
+from unit_support import Network, create_cluster
 
 
 @pytest.fixture
@@ -31,9 +31,5 @@ def network() -> Network:
 
 @pytest.fixture
 def cluster(network: Network) -> str:
-    boto3.client("eks").create_cluster(
-        name="blog",
-        roleArn="arn:aws:iam::111122223333:role/eks-cluster",
-        resourcesVpcConfig={"subnetIds": [*network.private, network.public]},
-    )
+    create_cluster("blog", [*network.private, network.public], network.vpc)
     return "blog"

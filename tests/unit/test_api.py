@@ -445,7 +445,7 @@ def test_post_after_teardown_provisions_again(machines: dict[str, str], call: An
 # --- failures of Step Functions or of the function itself ---
 @pytest.mark.parametrize(
     ("code", "expected", "error"),
-    [("ThrottlingException", 503, "AwsThrottled"), ("AccessDeniedException", 502, "PermanentError")],
+    [("ThrottlingException", 503, "AwsThrottled"), ("AccessDeniedException", 502, "AccessDenied")],
 )
 def test_step_functions_errors_are_named_without_internals(
     machines: dict[str, str], call: Any, code: str, expected: int, error: str

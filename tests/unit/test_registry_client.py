@@ -17,6 +17,7 @@ import pytest
 from botocore.stub import Stubber
 
 from fargate_app.errors import (
+    AccessDenied,
     ImageNotFound,
     ManifestInvalid,
     PermanentError,
@@ -394,5 +395,5 @@ def test_a_token_that_is_not_user_password_is_refused(stubbed_ecr: Stubber) -> N
 
 def test_ecr_refusing_the_token_call_is_wrapped(stubbed_ecr: Stubber) -> None:
     stubbed_ecr.add_client_error("get_authorization_token", "AccessDeniedException", "not authorized")
-    with pytest.raises(PermanentError, match="get an ECR authorization token: AccessDeniedException"):
+    with pytest.raises(AccessDenied, match="get an ECR authorization token: not authorized; grant it"):
         ecr_credentials()

@@ -86,14 +86,16 @@ def test_every_placeholder_is_substituted_by_the_template(machine: str) -> None:
 def test_every_substituted_function_exists_and_may_be_invoked(machine: str) -> None:
     properties = MACHINES[machine]
     invokable = [
-        policy["LambdaInvokePolicy"]["FunctionName"]
+        statement["Resource"]
         for policy in properties["Policies"]
-        if "LambdaInvokePolicy" in policy
+        for statement in policy.get("Statement", [])
+        if statement["Action"] == "lambda:InvokeFunction"
     ]
     for key, value in properties["DefinitionSubstitutions"].items():
         function = value["Fn::GetAtt"][0]
         assert TEMPLATE["Resources"][function]["Type"] == "AWS::Serverless::Function", key
-        assert {"Ref": function} in invokable, f"{machine} may not invoke {function}"
+        assert {"Fn::GetAtt": [function, "Arn"]} in invokable, f"{machine} may not invoke {function}"
+    assert len(invokable) == len(properties["DefinitionSubstitutions"]), "a grant for a function it does not call"
 
 
 @pytest.mark.parametrize("machine", sorted(MACHINES))

@@ -6,47 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import template_iam
 from cfnlint.decode import cfn_yaml
+
+from fargate_sandbox.stack_roles import stack_roles
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE: dict[str, Any] = cfn_yaml.load(str(ROOT / "template.yaml"))
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 FUNCTIONS = {name: r for name, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"}
-
-# Actions AWS defines without resource-level permissions (Service Authorization Reference: the action's
-# "Resource types" column is empty), so "Resource": "*" is the only way to grant them.
-STAR_RESOURCE_ALLOWED = {
-    "ec2:DescribeRouteTables": "EC2 Describe* actions support no resource-level permissions",
-    "ecr:GetAuthorizationToken": "the token is for the whole registry; the action takes no resource",
-    "xray:PutTraceSegments": "X-Ray has no resource-level permissions",
-    "xray:PutTelemetryRecords": "X-Ray has no resource-level permissions",
-    "logs:CreateLogDelivery": "vended log delivery actions take no resource",
-    "logs:GetLogDelivery": "vended log delivery actions take no resource",
-    "logs:UpdateLogDelivery": "vended log delivery actions take no resource",
-    "logs:DeleteLogDelivery": "vended log delivery actions take no resource",
-    "logs:ListLogDeliveries": "vended log delivery actions take no resource",
-    "logs:PutResourcePolicy": "vended log delivery actions take no resource",
-    "logs:DescribeResourcePolicies": "vended log delivery actions take no resource",
-    "logs:DescribeLogGroups": "listing log groups takes no resource",
-}
-
-
-def _statements() -> list[tuple[str, dict[str, Any]]]:
-    found = []
-    for name, resource in RESOURCES.items():
-        properties = resource.get("Properties", {})
-        policies = properties.get("Policies", [])
-        for policy in policies if isinstance(policies, list) else [policies]:
-            if isinstance(policy, dict) and "Statement" in policy:
-                found.extend((name, statement) for statement in policy["Statement"])
-        if resource["Type"] == "AWS::IAM::Role":
-            for policy in properties.get("Policies", []):
-                found.extend((name, s) for s in policy["PolicyDocument"]["Statement"])
-    return found
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def test_every_function_has_its_folder_and_handler() -> None:
@@ -63,13 +31,28 @@ def test_every_function_folder_is_in_the_template() -> None:
     assert folders == wired
 
 
-@pytest.mark.parametrize(("resource", "statement"), _statements(), ids=lambda v: v if isinstance(v, str) else "")
-def test_iam_statements_are_least_privilege(resource: str, statement: dict[str, Any]) -> None:
-    actions = _as_list(statement["Action"])
-    assert "*" not in actions and not any(a.endswith(":*") for a in actions), f"{resource}: wildcard action"
-    if "*" in _as_list(statement.get("Resource")):
-        unjustified = [a for a in actions if a not in STAR_RESOURCE_ALLOWED]
-        assert not unjustified, f"{resource}: Resource '*' for {unjustified}"
+@pytest.mark.parametrize("statement", list(template_iam.statements()), ids=lambda s: f"{s.role}/{s.sid}")
+def test_every_statement_grants_actions_on_the_resource_types_aws_authorizes_them_on(
+    statement: template_iam.TemplateStatement,
+) -> None:
+    assert not [a for a in statement.actions if a == "*" or a.endswith(":*")], "wildcard action"
+    assert template_iam.resource_type_problems(statement) == []
+
+
+@pytest.mark.parametrize(
+    ("action", "resource", "wrong"),
+    [
+        # The cases of issue 13, as the template had them: each must be reported.
+        ("eks:CreateFargateProfile", "arn:aws:eks:us-west-2:111122223333:fargateprofile/*/*/*", "cluster"),
+        ("ecr:CreatePullThroughCacheRule", "arn:aws:ecr:us-west-2:111122223333:*", "only Resource '*'"),
+        ("ecr:DeletePullThroughCacheRule", "arn:aws:ecr:us-west-2:111122223333:*", "only Resource '*'"),
+        ("iam:GetRole", "*", "name them instead"),
+    ],
+)
+def test_a_resource_of_the_wrong_type_is_reported(action: str, resource: str, wrong: str) -> None:
+    statement = template_iam.TemplateStatement("Role", "Policy", "Sid", {"Action": action, "Resource": resource})
+    (problem,) = template_iam.resource_type_problems(statement)
+    assert wrong in problem
 
 
 def test_no_two_functions_disagree_on_an_environment_variable() -> None:
@@ -90,3 +73,27 @@ def test_functions_run_on_arm64_python312_with_tracing_and_json_logs() -> None:
     assert function_globals["Architectures"] == ["arm64"]
     assert function_globals["Tracing"] == "Active"
     assert function_globals["LoggingConfig"]["LogFormat"] == "JSON"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "attached"),
+    [
+        ({}, False),
+        ({"KubernetesSubnetIds": "subnet-0a1b2c3d", "KubernetesSecurityGroupIds": "sg-0a1b2c3d"}, True),
+    ],
+)
+def test_the_vpc_execution_policy_is_attached_only_when_the_kubernetes_functions_run_in_a_vpc(
+    parameters: dict[str, str], attached: bool
+) -> None:
+    stack = stack_roles(
+        ROOT / "template.yaml",
+        account_id=template_iam.ACCOUNT,
+        region=template_iam.REGION,
+        parameter_overrides={**template_iam.PARAMETERS, **parameters},
+    )
+    vpc_policy = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+    with_vpc_policy = {logical_id for logical_id, role in stack.roles.items() if vpc_policy in role.managed_policy_arns}
+    in_vpc = {
+        f"{name}Role" for name, function in FUNCTIONS.items() if "VpcConfig" in function["Properties"]
+    }  # the Kubernetes steps
+    assert in_vpc and with_vpc_policy == (in_vpc if attached else set())

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import boto3
+from moto.eks.models import eks_backends
+
 ROLE = "arn:aws:iam::111122223333:role/FargateAppPodExecution-blog"
 
 
@@ -12,3 +15,12 @@ class Network:
     vpc: str
     private: list[str]
     public: str
+
+
+def create_cluster(name: str, subnets: list[str], vpc: str, role: str = "arn:aws:iam::111122223333:role/eks") -> None:
+    """CreateCluster in moto, completed as EKS's DescribeCluster answers: ``resourcesVpcConfig.vpcId`` is always
+    there (EKS API reference, VpcConfigResponse) and moto leaves it out."""
+    eks = boto3.client("eks")
+    eks.create_cluster(name=name, roleArn=role, resourcesVpcConfig={"subnetIds": subnets})
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    eks_backends[account][eks.meta.region_name].clusters[name].resources_vpc_config["vpcId"] = vpc

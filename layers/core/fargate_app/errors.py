@@ -145,6 +145,11 @@ class RoleConflict(PermanentError):
     """A role of that name exists with another trust policy and is not owned by this project."""
 
 
+class AccessDenied(PermanentError):
+    """IAM refused an AWS call: the function's role lacks a grant. The message names the action and the resource;
+    retrying cannot help, the stack's IAM must change."""
+
+
 def all_error_names() -> set[str]:
     """Every class name the state machines may match in ``ErrorEquals``."""
     names: set[str] = set()

@@ -37,9 +37,8 @@ def eks_authenticator(cluster: str = CLUSTER) -> EksTokenAuthenticator:
 
 def fargate_scheduler(namespace: str = "fargate", image_error: Callable[[str], str | None] | None = None) -> Scheduler:
     """Pods of ``namespace`` match a Fargate profile; ``image_error`` decides whether their image can be pulled."""
-    return FargateLikeScheduler(
-        REGION, selector_matcher([{"namespace": namespace}]), image_error or (lambda image: None)
-    )
+    pull = image_error or (lambda image: None)
+    return FargateLikeScheduler(REGION, selector_matcher([{"namespace": namespace}]), lambda image, pod: pull(image))
 
 
 def endpoint_of(emulator: KubeEmulator, cluster_name: str = CLUSTER) -> ClusterEndpoint:

@@ -62,11 +62,12 @@ def _check_secret(credential_arn: str) -> None:
     try:
         client("secretsmanager").describe_secret(SecretId=credential_arn)
     except ClientError as exc:
-        if error_code(exc) in ("ResourceNotFoundException", "AccessDeniedException"):
+        if error_code(exc) == "ResourceNotFoundException":
             raise UpstreamCredentialInvalid(
-                f"credential secret {credential_arn} does not exist or cannot be read: create it with the upstream "
-                "registry's username and accessToken"
+                f"credential secret {credential_arn} does not exist: create it with the upstream registry's username "
+                "and accessToken"
             ) from exc
+        # AccessDenied is the stack's grant (secretsmanager:DescribeSecret on ecr-pullthroughcache/*), not the input.
         raise translate(exc, f"describe secret {credential_arn}") from exc
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
-from fargate_app.errors import AwsThrottled, FargateAppError, PermanentError, truncate
+from fargate_app.errors import AccessDenied, AwsThrottled, FargateAppError, PermanentError, truncate
 
 # botocore's standard retry mode treats these codes as throttling (botocore/retries/standard.py).
 THROTTLING_CODES = frozenset(
@@ -36,6 +36,8 @@ TRANSIENT_CODES = frozenset(
         "ServerException",
     }
 )
+# How each protocol says IAM refused the call (IAM: AccessDenied; JSON/REST services: AccessDeniedException; EC2).
+ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 
 
 def error_code(exc: ClientError) -> str:
@@ -55,6 +57,9 @@ def translate(exc: Exception, action: str) -> FargateAppError:
         code = error_code(exc)
         if code in THROTTLING_CODES or code in TRANSIENT_CODES:
             return AwsThrottled(f"{action}: AWS answered {code} after retries; the step will be retried")
+        if code in ACCESS_DENIED_CODES:
+            # The message is IAM's own: it names the caller's role, the action and the resource.
+            return AccessDenied(f"{action}: {error_message(exc)}; grant it to the function's role in template.yaml")
         return PermanentError(f"{action}: {code}: {error_message(exc)}")
     if isinstance(exc, (ConnectionError, ReadTimeoutError)):
         return AwsThrottled(f"{action}: the AWS endpoint did not answer ({type(exc).__name__}); will retry")
