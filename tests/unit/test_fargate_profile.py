@@ -11,13 +11,11 @@ from unit_support import ROLE, Network, create_cluster
 
 from fargate_app.aws.eks import (
     check_fargate_profile,
-    delete_fargate_profile,
     ensure_fargate_profile,
     profile_matches,
 )
 from fargate_app.config import Settings
 from fargate_app.errors import (
-    AccessDenied,
     ClusterNotActive,
     ClusterNotFound,
     IamRoleNotYetPropagated,
@@ -345,32 +343,3 @@ def test_a_profile_recorded_before_the_retry_poll_is_still_read() -> None:
     assert parsed.provision is not None and parsed.provision.fargate_profile is not None
     assert parsed.provision.fargate_profile.name == "fargate-app-fargate"
     assert "attempt" not in parsed.provision.fargate_profile.to_json()
-
-
-DENIED_DELETE = (
-    "User: arn:aws:sts::111122223333:assumed-role/ReleaseFargateProfileFunctionRole/ReleaseFargateProfileFunction is "
-    "not authorized to perform: eks:DeleteFargateProfile on resource: arn:aws:eks:us-west-2:111122223333:"
-    "fargateprofile/blog/gone/* because no identity-based policy allows the eks:DeleteFargateProfile action"
-)
-
-
-@pytest.mark.parametrize(("exists", "deleted"), [(False, False), (True, None)])
-def test_a_delete_refused_because_the_profile_is_gone_counts_as_already_deleted(
-    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch, exists: bool, deleted: bool | None
-) -> None:
-    # Given the grant needs the profile's managed-by tag, which a profile another teardown deleted no longer has
-    eks = boto3.client("eks")
-    if exists:
-        profile = ensure_fargate_profile(settings, request(), ROLE)
-        name = profile.name
-    else:
-        name = "gone"
-    fail_with(eks, "DeleteFargateProfile", "AccessDeniedException", DENIED_DELETE, 403)
-    monkeypatch.setattr("fargate_app.aws.eks.client", lambda service: eks)
-    if deleted is None:
-        # Then a profile that still exists keeps the refusal: the role lacks the grant
-        with pytest.raises(AccessDenied, match="not authorized to perform: eks:DeleteFargateProfile"):
-            delete_fargate_profile("blog", name)
-    else:
-        # Then the refusal of a profile that is gone means it is already deleted
-        assert delete_fargate_profile("blog", name) is deleted

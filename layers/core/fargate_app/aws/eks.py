@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fargate_app.aws.clients import client
-from fargate_app.aws.errors import ACCESS_DENIED_CODES, error_code, error_message, translate
+from fargate_app.aws.errors import error_code, error_message, translate
 from fargate_app.aws.tags import CREATED_BY_TAG, CREATED_FOR_TAG, MANAGED_BY_TAG, execution_tag
 from fargate_app.config import Settings
 from fargate_app.errors import (
@@ -303,17 +303,5 @@ def delete_fargate_profile(cluster: str, name: str) -> bool:
             return False
         if code == "ResourceInUseException":
             raise ProfileOperationInProgress(f"cluster {cluster}: {error_message(exc)}") from exc
-        if code in ACCESS_DENIED_CODES and _profile_gone(cluster, name):
-            # The grant is conditioned on the profile's managed-by tag, and a profile that no longer exists has no
-            # tags: IAM refuses before EKS could answer ResourceNotFoundException (another teardown deleted it).
-            return False
         raise translate(exc, f"delete Fargate profile {name}") from exc
     return True
-
-
-def _profile_gone(cluster: str, name: str) -> bool:
-    try:
-        client("eks").describe_fargate_profile(clusterName=cluster, fargateProfileName=name)
-    except ClientError as exc:
-        return error_code(exc) == "ResourceNotFoundException"
-    return False
