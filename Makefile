@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SAM_ENV := AWS_DEFAULT_REGION=us-west-2 AWS_REGION=us-west-2 SAM_CLI_TELEMETRY=0 PYENV_VERSION=3.11.7:3.12.1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all install registry-bin skopeo-bin node-deps checkov lint typecheck unit test reliability validate build demo bench deploy lock clean diagrams
+.PHONY: all install registry-bin skopeo-bin node-deps checkov lint typecheck unit test iam reliability validate build demo bench deploy lock clean diagrams
 
 all: test
 
@@ -64,15 +64,27 @@ validate: $(STAMP)
 build: $(STAMP)
 	$(SAM_ENV) $(BIN)/sam build --template template.yaml --cached --parallel
 
+# The whole suite once; its sandboxes record their authorization decisions for docs/iam.md (see `iam`).
+IAM_RESULTS := .iam-results
 test: $(STAMP) $(NODE_STAMP) registry-bin checkov lint typecheck
-	$(BIN)/pytest -q -n 2 --dist loadgroup
+	rm -rf $(IAM_RESULTS)
+	IAM_RESULTS_DIR=$(CURDIR)/$(IAM_RESULTS) $(BIN)/pytest -q -n 2 --dist loadgroup
+	$(BIN)/python tools/iam_report.py --results $(IAM_RESULTS) --out docs/iam.md
 	$(MAKE) validate build
+
+# Issue 13's proof: every grant beside the calls it allowed, the mutation test, parliament (docs/iam.md). Fails when
+# a call is refused, a finding is unexplained or a grant is unused or unnecessary.
+iam: $(STAMP) registry-bin
+	rm -rf $(IAM_RESULTS)
+	IAM_RESULTS_DIR=$(CURDIR)/$(IAM_RESULTS) $(BIN)/pytest -q -n 2 --dist loadgroup tests/e2e tests/reliability tests/iam
+	$(BIN)/python tools/iam_report.py --results $(IAM_RESULTS) --out docs/iam.md
 
 # Issue 8's figures: the reliability suite, with the e2e and sandbox tests under the same credential scan, then
 # docs/reliability.md from what each pytest process recorded. Fails when a test fails or a goal is missed.
 reliability: $(STAMP) registry-bin checkov
 	@results=$$(mktemp -d); \
-	RELIABILITY_RESULTS_DIR=$$results $(BIN)/pytest -q -n 2 --dist loadgroup tests/reliability tests/e2e tests/sandbox \
+	RELIABILITY_RESULTS_DIR=$$results IAM_RESULTS_DIR=$$results/iam \
+	  $(BIN)/pytest -q -n 2 --dist loadgroup tests/reliability tests/e2e tests/sandbox \
 	  tests/unit/test_asl_dataflow.py; \
 	status=$$?; \
 	$(BIN)/python tools/reliability_report.py --results $$results --out docs/reliability.md || status=1; \
@@ -106,4 +118,4 @@ diagrams: $(STAMP)
 	$(BIN)/python tools/asl_diagram.py statemachine/*.asl.json --out docs/statemachines
 
 clean:
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache $(IAM_RESULTS)

@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from fargate_sandbox import authorization_records
+
 GOALS = {
     "bad_input": 40,  # distinct invalid requests
     "faults": 15,  # distinct fault kinds
@@ -35,6 +37,8 @@ def load(results: Path) -> dict[str, Any]:
         merged["outcomes"].update(document["outcomes"])
         for key, value in document["secretScan"].items():
             merged["scan"][key] = merged["scan"].get(key, [] if isinstance(value, list) else 0) + value
+    # Every sandbox's authorization decisions (IAM_RESULTS_DIR=<results>/iam): issue 13's "0 refused" figures.
+    merged["aws"], merged["kubernetes"] = authorization_records.read(results / "iam")
     return merged
 
 
@@ -137,6 +141,8 @@ def render(data: dict[str, Any]) -> tuple[str, list[str]]:
             f"{len(scan.get('findings', []))} in {scan.get('phasesScanned', 0)} test phases ({scan.get('bytesScanned', 0)} bytes)",
             not scan.get("findings") and scan.get("phasesScanned", 0) > 0,
         ),
+        _refused("Authorization: AWS calls refused in the e2e, reliability and CLI suites", data["aws"]),
+        _refused("Authorization: Kubernetes requests refused (403) in those suites", data["kubernetes"]),
         (
             "Tests of the run (reliability, e2e, sandbox)",
             "all pass",
@@ -274,6 +280,14 @@ def render(data: dict[str, Any]) -> tuple[str, list[str]]:
         "",
     ]
     return "\n".join(out), missed
+
+
+def _refused(name: str, decisions: list[dict[str, Any]]) -> tuple[str, str, str, bool]:
+    """Decisions of the suites a user's runs resemble (not tests/sandbox, whose tests refuse calls on purpose)."""
+    suites = [d for d in decisions if d.get("origin", "").startswith(("tests/e2e/", "tests/reliability/"))]
+    refused = sum(d["count"] for d in suites if not d["allowed"])
+    total = sum(d["count"] for d in suites)
+    return (name, "0", f"{refused} of {total}" if total else "not recorded", total > 0 and refused == 0)
 
 
 def main(argv: list[str] | None = None) -> int:

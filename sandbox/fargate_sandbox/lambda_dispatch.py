@@ -296,12 +296,12 @@ class LambdaDispatcher:
         with self._lock:
             return len(self._busy) + sum(len(workers) for workers in self._idle.values())
 
-    def recycle(self) -> None:
-        """End every idle execution environment, as a deployment of the functions does: the next invocations start
-        cold (module state, cached clients and tokens are gone)."""
+    def recycle(self, logical_id: str | None = None) -> None:
+        """End the idle execution environments of a function (every function when None), as a deployment of it
+        does: its next invocations start cold (module state, cached clients and tokens are gone)."""
         with self._lock:
-            idle = [worker for workers in self._idle.values() for worker in workers]
-            self._idle.clear()
+            chosen = [logical_id] if logical_id is not None else list(self._idle)
+            idle = [worker for name in chosen for worker in self._idle.pop(name, [])]
         for worker in idle:
             worker.stop()
 

@@ -1,0 +1,287 @@
+"""The paths through the stack that, together, make every call its grants allow: each scenario is something a user
+does (or a fault the stack must clean up after) and states how it must end.
+
+A scenario raises ``ScenarioFailed`` when it does not end as stated, with the execution's error and cause (an
+AccessDenied or Forbidden names the call the grants did not allow). Each one creates the names it uses, so they run
+in any order in one sandbox; ``fresh_account`` puts the account back to one that never ran the stack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fargate_app_cli.sandbox_session import SandboxSession
+from fargate_sandbox.iam_requests import SERVICE_LINKED_ROLES
+from fargate_sandbox.seeds import UPSTREAM_CREDENTIALS
+
+CLUSTER = "blog"
+POD_ROLE = "FargateAppPodExecution-blog"
+IMAGE = "public.ecr.aws/nginx/nginx:stable"
+WAIT_SECONDS = 120
+POD_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "eks-fargate-pods.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+
+class ScenarioFailed(AssertionError):
+    """A scenario did not end as it states; the message has the execution's error and cause."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    summary: str
+    run: Callable[[SandboxSession], None]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def request(namespace: str, **fields: Any) -> dict[str, Any]:
+    return {"cluster": CLUSTER, "namespace": namespace, "app": unique("app"), "image": IMAGE, **fields}
+
+
+def execute(session: SandboxSession, machine: str, payload: Any, error: str | None = None) -> dict[str, Any]:
+    """Run one execution to its end: its output when it SUCCEEDED (``error`` None), its cause when it FAILED with
+    ``error``. Raises: ScenarioFailed otherwise."""
+    arn = session.workflows.start(machine, payload)
+    return finished(session, machine, arn, error)
+
+
+def finished(session: SandboxSession, machine: str, arn: str, error: str | None = None) -> dict[str, Any]:
+    outcome = session.workflows.wait(arn, timeout_s=WAIT_SECONDS)
+    expected = "SUCCEEDED" if error is None else "FAILED"
+    if outcome["status"] != expected or outcome.get("error") != error:
+        raise ScenarioFailed(f"{machine}: {outcome['status']} {outcome.get('error')}: {outcome.get('cause')}")
+    return dict(json.loads(outcome["output"] if error is None else outcome["cause"]))
+
+
+def fresh_account(session: SandboxSession) -> None:
+    """As an account that never ran the stack: no service-linked roles, pod execution role, cache rules or cached
+    repositories (done as the administrator, outside the stack's roles)."""
+    sandbox = session.sandbox
+    iam = sandbox.moto_client("iam")
+    for name in SERVICE_LINKED_ROLES.values():
+        with contextlib.suppress(iam.exceptions.NoSuchEntityException):
+            iam.delete_role(RoleName=name)
+    with contextlib.suppress(iam.exceptions.NoSuchEntityException):
+        for attached in iam.list_attached_role_policies(RoleName=POD_ROLE)["AttachedPolicies"]:
+            iam.detach_role_policy(RoleName=POD_ROLE, PolicyArn=attached["PolicyArn"])
+        for name in iam.list_role_policies(RoleName=POD_ROLE)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=POD_ROLE, PolicyName=name)
+        iam.delete_role(RoleName=POD_ROLE)
+    eks = sandbox.moto_client("eks")
+    for name in eks.list_fargate_profiles(clusterName=CLUSTER)["fargateProfileNames"]:
+        eks.delete_fargate_profile(clusterName=CLUSTER, fargateProfileName=name)
+    ecr = sandbox.boto3_client("ecr")
+    for rule in ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"]:
+        ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix=rule["ecrRepositoryPrefix"])
+    for repository in sandbox.moto_client("ecr").describe_repositories()["repositories"]:
+        ecr.delete_repository(repositoryName=repository["repositoryName"], force=True)
+    sandbox.iam.forget_policies()
+
+
+def account_with_profiles(session: SandboxSession) -> None:
+    """As an account that had Fargate profiles before: EKS's service-linked role exists."""
+    iam = session.sandbox.moto_client("iam")
+    service = "eks-fargate.amazonaws.com"
+    trust = {**POD_TRUST, "Statement": [{**POD_TRUST["Statement"][0], "Principal": {"Service": service}}]}
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_role(
+            RoleName=SERVICE_LINKED_ROLES[service],
+            Path=f"/aws-service-role/{service}/",
+            AssumeRolePolicyDocument=json.dumps(trust),
+        )
+
+
+def _api(session: SandboxSession, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    answer = session.api.call(method, path, body)
+    if answer.status not in (200, 202):
+        raise ScenarioFailed(f"{method} {path}: {answer.status} {answer.json()}")
+    return dict(answer.json())
+
+
+# --- the scenarios --------------------------------------------------------------------------------------------------
+def first_app_in_a_new_account(session: SandboxSession) -> None:
+    """The README's first call, through the API: every resource is created (service-linked roles too), the app is
+    exposed, the new cache rule warms its watch list, the status is read, then the app is deleted and its profile
+    released."""
+    fresh_account(session)
+    body = request(unique("first"), port=80, expose={"ingress": {}})
+    path = f"/apps/{CLUSTER}/{body['namespace']}/{body['app']}"
+    earlier = set(session.workflows.executions())
+    started = _api(session, "POST", "/apps", body)
+    result = finished(session, "ProvisionStateMachine", started["executionArn"])
+    if not (result["fargateProfile"]["created"] and result["cacheRule"]["created"] and result["ingress"]):
+        raise ScenarioFailed(f"the first provision reused what it should have created: {result}")
+    _warmed(finished(session, "WarmCacheStateMachine", _started_warm_cache(session, earlier)))
+    if _api(session, "GET", path)["status"] != "SUCCEEDED":
+        raise ScenarioFailed(f"GET {path} does not report the provision")
+    report = finished(session, "TeardownStateMachine", _api(session, "DELETE", path)["executionArn"])
+    if report["leftovers"] or not report["fargateProfile"]["deleting"]:
+        raise ScenarioFailed(f"the teardown left {report['leftovers']} or kept the profile")
+    if _api(session, "GET", path)["status"] != "SUCCEEDED":
+        raise ScenarioFailed(f"GET {path} does not report the teardown")
+
+
+def _started_warm_cache(session: SandboxSession, earlier: set[str]) -> str:
+    """The warm-cache execution EventBridge started for a rule created after ``earlier`` was listed."""
+    workflows = session.workflows
+    machine = workflows.state_machine_arns["WarmCacheStateMachine"].split(":")[-1]
+    deadline = time.monotonic() + 5  # EventBridge delivers right after the API call has answered
+    while time.monotonic() < deadline:
+        started = [arn for arn in workflows.executions() if f":{machine}:" in arn and arn not in earlier]
+        if started:
+            return started[0]
+        time.sleep(0.05)
+    raise ScenarioFailed("EventBridge started no warm-cache execution for the new rule")
+
+
+def apps_beside_each_other(session: SandboxSession) -> None:
+    """An account that has profiles: a new namespace's profile (EKS checks its service-linked role exists), a
+    second app in the same namespace, and teardowns that keep the profile while another app uses it."""
+    account_with_profiles(session)
+    namespace = unique("team")
+    first = execute(session, "ProvisionStateMachine", request(namespace))
+    second = execute(session, "ProvisionStateMachine", request(namespace))
+    if second["fargateProfile"]["created"]:
+        raise ScenarioFailed("the second app of a namespace created a profile of its own")
+    kept = execute(session, "TeardownStateMachine", {"request": second["request"], "provision": second})
+    if kept["fargateProfile"]["deleting"]:
+        raise ScenarioFailed("the profile was deleted while another app still uses it")
+    released = execute(session, "TeardownStateMachine", {"request": first["request"], "provision": first})
+    if not released["fargateProfile"]["deleting"]:
+        raise ScenarioFailed("the last app's teardown kept the profile")
+
+
+def a_failed_apply_is_compensated(session: SandboxSession) -> None:
+    """The API server refuses the Service after the Deployment was applied: compensation deletes the app's objects
+    and everything the execution created (its profile, its cache rule, and its role, which no other profile of the
+    cluster uses)."""
+    fresh_account(session)
+    sandbox = session.sandbox
+    other_role = sandbox.moto_client("iam").create_role(
+        RoleName=unique("other-pods"), AssumeRolePolicyDocument=json.dumps(POD_TRUST)
+    )["Role"]["Arn"]
+    sandbox.moto_client("eks").create_fargate_profile(
+        clusterName=CLUSTER,
+        fargateProfileName=unique("other"),
+        podExecutionRoleArn=other_role,
+        subnets=sandbox.seeds.network.private_subnets,
+        selectors=[{"namespace": unique("other")}],
+    )
+    session.sandbox.faults.fail_kubernetes(r"/services/", 1, 422, method="PATCH", reason="Invalid")
+    try:
+        cause = execute(session, "ProvisionStateMachine", request(unique("broken"), port=80), error="ManifestInvalid")
+    finally:
+        session.sandbox.faults.clear()
+    compensated = " ".join(cause["compensated"])
+    for expected in ("Deployment", "Fargate profile", "pull-through-cache rule", f"IAM role {POD_ROLE}"):
+        if expected not in compensated:
+            raise ScenarioFailed(f"compensation left {expected!r}: {cause}")
+
+
+def a_console_teardown_finds_the_profile_by_its_tag(session: SandboxSession) -> None:
+    """A teardown started from the console with the request alone: the profile is found among the cluster's by
+    its tags, and released."""
+    result = execute(session, "ProvisionStateMachine", request(unique("console")))
+    report = execute(session, "TeardownStateMachine", {"request": result["request"]})
+    if not report["fargateProfile"]["deleting"]:
+        raise ScenarioFailed(f"the console teardown did not find the profile: {report}")
+
+
+def a_drifted_pod_role_is_repaired(session: SandboxSession) -> None:
+    """Someone edited the trust policy of the stack's pod execution role: the next provision puts it back."""
+    iam = session.sandbox.boto3_client("iam")
+    execute(session, "ProvisionStateMachine", request(unique("drift")))  # the role exists, tagged as ours
+    edited = {**POD_TRUST, "Statement": [{**POD_TRUST["Statement"][0], "Principal": {"Service": "ec2.amazonaws.com"}}]}
+    iam.update_assume_role_policy(RoleName=POD_ROLE, PolicyDocument=json.dumps(edited))
+    execute(session, "ProvisionStateMachine", request(unique("drift")))
+    trust = iam.get_role(RoleName=POD_ROLE)["Role"]["AssumeRolePolicyDocument"]
+    if "eks-fargate-pods.amazonaws.com" not in json.dumps(trust):
+        raise ScenarioFailed(f"the pod role's trust policy was not repaired: {trust}")
+
+
+def a_cache_rule_made_by_hand_is_reused(session: SandboxSession) -> None:
+    """A rule for the upstream exists under another prefix: it is reused and the pod role granted its prefix."""
+    fresh_account(session)
+    prefix = unique("shared")
+    session.sandbox.boto3_client("ecr").create_pull_through_cache_rule(
+        ecrRepositoryPrefix=prefix, upstreamRegistryUrl="public.ecr.aws"
+    )
+    result = execute(session, "ProvisionStateMachine", request(unique("reuse")))
+    if result["cacheRule"]["ecrRepositoryPrefix"] != prefix:
+        raise ScenarioFailed(f"the rule {prefix} was not reused: {result['cacheRule']}")
+
+
+def a_wrong_upstream_credential_is_refused(session: SandboxSession) -> None:
+    """A credential secret ECR cannot log in with: the rule just made for it is deleted again and the request
+    fails, naming the secret."""
+    sandbox = session.sandbox
+    name = unique("ecr-pullthroughcache/wrong")
+    wrong = {**UPSTREAM_CREDENTIALS["registry-1.docker.io"], "accessToken": "not-the-token"}
+    arn = sandbox.boto3_client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(wrong))["ARN"]
+    prefix = unique("hub")
+    body = request(unique("creds"), image="docker.io/library/redis:7", cachePrefix=prefix, credentialArn=arn)
+    cause = execute(session, "ProvisionStateMachine", body, error="UpstreamCredentialInvalid")
+    if "is not valid" not in cause["cause"]:
+        raise ScenarioFailed(f"refused for another reason than the credential: {cause}")
+    rules = sandbox.boto3_client("ecr").describe_pull_through_cache_rules()["pullThroughCacheRules"]
+    if prefix in [rule["ecrRepositoryPrefix"] for rule in rules]:
+        raise ScenarioFailed(f"the rule {prefix} of the refused credential was kept")
+
+
+def a_new_cache_rule_warms_the_watch_list(session: SandboxSession) -> None:
+    """Someone creates a rule for registry.k8s.io: EventBridge starts the warm-cache workflow with its role."""
+    earlier = set(session.workflows.executions())
+    prefix = unique("k8s")
+    session.sandbox.boto3_client("ecr").create_pull_through_cache_rule(
+        ecrRepositoryPrefix=prefix, upstreamRegistryUrl="registry.k8s.io"
+    )
+    _warmed(finished(session, "WarmCacheStateMachine", _started_warm_cache(session, earlier)))
+
+
+def _warmed(report: dict[str, Any]) -> None:
+    if not report["images"] or not all(image["warmed"] for image in report["images"]):
+        raise ScenarioFailed(f"the watch list was not warmed: {report['images']}")
+
+
+def the_state_machines_deploy(session: SandboxSession) -> None:
+    """A stack update: each state machine is updated with its CloudWatch Logs destination."""
+    try:
+        session.workflows.deploy_state_machines()
+    except Exception as exc:  # botocore's ClientError: the refusal is the scenario's failure
+        raise ScenarioFailed(f"UpdateStateMachine: {exc}") from exc
+
+
+def _scenario(run: Callable[[SandboxSession], None]) -> Scenario:
+    return Scenario(run.__name__, " ".join((run.__doc__ or "").split()), run)
+
+
+SCENARIOS = tuple(
+    _scenario(run)
+    for run in (
+        first_app_in_a_new_account,
+        apps_beside_each_other,
+        a_failed_apply_is_compensated,
+        a_console_teardown_finds_the_profile_by_its_tag,
+        a_drifted_pod_role_is_repaired,
+        a_cache_rule_made_by_hand_is_reused,
+        a_wrong_upstream_credential_is_refused,
+        a_new_cache_rule_warms_the_watch_list,
+        the_state_machines_deploy,
+    )
+)

@@ -1,0 +1,184 @@
+"""Every grant is needed, and enough (issue 13): the scenarios run in one sandbox with the template's roles and
+docs/eks-access.md's RBAC, with no call refused; then each grant in turn is taken away and the scenario that used
+it must fail with AccessDenied or Forbidden naming the call.
+
+The outcome of each mutation is written to ``IAM_RESULTS_DIR`` for docs/iam.md (``make iam``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import template_iam
+from grant_mutations import Grant, IamGrant, iam_grants, kubernetes_grants
+from grant_scenarios import SCENARIOS, Scenario, ScenarioFailed
+
+from fargate_app_cli.sandbox_session import SandboxSession
+from fargate_sandbox import iam_policy
+
+GRANTS: list[Grant] = [*iam_grants(), *kubernetes_grants()]
+# Two sandboxes (one per xdist worker) share the mutations; each runs the scenarios once first.
+WORKER_GROUPS = ("grants-a", "grants-b")
+
+
+@dataclasses.dataclass
+class Usage:
+    """What each scenario's calls were, as the authorizers decided them."""
+
+    aws: dict[str, list[dict[str, Any]]]
+    kubernetes: dict[str, list[dict[str, Any]]]
+    seconds: dict[str, float]
+
+    def scenario_for(self, grant: Grant) -> Scenario | None:
+        """The quickest scenario with a call that this grant alone allowed."""
+        decisions = self.aws if isinstance(grant, IamGrant) else self.kubernetes
+        using = [s for s in SCENARIOS if any(grant.allowed(d) for d in decisions.get(s.name, []))]
+        return min(using, key=lambda scenario: self.seconds[scenario.name], default=None)
+
+
+def decisions(session: SandboxSession) -> tuple[dict[Any, int], dict[Any, int]]:
+    kubernetes = session.sandbox.kubernetes
+    assert kubernetes is not None and kubernetes.api.authorizer is not None
+    return dict(session.sandbox.iam.decisions), dict(kubernetes.api.authorizer.decisions)
+
+
+def since(before: dict[Any, int], after: dict[Any, int]) -> list[dict[str, Any]]:
+    return [
+        {**dataclasses.asdict(record), "count": count - before.get(record, 0)}
+        for record, count in after.items()
+        if count > before.get(record, 0)
+    ]
+
+
+@dataclasses.dataclass
+class Recording:
+    aws: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    kubernetes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+@contextmanager
+def recorded(session: SandboxSession) -> Iterator[Recording]:
+    """The decisions made while the block runs (filled in when it ends, however it ends)."""
+    recording = Recording()
+    aws_before, kube_before = decisions(session)
+    try:
+        yield recording
+    finally:
+        aws_after, kube_after = decisions(session)
+        recording.aws, recording.kubernetes = since(aws_before, aws_after), since(kube_before, kube_after)
+
+
+@pytest.fixture(scope="module")
+def session() -> Iterator[SandboxSession]:
+    with SandboxSession(time_scale=0.01, profile_seconds=0.3) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> Iterator[list[dict[str, Any]]]:
+    recorded: list[dict[str, Any]] = []
+    yield recorded
+    directory = os.environ.get("IAM_RESULTS_DIR")
+    if directory and recorded:
+        path = Path(directory) / f"grants-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(recorded), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def usage(session: SandboxSession, outcomes: list[dict[str, Any]]) -> Usage:
+    found = Usage({}, {}, {})
+    for scenario in SCENARIOS:
+        started = time.monotonic()
+        with recorded(session) as calls:
+            scenario.run(session)
+        found.seconds[scenario.name] = time.monotonic() - started
+        found.aws[scenario.name], found.kubernetes[scenario.name] = calls.aws, calls.kubernetes
+    for grant in GRANTS:
+        decided = found.aws if isinstance(grant, IamGrant) else found.kubernetes
+        calls = sorted(
+            {
+                (scenario, _call(decision))
+                for scenario, made in decided.items()
+                for decision in made
+                if grant.allowed(decision)
+            }
+        )
+        outcomes.append({"kind": "usage", "grant": str(grant), "calls": calls})
+    return found
+
+
+def _call(decision: dict[str, Any]) -> str:
+    if "action" in decision:
+        return f"{decision['action']} {decision['resource']}"
+    where = f" in {decision['namespace']}" if decision["namespace"] else ""
+    group = f"{decision['api_group']}/" if decision["api_group"] else ""
+    return f"{decision['verb']} {group}{decision['resource']}{where}"
+
+
+@pytest.mark.parametrize(
+    "scenario", [pytest.param(s, marks=pytest.mark.xdist_group(WORKER_GROUPS[0])) for s in SCENARIOS], ids=str
+)
+def test_every_scenario_runs_with_no_call_refused(scenario: Scenario, usage: Usage) -> None:
+    refused = [d for d in usage.aws[scenario.name] + usage.kubernetes[scenario.name] if not d["allowed"]]
+    assert refused == []
+
+
+@pytest.mark.parametrize(
+    "grant",
+    [pytest.param(g, marks=pytest.mark.xdist_group(WORKER_GROUPS[i % 2])) for i, g in enumerate(GRANTS)],
+    ids=str,
+)
+def test_without_the_grant_a_scenario_fails_with_a_refusal(
+    grant: Grant, session: SandboxSession, usage: Usage, outcomes: list[dict[str, Any]]
+) -> None:
+    scenario = usage.scenario_for(grant)
+    assert scenario is not None, f"{grant} allowed no call of any scenario: remove it, or add the scenario needing it"
+    restore = grant.drop(session)
+    if isinstance(grant, IamGrant) and grant.function is not None:
+        # Fresh execution environments, as after a deployment: nothing cached from a call made with the grant.
+        session.workflows.dispatcher.recycle(grant.function)
+    try:
+        with recorded(session) as calls, pytest.raises(ScenarioFailed) as failed:
+            scenario.run(session)
+    finally:
+        restore()
+        session.sandbox.faults.clear()
+    refusals = [d for d in (calls.aws if isinstance(grant, IamGrant) else calls.kubernetes) if grant.denied(d)]
+    outcomes.append(
+        {
+            "kind": "mutation",
+            "grant": str(grant),
+            "scenario": scenario.name,
+            "detected": bool(refusals),
+            "failure": str(failed.value)[:400],
+        }
+    )
+    assert refusals, f"{scenario.name} failed without a refusal of {grant}: {failed.value}"
+
+
+@pytest.mark.xdist_group(WORKER_GROUPS[0])
+def test_every_action_and_resource_of_a_statement_is_used(usage: Usage) -> None:
+    made = [decision for calls in usage.aws.values() for decision in calls if decision["allowed"]]
+    unused = []
+    for grant in iam_grants():
+        statement = next(
+            s for s in template_iam.statements() if (s.role, s.policy, s.sid) == (grant.role, grant.policy, grant.sid)
+        )
+        mine = [d for d in made if d["principal"] == grant.role and f"{grant.policy}/{grant.sid}" in d["statements"]]
+        unused += [f"{grant}: {a}" for a in statement.actions if not any(d["action"] == a for d in mine)]
+        unused += [
+            f"{grant}: {r}"
+            for r in statement.resources
+            if not any(iam_policy.resource_matches(r, d["resource"], {}) for d in mine)
+        ]
+    assert unused == []
