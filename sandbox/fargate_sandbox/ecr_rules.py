@@ -52,8 +52,11 @@ FIXED_UPSTREAM_URLS = {
     "cgr.dev": "chainguard",
 }
 AZURE_URL = re.compile(r"^[a-z0-9-]+\.azurecr\.io$")
+# Another private ECR registry: <account>.dkr.ecr.<region>.amazonaws.com (ECR user guide, "ECR to ECR pull through
+# cache"), pulled with the rule's customRoleArn, which a registry of another account requires.
+ECR_URL = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com$")
 CREDENTIAL_REQUIRED = frozenset(
-    {"docker-hub", "github-container-registry", "gitlab-container-registry", "azure-container-registry"}
+    {"docker-hub", "github-container-registry", "gitlab-container-registry", "azure-container-registry", "chainguard"}
 )
 TOKEN_LIFETIME_SECONDS = 12 * 3600  # GetAuthorizationToken: "valid for 12 hours"
 PULL_THROUGH_TAG = "ecr:pull-through-cache-prefix"
@@ -73,6 +76,7 @@ class CacheRule:
     upstream_kind: str
     credential_arn: str | None
     created_at: float
+    custom_role_arn: str | None = None  # ECR-to-ECR: the role ECR assumes to pull from the upstream registry
 
     def to_api(self, registry_id: str) -> dict[str, Any]:
         answer: dict[str, Any] = {
@@ -85,6 +89,8 @@ class CacheRule:
         }
         if self.credential_arn:
             answer["credentialArn"] = self.credential_arn
+        if self.custom_role_arn:
+            answer["customRoleArn"] = self.custom_role_arn
         return answer
 
 
@@ -129,6 +135,8 @@ def upstream_kind_for_url(url: str) -> str | None:
         return FIXED_UPSTREAM_URLS[url]
     if AZURE_URL.match(url):
         return "azure-container-registry"
+    if ECR_URL.match(url):
+        return "ecr"
     return None
 
 
@@ -192,7 +200,9 @@ class PullThroughCache:
                     "PullThroughCacheRuleAlreadyExistsException",
                     "A pull through cache rule with these settings already exists for the private registry.",
                 )
-            rule = CacheRule(params["ecrRepositoryPrefix"], url, kind, arn, round(time.time(), 3))
+            rule = CacheRule(
+                params["ecrRepositoryPrefix"], url, kind, arn, round(time.time(), 3), params.get("customRoleArn")
+            )
             self._rules[rule.prefix] = rule
         answer = rule.to_api(self.registry_id)
         answer.pop("updatedAt")
@@ -353,6 +363,10 @@ class PullThroughCache:
             ) from exc
 
     def _credential_failure(self, rule: CacheRule) -> str | None:
+        ecr = ECR_URL.match(rule.upstream_url)
+        if ecr and ecr["account"] != self.registry_id and not rule.custom_role_arn:
+            # ECR user guide, "ECR to ECR pull through cache": another account's registry is pulled with a role.
+            return f"A role (customRoleArn) is required to pull from the registry of account {ecr['account']}."
         if not rule.credential_arn:
             return None
         try:

@@ -4,7 +4,7 @@ Each upstream gets its own ``docker-registry`` process holding a small real OCI 
 linux/amd64 + linux/arm64; redis is a Docker v2 image like Docker Hub's). The registry front
 (``registry_front.RegistryFront``) routes ``/v2/<prefix>/…`` of each cache rule to these proxies.
 
-Credentialed upstreams (Docker Hub, GitHub) do not demand their credential on pulls here: distribution 2.8's proxy
+Credentialed upstreams (Docker Hub, GitHub, Chainguard) do not demand their credential on pulls here: distribution 2.8's proxy
 presents ``proxy.username/password`` only to upstreams that use token auth (it keys them by the token realm URL,
 proxy/proxyauth.go), and the seeded upstreams use no token server. The credential is still checked where ECR checks
 it: ``CreatePullThroughCacheRule`` (the secret must exist) and ``ValidatePullThroughCacheRule`` (its content must be
@@ -24,7 +24,7 @@ from types import TracebackType
 
 from fargate_sandbox.oci_images import RegistryPusher, multi_arch_sample, sample_image
 from fargate_sandbox.registry_procs import RegistryProcess, start_proxy, start_upstream
-from fargate_sandbox.seeds import UPSTREAM_CREDENTIALS
+from fargate_sandbox.seeds import ECR_UPSTREAM, UPSTREAM_CREDENTIALS
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ SEEDED_IMAGES = (
     SeededImage("quay.io", "prometheus/busybox", "latest"),
     SeededImage("registry-1.docker.io", "library/redis", "7", docker_format=True),
     SeededImage("ghcr.io", "stefanprodan/podinfo", "6.7.0"),
+    SeededImage("cgr.dev", "chainguard/nginx", "latest"),
+    SeededImage(ECR_UPSTREAM, "team/api", "1.0"),
 )
 
 

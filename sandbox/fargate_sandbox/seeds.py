@@ -21,11 +21,16 @@ SEED_TAG = {"Key": "fargate-sandbox", "Value": "seed"}
 UPSTREAM_CREDENTIALS: dict[str, dict[str, str]] = {
     "registry-1.docker.io": {"username": "sandbox-docker-hub", "accessToken": "dckr_pat_sandbox0000000000000000"},
     "ghcr.io": {"username": "sandbox-github", "accessToken": "ghp_sandbox000000000000000000000000000000"},
+    # a Chainguard pull token: its identity ID and its password (chainguard-dev/edu, "ECR pull through cache")
+    "cgr.dev": {"username": "sandbox0000000000000000/0000000000000000", "accessToken": "cgr-sandbox-pull-token"},
 }
 SEEDED_SECRETS = {
     "ecr-pullthroughcache/docker-hub": "registry-1.docker.io",
     "ecr-pullthroughcache/github": "ghcr.io",
+    "ecr-pullthroughcache/chainguard": "cgr.dev",
 }
+# Another private ECR registry of the account (another region): an ECR-to-ECR pull-through-cache upstream.
+ECR_UPSTREAM = f"{ACCOUNT_ID}.dkr.ecr.us-east-1.amazonaws.com"
 
 
 @dataclass(frozen=True)

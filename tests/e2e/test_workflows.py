@@ -7,6 +7,7 @@ import contextlib
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
 
 pytestmark = pytest.mark.xdist_group("workflows")
+ROOT = Path(__file__).resolve().parents[2]
 WALKTHROUGH = {
     "cluster": "blog",
     "app": "demo-app",
@@ -230,3 +232,23 @@ def test_a_new_cache_rule_warms_the_watch_list(sandbox: Sandbox, workflows: Work
             "cached": f"{sandbox.registry_url.removeprefix('http://')}/{prefix}/pause@{digest}",
         }
     ]
+
+
+@pytest.mark.parametrize("example", ["chainguard.json", "ecr-to-ecr.json"])
+def test_the_examples_of_the_new_upstreams_provision(sandbox: Sandbox, workflows: Workflows, example: str) -> None:
+    # Given the README's example for Chainguard (a pull token) or another ECR registry of the account (IAM, no secret)
+    request = json.loads((ROOT / "examples" / example).read_text())
+    request["namespace"] = unique("upstream")
+    if "credentialArn" in request:  # the seeded secret's full ARN (the example names it without its suffix)
+        request["credentialArn"] = sandbox.seeds.secret_arns["ecr-pullthroughcache/chainguard"]
+    # When it is provisioned
+    outcome = run(workflows, "ProvisionStateMachine", request)
+    # Then the image came through a rule for that upstream and runs pinned to the upstream's digest
+    assert outcome["status"] == "SUCCEEDED", outcome.get("cause")
+    result = json.loads(outcome["output"])
+    reference = request["image"]
+    host, _, rest = reference.partition("/")
+    repository, _, tag = rest.partition(":")
+    assert sandbox.upstreams is not None
+    assert result["cacheRule"]["upstreamRegistryUrl"] == host
+    assert result["image"]["digest"] == sandbox.upstreams.digest(host, repository, tag)

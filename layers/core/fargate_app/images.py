@@ -38,7 +38,8 @@ class Upstream:
 
 
 # ECR user guide, "Creating a pull through cache rule": supported upstream registries, their URLs and which
-# require a Secrets Manager credential. Default prefixes are design.md §2's.
+# require a Secrets Manager credential (Chainguard: its pull token, chainguard-dev/edu "ECR pull through cache").
+# Default prefixes are design.md §2's.
 UPSTREAMS: dict[str, Upstream] = {
     u.host: u
     for u in (
@@ -48,9 +49,16 @@ UPSTREAMS: dict[str, Upstream] = {
         Upstream(DOCKER_HUB, "registry-1.docker.io", "docker-hub", "docker-hub", True),
         Upstream("ghcr.io", "ghcr.io", "github-container-registry", "github", True),
         Upstream("registry.gitlab.com", "registry.gitlab.com", "gitlab-container-registry", "gitlab", True),
+        Upstream("cgr.dev", "cgr.dev", "chainguard", "chainguard", True),
     )
 }
 _AZURE_SUFFIX = ".azurecr.io"
+# Another private ECR registry (ECR-to-ECR pull through cache): authorized by IAM, not by a secret.
+ECR_REGISTRY = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9])\.amazonaws\.com$")
+SUPPORTED_UPSTREAMS = (
+    "public.ecr.aws, registry.k8s.io, quay.io, docker.io, ghcr.io, registry.gitlab.com, cgr.dev, *.azurecr.io, "
+    "<account>.dkr.ecr.<region>.amazonaws.com"
+)
 
 
 def upstream_for_host(host: str) -> Upstream | None:
@@ -58,6 +66,9 @@ def upstream_for_host(host: str) -> Upstream | None:
         return UPSTREAMS[host]
     if host.endswith(_AZURE_SUFFIX) and DOMAIN.fullmatch(host):
         return Upstream(host, host, "azure-container-registry", "azure", True)
+    ecr = ECR_REGISTRY.fullmatch(host)
+    if ecr:
+        return Upstream(host, host, "ecr", f"ecr-{ecr['account']}", False)
     return None
 
 

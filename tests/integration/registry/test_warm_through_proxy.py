@@ -12,6 +12,7 @@ from cache_topology import FAST_RETRY, Cache, sha256_of
 
 from fargate_app.config import get_settings
 from fargate_app.errors import (
+    ImageDigestMismatch,
     ImageNotFound,
     InvalidRequest,
     PlatformNotAvailable,
@@ -174,6 +175,33 @@ def test_an_unwarmed_digest_with_the_upstream_down_is_retryable(
     cache.upstream.stop()
     with pytest.raises(RegistryUnavailable, match=r"500 UNKNOWN"):
         warm_image_cache(f"public.ecr.aws/nginx/nginx@{cache.nginx_digest}", "ecr-public", retry=FAST_RETRY)
+
+
+def test_a_tag_with_its_digest_is_warmed_through_the_tag_and_pinned(
+    cache: Cache, ecr_tokens: Callable[..., Stubber]
+) -> None:
+    # Given nothing is cached yet: ECR's cache imports by tag (a digest alone is served only once cached)
+    ecr_tokens(cache.front.url, cache.password)
+    # When the reference names the tag and the digest it resolves to
+    warmed = warm_image_cache(f"{NGINX}@{cache.nginx_digest}", "ecr-public", retry=FAST_RETRY)
+    # Then it is warmed, pinned to that digest, on the first try and every time
+    assert (warmed.digest, warmed.cached.rsplit("@", 1)[1]) == (cache.nginx_digest, cache.nginx_digest)
+
+
+def test_a_tag_with_the_digest_of_one_of_its_platforms_pins_that_platform(
+    cache: Cache, ecr_tokens: Callable[..., Stubber]
+) -> None:
+    ecr_tokens(cache.front.url, cache.password)
+    amd64 = cache.nginx.image_for("linux/amd64")
+    warmed = warm_image_cache(f"{NGINX}@{amd64.digest}", "ecr-public", retry=FAST_RETRY)
+    assert (warmed.digest, warmed.platform_digest) == (amd64.digest, amd64.digest)
+
+
+def test_a_tag_that_moved_away_from_its_digest_is_a_mismatch(cache: Cache, ecr_tokens: Callable[..., Stubber]) -> None:
+    ecr_tokens(cache.front.url, cache.password)
+    pinned = "sha256:" + "0" * 64
+    with pytest.raises(ImageDigestMismatch, match=f"now resolves to {cache.nginx_digest}, not to the pinned {pinned}"):
+        warm_image_cache(f"{NGINX}@{pinned}", "ecr-public", retry=FAST_RETRY)
 
 
 @pytest.fixture

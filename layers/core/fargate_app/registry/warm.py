@@ -14,7 +14,7 @@ from typing import Self
 
 from pydantic import ConfigDict, Field, model_validator
 
-from fargate_app.errors import InvalidRequest, ManifestInvalid
+from fargate_app.errors import ImageDigestMismatch, InvalidRequest, ManifestInvalid
 from fargate_app.images import ImageReference, InvalidReference, parse_reference
 from fargate_app.models import ECR_PREFIX, ApiModel, RequestEvent
 from fargate_app.observability import logger
@@ -113,7 +113,11 @@ def warm_image_cache(
     repository = cache_repository(cache_prefix, reference)
     with RegistryClient(credentials, image=image, retry=retry, max_connections=concurrency) as registry:
         where = f"image {image} (cached as {registry.registry}/{repository})"
-        resolved = registry.get_manifest(repository, reference.reference)
+        # ECR's cache imports an image by tag and only then serves its digests (aws/containers-roadmap#2837): a
+        # pinned reference is pulled through its tag, then held to its digest.
+        resolved = registry.get_manifest(repository, reference.tag or reference.reference)
+        if reference.digest and reference.tag:
+            resolved = _pinned(registry, repository, resolved, reference.digest, where)
         manifest = _platform_manifest(registry, repository, resolved, wanted, where)
         config = registry.read_blob(repository, manifest.config, limit=MAX_CONFIG_BYTES)
         if resolved is manifest:  # an index already vouched for the platform; a lone manifest says it in its config
@@ -134,6 +138,25 @@ def warm_image_cache(
     )
     logger.info("image warmed", extra={"image": result.requested, "cached": result.cached, "layers": len(layers)})
     return result
+
+
+def _pinned(
+    registry: RegistryClient, repository: str, resolved: ImageIndex | ImageManifest, digest: str, where: str
+) -> ImageIndex | ImageManifest:
+    """What ``name:tag@digest`` names: the tag's image when it is that digest, or the platform image of the tag's
+    index that is.
+
+    Raises:
+        ImageDigestMismatch: the tag resolves to something else now (it was moved since the digest was taken).
+    """
+    if resolved.digest == digest:
+        return resolved
+    if isinstance(resolved, ImageIndex) and any(entry.digest == digest for entry in resolved.manifests):
+        return registry.get_manifest(repository, digest)
+    raise ImageDigestMismatch(
+        f"{where}: the tag now resolves to {resolved.digest}, not to the pinned {digest}: the tag was moved; pin "
+        "the digest it has now, or drop the digest to follow the tag"
+    )
 
 
 def _platform_manifest(
