@@ -1,4 +1,6 @@
-"""Compensate: undo what the failed provision execution created, newest first; the Fail state reports the rest."""
+"""Compensate: undo what the failed provision execution created, newest first, and report the step's failure.
+
+With ``compensationError`` (the state's retries of this function ran out), it only reports what is left behind."""
 
 from typing import Any
 
@@ -11,4 +13,9 @@ from fargate_app.observability import logger
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return compensate(get_settings(), event.get("state") or {}).to_json()
+    state = event.get("state") or {}
+    failed_before = None
+    if event.get("reportOnly"):  # the state's retries of this function ran out: only report what is left
+        error = state.get("compensationError")
+        failed_before = str(error.get("Error")) if isinstance(error, dict) else "the compensation failed"
+    return compensate(get_settings(), state, failed_before=failed_before).to_json()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fargate_app.api.routes import fields_of
 from fargate_app.errors import InvalidRequest
-from fargate_app.models import ProvisionRequest, parse_request
+from fargate_app.models import ProvisionRequest, loads_request_document, parse_request
 
 
 class RequestFileError(Exception):
@@ -51,12 +50,12 @@ def load_requests(paths: list[Path], *, region: str | None = None, account: str 
     problems: list[str] = []
     for path in paths:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = loads_request_document(path.read_text(encoding="utf-8"), "file")
         except OSError as exc:
             problems.append(f"{path}: cannot be read ({exc.strerror or exc})")
             continue
-        except ValueError as exc:
-            problems.append(f"{path}: is not valid JSON ({exc})")
+        except InvalidRequest as exc:
+            problems.append(f"{path}: {exc}")
             continue
         request, found = _problems(path, data, region, account)
         problems += found

@@ -66,7 +66,11 @@ def finished(session: SandboxSession, machine: str, arn: str, error: str | None 
     expected = "SUCCEEDED" if error is None else "FAILED"
     if outcome["status"] != expected or outcome.get("error") != error:
         raise ScenarioFailed(f"{machine}: {outcome['status']} {outcome.get('error')}: {outcome.get('cause')}")
-    return dict(json.loads(outcome["output"] if error is None else outcome["cause"]))
+    answer = dict(json.loads(outcome["output"] if error is None else outcome["cause"]))
+    # A failed compensation keeps the step's error (compensationFailed, leftovers): a refusal all the same.
+    if answer.get("compensationFailed") or answer.get("leftovers"):
+        raise ScenarioFailed(f"{machine}: left behind {answer.get('leftovers')}")
+    return answer
 
 
 def fresh_account(session: SandboxSession) -> None:
@@ -156,7 +160,9 @@ def apps_beside_each_other(session: SandboxSession) -> None:
     account_with_profiles(session)
     namespace = unique("team")
     first = execute(session, "ProvisionStateMachine", request(namespace))
-    second = execute(session, "ProvisionStateMachine", request(namespace))
+    # the second names its subnets: ValidateRequest checks they exist in the cluster's VPC
+    subnets = session.sandbox.seeds.network.private_subnets
+    second = execute(session, "ProvisionStateMachine", request(namespace, subnets=subnets))
     if second["fargateProfile"]["created"]:
         raise ScenarioFailed("the second app of a namespace created a profile of its own")
     kept = execute(session, "TeardownStateMachine", {"request": second["request"], "provision": second})
@@ -244,6 +250,15 @@ def a_wrong_upstream_credential_is_refused(session: SandboxSession) -> None:
         raise ScenarioFailed(f"the rule {prefix} of the refused credential was kept")
 
 
+def an_image_of_another_accounts_registry_needs_its_rule(session: SandboxSession) -> None:
+    """An image from another account's ECR registry, without the rule (with the role ECR assumes) its owner must
+    create: refused before anything is created."""
+    body = request(unique("ecr"), image="444455556666.dkr.ecr.us-east-1.amazonaws.com/team/api:1.0")
+    cause = execute(session, "ProvisionStateMachine", {**body, "cachePrefix": unique("ecr")}, error="CacheRuleMissing")
+    if "customRoleArn" not in json.dumps(cause):
+        raise ScenarioFailed(f"refused without saying what to do: {cause}")
+
+
 def a_new_cache_rule_warms_the_watch_list(session: SandboxSession) -> None:
     """Someone creates a rule for registry.k8s.io: EventBridge starts the warm-cache workflow with its role."""
     earlier = set(session.workflows.executions())
@@ -281,6 +296,7 @@ SCENARIOS = tuple(
         a_drifted_pod_role_is_repaired,
         a_cache_rule_made_by_hand_is_reused,
         a_wrong_upstream_credential_is_refused,
+        an_image_of_another_accounts_registry_needs_its_rule,
         a_new_cache_rule_warms_the_watch_list,
         the_state_machines_deploy,
     )

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from fargate_app.api.executions import refusal_cause
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
 
@@ -32,8 +33,10 @@ def run(workflows: Workflows, machine: str, payload: Any, timeout: float = 90) -
 
 
 def cause_of(outcome: dict[str, Any]) -> dict[str, Any]:
-    """The Fail state's Cause (JSON: step, error, cause, compensated, leftovers)."""
-    return json.loads(outcome.get("cause") or "{}")  # type: ignore[no-any-return]
+    """The failure report (JSON: step, error, cause, compensated, leftovers), as the API gives it: the Compensate
+    step writes it; a request ValidateRequest refused ends with the function's error, which the API reshapes."""
+    cause = outcome.get("cause") or "{}"
+    return json.loads(refusal_cause(cause) or cause)  # type: ignore[no-any-return]
 
 
 def api_event(

@@ -128,6 +128,86 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("ingress-path-injection", request_with(port=80, expose={"ingress": {"path": '/"; drop'}}), "expose.ingress.path"),
     ("oversized-label-value", request_with(labels={"tier": "x" * 60000}), "labels"),
+    # issue 14: what the API server, ECR or EKS Fargate would refuse only after the role, profile and rule exist
+    ("service-name-starts-with-digit", request_with(app="9lives", port=80), "app"),
+    ("ingress-path-double-slash", request_with(port=80, expose={"ingress": {"path": "/a//b"}}), "expose.ingress.path"),
+    ("ingress-path-dot-segment", request_with(port=80, expose={"ingress": {"path": "/a/./b"}}), "expose.ingress.path"),
+    ("ingress-path-dot-dot", request_with(port=80, expose={"ingress": {"path": "/a/../b"}}), "expose.ingress.path"),
+    (
+        "ingress-path-encoded-slash",
+        request_with(port=80, expose={"ingress": {"path": "/a%2fb"}}),
+        "expose.ingress.path",
+    ),
+    (
+        "ingress-path-encoded-slash-upper",
+        request_with(port=80, expose={"ingress": {"path": "/a%2Fb"}}),
+        "expose.ingress.path",
+    ),
+    ("ingress-path-ends-dot-dot", request_with(port=80, expose={"ingress": {"path": "/a/.."}}), "expose.ingress.path"),
+    ("ingress-path-ends-dot", request_with(port=80, expose={"ingress": {"path": "/a/."}}), "expose.ingress.path"),
+    (
+        "ingress-path-too-long",
+        request_with(port=80, expose={"ingress": {"path": "/" + "a" * 300}}),
+        "expose.ingress.path",
+    ),
+    ("ingress-unknown-field", request_with(port=80, expose={"ingress": {"host": "x"}}), "expose.ingress.host"),
+    ("expose-not-an-object", request_with(expose="ingress"), "expose"),
+    ("platform-arm64-on-fargate", request_with(platform="linux/arm64"), "platform"),
+    ("platform-no-os", request_with(platform="amd64"), "platform"),
+    (
+        "credential-for-a-public-upstream",
+        request_with(
+            credentialArn=SECRET_ARN.format(
+                region="us-west-2", account="111122223333", name="ecr-pullthroughcache/docker-hub"
+            )
+        ),
+        "credentialArn",
+    ),
+    (
+        "credential-for-an-ecr-upstream",
+        request_with(
+            image="111122223333.dkr.ecr.us-east-1.amazonaws.com/team/api:1.0",
+            credentialArn=SECRET_ARN.format(
+                region="us-west-2", account="111122223333", name="ecr-pullthroughcache/docker-hub"
+            ),
+        ),
+        "credentialArn",
+    ),
+    ("credential-missing-for-chainguard", request_with(image="cgr.dev/chainguard/nginx:latest"), "credentialArn"),
+    ("credential-missing-for-ghcr", request_with(image="ghcr.io/stefanprodan/podinfo:6.7.0"), "credentialArn"),
+    ("credential-missing-for-azure", request_with(image="team.azurecr.io/app:1.0"), "credentialArn"),
+    ("image-digest-without-tag", request_with(image="public.ecr.aws/nginx/nginx@sha256:" + "a" * 64), "image"),
+    ("image-tag-too-long", request_with(image="public.ecr.aws/nginx/nginx:" + "t" * 129), "image"),
+    ("image-tag-starts-with-dot", request_with(image="public.ecr.aws/nginx/nginx:.stable"), "image"),
+    ("image-empty-tag", request_with(image="public.ecr.aws/nginx/nginx:"), "image"),
+    ("image-double-slash", request_with(image="public.ecr.aws/nginx//nginx:stable"), "image"),
+    ("image-trailing-space", request_with(image="public.ecr.aws/nginx/nginx:stable "), "image"),
+    ("image-empty-digest", request_with(image="public.ecr.aws/nginx/nginx:stable@"), "image"),
+    ("image-ecr-bad-region", request_with(image="111122223333.dkr.ecr.nowhere.amazonaws.com/team/api:1.0"), "image"),
+    ("image-ecr-short-account", request_with(image="1111.dkr.ecr.us-east-1.amazonaws.com/team/api:1.0"), "image"),
+    ("image-localhost", request_with(image="localhost:5000/team/app:1.0"), "image"),
+    ("app-empty", request_with(app=""), "app"),
+    ("namespace-empty", request_with(namespace=""), "namespace"),
+    ("namespace-too-long", request_with(namespace="n" * 64), "namespace"),
+    ("namespace-leading-dash", request_with(namespace="-fargate"), "namespace"),
+    ("cluster-empty", request_with(cluster=""), "cluster"),
+    ("cluster-leading-dash", request_with(cluster="-blog"), "cluster"),
+    ("replicas-negative", request_with(replicas=-1), "replicas"),
+    ("port-zero", request_with(port=0), "port"),
+    ("port-negative", request_with(port=-80), "port"),
+    ("cpu-zero", request_with(cpu="0"), "cpu"),
+    ("cpu-garbage", request_with(cpu="fast"), "cpu"),
+    ("memory-zero", request_with(memory="0"), "memory"),
+    ("memory-millis", request_with(memory="512m"), "memory"),
+    ("label-value-number", request_with(labels={"tier": 3}), "labels.tier"),
+    ("label-key-name-too-long", request_with(labels={"k" * 64: "v"}), "labels"),
+    ("label-key-prefix-not-dns", request_with(labels={"Team_A/tier": "v"}), "labels"),
+    ("label-key-empty-name", request_with(labels={"example.com/": "v"}), "labels"),
+    ("subnets-number", request_with(subnets=[1234]), "subnets.0"),
+    ("subnets-too-many", request_with(subnets=[f"subnet-{i:08x}" for i in range(17)]), "subnets"),
+    ("cache-prefix-too-long", request_with(cachePrefix="c" * 31), "cachePrefix"),
+    ("cache-prefix-double-slash", request_with(cachePrefix="ecr//public"), "cachePrefix"),
+    ("field-wrong-case", request_with(Replicas=2), "Replicas"),
 ]
 # Requests that are not a v1 object at all: both paths refuse them as a whole ("request").
 CASES += [
@@ -140,6 +220,20 @@ BODY_CASES: list[tuple[str, bytes, int, str, str]] = [
     ("body-empty", b"", 400, "InvalidRequest", "body"),
     ("body-not-json", b'{"cluster": "blog",', 400, "InvalidRequest", "body"),
     ("body-not-utf8", b'{"app": "\xff\xfe"}', 400, "InvalidRequest", "body"),
+    (
+        "body-duplicate-key",
+        b'{"cluster": "blog", "app": "a", "namespace": "n", "image": "nginx", "app": "b"}',
+        400,
+        "InvalidRequest",
+        "app",
+    ),
+    (
+        "body-duplicate-nested-key",
+        json.dumps(REQUEST)[:-1].encode() + b', "port": 80, "expose": {"ingress": {"path": "/a", "path": "/b"}}}',
+        400,
+        "InvalidRequest",
+        "path",
+    ),
     (
         "body-over-64-kib",
         json.dumps({**REQUEST, "labels": {"tier": "x" * MAX_BODY_BYTES}}).encode(),
@@ -213,9 +307,105 @@ def test_a_console_start_fails_at_validate_request_naming_field_and_rule(
         assert f"{field}: {api_answer['fields'][field]}" in cause["cause"], (name, cause)
         assert cause["compensated"] == [] and cause["leftovers"] == []
         states = workflows.state_order(started[name])
-        assert states == ["ValidateRequest", "ValidateRequestFailed", "Compensate", "ProvisionFailed"], (name, states)
+        # refused before anything exists: no Compensate
+        assert states == ["ValidateRequest", "ValidateRequestFailed"], (name, states)
         figures.add(
             "bad_input", case=name, path="console start", status=outcome["error"], field=field, rule=cause["cause"]
         )
+    # And nothing was created
+    assert inventory(sandbox) == before
+
+
+# What only the account can tell, checked by ValidateRequest before the first write:
+# (case, request changes, error, words of the message, how to set the account up or None).
+ACCOUNT_CASES: list[tuple[str, dict[str, Any], str, str]] = [
+    ("cluster-does-not-exist", {"cluster": "nope"}, "ClusterNotFound", "EKS cluster nope does not exist"),
+    ("cluster-not-active", {"cluster": "starting"}, "ClusterNotActive", "is CREATING"),
+    ("cluster-kubernetes-too-old", {"cluster": "legacy"}, "ClusterVersionUnsupported", "runs Kubernetes 1.21"),
+    ("subnet-does-not-exist", {"subnets": ["subnet-0123456789abcdef0"]}, "SubnetNotFound", "subnet-0123456789abcdef0"),
+    ("subnet-of-another-vpc", {"subnets": ["<other-vpc>"]}, "SubnetNotFound", "not in VPC"),
+    ("subnet-public", {"subnets": ["<public>"]}, "SubnetNotPrivate", "route to an internet gateway"),
+    (
+        "secret-does-not-exist",
+        {
+            "image": DOCKER_HUB,
+            "credentialArn": SECRET_ARN.format(
+                region="us-west-2", account="111122223333", name="ecr-pullthroughcache/nope"
+            ),
+        },
+        "UpstreamCredentialInvalid",
+        "does not exist",
+    ),
+    (
+        "credential-other-than-the-rules",
+        {"image": DOCKER_HUB, "cachePrefix": "team-hub", "credentialArn": "<other-credential>"},
+        "CacheRuleConflict",
+        "give that credentialArn, or choose another cachePrefix",
+    ),
+    (
+        "ecr-of-another-account-without-its-rule",
+        {"image": "444455556666.dkr.ecr.us-east-1.amazonaws.com/team/api:1.0", "cachePrefix": "team-ecr"},
+        "CacheRuleMissing",
+        "customRoleArn",
+    ),
+]
+
+
+def _account_fixtures(sandbox: Sandbox) -> dict[str, str]:
+    """Clusters and subnets the cases name: a cluster still CREATING, one on Kubernetes 1.21, a subnet of another
+    VPC (made as the administrator, before the inventory is taken)."""
+    from moto.eks.models import eks_backends
+
+    eks, ec2 = sandbox.moto_client("eks"), sandbox.moto_client("ec2")
+    network = sandbox.seeds.network
+    subnets = [*network.private_subnets, network.public_subnet]
+    role = "arn:aws:iam::111122223333:role/sandbox-eks-cluster-role"
+    existing = eks.list_clusters()["clusters"]
+    for name, version in (("starting", "1.31"), ("legacy", "1.21")):
+        if name not in existing:
+            eks.create_cluster(name=name, version=version, roleArn=role, resourcesVpcConfig={"subnetIds": subnets})
+    eks_backends[sandbox.account_id][sandbox.region].clusters["starting"].status = "CREATING"
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    other = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone="us-west-2a")["Subnet"]["SubnetId"]
+    # a team's Docker Hub rule pulling with the seeded credential, and another team's credential
+    sm, ecr = sandbox.boto3_client("secretsmanager"), sandbox.boto3_client("ecr")
+    other_name = "ecr-pullthroughcache/docker-hub-team-b"
+    try:
+        other_credential = sm.describe_secret(SecretId=other_name)["ARN"]
+    except sm.exceptions.ResourceNotFoundException:
+        other_credential = sm.create_secret(Name=other_name, SecretString='{"username":"b","accessToken":"b"}')["ARN"]
+    rules = ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"]
+    if "team-hub" not in {rule["ecrRepositoryPrefix"] for rule in rules}:
+        ecr.create_pull_through_cache_rule(
+            ecrRepositoryPrefix="team-hub",
+            upstreamRegistryUrl="registry-1.docker.io",
+            credentialArn=sandbox.seeds.secret_arns["ecr-pullthroughcache/docker-hub"],
+        )
+    return {"<other-vpc>": other, "<public>": network.public_subnet, "<other-credential>": other_credential}
+
+
+def test_what_only_the_account_can_tell_is_refused_before_any_write(
+    sandbox: Sandbox, workflows: Workflows, figures: Any
+) -> None:
+    # Given the account as the cases need it, and its resources before
+    placeholders = _account_fixtures(sandbox)
+    before = inventory(sandbox)
+    for name, changes, error, words in ACCOUNT_CASES:
+        if "subnets" in changes:
+            changes = {**changes, "subnets": [placeholders.get(s, s) for s in changes["subnets"]]}
+        if "credentialArn" in changes:
+            changes = {**changes, "credentialArn": placeholders.get(changes["credentialArn"], changes["credentialArn"])}
+        # When the request is started (the API accepts it: only the account can tell)
+        arn = workflows.start("ProvisionStateMachine", request_with(**changes))
+        outcome = workflows.wait(arn, timeout_s=60)
+        # Then ValidateRequest refuses it with a named error that says what is wrong, and nothing runs after it
+        cause = cause_of(outcome)
+        assert (outcome["status"], outcome.get("error"), cause.get("step")) == ("FAILED", error, "ValidateRequest"), (
+            name,
+            outcome,
+        )
+        assert words in cause["cause"], (name, cause)
+        assert workflows.state_order(arn) == ["ValidateRequest", "ValidateRequestFailed"], name
+        figures.add("bad_input", case=name, path="account check", status=error, field="(account)", rule=cause["cause"])
     # And nothing was created
     assert inventory(sandbox) == before

@@ -14,12 +14,14 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from fargate_app.aws.ecr import ensure_cache_rule
+from fargate_app.aws.ecr import check_cache_rule, ensure_cache_rule
 from fargate_app.config import Settings
 from fargate_app.errors import CacheRuleConflict, UpstreamCredentialInvalid
 from fargate_app.models import ProvisionRequest, parse_request
 
 SECRET = "arn:aws:secretsmanager:us-west-2:111122223333:secret:ecr-pullthroughcache/docker-hub-AbCdEf"
+OTHER_TEAMS_SECRET = "arn:aws:secretsmanager:us-west-2:111122223333:secret:ecr-pullthroughcache/team-b-GhIjKl"
+DOCKER_HUB = "docker.io/library/redis:7"
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
 
@@ -29,7 +31,8 @@ class Stubs:
         self.stubbers = {name: Stubber(c) for name, c in self.clients.items()}
         self.ecr, self.secrets, self.iam = (self.stubbers[n] for n in ("ecr", "secretsmanager", "iam"))
 
-    def rules(self, *rules: tuple[str, str]) -> None:
+    def rules(self, *rules: tuple[str, str] | tuple[str, str, str]) -> None:
+        """The account's rules: (prefix, upstream URL[, credential ARN])."""
         self.ecr.add_response(
             "describe_pull_through_cache_rules",
             {
@@ -39,8 +42,9 @@ class Stubs:
                         "upstreamRegistryUrl": url,
                         "createdAt": NOW,
                         "registryId": "111122223333",
+                        **({"credentialArn": credential[0]} if credential else {}),
                     }
-                    for prefix, url in rules
+                    for prefix, url, *credential in rules
                 ]
             },
             {},
@@ -208,7 +212,7 @@ def test_invalid_rule_it_created_is_removed_again(settings: Settings, stubs: Stu
 
 
 def test_invalid_rule_it_reused_is_left_alone(settings: Settings, stubs: Stubs) -> None:
-    stubs.rules(("docker-hub", "registry-1.docker.io"))
+    stubs.rules(("docker-hub", "registry-1.docker.io", SECRET))
     stubs.validate("docker-hub", "registry-1.docker.io", valid=False, failure="Invalid username or access token")
     with pytest.raises(UpstreamCredentialInvalid):
         ensure_cache_rule(settings, request(image="redis:7", credentialArn=SECRET))
@@ -233,3 +237,67 @@ def test_throttling_becomes_the_retryable_error(settings: Settings, stubs: Stubs
         ensure_cache_rule(settings, request())
     assert type(caught.value).__name__ == "AwsThrottled"
     assert caught.value.retryable is True  # type: ignore[attr-defined]
+
+
+# --- the credential a reused rule pulls with ------------------------------------------------------------------------
+def test_a_rule_pulling_with_another_credential_is_a_conflict_not_silently_reused(
+    settings: Settings, stubs: Stubs
+) -> None:
+    # Given the default Docker Hub prefix is a rule that pulls with team A's credential
+    stubs.rules(("docker-hub", "registry-1.docker.io", SECRET))
+    # When team B asks for an image under that prefix with its own credential
+    with pytest.raises(CacheRuleConflict) as refused:
+        ensure_cache_rule(settings, request(image=DOCKER_HUB, credentialArn=OTHER_TEAMS_SECRET))
+    # Then it is refused naming both credentials and what to do, and nothing is created
+    assert SECRET in str(refused.value) and OTHER_TEAMS_SECRET in str(refused.value)
+    assert "give that credentialArn, or choose another cachePrefix" in str(refused.value)
+
+
+def test_the_rules_secret_named_by_its_partial_arn_is_the_same_credential(settings: Settings, stubs: Stubs) -> None:
+    # Given a rule whose credential is the secret's full ARN (with Secrets Manager's random suffix)
+    stubs.rules(("docker-hub", "registry-1.docker.io", SECRET))
+    stubs.validate("docker-hub", "registry-1.docker.io")
+    # When the request names that secret by its partial ARN
+    partial = SECRET.removesuffix("-AbCdEf")
+    rule = ensure_cache_rule(settings, request(image=DOCKER_HUB, credentialArn=partial))
+    # Then the rule is reused
+    assert (rule.ecr_repository_prefix, rule.created, rule.credential_arn) == ("docker-hub", False, SECRET)
+
+
+def test_without_a_prefix_a_rule_with_another_credential_is_passed_over_for_a_new_one(
+    settings: Settings, stubs: Stubs
+) -> None:
+    # Given team A's rule for Docker Hub under a prefix of its own
+    stubs.rules(("team-a-hub", "registry-1.docker.io", SECRET))
+    # When team B asks for a Docker Hub image with its credential and no cachePrefix
+    stubs.secrets.add_response(
+        "describe_secret", {"ARN": OTHER_TEAMS_SECRET, "Name": "ecr-pullthroughcache/team-b"}, {"SecretId": ANY}
+    )
+    stubs.ecr.add_response(
+        "create_pull_through_cache_rule",
+        {
+            "ecrRepositoryPrefix": "docker-hub",
+            "upstreamRegistryUrl": "registry-1.docker.io",
+            "createdAt": NOW,
+            "registryId": "111122223333",
+            "credentialArn": OTHER_TEAMS_SECRET,
+        },
+        {
+            "ecrRepositoryPrefix": "docker-hub",
+            "upstreamRegistryUrl": "registry-1.docker.io",
+            "upstreamRegistry": "docker-hub",
+            "credentialArn": OTHER_TEAMS_SECRET,
+        },
+    )
+    stubs.validate("docker-hub", "registry-1.docker.io")
+    rule = ensure_cache_rule(settings, request(image=DOCKER_HUB, credentialArn=OTHER_TEAMS_SECRET))
+    # Then its own rule pulls with its own credential
+    assert (rule.ecr_repository_prefix, rule.created, rule.credential_arn) == ("docker-hub", True, OTHER_TEAMS_SECRET)
+
+
+def test_validation_refuses_the_credential_conflict_with_one_read(settings: Settings, stubs: Stubs) -> None:
+    # Given the default prefix pulls with team A's credential
+    stubs.rules(("docker-hub", "registry-1.docker.io", SECRET))
+    # When ValidateRequest checks team B's request: only the listing is stubbed, so any write would fail the stubber
+    with pytest.raises(CacheRuleConflict, match="give that credentialArn"):
+        check_cache_rule(settings, request(image=DOCKER_HUB, credentialArn=OTHER_TEAMS_SECRET))

@@ -12,6 +12,7 @@ from fargate_app.aws.eks import ensure_fargate_profile
 from fargate_app.aws.iam import ensure_pod_execution_role
 from fargate_app.compensate import compensate
 from fargate_app.config import Settings
+from fargate_app.errors import AccessDenied
 from fargate_app.models import parse_request
 
 pytestmark = pytest.mark.usefixtures("aws_iam")
@@ -67,7 +68,70 @@ def test_removes_the_profile_and_role_it_created(settings: Settings, cluster: st
         "cause": "image public.ecr.aws/nginx/nginx:stable not found",
         "compensated": result.compensated,
         "leftovers": [],
+        "compensationFailed": False,
     }
+
+
+def test_an_undo_that_fails_for_good_is_listed_and_the_steps_error_kept(
+    settings: Settings, cluster: str, other_apps: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the profile cannot be deleted (the role lacks the grant), after WarmImageCache failed
+    state = failed_state(settings, "WarmImageCache")
+
+    def refused(cluster: str, name: str) -> bool:
+        raise AccessDenied(
+            f"delete Fargate profile {name}: User: … is not authorized to perform: eks:DeleteFargateProfile"
+        )
+
+    monkeypatch.setattr("fargate_app.compensate.delete_fargate_profile", refused)
+    # When compensating
+    result = compensate(settings, state)
+    # Then the report is still WarmImageCache's error; the profile is listed as left, and the role (newer undo
+    # after it) was still handled
+    cause = json.loads(result.cause)
+    assert (result.error, cause["step"], cause["compensationFailed"]) == ("ImageNotFound", "WarmImageCache", True)
+    (left,) = [item for item in result.leftovers if item.startswith("Fargate profile")]
+    assert "could not be undone: delete Fargate profile" in left and "eks:DeleteFargateProfile" in left
+
+
+def test_when_compensation_ran_out_of_retries_the_report_keeps_the_steps_error(
+    settings: Settings, cluster: str
+) -> None:
+    # Given the state machine's retries of Compensate ran out (the report-only call)
+    state = failed_state(settings, "WarmImageCache")
+    # When reporting
+    result = compensate(settings, state, failed_before="ProfileOperationInProgress")
+    # Then nothing is deleted; the error is the step's, and what the execution created is named as left behind
+    cause = json.loads(result.cause)
+    assert (result.error, cause["step"], cause["compensationFailed"]) == ("ImageNotFound", "WarmImageCache", True)
+    assert result.compensated == []
+    assert result.leftovers == [
+        f"Fargate profile {state['fargateProfile']['name']} (not undone: ProfileOperationInProgress)",
+        "IAM role FargateAppPodExecution-blog (not undone: ProfileOperationInProgress)",
+    ]
+
+
+def test_compensating_on_a_cluster_that_does_not_exist_succeeds(
+    settings: Settings, cluster: str, other_apps: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given ApplyApp failed for a cluster that does not exist (deleted meanwhile): nothing of the app can be left
+    state = failed_state(settings, "ApplyApp")
+    state["request"]["cluster"] = "gone"
+    state["fargateProfile"]["cluster"] = "gone"
+    eks = boto3.client("eks")
+
+    def no_such_cluster(**_: Any) -> tuple[Any, dict[str, Any]]:
+        # EKS's answer (moto raises a KeyError for an unknown cluster here)
+        error = {"Code": "ResourceNotFoundException", "Message": "No cluster found for name: gone."}
+        return type("Http", (), {"status_code": 404})(), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 404}}
+
+    eks.meta.events.register("before-call.eks.ListFargateProfiles", no_such_cluster)
+    monkeypatch.setattr(
+        "fargate_app.compensate.client", lambda service: eks if service == "eks" else boto3.client(service)
+    )
+    result = compensate(settings, state)
+    cause = json.loads(result.cause)
+    assert cause["compensationFailed"] is False, result.leftovers
 
 
 def test_keeps_the_role_another_execution_ensured_since(

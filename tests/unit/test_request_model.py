@@ -9,7 +9,7 @@ from request_edits import edited
 
 from fargate_app.errors import InvalidRequest
 from fargate_app.images import parse_reference
-from fargate_app.models import ProvisionRequest, parse_request
+from fargate_app.models import ProvisionRequest, loads_request_document, parse_request
 
 BASE: dict[str, Any] = {
     "cluster": "blog",
@@ -75,10 +75,31 @@ INVALID: list[tuple[dict[str, Any], str, str]] = [
     (with_(credentialArn=SECRET.replace("111122223333", "444455556666")), "credentialArn", "account 111122223333"),
     (with_(image="docker.io/library/redis:7"), "credentialArn", "required for images from docker.io"),
     (with_(image="ghcr.io/stefanprodan/podinfo:6.7.0"), "credentialArn", "required for images from ghcr.io"),
-    (with_(platform="windows/amd64"), "platform", "linux/amd64 or linux/arm64"),
+    (with_(platform="windows/amd64"), "platform", "must be linux/amd64: EKS Fargate runs x86-64"),
+    (with_(platform="linux/arm64"), "platform", "aws/containers-roadmap#1629"),
     (with_(expose={"ingress": {"scheme": "public"}}, port=80), "expose.ingress.scheme", "internet-facing"),
     (with_(expose={"ingress": {"path": "no-slash"}}, port=80), "expose.ingress.path", "pattern"),
     (with_(expose={"ingress": {}}), "port", "required with expose.ingress"),
+    # issue 14: what the API server or ECR would refuse after the role, profile and rule exist
+    (with_(app="9lives", port=80), "app", "DNS-1035"),
+    (with_(expose={"ingress": {"path": "/a//b"}}, port=80), "expose.ingress.path", "must not contain '//'"),
+    (with_(expose={"ingress": {"path": "/a/./b"}}, port=80), "expose.ingress.path", "must not contain '/./'"),
+    (with_(expose={"ingress": {"path": "/a/../b"}}, port=80), "expose.ingress.path", "must not contain '/../'"),
+    (with_(expose={"ingress": {"path": "/a%2fb"}}, port=80), "expose.ingress.path", "must not contain '%2f'"),
+    (with_(expose={"ingress": {"path": "/a%2Fb"}}, port=80), "expose.ingress.path", "must not contain '%2F'"),
+    (with_(expose={"ingress": {"path": "/a/.."}}, port=80), "expose.ingress.path", "cannot end with '/..'"),
+    (with_(expose={"ingress": {"path": "/a/."}}, port=80), "expose.ingress.path", "cannot end with '/.'"),
+    (with_(credentialArn=SECRET), "credentialArn", "must not be given for images from public.ecr.aws"),
+    (with_(image="public.ecr.aws/nginx/nginx@sha256:" + "a" * 64), "image", "a digest needs its tag too"),
+    (with_(image="cgr.dev/chainguard/nginx:latest"), "credentialArn", "required for images from cgr.dev"),
+    (
+        with_(image="444455556666.dkr.ecr.us-east-1.amazonaws.com/team/api:1.0", credentialArn=SECRET),
+        "credentialArn",
+        "with an IAM role, not a secret",
+    ),
+    (with_(image="registry.example.com/team/api:1.0"), "image", "cgr.dev"),
+    (with_(image="public.ecr.aws/nginx/nginx:" + "t" * 129), "image", "tag"),
+    (with_(image="public.ecr.aws/NGINX/nginx:stable"), "image", "lowercase"),
     (with_(replica=2), "replica", "unknown field"),
     (with_(expose={"loadBalancer": {}}), "expose.loadBalancer", "unknown field"),
 ]
@@ -146,13 +167,14 @@ def test_defaults_are_the_documented_ones() -> None:
 def test_the_full_design_example_is_valid_and_round_trips() -> None:
     body = {
         **BASE,
+        "image": "docker.io/library/redis:7",
         "replicas": 2,
         "port": 80,
         "cpu": "0.5",
         "memory": "1Gi",
         "labels": {"tier": "web"},
         "subnets": ["subnet-0def5678", "subnet-0abc1234"],
-        "cachePrefix": "ecr-public",
+        "cachePrefix": "docker-hub",
         "credentialArn": SECRET,
         "platform": "linux/amd64",
         "expose": {"ingress": {"scheme": "internet-facing", "path": "/"}},
@@ -216,3 +238,30 @@ def test_default_cache_prefix_follows_the_upstream(image: str, prefix: str) -> N
 )
 def test_requests_that_fit_a_fargate_size_are_accepted(cpu: str, memory: str) -> None:
     assert parse_request(with_(cpu=cpu, memory=memory)).cpu == cpu
+
+
+def test_another_platform_is_accepted_only_when_the_stack_allows_it() -> None:
+    assert parse_request(with_(platform="linux/arm64"), platforms=("linux/amd64", "linux/arm64")).platform == (
+        "linux/arm64"
+    )
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "cgr.dev/chainguard/nginx:latest",
+        "444455556666.dkr.ecr.us-east-1.amazonaws.com/team/api:1.0",
+        "public.ecr.aws/nginx/nginx:stable@sha256:" + "a" * 64,
+    ],
+)
+def test_every_upstream_ecr_supports_and_a_tag_with_its_digest_are_accepted(image: str) -> None:
+    credential = {"credentialArn": SECRET.replace("docker-hub", "chainguard")} if image.startswith("cgr.dev") else {}
+    request = parse_request(with_(image=image, **credential), region="us-west-2", account="111122223333")
+    assert request.image == image
+
+
+def test_a_key_given_twice_is_refused_naming_it() -> None:
+    with pytest.raises(InvalidRequest, match="replicas: is given twice in the body"):
+        loads_request_document('{"cluster": "blog", "replicas": 1, "replicas": 3}')
+    with pytest.raises(InvalidRequest, match="path: is given twice"):
+        loads_request_document('{"expose": {"ingress": {"path": "/a", "path": "/b"}}}')

@@ -116,7 +116,8 @@ def test_every_task_retries_with_jittered_backoff_and_catches(machine: str) -> N
             continue
         retried = {error for rule in state["Retry"] for error in rule["ErrorEquals"]}
         assert retried >= LAMBDA_TRANSIENT, f"{machine}.{name} does not retry Lambda's transient errors"
-        assert "AwsThrottled" in retried, f"{machine}.{name} does not retry throttling"
+        # ReportWhatIsLeft calls no AWS API (it only reports): nothing to throttle it.
+        assert "AwsThrottled" in retried or name == "ReportWhatIsLeft", f"{machine}.{name} does not retry throttling"
         for rule in state["Retry"]:
             if set(rule["ErrorEquals"]) & (set(POLLED_BY_RETRY) | LONG_WAITS):
                 continue  # checked by the two tests below
@@ -223,13 +224,38 @@ def test_every_state_is_reachable(machine: str) -> None:
 
 def test_provision_fails_naming_the_step_after_compensating() -> None:
     states = _definition("ProvisionStateMachine")["States"]
-    tasks = [n for n, s in states.items() if s["Type"] == "Task" and n != "Compensate"]
+    tasks = [
+        n
+        for n, s in states.items()
+        if s["Type"] == "Task" and n not in ("ValidateRequest", "Compensate", "ReportWhatIsLeft")
+    ]
     for name in tasks:
         (catch,) = states[name]["Catch"]
         recorder = states[catch["Next"]]
         assert (recorder["Result"], recorder["Next"]) == (name, "Compensate"), name
     assert states["Compensate"]["Next"] == "ProvisionFailed"
     assert states["ProvisionFailed"]["Type"] == "Fail"
+
+
+def test_a_refused_request_ends_without_compensation() -> None:
+    # Nothing exists yet when ValidateRequest refuses: the execution ends with its error, Compensate never runs.
+    states = _definition("ProvisionStateMachine")["States"]
+    (catch,) = states["ValidateRequest"]["Catch"]
+    refused = states[catch["Next"]]
+    assert (refused["Type"], refused["ErrorPath"], refused["CausePath"]) == ("Fail", "$.Error", "$.Cause")
+
+
+def test_a_compensation_that_fails_still_reports_the_steps_error() -> None:
+    # Past its retries, Compensate's Catch goes to the report (same function, nothing deleted), which ends at
+    # ProvisionFailed with the step's error; the static CompensationFailed is only for a function that cannot run.
+    states = _definition("ProvisionStateMachine")["States"]
+    (catch,) = states["Compensate"]["Catch"]
+    report = states[catch["Next"]]
+    assert report["Resource"] == states["Compensate"]["Resource"]
+    assert report["Parameters"] == {"state.$": "$", "reportOnly": True}
+    assert (report["ResultPath"], report["Next"]) == ("$.compensation", "ProvisionFailed")
+    (last,) = report["Catch"]
+    assert states[last["Next"]]["Error"] == "CompensationFailed"
 
 
 def test_the_warm_cache_rule_matches_the_cloudtrail_event_only() -> None:

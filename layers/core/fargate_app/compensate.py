@@ -9,6 +9,7 @@ Every delete is idempotent (already gone counts as done), so the state machine m
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -21,7 +22,7 @@ from fargate_app.aws.errors import error_code, translate
 from fargate_app.aws.iam import delete_pod_execution_role
 from fargate_app.aws.tags import LAST_ENSURED_TAG, execution_tag
 from fargate_app.config import Settings
-from fargate_app.errors import truncate
+from fargate_app.errors import ClusterNotFound, FargateAppError, RetryableError, truncate
 from fargate_app.models import ApiModel, CacheRule, FargateProfile, PodExecutionRole, ProvisionRequest
 from fargate_app.observability import logger
 
@@ -62,20 +63,19 @@ def failure_message(cause: Any) -> str:
 
 
 def parse_failed_state(state: dict[str, Any]) -> FailedProvision:
-    if "Error" in state and "error" not in state:
-        # ValidateRequest's Catch replaces the state with the error ({"Error", "Cause"}): a console start's input
-        # may be an array or a string, to which the error could not be added. Nothing was created yet.
-        error = {key: state[key] for key in ("Error", "Cause") if key in state}
-        return FailedProvision(failed_step=str(state.get("failedStep", "unknown")), error=error)
     try:
         return FailedProvision.model_validate(state)
     except ValidationError:
-        # ValidateRequest failed: the state is the raw input; nothing was created.
+        # Not a state a step after ValidateRequest left (those carry the validated request): report, delete nothing.
         return FailedProvision(failed_step=str(state.get("failedStep", "unknown")), error=state.get("error") or {})
 
 
-def compensate(settings: Settings, state: dict[str, Any]) -> Compensation:
-    """Delete what this execution created, newest first.
+def compensate(settings: Settings, state: dict[str, Any], *, failed_before: str | None = None) -> Compensation:
+    """Delete what this execution created, newest first, and report the step's failure.
+
+    The report is always the failed step's error: an undo that fails for good is listed among the leftovers, with
+    ``compensationFailed``, and the others still run. With ``failed_before`` (the state machine's retries of this
+    step ran out, with that error), nothing is attempted: what the execution created is listed as left behind.
 
     Raises:
         ProfileOperationInProgress: the profile cannot be deleted yet (another operation on the cluster); retried.
@@ -84,24 +84,16 @@ def compensate(settings: Settings, state: dict[str, Any]) -> Compensation:
     failed = parse_failed_state(state)
     compensated: list[str] = []
     leftovers: list[str] = []
-    request = failed.request
-    if request is not None and failed.failed_step in KUBERNETES_STEPS:
-        from fargate_app.kube.steps import delete_app
-
-        deleted = delete_app(settings, request)
-        compensated += [f"{ref.kind} {ref.namespace}/{ref.name}" for ref in deleted.deleted]
-    if failed.cache_rule is not None and failed.cache_rule.created:
-        delete_cache_rule(failed.cache_rule.ecr_repository_prefix)
-        compensated.append(f"pull-through-cache rule {failed.cache_rule.ecr_repository_prefix}")
-    deleted_profile = None
-    profile = failed.fargate_profile
-    if request is not None and profile is not None and profile.created:
-        deleted_profile = profile.name if _release_profile(settings, request, profile, compensated, leftovers) else None
-    if failed.pod_execution_role is not None and failed.pod_execution_role.created and request is not None:
-        _release_role(
-            request.cluster, failed.pod_execution_role, deleted_profile, failed.execution_arn, compensated, leftovers
-        )
-
+    if failed_before is not None:
+        leftovers = [f"{name} (not undone: {failed_before})" for name in _created(failed)]
+    else:
+        for name, undo in _undo_steps(settings, failed, compensated, leftovers):
+            try:
+                undo()
+            except RetryableError:
+                raise
+            except FargateAppError as exc:
+                leftovers.append(f"{name} (could not be undone: {exc})")
     error = str(failed.error.get("Error") or "States.TaskFailed")
     cause = {
         "step": failed.failed_step,
@@ -109,9 +101,73 @@ def compensate(settings: Settings, state: dict[str, Any]) -> Compensation:
         "cause": failure_message(failed.error.get("Cause", "")),
         "compensated": compensated,
         "leftovers": leftovers,
+        "compensationFailed": failed_before is not None or any("(could not be undone" in item for item in leftovers),
     }
     logger.info("compensated", extra={"failed_step": failed.failed_step, "compensated": compensated})
     return Compensation(error=error, cause=json.dumps(cause), compensated=compensated, leftovers=leftovers)
+
+
+def _created(failed: FailedProvision) -> list[str]:
+    """What the failed execution created, by name (the app's objects when it got as far as applying them)."""
+    request = failed.request
+    names = []
+    if request is not None and failed.failed_step in KUBERNETES_STEPS:
+        names.append(f"the objects of app {request.namespace}/{request.app}")
+    if failed.cache_rule is not None and failed.cache_rule.created:
+        names.append(f"pull-through-cache rule {failed.cache_rule.ecr_repository_prefix}")
+    if failed.fargate_profile is not None and failed.fargate_profile.created:
+        names.append(f"Fargate profile {failed.fargate_profile.name}")
+    if failed.pod_execution_role is not None and failed.pod_execution_role.created:
+        names.append(f"IAM role {failed.pod_execution_role.name}")
+    return names
+
+
+def _undo_steps(
+    settings: Settings, failed: FailedProvision, compensated: list[str], leftovers: list[str]
+) -> list[tuple[str, Callable[[], None]]]:
+    """(name, undo) for each thing the execution created, newest first; each undo appends to ``compensated`` or
+    ``leftovers`` what it did."""
+    request = failed.request
+    steps: list[tuple[str, Callable[[], None]]] = []
+    released: list[str] = []  # the profile being deleted, for the role's check
+
+    if request is not None and failed.failed_step in KUBERNETES_STEPS:
+
+        def delete_objects() -> None:
+            from fargate_app.kube.steps import delete_app
+
+            try:
+                deleted = delete_app(settings, request)
+            except ClusterNotFound:  # nothing of the app can exist on a cluster that does not
+                return
+            compensated.extend(f"{ref.kind} {ref.namespace}/{ref.name}" for ref in deleted.deleted)
+
+        steps.append((f"the objects of app {request.namespace}/{request.app}", delete_objects))
+    rule = failed.cache_rule
+    if rule is not None and rule.created:
+
+        def delete_rule() -> None:
+            delete_cache_rule(rule.ecr_repository_prefix)
+            compensated.append(f"pull-through-cache rule {rule.ecr_repository_prefix}")
+
+        steps.append((f"pull-through-cache rule {rule.ecr_repository_prefix}", delete_rule))
+    profile = failed.fargate_profile
+    if request is not None and profile is not None and profile.created:
+
+        def release_profile() -> None:
+            if _release_profile(settings, request, profile, compensated, leftovers):
+                released.append(profile.name)
+
+        steps.append((f"Fargate profile {profile.name}", release_profile))
+    role = failed.pod_execution_role
+    if request is not None and role is not None and role.created:
+
+        def release_role() -> None:
+            deleted_profile = released[0] if released else None
+            _release_role(request.cluster, role, deleted_profile, failed.execution_arn, compensated, leftovers)
+
+        steps.append((f"IAM role {role.name}", release_role))
+    return steps
 
 
 def _release_profile(
@@ -152,7 +208,11 @@ def _release_role(
             )
             == role.arn
         ]
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":  # the cluster is gone: none of its profiles uses the role
+            raise translate(exc, f"list the Fargate profiles of cluster {cluster}") from exc
+        users = []
+    except BotoCoreError as exc:
         raise translate(exc, f"list the Fargate profiles of cluster {cluster}") from exc
     if users:
         kept.append(f"IAM role {role.name} (kept: profiles {', '.join(users)} use it)")

@@ -31,6 +31,14 @@ class Settings(BaseModel):
     # A pod still Pending (FailedScheduling) or failing its image pull after this long is reported, not waited for:
     # Fargate needs about a minute to start a micro-VM, and an image pull from a cold cache adds more.
     rollout_grace_seconds: int = Field(default=120, ge=0, alias="ROLLOUT_GRACE_SECONDS")
+    # The platforms a request may ask for: EKS Fargate runs linux/amd64 only (aws/containers-roadmap#1629).
+    fargate_platforms: str = Field(
+        default="linux/amd64", alias="FARGATE_PLATFORMS", pattern=r"^linux/[a-z0-9]+(,linux/[a-z0-9]+)*$"
+    )
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        return tuple(self.fargate_platforms.split(","))
 
 
 @lru_cache(maxsize=1)

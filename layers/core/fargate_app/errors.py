@@ -93,8 +93,16 @@ class ClusterNotActive(PermanentError):
     pass
 
 
+class ClusterVersionUnsupported(PermanentError):
+    """The cluster runs a Kubernetes version older than the APIs the app's objects use."""
+
+
 class SubnetNotPrivate(PermanentError):
     pass
+
+
+class SubnetNotFound(PermanentError):
+    """A requested subnet does not exist, or is not in the cluster's VPC."""
 
 
 class ProfileCreateFailed(PermanentError):
@@ -115,6 +123,14 @@ class UpstreamAuthFailed(PermanentError):
 
 class ImageNotFound(PermanentError):
     pass
+
+
+class ImageDigestMismatch(PermanentError):
+    """The tag of a ``name:tag@digest`` reference no longer resolves to that digest."""
+
+
+class CacheRuleMissing(PermanentError):
+    """The image needs a pull-through-cache rule this stack cannot create (another account's ECR registry)."""
 
 
 class PlatformNotAvailable(PermanentError):

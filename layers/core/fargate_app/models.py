@@ -6,6 +6,7 @@ fields so that a typo in a request is an error, not a silently ignored setting.
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
@@ -26,10 +27,21 @@ from pydantic_core import PydanticCustomError
 
 from fargate_app.errors import InvalidRequest
 from fargate_app.fargate_sizes import fargate_size_for, parse_quantity
-from fargate_app.images import ImageReference, InvalidReference, parse_reference, upstream_for_host
+from fargate_app.images import (
+    SUPPORTED_UPSTREAMS,
+    ImageReference,
+    InvalidReference,
+    parse_reference,
+    upstream_for_host,
+)
 
-# Kubernetes apimachinery validation (IsDNS1123Label, IsQualifiedName, IsValidLabelValue).
+# Kubernetes apimachinery validation (IsDNS1123Label, IsDNS1035Label, IsQualifiedName, IsValidLabelValue).
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+# The API server's Ingress path rules for pathType Prefix/Exact (pkg/apis/networking/validation/validation.go,
+# invalidPathSequences and invalidPathSuffixes).
+INVALID_PATH_SEQUENCES = ("//", "/./", "/../", "%2f", "%2F")
+INVALID_PATH_SUFFIXES = ("/..", "/.")
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -43,6 +55,8 @@ SECRET_ARN = re.compile(
 )
 CACHE_SECRET_PREFIX = "ecr-pullthroughcache/"  # noqa: S105 - a name prefix, not a secret
 PLATFORM = re.compile(r"^linux/(amd64|arm64)$")
+# What EKS Fargate runs (aws/containers-roadmap#1629: no Arm); the stack may allow more (FARGATE_PLATFORMS).
+FARGATE_PLATFORMS = ("linux/amd64",)
 MAX_SELECTOR_LABELS = 5
 RESERVED_LABEL_PREFIXES = ("kubernetes.io/", "k8s.io/", "eks.amazonaws.com/")
 APP_NAME_LABEL = "app.kubernetes.io/name"
@@ -105,6 +119,18 @@ class IngressExpose(ApiModel):
     scheme: Literal["internet-facing", "internal"] = "internet-facing"
     path: str = Field(default="/", pattern=r"^/[A-Za-z0-9/._~%!$&'()*+,;=:@-]*$", max_length=256)
 
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        """The Ingress is applied with pathType Prefix: the API server's rules for it."""
+        for sequence in INVALID_PATH_SEQUENCES:
+            if sequence in value:
+                raise ValueError(f"must not contain '{sequence}' (Kubernetes Ingress path rule)")
+        for suffix in INVALID_PATH_SUFFIXES:
+            if value.endswith(suffix):
+                raise ValueError(f"cannot end with '{suffix}' (Kubernetes Ingress path rule)")
+        return value
+
 
 class Expose(ApiModel):
     ingress: IngressExpose | None = None
@@ -136,11 +162,15 @@ class ProvisionRequest(ApiModel):
         except InvalidReference as exc:
             raise ValueError(f"not a valid image reference: {exc}") from None
         if reference.upstream is None:
-            supported = (
-                "public.ecr.aws, registry.k8s.io, quay.io, docker.io, ghcr.io, registry.gitlab.com, *.azurecr.io"
-            )
             raise ValueError(
-                f"registry {reference.registry!r} is not an upstream ECR can cache (supported: {supported})"
+                f"registry {reference.registry!r} is not an upstream ECR can cache (supported: {SUPPORTED_UPSTREAMS})"
+            )
+        if reference.digest and not reference.tag:
+            # ECR's pull-through cache serves a digest only once the image was pulled by tag
+            # (aws/containers-roadmap#2837): by digest alone, the outcome would depend on what was pulled before.
+            raise ValueError(
+                "a digest needs its tag too (name:tag@sha256:…): ECR's pull-through cache imports images by tag, "
+                "then serves their digests"
             )
         return str(reference)
 
@@ -219,9 +249,13 @@ class ProvisionRequest(ApiModel):
 
     @field_validator("platform")
     @classmethod
-    def _platform(cls, value: str) -> str:
-        if not PLATFORM.fullmatch(value):
-            raise ValueError("must be linux/amd64 or linux/arm64")
+    def _platform(cls, value: str, info: ValidationInfo) -> str:
+        allowed = tuple((info.context or {}).get("platforms") or FARGATE_PLATFORMS)
+        if not PLATFORM.fullmatch(value) or value not in allowed:
+            raise ValueError(
+                f"must be {' or '.join(allowed)}: EKS Fargate runs x86-64 (linux/amd64) pods only "
+                "(aws/containers-roadmap#1629), and the stack's FargatePlatforms parameter lists what it accepts"
+            )
         return value
 
     @model_validator(mode="after")
@@ -238,6 +272,19 @@ class ProvisionRequest(ApiModel):
                 "credentialArn",
                 f"is required for images from {upstream.host}: ECR needs a Secrets Manager "
                 f"secret named {CACHE_SECRET_PREFIX}… to pull from it",
+            )
+        if upstream is not None and not upstream.needs_credential and self.credential_arn is not None:
+            raise _cross_field(
+                "credentialArn",
+                f"must not be given for images from {upstream.host}: ECR pulls from it "
+                + ("with an IAM role, not a secret" if upstream.kind == "ecr" else "without credentials"),
+            )
+        if self.port is not None and not DNS1035_LABEL.fullmatch(self.app):
+            # The Service is named after the app, and a Service name is a DNS-1035 label (ValidateServiceName).
+            raise _cross_field(
+                "app",
+                "must start with a letter when port is given: the app's Service takes its name, and a Service name "
+                "must be a DNS-1035 label (lower case alphanumeric characters or '-', starting with a letter)",
             )
         if self.expose is not None and self.expose.ingress is not None and self.port is None:
             raise _cross_field(
@@ -269,16 +316,24 @@ class ProvisionRequest(ApiModel):
         return self.cache_prefix or upstream.default_prefix
 
 
-def parse_request(data: Any, *, region: str | None = None, account: str | None = None) -> ProvisionRequest:
-    """Validate a v1 request; region/account, when given, bind the credential secret to them.
+def parse_request(
+    data: Any,
+    *,
+    region: str | None = None,
+    account: str | None = None,
+    platforms: tuple[str, ...] = FARGATE_PLATFORMS,
+) -> ProvisionRequest:
+    """Validate a v1 request; region/account, when given, bind the credential secret to them; ``platforms`` are
+    those the stack accepts.
 
     Raises:
         InvalidRequest: naming every field that breaks a rule, and the rule.
     """
     if not isinstance(data, dict):
         raise InvalidRequest("request: must be a JSON object")
+    context = {"region": region, "account": account, "platforms": platforms}
     try:
-        return ProvisionRequest.model_validate(data, context={"region": region, "account": account})
+        return ProvisionRequest.model_validate(data, context=context)
     except ValidationError as exc:
         raise InvalidRequest(describe_validation_error(exc)) from None
 
@@ -296,6 +351,37 @@ def describe_validation_error(exc: ValidationError) -> str:
             message = "unknown field (v1 requests accept only the documented fields)"
         problems.append(f"{field}: {message}")
     return "; ".join(problems)
+
+
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice."""
+
+
+def loads_request_document(text: str | bytes, source: str = "body") -> Any:
+    """JSON as a request document must be: an object's key given twice is refused (``json`` would keep the last,
+    silently), naming the key. ``source`` names the document in the message (the API's body, a request file).
+
+    Raises:
+        InvalidRequest: not JSON, or a duplicate key.
+    """
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen[key] = value
+        return seen
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates)
+    except DuplicateKey as exc:
+        raise InvalidRequest(
+            f"{exc.args[0]}: is given twice in the {source} (a JSON object names each field once)"
+        ) from None
+    except ValueError as exc:
+        # json's message gives the position only (never the input), which helps find the typo.
+        raise InvalidRequest(f"{source}: is not valid JSON ({exc})") from None
 
 
 # --- step results (design.md §3) ---

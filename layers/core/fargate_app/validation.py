@@ -1,9 +1,18 @@
-"""Step ValidateRequest: the request model applied to every start (console, API, CLI) — same rules, same messages."""
+"""Step ValidateRequest: everything that can be known before the first write, for every start (console, API, CLI).
+
+First the request model (the API's rules and messages), then what only the account can tell: the cluster exists, is
+ACTIVE and runs a Kubernetes version the app's objects need; requested subnets exist in its VPC and are private
+(or the cluster has private subnets); the credential secret exists; the cache rule EnsureCacheRule would reuse is
+for the upstream and pulls with the request's credential, and an image from another account's ECR registry has the
+rule it needs. Each refusal is a named permanent error, and nothing has been created when it comes.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from fargate_app.aws.ecr import check_cache_rule, check_secret
+from fargate_app.aws.eks import check_kubernetes_version, check_subnets, describe_active_cluster
 from fargate_app.config import Settings
 from fargate_app.models import ApiModel, ProvisionRequest, parse_request
 
@@ -21,9 +30,23 @@ def validate_start(settings: Settings, event: dict[str, Any]) -> ValidatedReques
 
     Raises:
         InvalidRequest: naming every field that breaks a rule, and the rule.
+        ClusterNotFound, ClusterNotActive, ClusterVersionUnsupported, SubnetNotFound, SubnetNotPrivate,
+            UpstreamCredentialInvalid, CacheRuleConflict, CacheRuleMissing: what the account says, before anything is created.
+        AwsThrottled: retried by the state.
     """
     raw = event.get("request")
     if isinstance(raw, dict) and set(raw) == {"request"}:  # a v1 request has no field named "request"
         raw = raw["request"]
-    request = parse_request(raw, region=settings.region, account=settings.account_id)
+    request = parse_request(raw, region=settings.region, account=settings.account_id, platforms=settings.platforms)
+    check_in_account(settings, request)
     return ValidatedRequest(request=request, execution_arn=str(event.get("executionArn", "")))
+
+
+def check_in_account(settings: Settings, request: ProvisionRequest) -> None:
+    """The checks against the account (read-only calls). Raises: as ``validate_start``."""
+    cluster = describe_active_cluster(request.cluster)
+    check_kubernetes_version(cluster)
+    check_subnets(request, cluster)
+    if request.credential_arn:
+        check_secret(request.credential_arn)
+    check_cache_rule(settings, request)

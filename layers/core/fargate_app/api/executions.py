@@ -326,6 +326,23 @@ def start_teardown(settings: ApiSettings, app: AppRef) -> StartedExecution:
     return _start_or_replay(settings, app, "teardown", base, document, executions)
 
 
+def refusal_cause(cause: str | None) -> str | None:
+    """A provision refused by ValidateRequest ends at once with the function's error payload as its cause
+    (``{"errorType", "errorMessage", …}``); in the failure report's shape of every other step (the Compensate step
+    writes it) so clients read one shape. None for any other cause."""
+    payload = _parse_json(cause)
+    if not (isinstance(payload, dict) and "errorMessage" in payload and "errorType" in payload):
+        return None
+    report = {
+        "step": "ValidateRequest",
+        "error": payload["errorType"],
+        "cause": payload["errorMessage"],
+        "compensated": [],
+        "leftovers": [],
+    }
+    return json.dumps(report)
+
+
 def app_status(settings: ApiSettings, app: AppRef) -> dict[str, Any]:
     """The app's latest execution (provision or teardown): status, current state, result or error.
 
@@ -343,7 +360,12 @@ def app_status(settings: ApiSettings, app: AppRef) -> dict[str, Any]:
     if status in CLOSED_WITH_ERROR:
         error = {
             "error": described.get("error") or CLOSED_WITH_ERROR[status],
-            "cause": truncate(described.get("cause") or f"the execution ended {status}", MAX_CAUSE),
+            "cause": truncate(
+                (refusal_cause(described.get("cause")) if latest.kind == "provision" else None)
+                or described.get("cause")
+                or f"the execution ended {status}",
+                MAX_CAUSE,
+            ),
         }
     stop_date = described.get("stopDate")
     return {

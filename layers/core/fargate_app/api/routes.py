@@ -31,7 +31,14 @@ from fargate_app.api.executions import (
 )
 from fargate_app.config import get_settings
 from fargate_app.errors import FargateAppError, InvalidRequest, RetryableError, truncate
-from fargate_app.models import ApiModel, ClusterName, DnsLabel, describe_validation_error, parse_request
+from fargate_app.models import (
+    ApiModel,
+    ClusterName,
+    DnsLabel,
+    describe_validation_error,
+    loads_request_document,
+    parse_request,
+)
 from fargate_app.observability import logger
 
 MAX_BODY_BYTES = 64 * 1024
@@ -99,12 +106,10 @@ def _request_body() -> Any:
     if not data.strip():
         raise InvalidRequest("body: is empty; send the v1 request as a JSON object")
     try:
-        return json.loads(data.decode("utf-8"))
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("body: is not UTF-8 text") from None
-    except ValueError as exc:
-        # json's message gives the position only (never the input), which helps find the typo.
-        raise InvalidRequest(f"body: is not valid JSON ({exc})") from None
+    return loads_request_document(text, "body")
 
 
 def _app_path(cluster: str, namespace: str, app: str) -> AppRef:
@@ -137,7 +142,9 @@ def _accepted(execution: StartedExecution, app: AppRef) -> Response[str]:
 def create_app() -> Response[str]:
     settings = get_settings()
     api_settings = get_api_settings()
-    request = parse_request(_request_body(), region=settings.region, account=settings.account_id)
+    request = parse_request(
+        _request_body(), region=settings.region, account=settings.account_id, platforms=settings.platforms
+    )
     app = AppRef(request.cluster, request.namespace, request.app)
     logger.append_keys(app=str(app))
     return _accepted(start_provision(api_settings, request), app)

@@ -14,7 +14,7 @@ from fargate_app.aws.clients import client
 from fargate_app.aws.errors import error_code, error_message, translate
 from fargate_app.aws.iam import grant_cache_prefix
 from fargate_app.config import Settings
-from fargate_app.errors import CacheRuleConflict, UpstreamCredentialInvalid
+from fargate_app.errors import CacheRuleConflict, CacheRuleMissing, UpstreamCredentialInvalid
 from fargate_app.images import Upstream
 from fargate_app.models import CacheRule, ProvisionRequest
 from fargate_app.observability import logger
@@ -37,7 +37,12 @@ def _rules() -> list[dict[str, Any]]:
 
 
 def _pick_rule(request: ProvisionRequest, upstream: Upstream, rules: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The rule to reuse. A requested prefix must be free or already ours; without one, any rule for the upstream."""
+    """The rule to reuse: the requested (or default) prefix when it is already a rule for the upstream; without a
+    requested prefix, any rule for the upstream that pulls with the request's credential (or any, without one).
+
+    Raises:
+        CacheRuleConflict: the prefix is a rule for another upstream, or pulls with another credential.
+    """
     by_prefix = {rule["ecrRepositoryPrefix"]: rule for rule in rules}
     wanted = request.effective_cache_prefix
     rule = by_prefix.get(wanted)
@@ -47,10 +52,21 @@ def _pick_rule(request: ProvisionRequest, upstream: Upstream, rules: list[dict[s
                 f"ECR prefix {wanted!r} is already a pull-through-cache rule for {rule['upstreamRegistryUrl']}, "
                 f"not {upstream.registry_url}: choose another cachePrefix"
             )
+        if not _pulls_with(rule, request.credential_arn):
+            # A rule's credential cannot be changed by reusing it: pulls would go out as the rule's account.
+            raise CacheRuleConflict(
+                f"ECR prefix {wanted!r} pulls from {upstream.registry_url} with credential "
+                f"{rule.get('credentialArn') or '(none)'}, not credentialArn {request.credential_arn}: give that "
+                "credentialArn, or choose another cachePrefix for a rule of your own"
+            )
         return rule
     if request.cache_prefix is None:
         same_upstream = sorted(
-            (r for r in rules if r["upstreamRegistryUrl"] == upstream.registry_url),
+            (
+                r
+                for r in rules
+                if r["upstreamRegistryUrl"] == upstream.registry_url and _pulls_with(r, request.credential_arn)
+            ),
             key=lambda r: r["ecrRepositoryPrefix"],
         )
         if same_upstream:
@@ -58,7 +74,27 @@ def _pick_rule(request: ProvisionRequest, upstream: Upstream, rules: list[dict[s
     return None
 
 
-def _check_secret(credential_arn: str) -> None:
+def _pulls_with(rule: dict[str, Any], credential_arn: str | None) -> bool:
+    """Whether the rule pulls with the request's credential; a request without one takes the rule's.
+
+    Secrets Manager appends ``-`` and six random characters to a secret's name in its full ARN, and a partial ARN
+    (without them) names the same secret (Secrets Manager user guide, "Finding secrets from a partial ARN").
+    """
+    if credential_arn is None:
+        return True
+    held = rule.get("credentialArn")
+    if held is None:
+        return False
+    return _same_secret(held, credential_arn) or _same_secret(credential_arn, held)
+
+
+def _same_secret(full_arn: str, arn: str) -> bool:
+    """``arn`` names the secret of ``full_arn``: equal, or ``full_arn`` minus its ``-XXXXXX`` suffix."""
+    return full_arn == arn or (len(full_arn) == len(arn) + 7 and full_arn.startswith(f"{arn}-"))
+
+
+def check_secret(credential_arn: str) -> None:
+    """Raises: UpstreamCredentialInvalid when the secret does not exist; AccessDenied without the grant."""
     try:
         client("secretsmanager").describe_secret(SecretId=credential_arn)
     except ClientError as exc:
@@ -69,6 +105,35 @@ def _check_secret(credential_arn: str) -> None:
             ) from exc
         # AccessDenied is the stack's grant (secretsmanager:DescribeSecret on ecr-pullthroughcache/*), not the input.
         raise translate(exc, f"describe secret {credential_arn}") from exc
+
+
+def check_cache_rule(settings: Settings, request: ProvisionRequest) -> None:
+    """Read-only, before anything is created: the rule EnsureCacheRule would reuse or create can serve the request.
+
+    An image from another account's ECR registry is pulled with an IAM role ECR assumes (the rule's customRoleArn),
+    which this stack does not manage: that rule must exist already, named by ``cachePrefix``.
+
+    Raises:
+        CacheRuleConflict: the prefix is bound to another upstream or pulls with another credential.
+        CacheRuleMissing: no rule for another account's registry.
+    """
+    upstream = request.image_reference.upstream
+    assert upstream is not None  # the request model only admits cacheable upstreams
+    try:
+        rules = _rules()
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, "list ECR pull-through-cache rules") from exc
+    _pick_rule(request, upstream, rules)
+    if upstream.kind != "ecr" or upstream.host.startswith(f"{settings.account_id}."):
+        return
+    wanted = request.cache_prefix
+    if not any(r["upstreamRegistryUrl"] == upstream.registry_url and r["ecrRepositoryPrefix"] == wanted for r in rules):
+        raise CacheRuleMissing(
+            f"images from {upstream.host} (another account's ECR registry) need a pull-through-cache rule whose "
+            "customRoleArn names a role ECR assumes to pull from it: create it (aws ecr "
+            "create-pull-through-cache-rule --upstream-registry ecr --custom-role-arn …) and give its prefix as "
+            "cachePrefix"
+        )
 
 
 def ensure_cache_rule(settings: Settings, request: ProvisionRequest, role_name: str | None = None) -> CacheRule:
@@ -115,7 +180,7 @@ def _create_rule(request: ProvisionRequest, upstream: Upstream) -> tuple[dict[st
         "upstreamRegistry": upstream.kind,
     }
     if request.credential_arn:
-        _check_secret(request.credential_arn)
+        check_secret(request.credential_arn)
         params["credentialArn"] = request.credential_arn
     try:
         return client("ecr").create_pull_through_cache_rule(**params), True

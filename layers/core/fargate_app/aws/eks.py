@@ -23,6 +23,7 @@ from fargate_app.config import Settings
 from fargate_app.errors import (
     ClusterNotActive,
     ClusterNotFound,
+    ClusterVersionUnsupported,
     IamRoleNotYetPropagated,
     InvalidRequest,
     PollTimeout,
@@ -30,6 +31,7 @@ from fargate_app.errors import (
     ProfileNotYetActive,
     ProfileNotYetDeleted,
     ProfileOperationInProgress,
+    SubnetNotFound,
     SubnetNotPrivate,
 )
 from fargate_app.models import FargateProfile, ProfileSelector, ProvisionRequest
@@ -50,6 +52,11 @@ def selector_matches(selector: dict[str, Any], namespace: str, pod_labels: dict[
 
 def profile_matches(profile: dict[str, Any], namespace: str, pod_labels: dict[str, str]) -> bool:
     return any(selector_matches(s, namespace, pod_labels) for s in profile.get("selectors", []))
+
+
+# The oldest Kubernetes the app's objects run on: networking.k8s.io/v1 Ingress (1.19) and server-side apply GA
+# (1.22); EKS's own oldest extended-support version is later still.
+MIN_KUBERNETES_VERSION = (1, 22)
 
 
 def profile_name(settings: Settings, request: ProvisionRequest) -> str:
@@ -110,6 +117,52 @@ def _public_subnets(subnets: list[str], vpc_id: str) -> set[str]:
         )
 
     return {subnet for subnet in subnets if routes_to_igw(explicit.get(subnet, main_table))}
+
+
+def check_subnets(request: ProvisionRequest, cluster: dict[str, Any]) -> list[str]:
+    """The subnets a profile for the request would use, checked before anything is created: requested ones exist
+    and are in the cluster's VPC, and they (or the cluster's own) are private.
+
+    Raises:
+        SubnetNotFound: a requested subnet does not exist, or is in another VPC than the cluster's.
+        SubnetNotPrivate: a requested subnet routes to an internet gateway; or the cluster has no private subnet.
+    """
+    if request.subnets:
+        vpc_id = str(cluster.get("resourcesVpcConfig", {}).get("vpcId", ""))
+        try:
+            found = client("ec2").describe_subnets(SubnetIds=list(request.subnets))["Subnets"]
+        except ClientError as exc:
+            if error_code(exc) == "InvalidSubnetID.NotFound":
+                raise SubnetNotFound(f"subnets: {error_message(exc)}; give subnets of the cluster's VPC") from exc
+            raise translate(exc, f"describe subnets {', '.join(request.subnets)}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"describe subnets {', '.join(request.subnets)}") from exc
+        elsewhere = sorted(subnet["SubnetId"] for subnet in found if subnet.get("VpcId") != vpc_id)
+        if elsewhere:
+            raise SubnetNotFound(
+                f"subnets {', '.join(elsewhere)} are not in VPC {vpc_id} of cluster {request.cluster}; Fargate "
+                "profiles take subnets of the cluster's VPC"
+            )
+    return _choose_subnets(request, cluster)
+
+
+def check_kubernetes_version(cluster: dict[str, Any]) -> str:
+    """The cluster's Kubernetes version, when the app's objects can run on it.
+
+    Raises:
+        ClusterVersionUnsupported: older than MIN_KUBERNETES_VERSION.
+    """
+    version = str(cluster.get("version", ""))
+    parts = version.split(".")
+    if len(parts) < 2 or not all(part.isdigit() for part in parts[:2]):
+        raise ClusterVersionUnsupported(f"EKS cluster {cluster.get('name')}: Kubernetes version {version!r} unknown")
+    if (int(parts[0]), int(parts[1])) < MIN_KUBERNETES_VERSION:
+        minimum = ".".join(map(str, MIN_KUBERNETES_VERSION))
+        raise ClusterVersionUnsupported(
+            f"EKS cluster {cluster.get('name')} runs Kubernetes {version}; the app's objects need {minimum} or "
+            "later (networking.k8s.io/v1 Ingress with pathType, server-side apply): upgrade the cluster"
+        )
+    return version
 
 
 def _choose_subnets(request: ProvisionRequest, cluster: dict[str, Any]) -> list[str]:
