@@ -79,6 +79,17 @@ def render(data: dict[str, Any]) -> tuple[str, list[str]]:
         if r["status"] == "FAILED" and r["error"] == "States.Runtime" and not r["caught"] and not r["retried"]
     ]
     dataflow = rows.get("dataflow", [])
+    tenancy = rows.get("cross_tenant", [])
+    tenancy_effects = rows.get("cross_tenant_effects", [])
+    # The kinds of attempt issue 20 names; each must be among the rows, every row refused, nothing created.
+    tenancy_kinds = (
+        "other namespace",
+        "other cluster",
+        "POST without the admin grant",
+        "protected namespace",
+        "body names",
+    )
+    kinds_seen = [kind for kind in tenancy_kinds if any(r["case"].startswith(kind) for r in tenancy)]
 
     checks = [
         (
@@ -137,6 +148,21 @@ def render(data: dict[str, Any]) -> tuple[str, list[str]]:
             "0 in 3 machines",
             f"{sum(r['problems'] for r in dataflow)} in {len(dataflow)} machines",
             len(dataflow) == 3 and sum(r["problems"] for r in dataflow) == 0,
+        ),
+        (
+            "Tenancy: cross-tenant attempts refused (other namespace, other cluster, POST without the admin grant, "
+            "protected namespace, body/path mismatch)",
+            "100 %, nothing created",
+            f"{sum(1 for r in tenancy if r['refused'])}/{len(tenancy)} refused, {len(kinds_seen)}/{len(tenancy_kinds)} "
+            "kinds; created: "
+            + (", ".join(tenancy_effects[0]["created"]) or "nothing" if tenancy_effects else "not measured")
+            + ("; executions started" if tenancy_effects and tenancy_effects[0]["started"] else ""),
+            bool(tenancy)
+            and all(r["refused"] for r in tenancy)
+            and len(kinds_seen) == len(tenancy_kinds)
+            and bool(tenancy_effects)
+            and not tenancy_effects[0]["created"]
+            and not tenancy_effects[0]["started"],
         ),
         (
             "Security: checkov failed checks",
@@ -270,7 +296,18 @@ def render(data: dict[str, Any]) -> tuple[str, list[str]]:
         + ", ".join(f"{r['machine']} {r['problems']} problem(s)" for r in dataflow)
         + ".",
         "",
-        "## 6. Security",
+        "## 6. Tenancy",
+        "",
+        "A role with the team policy of docs/api-access.md (applied verbatim) and the sandbox's administrator call the",
+        "API through API Gateway's AWS_IAM authorization (`fargate_sandbox/api_authorization.py`). Resources and",
+        "provision executions were counted before and after.",
+        "",
+        *table(
+            ["attempt", "caller", "request", "status", "refused", "answer"],
+            [(r["case"], r["caller"], r["request"], r["status"], r["refused"], r["answer"]) for r in tenancy],
+        ),
+        "",
+        "## 7. Security",
         "",
         *table(["check", "result"], [(r["check"], r["result"]) for r in security]),
         "",

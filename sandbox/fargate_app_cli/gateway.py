@@ -16,10 +16,10 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-STAGE = "sandbox"
+STAGE = "v1"  # template.yaml AppsApi StageName
 API_ID = "sandboxapi"
 # The API's routes (template.yaml AppsApi events): (resource template, its path segments).
 ROUTES = ("/apps", "/apps/{cluster}/{namespace}/{app}")
@@ -65,8 +65,10 @@ def rest_proxy_event(
     body: bytes = b"",
     headers: Mapping[str, str] | None = None,
     source_ip: str = "127.0.0.1",
+    identity: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The REST proxy event API Gateway would send for ``method target`` (target = path plus query string)."""
+    """The REST proxy event API Gateway would send for ``method target`` (target = path plus query string);
+    ``identity``: the caller API Gateway's IAM authorization found (``userArn``, ``accountId``, ``accessKey``…)."""
     parts = urlsplit(target)
     path = parts.path or "/"
     matched = match_route(path)
@@ -106,7 +108,12 @@ def rest_proxy_event(
             "requestId": str(uuid.uuid4()),
             "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
             "requestTimeEpoch": int(time.time() * 1000),
-            "identity": {"sourceIp": source_ip, "userAgent": header_map.get("User-Agent"), "accessKey": None},
+            "identity": {
+                "sourceIp": source_ip,
+                "userAgent": header_map.get("User-Agent"),
+                "accessKey": None,
+                **(identity or {}),
+            },
         },
         "body": text_body,
         "isBase64Encoded": encoded,
@@ -137,23 +144,65 @@ def internal_error() -> ApiResponse:
 Invoke = Callable[[dict[str, Any]], tuple[dict[str, Any] | None, str | None]]
 
 
+class Refusal(Protocol):
+    """API Gateway's own answer instead of the integration's (an authorization failure)."""
+
+    status: int
+    headers: dict[str, str]
+
+    def encoded(self) -> bytes: ...
+
+
+Authorize = Callable[[str, str, bytes, Mapping[str, str]], "dict[str, Any] | Refusal"]
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Signs ``call``'s requests with SigV4 for ``execute-api``, as a client of the deployed API would."""
+
+    credentials: Callable[[], tuple[str, ...]]  # key, secret[, session token]
+    region: str
+    host: str
+
+    def headers(self, method: str, path: str, body: bytes, headers: Mapping[str, str]) -> dict[str, str]:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        request = AWSRequest(method=method, url=f"https://{self.host}{path}", data=body, headers=dict(headers))
+        SigV4Auth(Credentials(*self.credentials()), "execute-api", self.region).add_auth(request)
+        return {**dict(request.headers.items()), "Host": self.host}
+
+
 class RestProxyGateway:
     """Turns HTTP requests into proxy events for ``invoke`` (which returns the function's answer, or None and the
-    function error's type) and its answers into HTTP responses."""
+    function error's type) and its answers into HTTP responses. With ``authorize``, each request is first
+    authorized as API Gateway's AWS_IAM authorization does; the identity it returns goes into the event."""
 
-    def __init__(self, invoke: Invoke) -> None:
+    def __init__(self, invoke: Invoke, authorize: Authorize | None = None, signer: Signer | None = None) -> None:
         self._invoke = invoke
+        self._authorize = authorize
+        self._signer = signer
 
     def handle(
         self, method: str, target: str, body: bytes = b"", headers: Mapping[str, str] | None = None
     ) -> ApiResponse:
-        answer, error_type = self._invoke(rest_proxy_event(method, target, body, headers))
+        identity: dict[str, Any] | None = None
+        if self._authorize is not None:
+            decided = self._authorize(method, target, body, headers or {})
+            if not isinstance(decided, dict):
+                return ApiResponse(decided.status, dict(decided.headers), decided.encoded())
+            identity = decided
+        answer, error_type = self._invoke(rest_proxy_event(method, target, body, headers, identity=identity))
         if error_type is not None or answer is None:
             return internal_error()
         return proxy_response(answer)
 
-    def call(self, method: str, path: str, document: Any = None) -> ApiResponse:
-        """``handle`` for a JSON body (or none)."""
+    def call(self, method: str, path: str, document: Any = None, *, signer: Signer | None = None) -> ApiResponse:
+        """``handle`` for a JSON body (or none), signed by ``signer`` (default: the gateway's own, if any)."""
         body = json.dumps(document).encode() if document is not None else b""
         headers = {"Content-Type": "application/json"} if body else {}
+        signer = signer or self._signer
+        if signer is not None:
+            headers = signer.headers(method, path, body, headers)
         return self.handle(method, path, body, headers)

@@ -54,12 +54,14 @@ def request(api_url: str, path: Path, region: str | None, *, out: TextIO, err: T
     if api is None:
         return EXIT_INVALID
     try:
-        code = _answer(api.call("POST", "/apps", item.document), out, err)
+        # PUT on the app's own path: the method ARN names cluster and namespace, so a team's IAM policy can allow it
+        # (docs/api-access.md); POST /apps is for administrators.
+        r = item.request
+        code = _answer(api.call("PUT", f"/apps/{r.cluster}/{r.namespace}/{r.app}", item.document), out, err)
     except RemoteCallError as exc:
         print(f"error: {exc}", file=err)
         return EXIT_FAILED
     if code == EXIT_OK:
-        r = item.request
         print(f"follow it: fargate-app status --api {api_url} {r.cluster} {r.namespace} {r.app} --watch", file=err)
     return code
 

@@ -204,10 +204,15 @@ def serve(port: int, *, out: TextIO, err: TextIO) -> int:
             server = ApiServer(session.api, port, log=err).start()
             try:
                 print(f"API listening on {server.url}", file=out, flush=True)
+                key, secret = session.sandbox.credentials
+                app_url = f"{server.url}/apps/blog/fargate/demo-app"
+                sign = f'--aws-sigv4 aws:amz:{REGION}:execute-api --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"'
                 print(
-                    f"  curl -X POST {server.url}/apps -H 'Content-Type: application/json' -d @examples/nginx.json\n"
-                    f"  curl {server.url}/apps/blog/fargate/demo-app\n"
-                    f"  curl -X DELETE {server.url}/apps/blog/fargate/demo-app\n"
+                    "The API is AWS_IAM-authorized as in AWS: sign with the sandbox administrator's (fixed, fake) key\n"
+                    f"  export AWS_ACCESS_KEY_ID={key} AWS_SECRET_ACCESS_KEY={secret}\n"
+                    f"  curl {sign} -X PUT {app_url} -H 'Content-Type: application/json' -d @examples/nginx.json\n"
+                    f"  curl {sign} {app_url}\n"
+                    f"  curl {sign} -X DELETE {app_url}\n"
                     "Ctrl-C stops the sandbox.",
                     file=err,
                     flush=True,

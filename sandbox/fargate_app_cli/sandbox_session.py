@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
@@ -15,9 +16,10 @@ from typing import Any
 
 from botocore.config import Config
 
-from fargate_app_cli.gateway import RestProxyGateway
+from fargate_app_cli.gateway import API_ID, STAGE, RestProxyGateway, Signer
+from fargate_sandbox.api_authorization import ApiAuthorizer, Refusal
 from fargate_sandbox.sandbox import Sandbox
-from fargate_sandbox.seeds import CLUSTER_NAME
+from fargate_sandbox.seeds import CLUSTER_NAME, REGION
 from fargate_sandbox.workflows import Workflows
 from kube_emulator import PodTiming
 
@@ -30,6 +32,8 @@ API_FUNCTION = "ApiFunction"
 # waits and polls as in AWS.
 TIME_SCALE = 0.05
 PROFILE_SECONDS = 2.0
+# The API's host name as a deployed stack's (https://<api-id>.execute-api.<region>.amazonaws.com), signed by ``call``.
+API_HOST = f"{API_ID}.execute-api.{REGION}.amazonaws.com"
 # API Gateway's integration timeout; the API function's own Timeout (25 s) ends it first.
 INTEGRATION_TIMEOUT_SECONDS = 29
 
@@ -48,7 +52,14 @@ class SandboxSession:
         self._sandbox: Sandbox | None = None
         self._workflows: Workflows | None = None
         self._lambda: Any = None
-        self.api = RestProxyGateway(self._invoke_api_function)
+        # API Gateway's AWS_IAM authorization: every request is SigV4-checked and its caller's identity policies
+        # must allow execute-api:Invoke on the method; ``api.call`` signs as the account's administrator.
+        self.api = RestProxyGateway(
+            self._invoke_api_function,
+            authorize=self._authorize_api_call,
+            signer=Signer(lambda: self.sandbox.credentials, REGION, API_HOST),
+        )
+        self._api_authorizer: ApiAuthorizer | None = None
 
     def start(self) -> SandboxSession:
         """Raises: SandboxStartError naming what failed; whatever started is stopped again."""
@@ -119,6 +130,13 @@ class SandboxSession:
         wrong = sorted(name for name, arn in expected.items() if given.get(name) != arn)
         if wrong:
             raise SandboxStartError(f"the API function's {', '.join(wrong)} do not name the sandbox's state machines")
+
+    def _authorize_api_call(
+        self, method: str, target: str, body: bytes, headers: Mapping[str, str]
+    ) -> dict[str, Any] | Refusal:
+        if self._api_authorizer is None:
+            self._api_authorizer = ApiAuthorizer(self.sandbox.iam, API_ID, STAGE)
+        return self._api_authorizer.authorize(method, target, body, headers)
 
     def _invoke_api_function(self, event: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         function = self.workflows.template.functions[API_FUNCTION]

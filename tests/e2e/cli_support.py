@@ -124,7 +124,7 @@ class SigV4CheckingApi:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_POST = do_DELETE = _handle
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from cli_support import EXAMPLES, Background, Finished, SigV4CheckingApi, cli_environment, run_cli
 
 from fargate_sandbox.oci_images import multi_arch_sample
@@ -213,9 +216,18 @@ def test_a_credentialed_upstream_without_credential_arn_exits_2(tmp_path: Path) 
 
 
 # --- sandbox serve --------------------------------------------------------------------------------------------------------
-def http(method: str, url: str, document: Any = None) -> tuple[int, dict[str, Any]]:
+SANDBOX_ADMIN = ("AKIASANDBOX000000000", "sandbox")  # the key `sandbox serve` prints
+
+
+def http(method: str, url: str, document: Any = None, *, signed: bool = True) -> tuple[int, dict[str, Any]]:
+    """A call of the served API, SigV4-signed as the sandbox's administrator unless ``signed`` is False."""
     body = json.dumps(document).encode() if document is not None else None
-    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if signed:
+        aws_request = AWSRequest(method=method, url=url, data=body or b"", headers=headers)
+        SigV4Auth(Credentials(*SANDBOX_ADMIN), "execute-api", "us-west-2").add_auth(aws_request)
+        headers = dict(aws_request.headers.items())
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
             return answer.status, json.loads(answer.read())
@@ -257,6 +269,8 @@ def test_sandbox_serve_answers_post_get_delete_over_plain_http(served: tuple[Bac
     server, url = served
     app_url = f"{url}/apps/blog/served/web"
     request = {"cluster": "blog", "namespace": "served", "app": "web", "image": "public.ecr.aws/nginx/nginx:stable"}
+    # When a call is not signed, then API Gateway's IAM authorization refuses it before the function
+    assert http("GET", app_url, signed=False) == (403, {"message": "Missing Authentication Token"})
     # When an invalid request is posted, then the API names the field
     status, body = http("POST", f"{url}/apps", {**request, "replicas": 0})
     assert (status, body["error"]) == (400, "InvalidRequest") and "replicas" in body["fields"]
@@ -271,7 +285,7 @@ def test_sandbox_serve_answers_post_get_delete_over_plain_http(served: tuple[Bac
     # and `fargate-app status` shows the same document as sandbox run's result
     shown = run_cli(
         ["status", "--api", url, "blog", "served", "web", "--json", "--region", "us-west-2"],
-        env=cli_environment(AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="secret"),
+        env=cli_environment(AWS_ACCESS_KEY_ID=SANDBOX_ADMIN[0], AWS_SECRET_ACCESS_KEY=SANDBOX_ADMIN[1]),
     )
     assert shown.returncode == 0, shown.stderr
     assert shown.json() == provisioned["result"]
@@ -316,7 +330,7 @@ def deployed_api_answers() -> Any:
     states = iter(["EnsureFargateProfile", "WarmImageCache"])
 
     def answer(method: str, path: str, body: bytes) -> tuple[int, Any]:
-        if method == "POST" and path == "/prod/apps":
+        if method == "PUT" and path == "/prod/apps/blog/fargate/demo-app":
             return 202, {"executionArn": result["executionArn"], "kind": "provision", "status": "RUNNING"}
         if method == "DELETE" and path == "/prod/apps/blog/fargate/demo-app":
             return 202, {"executionArn": "arn:…:teardown", "kind": "teardown", "status": "RUNNING"}
@@ -339,10 +353,11 @@ def test_remote_commands_sign_their_requests_with_sigv4() -> None:
         sent = run_cli(["request", "--api", api.url, "--request", str(EXAMPLES / "nginx.json")], env=env)
         watched = run_cli(["status", "--api", api.url, "blog", "fargate", "demo-app", "--watch", "--json"], env=env)
         deleted = run_cli(["teardown", "--api", api.url, "blog", "fargate", "demo-app"], env=env)
-    # Then each call was signed for execute-api in the region, and the signatures verify
+    # Then each call was signed for execute-api in the region, and the signatures verify; the request went by PUT on
+    # the app's own path, which a team's IAM policy can scope
     assert (sent.returncode, watched.returncode, deleted.returncode) == (0, 0, 0), sent.stderr + watched.stderr
     assert [(c.method, c.path) for c in api.calls] == [
-        ("POST", "/prod/apps"),
+        ("PUT", "/prod/apps/blog/fargate/demo-app"),
         *[("GET", "/prod/apps/blog/fargate/demo-app")] * 3,
         ("DELETE", "/prod/apps/blog/fargate/demo-app"),
     ]

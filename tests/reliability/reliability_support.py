@@ -76,6 +76,12 @@ def delete_app(sandbox: Sandbox, workflows: Workflows, request: dict[str, Any]) 
     return call_api(sandbox, workflows, api_event("DELETE", path, None, parameters))
 
 
+def provision_executions(workflows: Workflows) -> list[str]:
+    sfn = workflows.sandbox.boto3_client("stepfunctions")
+    machine = workflows.state_machine_arns["ProvisionStateMachine"]
+    return [e["executionArn"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]]
+
+
 def inventory(sandbox: Sandbox) -> dict[str, list[str]]:
     """Everything a provision may create, by kind: IAM roles, Fargate profiles, pull-through-cache rules, ECR
     repositories and the Kubernetes objects of the emulated cluster (namespaced ones as namespace/name)."""

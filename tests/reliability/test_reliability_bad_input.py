@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from reliability_support import REQUEST, api_event, call_api, cause_of, inventory, post_app
+from reliability_support import REQUEST, api_event, call_api, cause_of, inventory, post_app, provision_executions
 from request_edits import edited
 
 from fargate_sandbox.sandbox import Sandbox
@@ -211,6 +211,10 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
 ]
 # Requests that are not a v1 object at all: both paths refuse them as a whole ("request").
 CASES += [
+    # Kubernetes' own namespaces, protected whoever asks (the stack's ProtectedNamespaces default)
+    ("namespace-kube-system", request_with(namespace="kube-system"), "namespace"),
+    ("namespace-kube-public", request_with(namespace="kube-public"), "namespace"),
+    ("namespace-kube-node-lease", request_with(namespace="kube-node-lease"), "namespace"),
     ("request-is-an-array", [REQUEST], "request"),  # type: ignore[list-item]
     ("request-is-a-string", "blog/fargate/demo-app", "request"),  # type: ignore[list-item]
     ("request-is-a-number", 42, "request"),  # type: ignore[list-item]
@@ -242,12 +246,6 @@ BODY_CASES: list[tuple[str, bytes, int, str, str]] = [
         "",
     ),
 ]
-
-
-def provision_executions(workflows: Workflows) -> list[str]:
-    sfn = workflows.sandbox.boto3_client("stepfunctions")
-    machine = workflows.state_machine_arns["ProvisionStateMachine"]
-    return [e["executionArn"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]]
 
 
 def test_cases_are_distinct_and_at_least_forty() -> None:

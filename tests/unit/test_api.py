@@ -21,6 +21,7 @@ from botocore.stub import Stubber
 from fargate_app.api import routes
 from fargate_app.api.executions import get_api_settings
 from fargate_app.aws.clients import client
+from fargate_app.config import get_settings
 
 pytestmark = pytest.mark.usefixtures("aws")
 EVENTS = Path(__file__).parent / "events"
@@ -28,6 +29,7 @@ ACCOUNT, REGION = "111122223333", "us-west-2"
 PASS_ASL = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
 REQUEST = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "public.ecr.aws/nginx/nginx:stable"}
 STATUS_URL = "/apps/blog/fargate/demo-app"
+CALLER = "arn:aws:sts::111122223333:assumed-role/platform-admin/team-a"  # the events' requestContext.identity.userArn
 
 
 @pytest.fixture
@@ -70,6 +72,14 @@ def app_event(method: str, cluster: str = "blog", namespace: str = "fargate", ap
     event = json.loads((EVENTS / f"api_{method}_app.json").read_text())
     event["path"] = f"/apps/{cluster}/{namespace}/{app}"
     event["pathParameters"] = {"cluster": cluster, "namespace": namespace, "app": app}
+    return event
+
+
+def put(
+    body: dict[str, Any], cluster: str = "blog", namespace: str = "fargate", app: str = "demo-app"
+) -> dict[str, Any]:
+    event = app_event("put", cluster, namespace, app)
+    event["body"] = base64.b64encode(json.dumps(body).encode()).decode()
     return event
 
 
@@ -411,7 +421,11 @@ def test_delete_tears_down_what_the_provision_built_once(machines: dict[str, str
     assert "-teardown-" in body["executionName"]
     assert (again_status, again["executionArn"]) == (202, body["executionArn"])
     [teardown] = executions(machines["teardown"])
-    assert execution_input(teardown["executionArn"]) == {"request": result["request"], "provision": result}
+    assert execution_input(teardown["executionArn"]) == {
+        "request": result["request"],
+        "provision": result,
+        "caller": CALLER,
+    }
     _, state = call(app_event("get"))
     assert (state["kind"], state["executionArn"]) == ("teardown", body["executionArn"])
 
@@ -476,3 +490,87 @@ def test_a_missing_state_machine_setting_is_a_named_500(call: Any, monkeypatch: 
     status, body = call(post(REQUEST))
     assert (status, body["error"]) == (500, "ApiMisconfigured")
     assert "PROVISION_STATE_MACHINE_ARN" in body["message"]
+
+
+# --- PUT, protected namespaces and the caller (who may deploy where) ----------------------------------------------------
+def test_put_on_the_apps_path_starts_the_same_execution_as_post(machines: dict[str, str], call: Any) -> None:
+    # Given the request without the names the path carries
+    body = {k: v for k, v in REQUEST.items() if k not in ("cluster", "namespace", "app")}
+    # When it is PUT on the app's path, then POSTed in full
+    put_status, by_put = call(put(body))
+    post_status, by_post = call(post(REQUEST))
+    # Then one provision runs for both: the same request, so the POST is its replay
+    assert (put_status, post_status) == (202, 202)
+    assert by_post["executionArn"] == by_put["executionArn"] and by_post["replayed"] is True
+    assert len(executions(machines["provision"])) == 1
+    assert execution_input(by_put["executionArn"])["request"]["app"] == "demo-app"
+
+
+@pytest.mark.parametrize("field", ["cluster", "namespace", "app"])
+def test_put_with_a_body_naming_another_app_than_the_path_is_400(
+    machines: dict[str, str], call: Any, field: str
+) -> None:
+    # When the body's name differs from the path's
+    status, body = call(put({**REQUEST, field: "other"}))
+    # Then 400 names the field and the rule, and nothing starts
+    assert (status, body["error"]) == (400, "InvalidRequest")
+    assert body["fields"] == {field: f"must equal the path's {field} ({REQUEST[field]}) or be left out"}
+    assert executions(machines["provision"]) == []
+
+
+@pytest.mark.parametrize("namespace", ["kube-system", "kube-public", "kube-node-lease"])
+def test_a_protected_namespace_is_refused_by_put_and_post(machines: dict[str, str], call: Any, namespace: str) -> None:
+    # When a request names one of Kubernetes' own namespaces, by PUT or POST
+    for event in (
+        put({**REQUEST, "namespace": namespace}, namespace=namespace),
+        post({**REQUEST, "namespace": namespace}),
+    ):
+        status, body = call(event)
+        # Then 400 names namespace and the rule, and nothing starts
+        assert (status, body["error"]) == (400, "InvalidRequest")
+        assert body["fields"]["namespace"].startswith(f"{namespace} is a protected namespace")
+    assert executions(machines["provision"]) == []
+
+
+def test_the_operator_lists_the_protected_namespaces(
+    machines: dict[str, str], call: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a stack whose ProtectedNamespaces are a pattern and default
+    monkeypatch.setenv("PROTECTED_NAMESPACES", "platform-*,default")
+    get_settings.cache_clear()
+    try:
+        refused = [call(post({**REQUEST, "namespace": ns}))[0] for ns in ("platform-ops", "default")]
+        accepted = [call(post({**REQUEST, "namespace": ns}))[0] for ns in ("kube-system", "platformops")]
+    finally:
+        get_settings.cache_clear()
+    # Then what matches is refused, and the rest (kube-system included: the operator replaced the list) is accepted
+    assert (refused, accepted) == ([400, 400], [202, 202])
+
+
+def test_default_is_allowed_unless_listed(machines: dict[str, str], call: Any) -> None:
+    assert call(post({**REQUEST, "namespace": "default"}))[0] == 202
+
+
+def test_the_caller_comes_from_api_gateways_identity_never_from_the_body(machines: dict[str, str], call: Any) -> None:
+    # When a request claims a caller in its body
+    status, body = call(post({**REQUEST, "caller": "arn:aws:iam::111122223333:role/admin"}))
+    # Then it is an unknown field
+    assert (status, set(body["fields"])) == (400, {"caller"})
+    # When it is sent without one
+    status, body = call(post(REQUEST))
+    # Then the execution records the principal API Gateway authorized, and GET reports it
+    assert execution_input(body["executionArn"])["caller"] == CALLER
+    assert call(app_event("get"))[1]["caller"] == CALLER
+
+
+def test_a_call_without_an_iam_identity_is_refused_as_a_misconfigured_route(
+    machines: dict[str, str], call: Any
+) -> None:
+    # Given an event of a route that lost its AWS_IAM authorization (no identity)
+    event = post(REQUEST)
+    event["requestContext"]["identity"]["userArn"] = None
+    # Then nothing starts, and the operator is told why
+    status, body = call(event)
+    assert (status, body["error"]) == (500, "ApiMisconfigured")
+    assert "AWS_IAM" in body["message"]
+    assert executions(machines["provision"]) == []

@@ -12,6 +12,7 @@ from fargate_app.models import ProvisionRequest, parse_request
 
 IMAGE = "111122223333.dkr.ecr.us-west-2.amazonaws.com/ecr-public/nginx/nginx@sha256:" + "0f" * 32
 EXECUTION = "arn:aws:states:us-west-2:111122223333:execution:provision:demo-app-1"
+CALLER = "arn:aws:sts::111122223333:assumed-role/team-a-deployer/alice"
 LABELS = {
     "app.kubernetes.io/name": "demo-app",
     "tier": "web",
@@ -21,7 +22,7 @@ META = {
     "name": "demo-app",
     "namespace": "fargate",
     "labels": LABELS,
-    "annotations": {"fargate-app.io/execution-arn": EXECUTION},
+    "annotations": {"fargate-app.io/execution-arn": EXECUTION, "fargate-app.io/caller": CALLER},
 }
 
 
@@ -78,6 +79,7 @@ GOLDEN = [
             **META,
             "annotations": {
                 "fargate-app.io/execution-arn": EXECUTION,
+                "fargate-app.io/caller": CALLER,
                 "alb.ingress.kubernetes.io/scheme": "internal",
                 "alb.ingress.kubernetes.io/target-type": "ip",
             },
@@ -114,7 +116,16 @@ def full_request() -> ProvisionRequest:
 
 
 def test_a_full_request_gives_the_golden_objects_in_apply_order():
-    assert app_manifests(full_request(), IMAGE, EXECUTION) == GOLDEN
+    assert app_manifests(full_request(), IMAGE, EXECUTION, CALLER) == GOLDEN
+
+
+@pytest.mark.parametrize(
+    "caller",
+    ["", "alice", "arn:aws:sts::111122223333:assumed-role/x/y\nrole", "arn:aws:s3:::bucket", "console "],
+)
+def test_a_caller_that_is_neither_console_nor_a_principal_arn_is_not_annotated(caller: str) -> None:
+    with pytest.raises(ManifestInvalid, match="caller"):
+        app_manifests(full_request(), IMAGE, EXECUTION, caller)
 
 
 @pytest.mark.parametrize("version", ["1.29", "1.31", "1.33", "1.37"])

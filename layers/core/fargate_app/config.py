@@ -8,6 +8,8 @@ from functools import lru_cache
 from pydantic import BaseModel, ConfigDict, Field
 
 MANAGED_BY = "fargate-app-provisioner"
+# Kubernetes' own namespaces (kubernetes.io, "Initial namespaces").
+PROTECTED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 
 
 class Settings(BaseModel):
@@ -36,9 +38,20 @@ class Settings(BaseModel):
         default="linux/amd64", alias="FARGATE_PLATFORMS", pattern=r"^linux/[a-z0-9]+(,linux/[a-z0-9]+)*$"
     )
 
+    # Namespaces no request may deploy into, whoever asks (shell-style patterns): the cluster's own.
+    protected_namespaces_list: str = Field(
+        default=",".join(PROTECTED_NAMESPACES),
+        alias="PROTECTED_NAMESPACES",
+        pattern=r"^[a-z0-9*?\[\]!-]*(,[a-z0-9*?\[\]!-]+)*$",
+    )
+
     @property
     def platforms(self) -> tuple[str, ...]:
         return tuple(self.fargate_platforms.split(","))
+
+    @property
+    def protected_namespaces(self) -> tuple[str, ...]:
+        return tuple(p for p in self.protected_namespaces_list.split(",") if p)
 
 
 @lru_cache(maxsize=1)

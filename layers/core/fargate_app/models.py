@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
+from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -136,6 +137,10 @@ class Expose(ApiModel):
     ingress: IngressExpose | None = None
 
 
+# Who asked for an execution: the console, or an IAM/STS principal ARN as API Gateway reports it (userArn).
+CALLER = re.compile(r"^(console|arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:[\w+=,.@/:-]{1,1024})$")
+
+
 class ProvisionRequest(ApiModel):
     """Run ``image`` as ``app`` in ``namespace`` of EKS cluster ``cluster`` on Fargate (design.md §2)."""
 
@@ -247,6 +252,17 @@ class ProvisionRequest(ApiModel):
             raise ValueError(f"the secret must be in account {where['account']}, the account of the cache rule")
         return value
 
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_not_protected(cls, value: str, info: ValidationInfo) -> str:
+        protected = tuple((info.context or {}).get("protected_namespaces") or ())
+        if any(fnmatchcase(value, pattern) for pattern in protected):
+            raise ValueError(
+                f"{value} is a protected namespace (the stack's ProtectedNamespaces: {', '.join(protected)}): "
+                "no app may be deployed there, whoever asks"
+            )
+        return value
+
     @field_validator("platform")
     @classmethod
     def _platform(cls, value: str, info: ValidationInfo) -> str:
@@ -322,16 +338,22 @@ def parse_request(
     region: str | None = None,
     account: str | None = None,
     platforms: tuple[str, ...] = FARGATE_PLATFORMS,
+    protected_namespaces: tuple[str, ...] = (),
 ) -> ProvisionRequest:
     """Validate a v1 request; region/account, when given, bind the credential secret to them; ``platforms`` are
-    those the stack accepts.
+    those the stack accepts; ``protected_namespaces`` (patterns) those no request may deploy into.
 
     Raises:
         InvalidRequest: naming every field that breaks a rule, and the rule.
     """
     if not isinstance(data, dict):
         raise InvalidRequest("request: must be a JSON object")
-    context = {"region": region, "account": account, "platforms": platforms}
+    context = {
+        "region": region,
+        "account": account,
+        "platforms": platforms,
+        "protected_namespaces": protected_namespaces,
+    }
     try:
         return ProvisionRequest.model_validate(data, context=context)
     except ValidationError as exc:

@@ -14,14 +14,21 @@ from typing import Any
 from fargate_app.aws.ecr import check_cache_rule, check_secret
 from fargate_app.aws.eks import check_kubernetes_version, check_subnets, describe_active_cluster
 from fargate_app.config import Settings
-from fargate_app.models import ApiModel, ProvisionRequest, parse_request
+from fargate_app.errors import InvalidRequest
+from fargate_app.models import CALLER, ApiModel, ProvisionRequest, parse_request
+
+CONSOLE_CALLER = "console"
+# The API's execution input: the request and who asked (from API Gateway's request context, never from the body).
+API_INPUT_KEYS = frozenset({"request", "caller"})
 
 
 class ValidatedRequest(ApiModel):
-    """The state the provision workflow carries from here on: the normalised request and the execution's ARN."""
+    """The state the provision workflow carries from here on: the normalised request, the execution's ARN and who
+    asked for it (the API caller's principal ARN, or ``console``)."""
 
     request: ProvisionRequest
     execution_arn: str
+    caller: str = CONSOLE_CALLER
 
 
 def validate_start(settings: Settings, event: dict[str, Any]) -> ValidatedRequest:
@@ -35,11 +42,22 @@ def validate_start(settings: Settings, event: dict[str, Any]) -> ValidatedReques
         AwsThrottled: retried by the state.
     """
     raw = event.get("request")
-    if isinstance(raw, dict) and set(raw) == {"request"}:  # a v1 request has no field named "request"
+    caller = CONSOLE_CALLER
+    # A v1 request has no field named "request": this is the API's input. A console start's input is the request.
+    if isinstance(raw, dict) and "request" in raw and set(raw) <= API_INPUT_KEYS:
+        caller = str(raw.get("caller") or CONSOLE_CALLER)
+        if not CALLER.fullmatch(caller):
+            raise InvalidRequest("caller: must be 'console' or the IAM principal ARN API Gateway reported")
         raw = raw["request"]
-    request = parse_request(raw, region=settings.region, account=settings.account_id, platforms=settings.platforms)
+    request = parse_request(
+        raw,
+        region=settings.region,
+        account=settings.account_id,
+        platforms=settings.platforms,
+        protected_namespaces=settings.protected_namespaces,
+    )
     check_in_account(settings, request)
-    return ValidatedRequest(request=request, execution_arn=str(event.get("executionArn", "")))
+    return ValidatedRequest(request=request, execution_arn=str(event.get("executionArn", "")), caller=caller)
 
 
 def check_in_account(settings: Settings, request: ProvisionRequest) -> None:

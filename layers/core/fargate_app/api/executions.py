@@ -269,7 +269,7 @@ def _start_or_replay(
             raise translate(exc, f"start {kind} execution {name}") from exc
         # Another call with the same name won the race between our listing and our start.
         existing = describe_execution(execution_arn(machine, name))
-        if _parse_json(existing.get("input")) != input_document:
+        if _without_caller(_parse_json(existing.get("input"))) != _without_caller(input_document):
             raise ExecutionConflict(
                 f"execution name {name} is taken by an execution with another input; change the request",
                 existing["executionArn"],
@@ -281,8 +281,14 @@ def _start_or_replay(
     return StartedExecution(started["executionArn"], name, RUNNING, kind, replayed=False)
 
 
-def start_provision(settings: ApiSettings, request: ProvisionRequest) -> StartedExecution:
-    """Start (or replay) the provision execution for a validated request.
+def _without_caller(document: Any) -> Any:
+    """The input as the execution name hashes it: who asked does not make another request."""
+    return {k: v for k, v in document.items() if k != "caller"} if isinstance(document, dict) else document
+
+
+def start_provision(settings: ApiSettings, request: ProvisionRequest, caller: str) -> StartedExecution:
+    """Start (or replay) the provision execution for a validated request, recording ``caller`` (the IAM principal
+    API Gateway authorized) in its input.
 
     Raises:
         ExecutionConflict: an execution for another request of the app, or its teardown, is running.
@@ -292,12 +298,18 @@ def start_provision(settings: ApiSettings, request: ProvisionRequest) -> Started
     document = request.to_json()
     executions = list_app_executions(settings, app)
     return _start_or_replay(
-        settings, app, "provision", provision_base_name(app, document), {"request": document}, executions
+        settings,
+        app,
+        "provision",
+        provision_base_name(app, document),
+        {"request": document, "caller": caller},
+        executions,
     )
 
 
-def start_teardown(settings: ApiSettings, app: AppRef) -> StartedExecution:
-    """Start (or replay) the teardown of what the app's latest successful (else latest) provision built.
+def start_teardown(settings: ApiSettings, app: AppRef, caller: str) -> StartedExecution:
+    """Start (or replay) the teardown of what the app's latest successful (else latest) provision built, recording
+    ``caller`` in its input.
 
     Raises:
         AppNotFound: the app was never provisioned through this API.
@@ -323,7 +335,7 @@ def start_teardown(settings: ApiSettings, app: AppRef) -> StartedExecution:
         raise PermanentError(f"provision execution {source.arn} has no request in its input: tear it down by hand")
     document = {"request": provision_input["request"], "provision": _parse_json(described.get("output"))}
     base = teardown_base_name(app, document, source.name)
-    return _start_or_replay(settings, app, "teardown", base, document, executions)
+    return _start_or_replay(settings, app, "teardown", base, {**document, "caller": caller}, executions)
 
 
 def refusal_cause(cause: str | None) -> str | None:
@@ -368,9 +380,12 @@ def app_status(settings: ApiSettings, app: AppRef) -> dict[str, Any]:
             ),
         }
     stop_date = described.get("stopDate")
+    started_with = _parse_json(described.get("input"))
     return {
         "status": status,
         "kind": latest.kind,
+        # Who asked: the API records its caller in the input; a console start's input is the request itself.
+        "caller": started_with.get("caller", "console") if isinstance(started_with, dict) else "console",
         "executionArn": latest.arn,
         "executionName": latest.name,
         "startDate": latest.start_date.isoformat(),

@@ -1,4 +1,8 @@
-"""The REST API (API Gateway proxy, AWS_IAM auth): POST /apps, GET and DELETE /apps/{cluster}/{namespace}/{app}.
+"""The REST API (API Gateway proxy, AWS_IAM auth): PUT, GET and DELETE /apps/{cluster}/{namespace}/{app}, POST /apps.
+
+The path of PUT/GET/DELETE names cluster and namespace, so IAM policies on their method ARNs scope a team to its
+namespaces (docs/api-access.md); POST /apps carries them in the body, out of IAM's sight: it is for administrators.
+Every execution records its caller, the principal API Gateway authorized (``requestContext.identity.userArn``).
 
 Every answer is a JSON object with ``Content-Type: application/json``. Errors carry ``error`` (a stable name) and
 ``message`` (what went wrong and what to do); validation errors add ``fields`` (field → rule). Stack traces, request
@@ -32,6 +36,7 @@ from fargate_app.api.executions import (
 from fargate_app.config import get_settings
 from fargate_app.errors import FargateAppError, InvalidRequest, RetryableError, truncate
 from fargate_app.models import (
+    CALLER,
     ApiModel,
     ClusterName,
     DnsLabel,
@@ -138,16 +143,51 @@ def _accepted(execution: StartedExecution, app: AppRef) -> Response[str]:
     )
 
 
-@resolver.post("/apps")
-def create_app() -> Response[str]:
+def _caller() -> str:
+    """The principal API Gateway authorized. Raises: ApiMisconfigured when there is none (a route without AWS_IAM)."""
+    caller = resolver.current_event.request_context.identity.user_arn
+    if not caller or not CALLER.fullmatch(caller):
+        raise ApiMisconfigured(
+            "the request carries no IAM caller identity: every route of this API must use AWS_IAM authorization"
+        )
+    return caller
+
+
+def _provision(document: Any) -> Response[str]:
     settings = get_settings()
-    api_settings = get_api_settings()
+    caller = _caller()
     request = parse_request(
-        _request_body(), region=settings.region, account=settings.account_id, platforms=settings.platforms
+        document,
+        region=settings.region,
+        account=settings.account_id,
+        platforms=settings.platforms,
+        protected_namespaces=settings.protected_namespaces,
     )
     app = AppRef(request.cluster, request.namespace, request.app)
     logger.append_keys(app=str(app))
-    return _accepted(start_provision(api_settings, request), app)
+    return _accepted(start_provision(get_api_settings(), request, caller), app)
+
+
+@resolver.post("/apps")
+def create_app() -> Response[str]:
+    """Unscoped (cluster and namespace are in the body): for administrators."""
+    return _provision(_request_body())
+
+
+@resolver.put("/apps/<cluster>/<namespace>/<app>")
+def put_app(cluster: str, namespace: str, app: str) -> Response[str]:
+    """Create, replay or update the app the path names; the body's cluster/namespace/app may be left out."""
+    ref = _app_path(cluster, namespace, app)
+    document = _request_body()
+    if not isinstance(document, dict):
+        raise InvalidRequest("request: must be a JSON object")
+    named = {"cluster": ref.cluster, "namespace": ref.namespace, "app": ref.app}
+    mismatched = [field for field, value in named.items() if field in document and document[field] != value]
+    if mismatched:
+        raise InvalidRequest(
+            "; ".join(f"{field}: must equal the path's {field} ({named[field]}) or be left out" for field in mismatched)
+        )
+    return _provision({**document, **named})
 
 
 @resolver.get("/apps/<cluster>/<namespace>/<app>")
@@ -161,7 +201,7 @@ def get_app(cluster: str, namespace: str, app: str) -> Response[str]:
 def delete_app(cluster: str, namespace: str, app: str) -> Response[str]:
     ref = _app_path(cluster, namespace, app)
     logger.append_keys(app=str(ref))
-    return _accepted(start_teardown(get_api_settings(), ref), ref)
+    return _accepted(start_teardown(get_api_settings(), ref, _caller()), ref)
 
 
 # --- errors → HTTP ---
@@ -217,7 +257,8 @@ def _no_route(exc: NotFoundError) -> Response[str]:
     return _error(
         HTTPStatus.NOT_FOUND,
         "NotFound",
-        f"no route for {event.http_method} {truncate(event.path, 200)}: use POST /apps or GET|DELETE /apps/<cluster>/<namespace>/<app>",
+        f"no route for {event.http_method} {truncate(event.path, 200)}: use PUT|GET|DELETE "
+        "/apps/<cluster>/<namespace>/<app> or POST /apps",
     )
 
 

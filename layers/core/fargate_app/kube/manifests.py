@@ -12,8 +12,8 @@ Limits equal requests on purpose: Fargate sizes the micro-VM from the larger of 
 rounded up to a Fargate size, so limits above the requests would silently buy (and bill) a bigger size than the
 request says, and limits below them are rejected. Equal values also give the pod the Guaranteed QoS class.
 
-The execution ARN annotates the objects, not the pod template: a change in the template restarts every pod, and a
-re-run of the same request must not.
+The execution ARN and the caller (who asked: an IAM principal ARN from the API, or ``console``) annotate the objects,
+not the pod template: a change in the template restarts every pod, and a re-run of the same request must not.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from fargate_app.config import MANAGED_BY
 from fargate_app.errors import ManifestInvalid, truncate
 from fargate_app.models import (
     APP_NAME_LABEL,
+    CALLER,
     DNS1123_LABEL,
     LABEL_VALUE,
     MANAGED_BY_LABEL,
@@ -34,6 +35,7 @@ from fargate_app.models import (
 )
 
 EXECUTION_ARN_ANNOTATION = "fargate-app.io/execution-arn"
+CALLER_ANNOTATION = "fargate-app.io/caller"
 CONTAINER_NAME = "app"
 PORT_NAME = "http"
 ALB_SCHEME_ANNOTATION = "alb.ingress.kubernetes.io/scheme"
@@ -61,14 +63,16 @@ def _labels(request: ProvisionRequest) -> dict[str, str]:
     return labels
 
 
-def _metadata(request: ProvisionRequest, execution_arn: str, **extra_annotations: str) -> dict[str, Any]:
+def _metadata(request: ProvisionRequest, execution_arn: str, caller: str, **extra_annotations: str) -> dict[str, Any]:
     if not _EXECUTION_ARN.fullmatch(execution_arn):
         raise ManifestInvalid(f"app {request.app}: the execution ARN is not a Step Functions execution ARN")
+    if not CALLER.fullmatch(caller):
+        raise ManifestInvalid(f"app {request.app}: the caller is neither 'console' nor an IAM principal ARN")
     return {
         "name": request.app,
         "namespace": request.namespace,
         "labels": _labels(request),
-        "annotations": {EXECUTION_ARN_ANNOTATION: execution_arn, **extra_annotations},
+        "annotations": {EXECUTION_ARN_ANNOTATION: execution_arn, CALLER_ANNOTATION: caller, **extra_annotations},
     }
 
 
@@ -80,7 +84,9 @@ def namespace_manifest(request: ProvisionRequest) -> dict[str, Any]:
     }
 
 
-def deployment_manifest(request: ProvisionRequest, image: str, execution_arn: str) -> dict[str, Any]:
+def deployment_manifest(
+    request: ProvisionRequest, image: str, execution_arn: str, caller: str = "console"
+) -> dict[str, Any]:
     """Raises: ManifestInvalid when the image is not a digest-pinned private reference or a label is malformed."""
     if not _CACHED_IMAGE.fullmatch(image):
         raise ManifestInvalid(
@@ -97,7 +103,7 @@ def deployment_manifest(request: ProvisionRequest, image: str, execution_arn: st
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(request, execution_arn),
+        "metadata": _metadata(request, execution_arn, caller),
         "spec": {
             "replicas": request.replicas,
             # Only the app name: a selector is immutable, the request's other labels may change.
@@ -110,13 +116,13 @@ def deployment_manifest(request: ProvisionRequest, image: str, execution_arn: st
     }
 
 
-def service_manifest(request: ProvisionRequest, execution_arn: str) -> dict[str, Any] | None:
+def service_manifest(request: ProvisionRequest, execution_arn: str, caller: str = "console") -> dict[str, Any] | None:
     if request.port is None:
         return None
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(request, execution_arn),
+        "metadata": _metadata(request, execution_arn, caller),
         "spec": {
             "type": "ClusterIP",
             "selector": {APP_NAME_LABEL: request.app},
@@ -125,7 +131,7 @@ def service_manifest(request: ProvisionRequest, execution_arn: str) -> dict[str,
     }
 
 
-def ingress_manifest(request: ProvisionRequest, execution_arn: str) -> dict[str, Any] | None:
+def ingress_manifest(request: ProvisionRequest, execution_arn: str, caller: str = "console") -> dict[str, Any] | None:
     ingress = request.expose.ingress if request.expose else None
     if ingress is None or request.port is None:
         return None
@@ -134,7 +140,7 @@ def ingress_manifest(request: ProvisionRequest, execution_arn: str) -> dict[str,
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": _metadata(request, execution_arn, **annotations),
+        "metadata": _metadata(request, execution_arn, caller, **annotations),
         "spec": {
             "ingressClassName": "alb",
             "rules": [{"http": {"paths": [{"path": ingress.path, "pathType": "Prefix", "backend": backend}]}}],
@@ -142,7 +148,9 @@ def ingress_manifest(request: ProvisionRequest, execution_arn: str) -> dict[str,
     }
 
 
-def app_manifests(request: ProvisionRequest, image: str, execution_arn: str) -> list[dict[str, Any]]:
+def app_manifests(
+    request: ProvisionRequest, image: str, execution_arn: str, caller: str = "console"
+) -> list[dict[str, Any]]:
     """Every object of the app, in the order they must be applied (namespace first, ingress last).
 
     Raises:
@@ -153,9 +161,9 @@ def app_manifests(request: ProvisionRequest, image: str, execution_arn: str) -> 
             raise ManifestInvalid(f"{field} {name!r} is not a DNS-1123 label")
     objects = [
         namespace_manifest(request),
-        deployment_manifest(request, image, execution_arn),
-        service_manifest(request, execution_arn),
-        ingress_manifest(request, execution_arn),
+        deployment_manifest(request, image, execution_arn, caller),
+        service_manifest(request, execution_arn, caller),
+        ingress_manifest(request, execution_arn, caller),
     ]
     return [obj for obj in objects if obj is not None]
 

@@ -19,6 +19,7 @@ class CachedImage(ApiModel):
 class ApplyAppEvent(RequestEvent):
     image: CachedImage
     execution_arn: str = Field(min_length=1, max_length=2048)
+    caller: str = Field(default="console", min_length=1, max_length=2048)
 
 
 class KubeObjectRef(ApiModel):
