@@ -62,9 +62,12 @@ class ProfileCalls:
 
 
 @contextmanager
-def sandbox_workflows(time_scale: float, profile_seconds: float) -> Iterator[tuple[Sandbox, Workflows, ProfileCalls]]:
+def sandbox_workflows(
+    time_scale: float, profile_seconds: float, environment: dict[str, str] | None = None
+) -> Iterator[tuple[Sandbox, Workflows, ProfileCalls]]:
     """A sandbox whose profiles take ``profile_seconds`` (AWS seconds) × ``time_scale`` to create and to delete, the
-    template's workflows with their own environment (no polling override), and a recorder of the profile calls."""
+    template's workflows with their own environment (no polling override; ``environment`` added), and a recorder of
+    the profile calls."""
     with Sandbox(
         profile_create_seconds=profile_seconds * time_scale,
         profile_delete_seconds=profile_seconds * time_scale,
@@ -73,7 +76,8 @@ def sandbox_workflows(time_scale: float, profile_seconds: float) -> Iterator[tup
         calls = ProfileCalls()
         remove = sandbox.intercept_aws(calls)
         try:
-            with Workflows(sandbox, ROOT / "template.yaml", time_scale=time_scale, environment=QUIET) as workflows:
+            settings = {**QUIET, **(environment or {})}
+            with Workflows(sandbox, ROOT / "template.yaml", time_scale=time_scale, environment=settings) as workflows:
                 yield sandbox, workflows, calls
         finally:
             remove()

@@ -79,6 +79,7 @@ def render(data: dict[str, Any]) -> tuple[str, list[str]]:
         if r["status"] == "FAILED" and r["error"] == "States.Runtime" and not r["caught"] and not r["retried"]
     ]
     dataflow = rows.get("dataflow", [])
+    never_evict = rows.get("never_evict", [])
     tenancy = rows.get("cross_tenant", [])
     tenancy_effects = rows.get("cross_tenant_effects", [])
     # The kinds of attempt issue 20 names; each must be among the rows, every row refused, nothing created.
@@ -120,9 +121,9 @@ def render(data: dict[str, Any]) -> tuple[str, list[str]]:
         (
             "Concurrency: 20 apps in 4 namespaces",
             "20/20, <= 4 profiles, 0 ResourceInUseException surfaced",
-            f"{crowd.get('succeeded')}/{crowd.get('apps')}, {crowd.get('profiles_created')} profiles, {crowd.get('resource_in_use_surfaced')} surfaced ({crowd.get('busy_retries')} retried inside the workflow)",
+            f"{crowd.get('succeeded')}/{crowd.get('apps')}, {crowd.get('profiles_serving')} profiles serving them ({crowd.get('profiles_created')} created by them), {crowd.get('resource_in_use_surfaced')} surfaced ({crowd.get('busy_retries')} retried inside the workflow)",
             crowd.get("succeeded") == 20
-            and (crowd.get("profiles_created") or 99) <= 4
+            and crowd.get("profiles_serving", 99) <= 4
             and crowd.get("resource_in_use_surfaced") == 0,
         ),
         (
@@ -163,6 +164,14 @@ def render(data: dict[str, Any]) -> tuple[str, list[str]]:
             and bool(tenancy_effects)
             and not tenancy_effects[0]["created"]
             and not tenancy_effects[0]["started"],
+        ),
+        (
+            "Profiles: someone else's pods evicted by our teardown and compensation",
+            "0, profile kept (both paths)",
+            ", ".join(f"{r['case']}: {r['evicted']} evicted, profile kept: {r['profile_kept']}" for r in never_evict)
+            or "not measured",
+            {r["case"] for r in never_evict} == {"teardown", "compensation"}
+            and all(r["evicted"] == 0 and r["profile_kept"] for r in never_evict),
         ),
         (
             "Security: checkov failed checks",

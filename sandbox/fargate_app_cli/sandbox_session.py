@@ -45,9 +45,17 @@ class SandboxStartError(RuntimeError):
 class SandboxSession:
     """``with SandboxSession() as session: session.api.call("POST", "/apps", request)``."""
 
-    def __init__(self, *, time_scale: float = TIME_SCALE, profile_seconds: float = PROFILE_SECONDS) -> None:
+    def __init__(
+        self,
+        *,
+        time_scale: float = TIME_SCALE,
+        profile_seconds: float = PROFILE_SECONDS,
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
+        """``environment``: variables that override the template's for the functions (e.g. a stack parameter)."""
         self.time_scale = time_scale
         self.profile_seconds = profile_seconds
+        self.environment = dict(environment or {})
         self._stack: ExitStack | None = None
         self._sandbox: Sandbox | None = None
         self._workflows: Workflows | None = None
@@ -72,7 +80,9 @@ class SandboxSession:
                         pod_timing=PodTiming.fargate(self.time_scale),
                     )
                 )
-                self._workflows = stack.enter_context(Workflows(self._sandbox, TEMPLATE, time_scale=self.time_scale))
+                self._workflows = stack.enter_context(
+                    Workflows(self._sandbox, TEMPLATE, time_scale=self.time_scale, environment=self.environment)
+                )
             except (OSError, RuntimeError) as exc:
                 raise SandboxStartError(f"the sandbox did not start: {exc}") from exc
             self._check_api_environment()

@@ -31,6 +31,8 @@ from fargate_sandbox.aws_protocol import AwsError, AwsRequest
 from fargate_sandbox.moto_backend import MotoBackend
 
 MAX_SELECTORS = 5
+# Fargate profiles per cluster (Amazon EKS service quotas, "Fargate profiles per cluster": 10, not adjustable).
+MAX_PROFILES_PER_CLUSTER = 10
 IN_PROGRESS = ("CREATING", "DELETING")
 Response = tuple[int, dict[str, str], bytes]
 Forward = Callable[[AwsRequest], Response]
@@ -96,6 +98,9 @@ class FargateProfileRules:
         self._endpoints: dict[str, tuple[str, str]] = {}
         # One lock: the one-at-a-time rule must see and record a CREATING profile atomically.
         self._lock = threading.RLock()
+        # Called (cluster, profile) when a profile's deletion starts, outside the lock: EKS deletes the pods it
+        # scheduled (EKS user guide, "Delete a Fargate profile").
+        self.on_delete: Callable[[str, str], None] | None = None
 
     def handle(self, request: AwsRequest, forward: Forward) -> Response:
         """Answer one of HANDLED_OPERATIONS. Raises EksProfileError for a rule violation."""
@@ -103,12 +108,18 @@ class FargateProfileRules:
         if request.operation != "DescribeCluster" and not self._cluster_exists(cluster):
             # moto answers 500 (a KeyError) for profile calls on a missing cluster; EKS answers 404 with this text.
             raise EksProfileError(AwsError("ResourceNotFoundException", f"No cluster found for name: {cluster}.", 404))
+        if request.operation == "DeleteFargateProfile":
+            name = request.path_params.get("fargateProfileName", "")
+            with self._lock:
+                self._finish_deletions()
+                response = self._delete(cluster, name, request, forward)
+            if response[0] == 200 and self.on_delete is not None:
+                self.on_delete(cluster, name)  # outside the lock: the cluster reads profiles under its own lock
+            return response
         with self._lock:
             self._finish_deletions()
             if request.operation == "CreateFargateProfile":
                 return self._create(cluster, request, forward)
-            if request.operation == "DeleteFargateProfile":
-                return self._delete(cluster, request.path_params.get("fargateProfileName", ""), request, forward)
             status, headers, body = forward(request)
             if request.operation == "DescribeFargateProfile" and status == 200:
                 body = self._overlay(body)
@@ -173,6 +184,7 @@ class FargateProfileRules:
             return self._describe_as_response(cluster, name, wrap_status=200)
         self._check_selectors(params.get("selectors") or [])
         self._check_subnets(params.get("subnets") or [])
+        self._check_quota(cluster)
         self._check_one_in_progress(cluster, name, verb="create")
         status, headers, body = forward(request)
         if status == 200:
@@ -203,6 +215,19 @@ class FargateProfileRules:
         if len(selectors) > MAX_SELECTORS:
             raise _invalid("Request contains more than 5 Selectors")
         # The per-selector rules (a namespace in each, at most 5 labels) are moto's, with EKS's texts.
+
+    def _check_quota(self, cluster: str) -> None:
+        existing = self._moto.client("eks").list_fargate_profiles(clusterName=cluster).get("fargateProfileNames", [])
+        if len(existing) >= MAX_PROFILES_PER_CLUSTER:
+            # The code is the API reference's (CreateFargateProfile errors); the wording is the sandbox's own.
+            raise EksProfileError(
+                AwsError(
+                    "ResourceLimitExceededException",
+                    f"Fargate profile limit exceeded: cluster {cluster} already has {len(existing)} Fargate profiles "
+                    f"(at most {MAX_PROFILES_PER_CLUSTER} per cluster)",
+                    400,
+                )
+            )
 
     def _check_subnets(self, subnets: list[str]) -> None:
         ec2 = self._moto.client("ec2")

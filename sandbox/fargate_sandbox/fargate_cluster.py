@@ -1,10 +1,12 @@
 """Cluster ``blog``'s Kubernetes API in the sandbox: the emulator with EKS authentication and Fargate scheduling.
 
-design.md §6.7–6.8: the emulator serves HTTPS with a CA made at start (what ``DescribeCluster`` returns), accepts only
-EKS bearer tokens that the sandbox's STS confirms, and schedules pods the way EKS Fargate does: a pod whose namespace
-and labels match an ACTIVE Fargate profile gets its own ``fargate-ip-<ip>.<region>.compute.internal`` node and runs
-only if its image resolves through the cache; otherwise it stays Pending (FailedScheduling) or fails to pull
-(ErrImagePull, then ImagePullBackOff).
+The emulator serves HTTPS with a CA made at start (what ``DescribeCluster`` returns), accepts only EKS bearer tokens
+that the sandbox's STS confirms, and schedules pods the way EKS Fargate does: a pod whose namespace and labels match an
+ACTIVE Fargate profile *when it is created* is placed on Fargate with that profile (``kube_emulator.scheduling``), gets
+its own ``fargate-ip-<ip>.<region>.compute.internal`` node and runs only if its image resolves through the cache with
+that profile's pod execution role; otherwise it stays Pending (FailedScheduling) or fails to pull (ErrImagePull, then
+ImagePullBackOff). Deleting a profile deletes the pods it placed. The profile matching is the emulator's own, never
+the project's (a selector bug in production must be caught here, not copied).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import urllib3
 
-from fargate_app.aws.eks import profile_matches
 from kube_emulator import (
     EksTokenAuthenticator,
     FargateLikeScheduler,
@@ -24,10 +25,10 @@ from kube_emulator import (
     PodTiming,
     SignatureVerifier,
     rbac,
-    selector_matcher,
 )
 from kube_emulator.eks_access_policies import ACCESS_POLICIES
 from kube_emulator.resources import BY_KIND
+from kube_emulator.scheduling import FARGATE_PROFILE_KEY
 
 if TYPE_CHECKING:
     from fargate_sandbox.sandbox import Sandbox
@@ -57,10 +58,10 @@ class CacheImageResolver:
         self._lock = threading.Lock()
 
     def _execution_role(self, pod: dict[str, Any]) -> str | None:
-        metadata = pod["metadata"]
+        """The pod execution role of the profile that placed the pod (its annotation)."""
+        placed_by = (pod["metadata"].get("annotations") or {}).get(FARGATE_PROFILE_KEY)
         for profile in self._sandbox.fargate_profiles(self._cluster):
-            matches = selector_matcher(profile.get("selectors") or [])
-            if profile.get("status") == "ACTIVE" and matches(metadata["namespace"], metadata.get("labels") or {}):
+            if profile["fargateProfileName"] == placed_by and profile.get("status") == "ACTIVE":
                 return str(profile.get("podExecutionRoleArn") or "") or None
         return None
 
@@ -112,14 +113,11 @@ class CacheImageResolver:
 def start_cluster(sandbox: Sandbox, cluster: str, version: str, pod_timing: PodTiming) -> KubeEmulator:
     """Start the emulator for ``cluster`` and make ``DescribeCluster`` point at it."""
 
-    def matches_active_profile(namespace: str, labels: dict[str, str]) -> bool:
-        return any(
-            profile.get("status") == "ACTIVE" and profile_matches(profile, namespace, labels)
-            for profile in sandbox.fargate_profiles(cluster)
-        )
-
     scheduler = FargateLikeScheduler(
-        sandbox.region, matches_active_profile, CacheImageResolver(sandbox, cluster), timing=pod_timing
+        sandbox.region,
+        lambda: sandbox.fargate_profiles(cluster),
+        CacheImageResolver(sandbox, cluster),
+        timing=pod_timing,
     )
     # EKS asks STS whom the presigned GetCallerIdentity names; moto verifies no signature, so the sandbox checks the
     # SigV4 signature itself, with the secret of the key that signed it (the administrator's or a role session's the
@@ -149,7 +147,12 @@ def start_cluster(sandbox: Sandbox, cluster: str, version: str, pod_timing: PodT
         fault = sandbox.faults.take_kubernetes(method, path)
         return None if fault is None else (fault.status, fault.reason, fault.message)
 
+    def evict_pods_of(deleted_cluster: str, profile: str) -> None:
+        if deleted_cluster == cluster:
+            emulator.controllers.evict(FARGATE_PROFILE_KEY, profile)
+
     emulator.api.faults = injected_fault
+    sandbox.profiles.on_delete = evict_pods_of
     emulator.start()
     sandbox.set_cluster_endpoint(cluster, emulator.endpoint, emulator.ca_data)
     assert base64.b64decode(emulator.ca_data).startswith(b"-----BEGIN CERTIFICATE-----")

@@ -38,6 +38,7 @@ from kube_emulator.scheduling import (
     Unschedulable,
     Wait,
     selector_matcher,
+    static_profiles,
 )
 from kube_emulator.server import ApiServer, serve
 from kube_emulator.store import Store
@@ -61,6 +62,7 @@ __all__ = [
     "Unschedulable",
     "Wait",
     "selector_matcher",
+    "static_profiles",
 ]
 
 

@@ -188,22 +188,38 @@ class Controllers:
         suffix = "".join(secrets.choice(SAFE_ALPHABET) for _ in range(5))
         spec = template["spec"]
         spec.setdefault("restartPolicy", "Always")
-        spec.setdefault("schedulerName", self.scheduler.scheduler_name)
         for container in spec["containers"]:
             container.setdefault("imagePullPolicy", "IfNotPresent")
-        self.store.create(
-            POD,
-            {
-                "metadata": {
-                    "name": f"{replica_set['metadata']['name']}-{suffix}",
-                    "namespace": replica_set["metadata"]["namespace"],
-                    "labels": labels,
-                    "ownerReferences": [owner_reference(replica_set)],
-                },
-                "spec": spec,
-                "status": {"phase": "Pending", "qosClass": "Guaranteed"},
+        pod = {
+            "metadata": {
+                "name": f"{replica_set['metadata']['name']}-{suffix}",
+                "namespace": replica_set["metadata"]["namespace"],
+                "labels": labels,
+                "ownerReferences": [owner_reference(replica_set)],
             },
-        )
+            "spec": spec,
+            "status": {"phase": "Pending", "qosClass": "Guaranteed"},
+        }
+        self.admit(pod)
+        self.store.create(POD, pod)
+
+    def admit(self, pod: dict[str, Any]) -> None:
+        """Admission of a new pod (from a ReplicaSet or the API): the scheduler's placement webhook, if it has one."""
+        admit = getattr(self.scheduler, "admit", None)
+        if admit is not None:
+            admit(pod)
+        pod.setdefault("spec", {}).setdefault("schedulerName", self.scheduler.scheduler_name)
+
+    def evict(self, annotation: str, value: str) -> list[str]:
+        """Delete (gracefully) every pod annotated ``annotation: value``; their owners recreate them. The pods'
+        namespace/name."""
+        evicted = []
+        with self.store.lock:
+            for pod in self.store.list(POD):
+                if (pod["metadata"].get("annotations") or {}).get(annotation) == value and not terminating(pod):
+                    self.terminate_pod(pod)
+                    evicted.append(f"{pod['metadata']['namespace']}/{pod['metadata']['name']}")
+        return evicted
 
     # --- scheduling ------------------------------------------------------------------------------------------------
     def _schedule(self, pod: dict[str, Any]) -> None:

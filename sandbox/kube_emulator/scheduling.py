@@ -8,9 +8,17 @@ decision may change over time (a Fargate profile becoming ACTIVE, an image reach
 - :class:`Starting`: the pod has its node, its container is being created (the image pull): Pending, ContainerCreating;
 - :class:`Wait`: nothing to report yet (a micro-VM still starting).
 
-:class:`FargateLikeScheduler` is the hook point of the sandbox: it supplies ``profile_matches`` (namespace + labels
-against ACTIVE Fargate profiles) and ``image_error`` (does the image resolve through the cache), and takes the time
-Fargate needs to start a pod (:class:`PodTiming`).
+:class:`FargateLikeScheduler` is the hook point of the sandbox: it supplies ``profiles`` (the cluster's ACTIVE Fargate
+profiles) and ``image_error`` (does the image resolve through the cache), and takes the time Fargate needs to start a
+pod (:class:`PodTiming`).
+
+Fargate placement is decided once, when the pod is created (``admit``), as EKS's mutating webhook does (EKS user
+guide, "AWS Fargate" / "Fargate profile"): a pod matching an ACTIVE profile gets ``schedulerName: fargate-scheduler``
+and the annotation ``eks.amazonaws.com/fargate-profile: <name>``; when several match, the pod's label of the same key
+names the profile, else one of them is used (here: the first by name, for determinism); a pod matching none goes to the
+default scheduler and stays Pending on a Fargate-only cluster, whatever profile becomes ACTIVE later, until it is
+recreated. Selectors match with ``*`` and ``?`` wildcards in namespace and label values (EKS, 2022) — matched here by
+this module alone, never by the project's production code.
 """
 
 from __future__ import annotations
@@ -109,22 +117,28 @@ class NoCapacityScheduler:
         return Unschedulable(no_node_message(nodes))
 
 
-class FargateLikeScheduler:
-    """Pods matching a Fargate profile each get their own ``fargate-ip-….<region>.compute.internal`` node."""
+FARGATE_SCHEDULER = "fargate-scheduler"
+DEFAULT_SCHEDULER = "default-scheduler"
+# The annotation EKS's webhook sets, and the pod label that picks one of several matching profiles.
+FARGATE_PROFILE_KEY = "eks.amazonaws.com/fargate-profile"
 
-    scheduler_name = "fargate-scheduler"
+
+class FargateLikeScheduler:
+    """Pods admitted for Fargate each get their own ``fargate-ip-….<region>.compute.internal`` node."""
+
+    scheduler_name = FARGATE_SCHEDULER
 
     def __init__(
         self,
         region: str,
-        profile_matches: Callable[[str, dict[str, str]], bool],
+        profiles: Callable[[], list[dict[str, Any]]],
         image_error: Callable[[str, dict[str, Any]], str | None] = lambda image, pod: None,
         subnet: str = "10.0.1.0/24",
         timing: PodTiming | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.region = region
-        self.profile_matches = profile_matches
+        self.profiles = profiles
         self.image_error = image_error
         self.timing = timing or PodTiming()
         self.clock = clock
@@ -149,9 +163,30 @@ class FargateLikeScheduler:
             placed = self._placed_at.setdefault(pod_uid, self.clock())
         return self.clock() - placed
 
+    def admit(self, pod: dict[str, Any]) -> None:
+        """At creation: place the pod on Fargate if an ACTIVE profile selects it now (EKS's mutating webhook)."""
+        metadata, spec = pod["metadata"], pod.setdefault("spec", {})
+        labels = metadata.get("labels") or {}
+        matching = sorted(
+            (
+                profile
+                for profile in self.profiles()
+                if profile.get("status") == "ACTIVE"
+                and selector_matcher(profile.get("selectors") or [])(metadata["namespace"], labels)
+            ),
+            key=lambda profile: str(profile["fargateProfileName"]),
+        )
+        if not matching:
+            spec["schedulerName"] = DEFAULT_SCHEDULER
+            return
+        chosen = next((p for p in matching if p["fargateProfileName"] == labels.get(FARGATE_PROFILE_KEY)), matching[0])
+        spec["schedulerName"] = FARGATE_SCHEDULER
+        metadata.setdefault("annotations", {})[FARGATE_PROFILE_KEY] = chosen["fargateProfileName"]
+
     def schedule(self, pod: dict[str, Any], nodes: list[dict[str, Any]]) -> Decision:
         metadata = pod["metadata"]
-        if not self.profile_matches(metadata["namespace"], metadata.get("labels") or {}):
+        if pod["spec"].get("schedulerName") != FARGATE_SCHEDULER:
+            # Admitted when no profile selected it: the default scheduler finds only Fargate's tainted nodes.
             return Unschedulable(no_node_message(nodes))
         elapsed = self._seconds_since_placed(metadata["uid"])
         if elapsed < self.timing.node_seconds:
@@ -174,6 +209,15 @@ class FargateLikeScheduler:
             address = self._assigned.pop(pod_uid, None)
             if address is not None:
                 self._released.append(address)
+
+
+def static_profiles(*selector_sets: list[dict[str, Any]]) -> Callable[[], list[dict[str, Any]]]:
+    """ACTIVE profiles ``fp-0``, ``fp-1``… with these selectors: a ``profiles`` for emulator-only tests."""
+    profiles = [
+        {"fargateProfileName": f"fp-{index}", "status": "ACTIVE", "selectors": selectors}
+        for index, selectors in enumerate(selector_sets)
+    ]
+    return lambda: profiles
 
 
 def selector_matcher(selectors: list[dict[str, Any]]) -> Callable[[str, dict[str, str]], bool]:

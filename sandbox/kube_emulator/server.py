@@ -265,6 +265,8 @@ class ApiServer:
         admission.validate(resource, obj, self.version)
         record_update(obj, query.get("fieldManager") or "OpenAPI-Generator")
         self.defaulter.apply(resource, obj)
+        if resource.kind == "Pod":
+            self.controllers.admit(obj)
         created = self.store.create(resource, obj)
         self.controllers.reconcile()
         return 201, created
@@ -325,6 +327,8 @@ class ApiServer:
                 raise self._conflict(conflict) from conflict
             admission.validate(resource, merged, self.version)
             self.defaulter.apply(resource, merged)
+            if live is None and resource.kind == "Pod":
+                self.controllers.admit(merged)
             result = self.store.create(resource, merged) if live is None else self.store.update(resource, merged)
         self.controllers.reconcile()
         return (201 if live is None else 200), result

@@ -19,9 +19,10 @@ from kube_emulator import PodTiming
 ROOT = Path(__file__).resolve().parents[2]
 # Waits and retry pauses run at 1/100 of their time; the sandbox's profile delays are real seconds.
 TIME_SCALE = 0.01
-# Fargate's pod start and stop at 1/50 (1.2 s, 0.6 s): longer than the sandbox's own overhead between a delete and
-# its first check (real seconds, not scaled), so every poll turns at least twice, as it does in AWS.
-POD_TIME_SCALE = 0.02
+# Fargate's pod start at 3/100 (1.8 s) and a pod's 30 s grace period at 6/100 (1.8 s): longer than the sandbox's own
+# overhead between an apply or a delete and its first check (real seconds, not scaled: a module's first check is a
+# cold start of the Kubernetes step, over a second), so every poll turns at least twice, as it does in AWS.
+POD_TIMING = PodTiming(node_seconds=40 * 0.03, start_seconds=60 * 0.03, grace_scale=0.06)
 # A profile takes 2 s (real) here: one stuck for 6 s ends in PollTimeout (the wait is measured in real seconds).
 ENVIRONMENT = {
     "ROLLOUT_GRACE_SECONDS": "2",
@@ -31,9 +32,7 @@ ENVIRONMENT = {
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(
-        profile_create_seconds=2.0, profile_delete_seconds=1.0, pod_timing=PodTiming.fargate(POD_TIME_SCALE)
-    ) as running:
+    with Sandbox(profile_create_seconds=2.0, profile_delete_seconds=1.0, pod_timing=POD_TIMING) as running:
         yield running
 
 

@@ -90,7 +90,10 @@ def test_the_seed_scenario_runs_on_a_fargate_node_with_the_image_pinned(runs: di
     }
     assert result["podExecutionRole"]["arn"] == "arn:aws:iam::111122223333:role/FargateAppPodExecution-blog"
     assert result["fargateProfile"]["status"] == "ACTIVE"
-    assert result["fargateProfile"]["selectors"] == [{"namespace": "fargate", "labels": {}}]
+    # the shared profile (FargateProfileStrategy's default): every managed pod, any namespace
+    assert result["fargateProfile"]["selectors"] == [
+        {"namespace": "*", "labels": {"app.kubernetes.io/managed-by": "fargate-app-provisioner"}}
+    ]
     assert result["cacheRule"]["ecrRepositoryPrefix"] == "ecr-public"
     assert result["cacheRule"]["upstreamRegistryUrl"] == "public.ecr.aws"
     assert result["deployment"]["readyReplicas"] == result["deployment"]["replicas"] == 1
@@ -174,7 +177,7 @@ def test_a_missing_tag_exits_1_at_warm_image_cache_leaving_nothing(runs: dict[st
     assert re.search(r"^cause\s+.*no-such-tag", out, re.M)
     # and what the execution created was undone, with nothing left behind (the sandbox checked)
     undone = re.search(r"^undone\s+(.*)$", out, re.M)
-    assert undone and "Fargate profile fargate-app-missing" in undone[1]
+    assert undone and "Fargate profile fargate-app-shared-" in undone[1]
     assert "pull-through-cache rule ecr-public" in undone[1]
     assert re.search(r"^left behind\s+nothing$", out, re.M)
     # and the readable summary ends like kubectl: no pods, no Fargate node

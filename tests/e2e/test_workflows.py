@@ -52,7 +52,12 @@ def profiles(sandbox: Sandbox) -> dict[str, str]:
     return {p["fargateProfileName"]: p["status"] for p in sandbox.fargate_profiles("blog")}
 
 
+SHARED_SELECTORS = [{"namespace": "*", "labels": {"app.kubernetes.io/managed-by": "fargate-app-provisioner"}}]
+
+
 def test_the_walkthrough_provisions_then_tears_down(sandbox: Sandbox, workflows: Workflows) -> None:
+    # Given the cluster's profiles before (an earlier test's app may have made the shared one)
+    before = profiles(sandbox)
     # When the walkthrough's request is provisioned (the console's input: the request itself)
     outcome = run(workflows, "ProvisionStateMachine", WALKTHROUGH)
     # Then it succeeds with the result of design.md §3
@@ -61,8 +66,10 @@ def test_the_walkthrough_provisions_then_tears_down(sandbox: Sandbox, workflows:
     assert result["status"] == "SUCCEEDED" and result["executionArn"] == outcome["executionArn"]
     assert result["request"]["image"] == "public.ecr.aws/nginx/nginx:stable"
     assert result["podExecutionRole"]["arn"] == "arn:aws:iam::111122223333:role/FargateAppPodExecution-blog"
-    assert (result["fargateProfile"]["status"], result["fargateProfile"]["created"]) == ("ACTIVE", True)
-    assert result["fargateProfile"]["selectors"] == [{"namespace": "fargate", "labels": {}}]
+    # the shared profile, created by this provision unless an earlier app's provision did
+    created = result["fargateProfile"]["name"] not in before
+    assert (result["fargateProfile"]["status"], result["fargateProfile"]["created"]) == ("ACTIVE", created)
+    assert result["fargateProfile"]["selectors"] == SHARED_SELECTORS
     assert result["cacheRule"]["ecrRepositoryPrefix"] == "ecr-public"
     assert result["cacheRule"]["upstreamRegistryUrl"] == "public.ecr.aws"
     assert sandbox.upstreams is not None
@@ -107,9 +114,21 @@ def test_the_walkthrough_provisions_then_tears_down(sandbox: Sandbox, workflows:
     assert report["leftovers"] == []
     # pods are Terminating for their grace period: checked more than once
     assert [i.error_type for i in workflows.invocations("CheckPodsGoneFunction")][-2:] == ["PodsNotYetGone", None]
-    assert report["fargateProfile"]["deleting"] is True
-    assert result["fargateProfile"]["name"] not in profiles(sandbox)
+    # and the shared profile is deleted when no other app uses it, else kept naming what still uses it
     assert sandbox.kubernetes is not None
+    others = [
+        f"deployment {d['metadata']['namespace']}/{d['metadata']['name']}"
+        for d in sandbox.kubernetes.objects("Deployment")
+        if d["spec"]["template"]["metadata"]["labels"].get("eks.amazonaws.com/fargate-profile")
+        == result["fargateProfile"]["name"]
+    ]
+    kept = [k for k in report["kept"] if "fargateProfile" in k]
+    if others:
+        assert report["fargateProfile"]["deleting"] is False and result["fargateProfile"]["name"] in profiles(sandbox)
+        assert all(other in kept[0]["reason"] for other in others), (others, kept)
+    else:
+        assert report["fargateProfile"]["deleting"] is True and kept == []
+        assert result["fargateProfile"]["name"] not in profiles(sandbox)
     assert sandbox.kubernetes.objects("Deployment", "fargate") == []
     assert [n for n in sandbox.kubernetes.objects("Node") if n["metadata"]["name"] == pod["node"]] == []
 
@@ -117,8 +136,8 @@ def test_the_walkthrough_provisions_then_tears_down(sandbox: Sandbox, workflows:
 def test_a_console_teardown_without_the_provision_record_finds_the_profile_by_its_tag(
     sandbox: Sandbox, workflows: Workflows
 ) -> None:
-    # Given an app provisioned in its own namespace (its own profile)
-    request = {**WALKTHROUGH, "namespace": unique("console")}
+    # Given an app provisioned with a subnet set of its own (so its own shared profile, tagged as created for it)
+    request = {**WALKTHROUGH, "namespace": unique("console"), "subnets": [sandbox.seeds.network.private_subnets[0]]}
     provision = run(workflows, "ProvisionStateMachine", request)
     assert provision["status"] == "SUCCEEDED", provision.get("cause")
     profile = json.loads(provision["output"])["fargateProfile"]["name"]
@@ -138,22 +157,29 @@ def test_a_busy_cluster_is_waited_out(sandbox: Sandbox, workflows: Workflows) ->
     namespace = unique("busy")
     message = "Cannot create Fargate Profile x because cluster blog currently has Fargate profile y in status CREATING"
     sandbox.faults.fail_aws("eks:CreateFargateProfile", 2, "ResourceInUseException", message, 409)
-    # When the app is provisioned
-    outcome = run(workflows, "ProvisionStateMachine", {**WALKTHROUGH, "namespace": namespace})
+    # When the app is provisioned, with a subnet set of its own (so that it must create a profile)
+    request = {**WALKTHROUGH, "namespace": namespace, "subnets": [sandbox.seeds.network.private_subnets[1]]}
+    outcome = run(workflows, "ProvisionStateMachine", request)
     # Then the step was retried with backoff and the app runs
     assert outcome["status"] == "SUCCEEDED", outcome.get("cause")
     errors = [i.error_type for i in workflows.invocations("EnsureFargateProfileFunction")][-3:]
     assert errors == ["ProfileOperationInProgress", "ProfileOperationInProgress", None]
+    # (torn down again: the next test of this subnet set must create its own profile)
+    result = json.loads(outcome["output"])
+    teardown = run(workflows, "TeardownStateMachine", {"request": result["request"], "provision": result})
+    assert teardown["status"] == "SUCCEEDED" and json.loads(teardown["output"])["fargateProfile"]["deleting"] is True
 
 
 def test_a_missing_tag_compensates_what_the_execution_created(sandbox: Sandbox, workflows: Workflows) -> None:
     # Given a role that already exists (an earlier provision made it) and a fresh namespace and cache prefix
     namespace, prefix = unique("missing"), unique("c")
+    # (and a subnet set of its own: the shared profile of that set is this execution's to create and to undo)
     request = {
         **WALKTHROUGH,
         "namespace": namespace,
         "image": "public.ecr.aws/nginx/nginx:no-such-tag",
         "cachePrefix": prefix,
+        "subnets": [sandbox.seeds.network.private_subnets[1]],
     }
     iam = sandbox.boto3_client("iam")
     settings = Settings.model_validate({"AWS_REGION": sandbox.region, "ACCOUNT_ID": sandbox.account_id})
@@ -172,14 +198,10 @@ def test_a_missing_tag_compensates_what_the_execution_created(sandbox: Sandbox, 
     cause = json.loads(outcome["cause"])
     assert cause["step"] == "WarmImageCache" and "no-such-tag" in cause["cause"]
     assert f"pull-through-cache rule {prefix}" in cause["compensated"]
-    assert any(item.startswith(f"Fargate profile fargate-app-{namespace}") for item in cause["compensated"])
+    [undone] = [item for item in cause["compensated"] if item.startswith("Fargate profile fargate-app-shared-")]
     rules = sandbox.boto3_client("ecr").describe_pull_through_cache_rules()["pullThroughCacheRules"]
     assert prefix not in [r["ecrRepositoryPrefix"] for r in rules]
-    assert not [name for name in profiles(sandbox) if name.startswith(f"fargate-app-{namespace}")] or all(
-        status == "DELETING"
-        for name, status in profiles(sandbox).items()
-        if name.startswith(f"fargate-app-{namespace}")
-    )
+    assert profiles(sandbox).get(undone.removeprefix("Fargate profile "), "DELETING") == "DELETING"
     # and what it did not create is kept
     assert "FargateAppPodExecution-blog" in [r["RoleName"] for r in iam.list_roles()["Roles"]]
     assert not any("IAM role" in item for item in cause["compensated"])
@@ -190,7 +212,9 @@ def test_a_profile_that_never_becomes_active_ends_in_poll_timeout(sandbox: Sandb
     # Given profiles take far longer to create than PROFILE_WAIT_TIMEOUT_SECONDS (6 s here)
     sandbox.profiles.create_seconds = 8.0
     try:
-        outcome = run(workflows, "ProvisionStateMachine", {**WALKTHROUGH, "namespace": unique("slow")}, timeout=120)
+        # a subnet set of its own, so that it needs a new (shared) profile
+        request = {**WALKTHROUGH, "namespace": unique("slow"), "subnets": [sandbox.seeds.network.private_subnets[0]]}
+        outcome = run(workflows, "ProvisionStateMachine", request, timeout=120)
     finally:
         sandbox.profiles.create_seconds = 2.0
     # Then the loop ends with PollTimeout and the CREATING profile is removed once EKS allows it

@@ -79,7 +79,11 @@ def recorded(session: SandboxSession) -> Iterator[Recording]:
 
 @pytest.fixture(scope="module")
 def session() -> Iterator[SandboxSession]:
-    with SandboxSession(time_scale=0.01, profile_seconds=0.3) as running:
+    # Per-namespace profiles: each scenario's namespace gets (and releases) a profile of its own, so no scenario's
+    # grants depend on a profile an earlier scenario left (the shared strategy's profile is one for all).
+    with SandboxSession(
+        time_scale=0.01, profile_seconds=0.3, environment={"FARGATE_PROFILE_STRATEGY": "per-namespace"}
+    ) as running:
         yield running
 
 

@@ -8,27 +8,21 @@ its directory.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import reliability_secret_scan
 from figures import Figures, record_polls
+from reliability_support import ENVIRONMENT, ROOT, TIME_SCALE, forget_kubernetes_clients
 
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
 from kube_emulator import PodTiming
 
-ROOT = Path(__file__).resolve().parents[2]
-# Waits and retry pauses run at 1/100 of their time; the sandbox's profile delays are real seconds.
-TIME_SCALE = 0.01
 # Fargate's pod start and stop at 1/50 (1.2 s, 0.6 s): longer than the sandbox's own overhead between a delete and
-# its first check (real seconds, not scaled), so every poll turns at least twice, as it does in AWS.
+# its first check (real seconds, not scaled), so every poll turns at least twice, as it does in AWS. Waits and retry
+# pauses run at reliability_support.TIME_SCALE; everything production logs, DEBUG included, goes through the
+# credential scan (reliability_support.ENVIRONMENT).
 POD_TIME_SCALE = 0.02
-ENVIRONMENT = {
-    "ROLLOUT_GRACE_SECONDS": "2",
-    # Everything production logs, DEBUG included, goes through the credential scan.
-    "POWERTOOLS_LOG_LEVEL": "DEBUG",
-}
 SCAN_PLUGIN = reliability_secret_scan.PLUGIN_NAME
 
 
@@ -47,22 +41,12 @@ def sandbox() -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="module")
 def workflows(sandbox: Sandbox, figures: Figures) -> Iterator[Workflows]:
-    # Each module has its own sandbox (new ports): the Kubernetes API clients and the EKS token's STS client that
-    # production caches for the life of a Lambda container must not point at the previous module's sandbox.
-    _forget_kubernetes_clients()
+    forget_kubernetes_clients()
     with Workflows(sandbox, ROOT / "template.yaml", time_scale=TIME_SCALE, environment=ENVIRONMENT) as harness:
-        _forget_kubernetes_clients()
+        forget_kubernetes_clients()
         yield harness
         record_polls(figures, harness, "reliability")
-    _forget_kubernetes_clients()
-
-
-def _forget_kubernetes_clients() -> None:
-    from fargate_app.kube.auth import reset_sts_clients
-    from fargate_app.kube.client import DEFAULT_APIS
-
-    DEFAULT_APIS.forget()
-    reset_sts_clients()
+    forget_kubernetes_clients()
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +114,54 @@ def created_since(before: dict[str, list[str]], after: dict[str, list[str]]) -> 
 
 def total(snapshot: dict[str, list[str]]) -> int:
     return sum(len(names) for names in snapshot.values())
+
+
+# As the suite's conftest.py: waits at 1/100, production logs at DEBUG for the credential scan.
+TIME_SCALE = 0.01
+ENVIRONMENT = {"ROLLOUT_GRACE_SECONDS": "2", "POWERTOOLS_LOG_LEVEL": "DEBUG"}
+
+
+def forget_kubernetes_clients() -> None:
+    """Each module has its own sandbox (new ports): production's cached Kubernetes clients and STS clients must not
+    point at the previous one."""
+    from fargate_app.kube.auth import reset_sts_clients
+    from fargate_app.kube.client import DEFAULT_APIS
+
+    DEFAULT_APIS.forget()
+    reset_sts_clients()
+
+
+def without_shared_profiles(sandbox: Sandbox) -> None:
+    """Delete (as the administrator, through the sandbox's EKS) the profiles whose ``*`` selector serves every managed
+    app: moto's state is per process, so an earlier module may have left one that this module's apps would reuse."""
+    eks = sandbox.boto3_client("eks")
+    shared = [
+        p["fargateProfileName"]
+        for p in sandbox.fargate_profiles(CLUSTER)
+        if any(selector["namespace"] == "*" for selector in p.get("selectors", []))
+    ]
+    for name in shared:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                eks.delete_fargate_profile(clusterName=CLUSTER, fargateProfileName=name)
+                break
+            except eks.exceptions.ResourceInUseException:  # another profile CREATING/DELETING: wait it out
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while any(p["fargateProfileName"] in shared for p in sandbox.fargate_profiles(CLUSTER)):
+        assert time.monotonic() < deadline, "shared profiles still DELETING"
+        time.sleep(0.1)
+
+
+@contextmanager
+def per_namespace_workflows(sandbox: Sandbox) -> Iterator[Workflows]:
+    """The stack with FargateProfileStrategy=per-namespace: a profile per namespace, which places every pod there."""
+    forget_kubernetes_clients()
+    without_shared_profiles(sandbox)
+    environment = {**ENVIRONMENT, "FARGATE_PROFILE_STRATEGY": "per-namespace"}
+    with Workflows(sandbox, ROOT / "template.yaml", time_scale=TIME_SCALE, environment=environment) as harness:
+        forget_kubernetes_clients()
+        yield harness
+    forget_kubernetes_clients()

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from reliability_support import REQUEST, cause_of, created_since, inventory, run, unique
+from figures import record_polls
+from reliability_support import REQUEST, cause_of, created_since, inventory, per_namespace_workflows, run, unique
 
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
@@ -175,6 +176,15 @@ def path_faults_fired(sandbox: Sandbox) -> int:
     # The injector counts the shots of each path fault; it has no public getter for path faults (only fired_aws).
     faults = sandbox.faults
     return sum(entry.armed.fired for entry in [*faults._registry, *faults._kubernetes])
+
+
+@pytest.fixture(scope="module")
+def workflows(sandbox: Sandbox, figures: Any) -> Iterator[Workflows]:
+    """The per-namespace profile strategy: each fresh namespace needs a profile of its own, so the faults of
+    CreateFargateProfile meet a real creation (the shared strategy would reuse one profile)."""
+    with per_namespace_workflows(sandbox) as harness:
+        yield harness
+        record_polls(figures, harness, "reliability")
 
 
 @pytest.fixture(scope="module")

@@ -71,7 +71,15 @@ def test_app_runs_on_a_fargate_node_once_its_profile_is_active(
 
 
 def test_without_a_matching_profile_the_pod_stays_pending(sandbox: Sandbox, aws_env: Settings) -> None:
-    # Given a warmed image but no Fargate profile for the namespace
+    # Given a warmed image but no Fargate profile for the namespace (earlier tests' shared profiles, which select
+    # every managed pod in any namespace, removed behind the front)
+    eks = sandbox.moto_client("eks")
+    for name in eks.list_fargate_profiles(clusterName="blog")["fargateProfileNames"]:
+        selectors = eks.describe_fargate_profile(clusterName="blog", fargateProfileName=name)["fargateProfile"][
+            "selectors"
+        ]
+        if any(selector["namespace"] == "*" for selector in selectors):
+            eks.delete_fargate_profile(clusterName="blog", fargateProfileName=name)
     request = _request(unique("nofargate"))
     rule = ensure_cache_rule(aws_env, request)
     warmed = warm_image_cache(request.image, rule.ecr_repository_prefix, request.platform)

@@ -53,11 +53,12 @@ def test_concurrent_profile_surfaces_as_retryable(sandbox: Sandbox, aws_env: Set
     role_arn = "arn:aws:iam::111122223333:role/AmazonEKSFargatePodExecutionRole"
     first = parse_request({"cluster": cluster, "app": "a", "namespace": unique("a"), "image": "quay.io/x/y:1"})
     second = parse_request({"cluster": cluster, "app": "b", "namespace": unique("b"), "image": "quay.io/x/y:1"})
-    ensure_fargate_profile(aws_env, first, role_arn)
+    per_namespace = aws_env.model_copy(update={"profile_strategy": "per-namespace"})  # a profile per namespace
+    ensure_fargate_profile(per_namespace, first, role_arn)
     # When another app needs a profile on the same cluster
     # Then EKS's one-at-a-time rule surfaces as the retryable ProfileOperationInProgress
     with pytest.raises(ProfileOperationInProgress, match="currently has Fargate profile"):
-        ensure_fargate_profile(aws_env, second, role_arn)
+        ensure_fargate_profile(per_namespace, second, role_arn)
 
 
 def test_public_subnet_request_is_subnet_not_private(sandbox: Sandbox, aws_env: Settings, cluster: str) -> None:

@@ -23,7 +23,7 @@ REQUEST = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image"
 def other_apps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Which other managed apps the Kubernetes API reports on the profile (none unless a test adds some)."""
     users: list[str] = []
-    monkeypatch.setattr("fargate_app.kube.usage.other_apps_on_profile", lambda *args, **kwargs: list(users))
+    monkeypatch.setattr("fargate_app.kube.usage.profile_users", lambda *args, **kwargs: list(users))
     return users
 
 
@@ -68,6 +68,7 @@ def test_removes_the_profile_and_role_it_created(settings: Settings, cluster: st
         "cause": "image public.ecr.aws/nginx/nginx:stable not found",
         "compensated": result.compensated,
         "leftovers": [],
+        "kept": [],
         "compensationFailed": False,
     }
 
@@ -146,7 +147,8 @@ def test_keeps_the_role_another_execution_ensured_since(
     result = compensate(settings, state)
     # Then its profile goes but the role stays, saying why
     assert result.compensated == [f"Fargate profile {state['fargateProfile']['name']}"]
-    assert result.leftovers == [
+    assert result.leftovers == []  # nothing that should be gone is left: the role is kept on purpose
+    assert result.kept == [
         "IAM role FargateAppPodExecution-blog (kept: execution concurrent-one ensured it after this one)"
     ]
     assert "FargateAppPodExecution-blog" in [r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]]
@@ -165,9 +167,10 @@ def test_keeps_a_profile_another_app_now_uses_and_so_its_role(
     other_apps.append("fargate/other-app")
     state = failed_state(settings, "EnsureCacheRule")
     result = compensate(settings, state)
-    assert result.compensated == []
-    assert result.leftovers[0].endswith("(kept: it schedules fargate/other-app)")
-    assert result.leftovers[1].startswith("IAM role FargateAppPodExecution-blog (kept: profiles")
+    assert result.compensated == [] and result.leftovers == []
+    assert result.kept[0].endswith("(kept: it schedules fargate/other-app)")
+    assert result.kept[1].startswith("IAM role FargateAppPodExecution-blog (kept: profiles")
+    assert json.loads(result.cause)["kept"] == result.kept
 
 
 def test_a_failed_validation_created_nothing(settings: Settings) -> None:

@@ -32,6 +32,15 @@ from fargate_app.teardown import ReleaseProfileEvent
 pytestmark = pytest.mark.usefixtures("aws")
 
 
+@pytest.fixture
+def per_namespace(settings: Settings) -> Settings:
+    """A stack whose FargateProfileStrategy is per-namespace."""
+    return settings.model_copy(update={"profile_strategy": "per-namespace"})
+
+
+MANAGED_PODS = {"app.kubernetes.io/managed-by": "fargate-app-provisioner"}
+
+
 def request(**changes: Any) -> ProvisionRequest:
     body = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "public.ecr.aws/nginx/nginx:stable"}
     return parse_request({**body, **changes})
@@ -48,10 +57,10 @@ def fail_with(client: Any, operation: str, code: str, message: str, status: int 
 
 
 def test_creates_a_profile_for_the_namespace_in_private_subnets(
-    settings: Settings, cluster: str, network: Network
+    per_namespace: Settings, cluster: str, network: Network
 ) -> None:
     # When the step runs for an app in a namespace no profile selects
-    profile = ensure_fargate_profile(settings, request(), ROLE)
+    profile = ensure_fargate_profile(per_namespace, request(), ROLE)
     # Then it creates one selecting the namespace, in the cluster's private subnets only, tagged as ours
     assert profile.created is True
     assert profile.selectors[0].namespace == "fargate" and profile.selectors[0].labels == {}
@@ -240,14 +249,15 @@ def test_handlers_chain_like_the_state_machine(handler: Any, lambda_context: Any
         {"request": body, "podExecutionRole": role}, lambda_context
     )
     checked = handler("check_fargate_profile").lambda_handler({"profile": ensured, "expect": "ACTIVE"}, lambda_context)
-    assert ensured["created"] is True and ensured["selectors"] == [{"namespace": "fargate", "labels": {}}]
+    assert ensured["created"] is True and ensured["selectors"] == [{"namespace": "*", "labels": MANAGED_PODS}]
     assert ensured["waitingSince"] is None  # moto's profiles are ACTIVE at once
     assert checked == {**ensured, "status": "ACTIVE"}
 
 
 def test_a_foreign_profile_holding_our_name_is_a_permanent_error(
-    settings: Settings, cluster: str, network: Network
+    per_namespace: Settings, cluster: str, network: Network
 ) -> None:
+    settings = per_namespace
     # Given a profile that has the name we would choose but selects another namespace
     from fargate_app.aws.eks import profile_name
 
@@ -265,8 +275,9 @@ def test_a_foreign_profile_holding_our_name_is_a_permanent_error(
 
 
 def test_losing_the_create_race_adopts_the_winners_profile(
-    settings: Settings, cluster: str, network: Network, monkeypatch: pytest.MonkeyPatch
+    per_namespace: Settings, cluster: str, network: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    settings = per_namespace
     # Given a concurrent execution creates our profile between our listing and our create
     from fargate_app.aws import eks as eks_module
 
@@ -343,3 +354,87 @@ def test_a_profile_recorded_before_the_retry_poll_is_still_read() -> None:
     assert parsed.provision is not None and parsed.provision.fargate_profile is not None
     assert parsed.provision.fargate_profile.name == "fargate-app-fargate"
     assert "attempt" not in parsed.provision.fargate_profile.to_json()
+
+
+# --- the shared strategy and EKS's quota -------------------------------------------------------------------------------
+def test_the_shared_profile_serves_every_namespace_after_the_first_app(
+    settings: Settings, cluster: str, network: Network
+) -> None:
+    # When the first app of the cluster gets its profile, then apps of two other namespaces
+    first = ensure_fargate_profile(settings, request(), ROLE)
+    others = [ensure_fargate_profile(settings, request(namespace=ns, app="api"), ROLE) for ns in ("team-a", "team-b")]
+    # Then one profile selects every managed pod in any namespace, in the cluster's private subnets, and is reused
+    assert (first.created, [o.created for o in others], {o.name for o in others}) == (
+        True,
+        [False, False],
+        {first.name},
+    )
+    assert [s.to_json() for s in first.selectors] == [{"namespace": "*", "labels": MANAGED_PODS}]
+    assert first.subnets == sorted(network.private)
+    assert boto3.client("eks").list_fargate_profiles(clusterName="blog")["fargateProfileNames"] == [first.name]
+
+
+def test_requests_with_their_own_subnets_share_a_profile_per_subnet_set(
+    settings: Settings, cluster: str, network: Network
+) -> None:
+    default = ensure_fargate_profile(settings, request(), ROLE)
+    own = ensure_fargate_profile(settings, request(app="api", subnets=[network.private[1]]), ROLE)
+    again = ensure_fargate_profile(settings, request(app="web", namespace="x", subnets=[network.private[1]]), ROLE)
+    assert (own.created, own.subnets, again.name) == (True, [network.private[1]], own.name)
+    assert own.name != default.name
+
+
+def _fill_cluster(network: Network, count: int) -> None:
+    """Profiles someone else made, one namespace each."""
+    for index in range(count):
+        boto3.client("eks").create_fargate_profile(
+            fargateProfileName=f"theirs-{index}",
+            clusterName="blog",
+            podExecutionRoleArn=ROLE,
+            subnets=network.private,
+            selectors=[{"namespace": f"theirs-{index}"}],
+        )
+
+
+@pytest.mark.parametrize("strategy", ["shared", "per-namespace"])
+def test_an_eleventh_profile_is_refused_before_anything_is_created(
+    settings: Settings, cluster: str, network: Network, strategy: str
+) -> None:
+    # Given a cluster with EKS's 10 profiles, none of which schedules the app
+    _fill_cluster(network, 10)
+    chosen = settings.model_copy(update={"profile_strategy": strategy})
+    # When ValidateRequest checks, and when EnsureFargateProfile runs anyway
+    from fargate_app.aws.eks import check_profile_quota
+    from fargate_app.errors import ProfileQuotaExceeded
+
+    with pytest.raises(ProfileQuotaExceeded, match="has 10 Fargate profiles, EKS's limit of 10 per cluster"):
+        check_profile_quota(chosen, request(), sorted(network.private))
+    with pytest.raises(ProfileQuotaExceeded):
+        ensure_fargate_profile(chosen, request(), ROLE)
+    # Then no 11th profile exists
+    assert len(boto3.client("eks").list_fargate_profiles(clusterName="blog")["fargateProfileNames"]) == 10
+
+
+def test_a_full_cluster_still_serves_an_app_its_profiles_schedule(
+    settings: Settings, cluster: str, network: Network
+) -> None:
+    from fargate_app.aws.eks import check_profile_quota
+
+    first = ensure_fargate_profile(settings, request(), ROLE)
+    _fill_cluster(network, 9)
+    check_profile_quota(settings, request(namespace="new-team"), sorted(network.private))  # no error: reused
+    assert ensure_fargate_profile(settings, request(namespace="new-team"), ROLE).name == first.name
+
+
+def test_eks_refusing_the_profile_for_its_quota_is_permanent(
+    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fargate_app.errors import ProfileQuotaExceeded
+
+    eks = boto3.client("eks")
+    fail_with(eks, "CreateFargateProfile", "ResourceLimitExceededException", "Fargate profile limit exceeded")
+    monkeypatch.setattr(
+        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
+    )
+    with pytest.raises(ProfileQuotaExceeded, match="delete profiles you no longer need"):
+        ensure_fargate_profile(settings, request(), ROLE)

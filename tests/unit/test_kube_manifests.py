@@ -212,3 +212,14 @@ def test_only_an_execution_arn_goes_into_the_annotation(execution_arn):
 def test_only_a_digest_pinned_cached_image_is_deployed(image):
     with pytest.raises(ManifestInvalid, match="pinned by digest"):
         app_manifests(full_request(), image, EXECUTION)
+
+
+def test_the_pods_name_the_fargate_profile_chosen_for_them() -> None:
+    # Under the shared strategy every profile selects every managed pod: the label decides which one places it
+    deployment = app_manifests(full_request(), IMAGE, EXECUTION, CALLER, "fargate-app-shared-0a1b2c3d")[1]
+    assert deployment["spec"]["template"]["metadata"]["labels"]["eks.amazonaws.com/fargate-profile"] == (
+        "fargate-app-shared-0a1b2c3d"
+    )
+    assert "eks.amazonaws.com/fargate-profile" not in deployment["metadata"]["labels"]
+    with pytest.raises(ManifestInvalid, match="is not a label value"):
+        app_manifests(full_request(), IMAGE, EXECUTION, CALLER, "p" * 64)

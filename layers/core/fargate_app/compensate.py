@@ -45,9 +45,12 @@ class FailedProvision(ApiModel):
 
 class Compensation(ApiModel):
     error: str
-    cause: str  # JSON: {"step", "error", "cause", "compensated", "leftovers"}: the Fail state's Cause
+    # JSON: {"step", "error", "cause", "compensated", "leftovers", "kept", "compensationFailed"}: the Fail's Cause.
+    # leftovers: what should be gone and is not; kept: what this execution made that something else now uses.
+    cause: str
     compensated: list[str]
     leftovers: list[str]
+    kept: list[str] = Field(default_factory=list)
 
 
 def failure_message(cause: Any) -> str:
@@ -84,10 +87,11 @@ def compensate(settings: Settings, state: dict[str, Any], *, failed_before: str 
     failed = parse_failed_state(state)
     compensated: list[str] = []
     leftovers: list[str] = []
+    kept: list[str] = []  # created by this execution, but now used by something else: kept on purpose
     if failed_before is not None:
         leftovers = [f"{name} (not undone: {failed_before})" for name in _created(failed)]
     else:
-        for name, undo in _undo_steps(settings, failed, compensated, leftovers):
+        for name, undo in _undo_steps(settings, failed, compensated, kept):
             try:
                 undo()
             except RetryableError:
@@ -101,10 +105,11 @@ def compensate(settings: Settings, state: dict[str, Any], *, failed_before: str 
         "cause": failure_message(failed.error.get("Cause", "")),
         "compensated": compensated,
         "leftovers": leftovers,
+        "kept": kept,
         "compensationFailed": failed_before is not None or any("(could not be undone" in item for item in leftovers),
     }
-    logger.info("compensated", extra={"failed_step": failed.failed_step, "compensated": compensated})
-    return Compensation(error=error, cause=json.dumps(cause), compensated=compensated, leftovers=leftovers)
+    logger.info("compensated", extra={"failed_step": failed.failed_step, "compensated": compensated, "kept": kept})
+    return Compensation(error=error, cause=json.dumps(cause), compensated=compensated, leftovers=leftovers, kept=kept)
 
 
 def _created(failed: FailedProvision) -> list[str]:
@@ -123,10 +128,10 @@ def _created(failed: FailedProvision) -> list[str]:
 
 
 def _undo_steps(
-    settings: Settings, failed: FailedProvision, compensated: list[str], leftovers: list[str]
+    settings: Settings, failed: FailedProvision, compensated: list[str], kept: list[str]
 ) -> list[tuple[str, Callable[[], None]]]:
-    """(name, undo) for each thing the execution created, newest first; each undo appends to ``compensated`` or
-    ``leftovers`` what it did."""
+    """(name, undo) for each thing the execution created, newest first; each undo appends to ``compensated`` what
+    it deleted, or to ``kept`` what it left because something else uses it."""
     request = failed.request
     steps: list[tuple[str, Callable[[], None]]] = []
     released: list[str] = []  # the profile being deleted, for the role's check
@@ -155,7 +160,7 @@ def _undo_steps(
     if request is not None and profile is not None and profile.created:
 
         def release_profile() -> None:
-            if _release_profile(settings, request, profile, compensated, leftovers):
+            if _release_profile(settings, request, profile, compensated, kept):
                 released.append(profile.name)
 
         steps.append((f"Fargate profile {profile.name}", release_profile))
@@ -164,7 +169,7 @@ def _undo_steps(
 
         def release_role() -> None:
             deleted_profile = released[0] if released else None
-            _release_role(request.cluster, role, deleted_profile, failed.execution_arn, compensated, leftovers)
+            _release_role(request.cluster, role, deleted_profile, failed.execution_arn, compensated, kept)
 
         steps.append((f"IAM role {role.name}", release_role))
     return steps
@@ -173,11 +178,11 @@ def _undo_steps(
 def _release_profile(
     settings: Settings, request: ProvisionRequest, profile: FargateProfile, done: list[str], kept: list[str]
 ) -> bool:
-    """Delete the profile unless another managed app's pods match it; True when it is being deleted."""
-    from fargate_app.kube.usage import other_apps_on_profile
+    """Delete the profile unless something else uses it (deleting it deletes its pods); True when being deleted."""
+    from fargate_app.kube.usage import profile_users
 
     selectors = [selector.to_json() for selector in profile.selectors]
-    users = other_apps_on_profile(settings, request, {"selectors": selectors})
+    users = profile_users(settings, request, {"fargateProfileName": profile.name, "selectors": selectors})
     if users:
         kept.append(f"Fargate profile {profile.name} (kept: it schedules {', '.join(users)})")
         return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +23,9 @@ class Settings(BaseModel):
     managed_by: str = Field(default=MANAGED_BY, alias="MANAGED_BY_TAG")
     pod_execution_role_prefix: str = Field(default="FargateAppPodExecution", alias="POD_EXECUTION_ROLE_PREFIX")
     profile_prefix: str = Field(default="fargate-app", alias="FARGATE_PROFILE_PREFIX")
+    # shared: one profile per (cluster, subnet set, pod execution role) selecting every managed pod in any namespace;
+    # per-namespace: one per (namespace, labels), at most 10 per cluster (EKS's quota).
+    profile_strategy: Literal["shared", "per-namespace"] = Field(default="shared", alias="FARGATE_PROFILE_STRATEGY")
     # The polls (CheckFargateProfile, CheckRollout, CheckPodsGone) are paced by their state's Retry
     # (statemachine/*.asl.json); each ends in PollTimeout once its wait has lasted this long.
     # A Fargate profile takes from half a minute to a few minutes to become ACTIVE or to go.

@@ -109,6 +109,10 @@ class ProfileCreateFailed(PermanentError):
     pass
 
 
+class ProfileQuotaExceeded(PermanentError):
+    """The app needs a new Fargate profile and the cluster has EKS's 10 already."""
+
+
 class CacheRuleConflict(PermanentError):
     pass
 

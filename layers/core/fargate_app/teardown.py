@@ -2,8 +2,11 @@
 
 Fargate profiles are shared: apps whose pods match one reuse it. So the profile is deleted only if a provision of
 this project created it (the execution recorded ``created``, the profile's ``fargate-app/created-for`` tag names the
-app, or — for an app that reused it — its ``managed-by`` tag is this project's) and no other Deployment this
-provisioner manages still has pods it would schedule: the last app out deletes it, whichever created it.
+app, or — for an app that reused it — its ``managed-by`` tag is this project's) and nothing else uses it: no pod but
+the app's own that it placed (deleting it would delete them, ours or not) and no other managed Deployment it selects.
+The last app out deletes it, whichever created it. What the teardown leaves on purpose is listed under ``kept``
+with the reason: the profile when it is still used, the per-cluster pod execution role, the per-upstream cache rule
+and its cached repository.
 """
 
 from __future__ import annotations
@@ -12,20 +15,32 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from fargate_app.aws.clients import client
 from fargate_app.aws.eks import delete_fargate_profile
 from fargate_app.aws.errors import error_code, translate
 from fargate_app.aws.tags import CREATED_FOR_TAG, MANAGED_BY_TAG
 from fargate_app.config import Settings
-from fargate_app.models import ApiModel, FargateProfile, ProfileSelector, ProvisionRequest, RequestEvent
+from fargate_app.kube.models import CachedImage
+from fargate_app.models import (
+    ApiModel,
+    CacheRule,
+    FargateProfile,
+    PodExecutionRole,
+    ProfileSelector,
+    ProvisionRequest,
+    RequestEvent,
+)
 from fargate_app.observability import logger
 
 
 class ProvisionSummary(ApiModel):
     model_config = ConfigDict(extra="ignore")
     fargate_profile: FargateProfile | None = None
+    pod_execution_role: PodExecutionRole | None = None
+    cache_rule: CacheRule | None = None
+    image: CachedImage | None = None
 
 
 class ReleaseProfileEvent(RequestEvent):
@@ -45,6 +60,46 @@ class ProfileRelease(ApiModel):
     profile: FargateProfile | None
     deleting: bool
     kept: str | None = None
+    # Everything the teardown leaves on purpose: [{"<fargateProfile|podExecutionRole|cacheRule|cachedRepository>":
+    # name, "reason": why}].
+    kept_resources: list[dict[str, str]] = Field(default_factory=list)
+
+
+def _shared_kept(provision: ProvisionSummary | None, cluster: str) -> list[dict[str, str]]:
+    """The shared resources a teardown never deletes, as the provision recorded them."""
+    if provision is None:
+        return []
+    kept = []
+    if provision.pod_execution_role is not None:
+        kept.append(
+            {
+                "podExecutionRole": provision.pod_execution_role.name,
+                "reason": f"shared by the Fargate profiles of cluster {cluster}; deleted with the stack's profiles",
+            }
+        )
+    if provision.cache_rule is not None:
+        rule = provision.cache_rule
+        kept.append(
+            {
+                "cacheRule": rule.ecr_repository_prefix,
+                "reason": f"shared by every image from {rule.upstream_registry_url}",
+            }
+        )
+    if provision.image is not None:
+        repository = provision.image.cached.split("@", 1)[0].split("/", 1)[-1]
+        kept.append(
+            {"cachedRepository": repository, "reason": "the pull-through cache keeps the image for the next pull"}
+        )
+    return kept
+
+
+def _released(
+    profile: FargateProfile | None, deleting: bool, kept: str | None, provision: ProvisionSummary | None, cluster: str
+) -> ProfileRelease:
+    resources = _shared_kept(provision, cluster)
+    if kept is not None and profile is not None:
+        resources.insert(0, {"fargateProfile": profile.name, "reason": kept})
+    return ProfileRelease(profile=profile, deleting=deleting, kept=kept, kept_resources=resources)
 
 
 def _describe(cluster: str, name: str) -> dict[str, Any] | None:
@@ -85,16 +140,19 @@ def release_fargate_profile(settings: Settings, event: ReleaseProfileEvent) -> P
         ProfileOperationInProgress: another profile is CREATING/DELETING on the cluster; retried.
         KubernetesForbidden, KubernetesUnavailable: listing the managed apps failed.
     """
-    from fargate_app.kube.usage import other_apps_on_profile
+    from fargate_app.kube.usage import profile_users
 
     request = event.request
-    recorded = event.provision.fargate_profile if event.provision else None
+    provision = event.provision
+    recorded = provision.fargate_profile if provision else None
     found = _describe(request.cluster, recorded.name) if recorded else _created_for_app(request)
     if recorded is not None and not recorded.created and not _managed(settings, found):
-        return ProfileRelease(profile=recorded, deleting=False, kept="the provision reused an existing profile")
+        return _released(
+            recorded, False, "the provision reused a profile this stack does not manage", provision, request.cluster
+        )
     if found is None:
-        return ProfileRelease(profile=recorded, deleting=False, kept=None if recorded else "no profile was created")
-    users = other_apps_on_profile(settings, request, found)
+        return _released(recorded, False, None if recorded else "no profile was created", provision, request.cluster)
+    users = profile_users(settings, request, found)
     profile = FargateProfile(
         cluster=request.cluster,
         name=found["fargateProfileName"],
@@ -104,9 +162,9 @@ def release_fargate_profile(settings: Settings, event: ReleaseProfileEvent) -> P
         subnets=sorted(found.get("subnets", [])),
     )
     if users:
-        return ProfileRelease(profile=profile, deleting=False, kept=f"it still schedules {', '.join(users)}")
+        return _released(profile, False, f"it still schedules {', '.join(users)}", provision, request.cluster)
     if found.get("status") != "DELETING":  # another app's teardown may have started it: EKS would refuse a second
         delete_fargate_profile(request.cluster, profile.name)
         logger.info("deleting Fargate profile", extra={"profile": profile.name, "cluster": request.cluster})
     deleting = profile.model_copy(update={"status": "DELETING", "waiting_since": datetime.now(UTC)})
-    return ProfileRelease(profile=deleting, deleting=True)
+    return _released(deleting, True, None, provision, request.cluster)

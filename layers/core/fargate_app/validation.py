@@ -2,7 +2,8 @@
 
 First the request model (the API's rules and messages), then what only the account can tell: the cluster exists, is
 ACTIVE and runs a Kubernetes version the app's objects need; requested subnets exist in its VPC and are private
-(or the cluster has private subnets); the credential secret exists; the cache rule EnsureCacheRule would reuse is
+(or the cluster has private subnets); a new Fargate profile, if the app needs one, fits EKS's quota; the credential
+secret exists; the cache rule EnsureCacheRule would reuse is
 for the upstream and pulls with the request's credential, and an image from another account's ECR registry has the
 rule it needs. Each refusal is a named permanent error, and nothing has been created when it comes.
 """
@@ -12,7 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from fargate_app.aws.ecr import check_cache_rule, check_secret
-from fargate_app.aws.eks import check_kubernetes_version, check_subnets, describe_active_cluster
+from fargate_app.aws.eks import (
+    check_kubernetes_version,
+    check_profile_quota,
+    check_subnets,
+    describe_active_cluster,
+)
 from fargate_app.config import Settings
 from fargate_app.errors import InvalidRequest
 from fargate_app.models import CALLER, ApiModel, ProvisionRequest, parse_request
@@ -37,7 +43,7 @@ def validate_start(settings: Settings, event: dict[str, Any]) -> ValidatedReques
 
     Raises:
         InvalidRequest: naming every field that breaks a rule, and the rule.
-        ClusterNotFound, ClusterNotActive, ClusterVersionUnsupported, SubnetNotFound, SubnetNotPrivate,
+        ClusterNotFound, ClusterNotActive, ClusterVersionUnsupported, SubnetNotFound, SubnetNotPrivate, ProfileQuotaExceeded,
             UpstreamCredentialInvalid, CacheRuleConflict, CacheRuleMissing: what the account says, before anything is created.
         AwsThrottled: retried by the state.
     """
@@ -64,7 +70,8 @@ def check_in_account(settings: Settings, request: ProvisionRequest) -> None:
     """The checks against the account (read-only calls). Raises: as ``validate_start``."""
     cluster = describe_active_cluster(request.cluster)
     check_kubernetes_version(cluster)
-    check_subnets(request, cluster)
+    subnets = check_subnets(request, cluster)
+    check_profile_quota(settings, request, subnets)
     if request.credential_arn:
         check_secret(request.credential_arn)
     check_cache_rule(settings, request)

@@ -15,7 +15,7 @@ from kube_emulator import (
     KubeEmulator,
     Scheduler,
     SignatureVerifier,
-    selector_matcher,
+    static_profiles,
 )
 
 REGION = "us-west-2"
@@ -38,7 +38,7 @@ def eks_authenticator(cluster: str = CLUSTER) -> EksTokenAuthenticator:
 def fargate_scheduler(namespace: str = "fargate", image_error: Callable[[str], str | None] | None = None) -> Scheduler:
     """Pods of ``namespace`` match a Fargate profile; ``image_error`` decides whether their image can be pulled."""
     pull = image_error or (lambda image: None)
-    return FargateLikeScheduler(REGION, selector_matcher([{"namespace": namespace}]), lambda image, pod: pull(image))
+    return FargateLikeScheduler(REGION, static_profiles([{"namespace": namespace}]), lambda image, pod: pull(image))
 
 
 def endpoint_of(emulator: KubeEmulator, cluster_name: str = CLUSTER) -> ClusterEndpoint:

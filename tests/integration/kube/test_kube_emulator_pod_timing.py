@@ -8,7 +8,7 @@ from typing import Any
 
 from kube_helpers import REGION
 
-from kube_emulator import FargateLikeScheduler, KubeEmulator, PodTiming, selector_matcher
+from kube_emulator import FargateLikeScheduler, KubeEmulator, PodTiming, static_profiles
 
 
 class Clock:
@@ -45,7 +45,7 @@ def deployment(emulator: KubeEmulator, replicas: int = 1, grace: int | None = No
 
 
 def emulator_with(clock: Clock, timing: PodTiming) -> KubeEmulator:
-    scheduler = FargateLikeScheduler(REGION, selector_matcher([{"namespace": "fargate"}]), timing=timing, clock=clock)
+    scheduler = FargateLikeScheduler(REGION, static_profiles([{"namespace": "fargate"}]), timing=timing, clock=clock)
     emulator = KubeEmulator(scheduler=scheduler, tls=False, pod_timing=timing)
     emulator.controllers.clock = clock
     namespace(emulator)

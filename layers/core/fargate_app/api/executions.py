@@ -351,6 +351,7 @@ def refusal_cause(cause: str | None) -> str | None:
         "cause": payload["errorMessage"],
         "compensated": [],
         "leftovers": [],
+        "kept": [],
     }
     return json.dumps(report)
 

@@ -1,9 +1,15 @@
 """Steps EnsureFargateProfile and CheckFargateProfile, and profile deletion for compensation and teardown.
 
 EKS rules this module lives with (EKS API reference, CreateFargateProfile; EKS user guide, "Fargate profile"):
-profiles are immutable; a cluster allows one profile CREATING or DELETING at a time (ResourceInUseException);
-at most 5 selectors, each with a namespace; subnets must be private; a selector's namespace and label values may
-hold ``*`` and ``?`` wildcards.
+profiles are immutable; a cluster allows one profile CREATING or DELETING at a time (ResourceInUseException) and
+10 profiles in all (service quotas); at most 5 selectors, each with a namespace; subnets must be private; a
+selector's namespace and label values may hold ``*`` and ``?`` wildcards; a pod matching several profiles goes to
+the one its ``eks.amazonaws.com/fargate-profile`` label names, else to any of them.
+
+Strategies (the stack's FargateProfileStrategy): *shared* — one profile per (cluster, subnet set, pod execution
+role), selector ``namespace: "*"`` plus the managed-by label every managed pod carries, so only the first app of a
+cluster waits for a profile; *per-namespace* — one per (namespace, labels), as before, refused with
+ProfileQuotaExceeded before anything is created when the cluster has no room for it.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from fargate_app.aws.clients import client
 from fargate_app.aws.errors import error_code, error_message, translate
 from fargate_app.aws.tags import CREATED_BY_TAG, CREATED_FOR_TAG, MANAGED_BY_TAG, execution_tag
-from fargate_app.config import Settings
+from fargate_app.config import MANAGED_BY, Settings
 from fargate_app.errors import (
     ClusterNotActive,
     ClusterNotFound,
@@ -31,13 +37,15 @@ from fargate_app.errors import (
     ProfileNotYetActive,
     ProfileNotYetDeleted,
     ProfileOperationInProgress,
+    ProfileQuotaExceeded,
     SubnetNotFound,
     SubnetNotPrivate,
 )
-from fargate_app.models import FargateProfile, ProfileSelector, ProvisionRequest
+from fargate_app.models import MANAGED_BY_LABEL, FargateProfile, ProfileSelector, ProvisionRequest
 from fargate_app.observability import logger
 
 USABLE_STATUSES = ("ACTIVE", "CREATING")
+MAX_PROFILES_PER_CLUSTER = 10  # Amazon EKS service quotas, "Fargate profiles per cluster" (not adjustable)
 
 
 def selector_matches(selector: dict[str, Any], namespace: str, pod_labels: dict[str, str]) -> bool:
@@ -63,6 +71,58 @@ def profile_name(settings: Settings, request: ProvisionRequest) -> str:
     """Stable per (namespace, labels): apps that share them share the profile. EKS names are at most 100 chars."""
     labels = hashlib.sha256(json.dumps(request.labels, sort_keys=True).encode()).hexdigest()[:8]
     return f"{settings.profile_prefix}-{request.namespace}-{labels}"[:100]
+
+
+def shared_profile_name(settings: Settings, subnets: list[str], role_arn: str) -> str:
+    """Stable per (subnet set, pod execution role); short enough to be a pod label value (63)."""
+    digest = hashlib.sha256(json.dumps([sorted(subnets), role_arn]).encode()).hexdigest()[:8]
+    return f"{settings.profile_prefix}-shared-{digest}"[:63]
+
+
+def managed_pod_labels(request: ProvisionRequest) -> dict[str, str]:
+    """The labels the app's pods carry (manifests add the managed-by label to the request's)."""
+    return {**request.pod_labels, MANAGED_BY_LABEL: MANAGED_BY}
+
+
+def reusable_profile(
+    settings: Settings, request: ProvisionRequest, profiles: list[dict[str, Any]], subnets: list[str]
+) -> dict[str, Any] | None:
+    """An ACTIVE or CREATING profile that schedules the app's pods; under the shared strategy, in the same subnets
+    (pods of another subnet set must not land in these)."""
+    labels = managed_pod_labels(request)
+    for profile in sorted(profiles, key=lambda p: str(p.get("fargateProfileName"))):
+        if profile.get("status") not in USABLE_STATUSES or not profile_matches(profile, request.namespace, labels):
+            continue
+        if settings.profile_strategy == "shared" and sorted(profile.get("subnets") or []) != sorted(subnets):
+            continue
+        return profile
+    return None
+
+
+def check_profile_quota(settings: Settings, request: ProvisionRequest, subnets: list[str]) -> None:
+    """Before anything is created: if the app needs a new profile (in ``subnets``), the cluster must have room.
+
+    Raises:
+        ProfileQuotaExceeded: no profile schedules the app and the cluster has EKS's 10 already.
+    """
+    try:
+        profiles = _list_profiles(request.cluster)
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, f"list Fargate profiles of cluster {request.cluster}") from exc
+    if reusable_profile(settings, request, profiles, subnets) is None and len(profiles) >= MAX_PROFILES_PER_CLUSTER:
+        raise _quota_exceeded(settings, request.cluster, len(profiles))
+
+
+def _quota_exceeded(settings: Settings, cluster: str, count: int) -> ProfileQuotaExceeded:
+    fix = (
+        "switch the stack's FargateProfileStrategy to shared (one profile for every app)"
+        if settings.profile_strategy == "per-namespace"
+        else "delete profiles you no longer need"
+    )
+    return ProfileQuotaExceeded(
+        f"cluster {cluster} has {count} Fargate profiles, EKS's limit of {MAX_PROFILES_PER_CLUSTER} per cluster, and "
+        f"the app needs a new one: {fix}"
+    )
 
 
 def describe_active_cluster(cluster: str) -> dict[str, Any]:
@@ -199,21 +259,27 @@ def ensure_fargate_profile(
         IamRoleNotYetPropagated: EKS cannot yet see the role's trust policy; retry later.
     """
     cluster = describe_active_cluster(request.cluster)
+    subnets = _choose_subnets(request, cluster)
     try:
         existing = _list_profiles(request.cluster)
     except (ClientError, BotoCoreError) as exc:
         raise translate(exc, f"list Fargate profiles of cluster {request.cluster}") from exc
     ours = execution_tag(execution_id) if execution_id else None
-    for profile in existing:
-        if profile.get("status") in USABLE_STATUSES and profile_matches(profile, request.namespace, request.pod_labels):
-            # A retry of this step after its create went through finds the profile it made: still its own.
-            created = ours is not None and (profile.get("tags") or {}).get(CREATED_BY_TAG) == ours
-            logger.info("reusing Fargate profile", extra={"profile": profile["fargateProfileName"], "own": created})
-            return _result(profile, created=created)
+    profile = reusable_profile(settings, request, existing, subnets)
+    if profile is not None:
+        # A retry of this step after its create went through finds the profile it made: still its own.
+        created = ours is not None and (profile.get("tags") or {}).get(CREATED_BY_TAG) == ours
+        logger.info("reusing Fargate profile", extra={"profile": profile["fargateProfileName"], "own": created})
+        return _result(profile, created=created)
+    if len(existing) >= MAX_PROFILES_PER_CLUSTER:
+        raise _quota_exceeded(settings, request.cluster, len(existing))
 
-    name = profile_name(settings, request)
-    selector = {"namespace": request.namespace, **({"labels": request.labels} if request.labels else {})}
-    subnets = _choose_subnets(request, cluster)
+    if settings.profile_strategy == "shared":
+        name = shared_profile_name(settings, subnets, role_arn)
+        selector: dict[str, Any] = {"namespace": "*", "labels": {MANAGED_BY_LABEL: MANAGED_BY}}
+    else:
+        name = profile_name(settings, request)
+        selector = {"namespace": request.namespace, **({"labels": request.labels} if request.labels else {})}
     # Idempotent across retries of this execution's call; a later execution (say, after a teardown) gets a new token
     # so EKS cannot answer it with the profile the token created before.
     identity = [request.cluster, name, selector, subnets, role_arn, execution_id]
@@ -255,7 +321,7 @@ def _adopt_existing(settings: Settings, request: ProvisionRequest, name: str) ->
         raise translate(exc, f"describe Fargate profile {name}") from exc
     profile = profile["fargateProfile"]
     status = profile.get("status")
-    if status in USABLE_STATUSES and profile_matches(profile, request.namespace, request.pod_labels):
+    if status in USABLE_STATUSES and profile_matches(profile, request.namespace, managed_pod_labels(request)):
         return _result(profile, created=False)
     if status == "DELETING":
         raise ProfileOperationInProgress(f"cluster {request.cluster}: profile {name} is DELETING; will create it anew")
@@ -271,6 +337,11 @@ def _create_error(exc: ClientError, cluster: str, name: str) -> Exception:
         return ProfileOperationInProgress(f"cluster {cluster}: {message}")
     if code == "InvalidParameterException" and "Misconfigured PodExecutionRole Trust Policy" in message:
         return IamRoleNotYetPropagated(f"EKS does not yet see the trust policy of the pod execution role: {message}")
+    if code == "ResourceLimitExceededException":
+        # Profiles created meanwhile (by us or anyone) took the last places: permanent until some are deleted.
+        return ProfileQuotaExceeded(
+            f"cluster {cluster}: EKS refused Fargate profile {name}: {message}; delete profiles you no longer need"
+        )
     if code == "InvalidParameterException" and "not a private subnet" in message:
         return SubnetNotPrivate(f"cluster {cluster}: {message}")
     if code == "InvalidParameterException":

@@ -36,6 +36,9 @@ from fargate_app.models import (
 
 EXECUTION_ARN_ANNOTATION = "fargate-app.io/execution-arn"
 CALLER_ANNOTATION = "fargate-app.io/caller"
+# A pod matching several Fargate profiles goes to the one this label names (EKS user guide, "Fargate profile"):
+# under the shared strategy every profile of the cluster selects every managed pod, whatever its subnets.
+FARGATE_PROFILE_LABEL = "eks.amazonaws.com/fargate-profile"
 CONTAINER_NAME = "app"
 PORT_NAME = "http"
 ALB_SCHEME_ANNOTATION = "alb.ingress.kubernetes.io/scheme"
@@ -85,7 +88,11 @@ def namespace_manifest(request: ProvisionRequest) -> dict[str, Any]:
 
 
 def deployment_manifest(
-    request: ProvisionRequest, image: str, execution_arn: str, caller: str = "console"
+    request: ProvisionRequest,
+    image: str,
+    execution_arn: str,
+    caller: str = "console",
+    fargate_profile: str | None = None,
 ) -> dict[str, Any]:
     """Raises: ManifestInvalid when the image is not a digest-pinned private reference or a label is malformed."""
     if not _CACHED_IMAGE.fullmatch(image):
@@ -100,6 +107,11 @@ def deployment_manifest(
     }
     if request.port is not None:
         container["ports"] = [{"name": PORT_NAME, "containerPort": request.port, "protocol": "TCP"}]
+    pod_labels = _labels(request)
+    if fargate_profile is not None:
+        if not LABEL_VALUE.fullmatch(fargate_profile) or len(fargate_profile) > 63:
+            raise ManifestInvalid(f"app {request.app}: Fargate profile name {fargate_profile!r} is not a label value")
+        pod_labels[FARGATE_PROFILE_LABEL] = fargate_profile
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -109,7 +121,7 @@ def deployment_manifest(
             # Only the app name: a selector is immutable, the request's other labels may change.
             "selector": {"matchLabels": {APP_NAME_LABEL: request.app}},
             "template": {
-                "metadata": {"labels": _labels(request)},
+                "metadata": {"labels": pod_labels},
                 "spec": {"containers": [container]},
             },
         },
@@ -149,7 +161,11 @@ def ingress_manifest(request: ProvisionRequest, execution_arn: str, caller: str 
 
 
 def app_manifests(
-    request: ProvisionRequest, image: str, execution_arn: str, caller: str = "console"
+    request: ProvisionRequest,
+    image: str,
+    execution_arn: str,
+    caller: str = "console",
+    fargate_profile: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every object of the app, in the order they must be applied (namespace first, ingress last).
 
@@ -161,7 +177,7 @@ def app_manifests(
             raise ManifestInvalid(f"{field} {name!r} is not a DNS-1123 label")
     objects = [
         namespace_manifest(request),
-        deployment_manifest(request, image, execution_arn, caller),
+        deployment_manifest(request, image, execution_arn, caller, fargate_profile),
         service_manifest(request, execution_arn, caller),
         ingress_manifest(request, execution_arn, caller),
     ]

@@ -20,6 +20,7 @@ class ApplyAppEvent(RequestEvent):
     image: CachedImage
     execution_arn: str = Field(min_length=1, max_length=2048)
     caller: str = Field(default="console", min_length=1, max_length=2048)
+    fargate_profile_name: str | None = None  # the profile EnsureFargateProfile chose: the pods name it in a label
 
 
 class KubeObjectRef(ApiModel):

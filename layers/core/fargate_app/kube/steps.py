@@ -108,7 +108,9 @@ def apply_app(
     """
     request = event.request
     api = apis.get(request.cluster, settings.region)
-    manifests = app_manifests(request, event.image.cached, event.execution_arn, event.caller)
+    manifests = app_manifests(
+        request, event.image.cached, event.execution_arn, event.caller, event.fargate_profile_name
+    )
     for manifest in manifests:
         validate_manifest(manifest, api.cluster.version)
     namespace_created = not _namespace_exists(api, request.namespace)
