@@ -107,13 +107,18 @@ def sandbox_run(
 def sandbox_serve(
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: a free one).")] = 8080,
 ) -> None:
-    """Start a sandbox with the API on http://127.0.0.1:PORT (POST /apps, GET|DELETE /apps/CLUSTER/NAMESPACE/APP)
-    until Ctrl-C."""
+    """Start a sandbox with the API on http://127.0.0.1:PORT (PUT|GET|DELETE /apps/CLUSTER/NAMESPACE/APP, POST
+    /apps; AWS_IAM-authorized) until Ctrl-C."""
     with _handlers_log_to_stderr() as out:
         from fargate_app_cli.sandbox_commands import serve
 
         code = serve(port, out=out, err=sys.stderr)
-    raise typer.Exit(code)
+    # The sandbox has stopped in order (servers, workers, registries). The interpreter's own finalisation can then
+    # spin in garbage collection over what the stopped servers' threads left (seen after a long serve): nothing is
+    # left to clean up, so end the process here.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @app.command("request")

@@ -124,6 +124,7 @@ class Sandbox:
         stack, self._stack = self._stack, None
         if stack is not None:
             stack.close()
+            self.profiles.on_delete = None  # the stopped cluster's eviction hook (it refers to the emulator)
             kubernetes = self.kubernetes.api.authorizer if self.kubernetes is not None else None
             authorization_records.write(self.iam.decisions, kubernetes.decisions if kubernetes is not None else {})
 
