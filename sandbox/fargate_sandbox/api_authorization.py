@@ -88,7 +88,7 @@ class ApiAuthorizer:
             return Refusal.of("InvalidSignatureException", {"message": INVALID_SIGNATURE})
         resource = self.method_arn(method, urlsplit(target).path)
         if key != self.iam.admin_key:
-            decision = self._decide(key, caller_arn, resource)
+            decision = self._decide(caller_arn, resource)
             if not decision.allowed:
                 reason = " with an explicit deny" if decision.explicit_deny else ""
                 return Refusal.of(
@@ -107,7 +107,7 @@ class ApiAuthorizer:
             "userArn": caller_arn,
         }
 
-    def _decide(self, key: str, caller_arn: str, resource: str) -> iam_policy.Decision:
+    def _decide(self, caller_arn: str, resource: str) -> iam_policy.Decision:
         role_name = caller_arn.split(":assumed-role/", 1)[-1].split("/", 1)[0]
         context = {
             "aws:PrincipalArn": f"arn:aws:iam::{self.iam.account}:role/{role_name}",
