@@ -3,6 +3,7 @@ set at import, before any test imports boto3, and never changed per test (handle
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import sys
@@ -56,6 +57,30 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def figures() -> Figures:
     """Rows for docs/reliability.md (tests/figures.py): record what was observed, then assert on it."""
     return FIGURES
+
+
+@pytest.fixture(scope="session")
+def burst_lock(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Any]:
+    """A context manager that holds a lock shared by the pytest-xdist workers of this run.
+
+    A few tests start many executions or sandboxes at once (twenty apps together, the CLI's concurrent runs). On the
+    two cores this suite is meant for, two such bursts side by side starve each other's Lambda functions past their
+    timeouts; holding this lock keeps the bursts apart while everything else still runs on both workers."""
+    base = tmp_path_factory.getbasetemp()
+    # xdist gives each worker basetemp/popen-gwN: the lock file sits in the run's shared directory above.
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    path = shared / "burst.lock"
+
+    class Held:
+        def __enter__(self) -> None:
+            self.file = path.open("a")
+            fcntl.flock(self.file, fcntl.LOCK_EX)
+
+        def __exit__(self, *exc: object) -> None:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.file.close()
+
+    return Held
 
 
 @pytest.fixture

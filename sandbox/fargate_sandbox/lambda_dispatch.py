@@ -128,6 +128,8 @@ class _Worker:
         self.process.start()
         child.close()
         self.idle_since = time.monotonic()
+        self._close_lock = threading.Lock()
+        self._closed = False
 
     def call(self, request_id: str, event: Any, timeout_seconds: float) -> tuple[bytes, str | None]:
         """Run one invocation; relays the handler's output to this process's streams as it comes.
@@ -155,14 +157,19 @@ class _Worker:
         with contextlib.suppress(OSError, ValueError):  # already gone
             self.connection.send(("stop",))
         self.process.join(STOP_JOIN_SECONDS)
+        self.kill()
+
+    def kill(self) -> None:
+        """End the process and close the connection, once: the dispatcher's ``stop`` and the invocation that was
+        using the worker may both get here, and a second ``os.close`` of the descriptor would close whatever socket
+        reused its number meanwhile (or fail with EBADF)."""
         if self.process.is_alive():
             self.process.kill()
             self.process.join(STOP_JOIN_SECONDS)
-        self.connection.close()
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.join(STOP_JOIN_SECONDS)
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
         self.connection.close()
 
 

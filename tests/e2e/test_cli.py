@@ -39,12 +39,20 @@ MISSING_TAG = {
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, served: tuple[Background, str]) -> Iterator[dict[str, Finished]]:
+def runs(
+    tmp_path_factory: pytest.TempPathFactory, served: tuple[Background, str], burst_lock: Any
+) -> dict[str, Finished]:
     """Every example with --teardown --json, the two-namespace set with --json, and a missing tag (readable output),
-    run concurrently — and after ``sandbox serve`` was started, so its sandbox comes up meanwhile."""
+    run concurrently — and after ``sandbox serve`` was started, so its sandbox comes up meanwhile — while no other
+    burst of executions runs on the other test worker (``burst_lock``)."""
     workdir = tmp_path_factory.mktemp("cli-runs")
     missing = workdir / "missing-tag.json"
     missing.write_text(json.dumps(MISSING_TAG))
+    with burst_lock():
+        return run_together(workdir, missing)
+
+
+def run_together(workdir: Path, missing: Path) -> dict[str, Finished]:
     started = {
         "examples": Background(
             [
@@ -62,7 +70,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, served: tuple[Background, str
         "missing": Background(["sandbox", "run", "--request", str(missing)], workdir / "missing"),
     }
     try:
-        yield {name: background.finish(RUN_TIMEOUT) for name, background in started.items()}
+        return {name: background.finish(RUN_TIMEOUT) for name, background in started.items()}
     finally:
         for background in started.values():
             background.stop()
