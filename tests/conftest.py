@@ -40,6 +40,24 @@ from fargate_app.aws.clients import reset_clients  # noqa: E402
 from fargate_app.config import Settings, get_settings  # noqa: E402
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fail the run when ``--dist loadgroup`` would ignore our ``xdist_group`` marks.
+
+    pytest-xdist groups by a ``@<group>`` suffix its worker adds to each node id; with pytest 9.2 the suffix silently
+    stops being added (pytest-dev/pytest-xdist#1386). Tests then scatter over the workers: every module-scoped sandbox
+    is built again wherever its tests land, and the iam and reliability groups no longer share theirs."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None or "loadgroup" not in " ".join(workerinput.get("mainargv", [])):
+        return
+    grouped = [item for item in items if item.get_closest_marker("xdist_group")]
+    if grouped and not any("@" in item.nodeid for item in grouped):
+        raise pytest.UsageError(
+            "--dist loadgroup is not grouping tests (no '@<group>' node id suffix): use a pytest that pytest-xdist "
+            "supports (requirements-dev.in)"
+        )
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     record_outcome(report)
 
