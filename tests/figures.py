@@ -77,4 +77,5 @@ def record_polls(figures: Figures, workflows: Any, suite: str) -> None:
             and event["lambdaFunctionScheduledEventDetails"]["resource"] == function_arn
         )
         if checks:
-            figures.add("polls", suite=suite, poll=function_logical.removesuffix("Function"), checks=checks)
+            name = execution.rsplit(":", 1)[1]
+            figures.add("polls", suite=suite, poll=function_logical.removesuffix("Function"), checks=checks, name=name)

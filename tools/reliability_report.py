@@ -287,7 +287,7 @@ def render(data: dict[str, Any]) -> tuple[str, list[str]]:
                     suite,
                     poll,
                     len(group),
-                    sum(1 for r in group if r["checks"] < 2),
+                    ", ".join(sorted(r.get("name", "?") for r in group if r["checks"] < 2)) or "0",
                     f"{min(r['checks'] for r in group)} / {max(r['checks'] for r in group)}",
                 )
                 for suite, poll in sorted({(r["suite"], r["poll"]) for r in polls})

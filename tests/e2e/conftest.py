@@ -19,10 +19,11 @@ from kube_emulator import PodTiming
 ROOT = Path(__file__).resolve().parents[2]
 # Waits and retry pauses run at 1/100 of their time; the sandbox's profile delays are real seconds.
 TIME_SCALE = 0.01
-# Fargate's pod start at 3/100 (1.8 s) and a pod's 30 s grace period at 6/100 (1.8 s): longer than the sandbox's own
+# Fargate's pod start at 6/100 (3.6 s) and a pod's 30 s grace period at 12/100 (3.6 s): longer than the sandbox's own
 # overhead between an apply or a delete and its first check (real seconds, not scaled: a module's first check is a
-# cold start of the Kubernetes step, over a second), so every poll turns at least twice, as it does in AWS.
-POD_TIMING = PodTiming(node_seconds=40 * 0.03, start_seconds=60 * 0.03, grace_scale=0.06)
+# cold start of the Kubernetes step, over a second and up to about three when the other test worker is busy; 1.8 s
+# was not always enough), so every poll turns at least twice, as it does in AWS.
+POD_TIMING = PodTiming(node_seconds=40 * 0.06, start_seconds=60 * 0.06, grace_scale=0.12)
 # A profile takes 2 s (real) here: one stuck for 6 s ends in PollTimeout (the wait is measured in real seconds).
 ENVIRONMENT = {
     "ROLLOUT_GRACE_SECONDS": "2",

@@ -18,11 +18,13 @@ from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
 from kube_emulator import PodTiming
 
-# Fargate's pod start and stop at 1/50 (1.2 s, 0.6 s): longer than the sandbox's own overhead between a delete and
-# its first check (real seconds, not scaled), so every poll turns at least twice, as it does in AWS. Waits and retry
-# pauses run at reliability_support.TIME_SCALE; everything production logs, DEBUG included, goes through the
-# credential scan (reliability_support.ENVIRONMENT).
-POD_TIME_SCALE = 0.02
+# Fargate's pod start and stop at 1/10 (6 s, 3 s): longer than the sandbox's own overhead between an apply or a
+# delete and its first check (real seconds, not scaled: a cold start of the Kubernetes step is over a second, several
+# when ten executions start at once while the other test worker runs sandboxes too; at 1/50 a quarter of the
+# provisions, at 1/20 still 6 of 40, saw their pod Running at the first check), so every poll turns at least twice,
+# as it does in AWS. Waits and retry pauses run at reliability_support.TIME_SCALE; everything production logs, DEBUG
+# included, goes through the credential scan (reliability_support.ENVIRONMENT).
+POD_TIME_SCALE = 0.1
 SCAN_PLUGIN = reliability_secret_scan.PLUGIN_NAME
 
 
