@@ -125,3 +125,19 @@ def test_profile_calls_on_a_missing_cluster_are_404_as_in_eks(sandbox: Sandbox) 
     eks = sandbox.boto3_client("eks")
     with pytest.raises(eks.exceptions.ResourceNotFoundException, match="No cluster found for name: nowhere."):
         eks.list_fargate_profiles(clusterName="nowhere")
+
+
+def test_a_token_replay_after_the_profile_vanished_behind_the_api_creates_it_again(
+    sandbox: Sandbox, sandbox_clock: ManualClock, cluster: str
+) -> None:
+    # Given a profile created with an idempotency token, then removed from the backend without the EKS API (as a test
+    # that cleans moto directly does)
+    eks = sandbox.boto3_client("eks")
+    args = profile_args(sandbox, cluster, "vanished", clientRequestToken="token-1")
+    eks.create_fargate_profile(**args)
+    sandbox.moto_client("eks").delete_fargate_profile(clusterName=cluster, fargateProfileName="vanished")
+    # When the same request (same token) is sent again
+    created = eks.create_fargate_profile(**args)["fargateProfile"]
+    # Then it is a new create answered as EKS answers one (it used to drop the connection: nothing to replay)
+    assert created["status"] == "CREATING"
+    assert _status(eks, cluster, "vanished") == "CREATING"
