@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from fnmatch import fnmatchcase
 from typing import Any
@@ -26,6 +27,19 @@ def wait_all(workflows: Workflows, arns: list[str], timeout: float = 420) -> lis
     several when the other test worker runs sandboxes on the same two cores (the time is a figure, not a goal)."""
     deadline = time.monotonic() + timeout
     return [workflows.wait(arn, timeout_s=max(1.0, deadline - time.monotonic())) for arn in arns]
+
+
+def all_at_once(
+    workflows: Workflows, send: Callable[[dict[str, Any]], tuple[int, dict[str, Any]]], requests: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], float]:
+    """Send every request at once through the API (each must be accepted: 202), then wait for every execution:
+    their outcomes and the seconds from the first request to the last end."""
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(requests)) as pool:
+        answers = list(pool.map(send, requests))
+    assert all(status == 202 for status, _ in answers), answers
+    outcomes = wait_all(workflows, [body["executionArn"] for _, body in answers])
+    return outcomes, time.monotonic() - started
 
 
 def managed_profiles(sandbox: Sandbox, namespaces: set[str]) -> list[dict[str, Any]]:
@@ -100,13 +114,8 @@ def test_twenty_apps_in_four_namespaces_at_once_then_twenty_teardowns(
         before = inventory(sandbox)
         profiles_before = set(before["Fargate profiles"])
         invoked_before = len(workflows.invocations())
-        started = time.monotonic()
         # When they are all POSTed at once
-        with ThreadPoolExecutor(APPS) as pool:
-            answers = list(pool.map(lambda r: post_app(sandbox, workflows, r), requests))
-        assert all(status == 202 for status, _ in answers), answers
-        outcomes = wait_all(workflows, [body["executionArn"] for _, body in answers])
-        provision_seconds = time.monotonic() - started
+        outcomes, provision_seconds = all_at_once(workflows, lambda r: post_app(sandbox, workflows, r), requests)
         # Then all 20 succeed, with at most one profile per namespace, none of them failing on ResourceInUseException
         failed = [o.get("cause") for o in outcomes if o["status"] != "SUCCEEDED"]
         assert failed == []
@@ -125,12 +134,7 @@ def test_twenty_apps_in_four_namespaces_at_once_then_twenty_teardowns(
         ]
 
         # When all 20 are torn down at once through the API
-        started = time.monotonic()
-        with ThreadPoolExecutor(APPS) as pool:
-            teardowns = list(pool.map(lambda r: delete_app(sandbox, workflows, r), requests))
-        assert all(status == 202 for status, _ in teardowns), teardowns
-        ended = wait_all(workflows, [body["executionArn"] for _, body in teardowns])
-        teardown_seconds = time.monotonic() - started
+        ended, teardown_seconds = all_at_once(workflows, lambda r: delete_app(sandbox, workflows, r), requests)
         # Then every teardown succeeds and nothing is left: deployments, pods, their Fargate nodes, and every profile
         # serving these namespaces unless an app outside them still uses it (a shared profile)
         after = inventory(sandbox)
