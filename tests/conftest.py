@@ -8,6 +8,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -89,16 +90,13 @@ def burst_lock(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Any]:
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     path = shared / "burst.lock"
 
-    class Held:
-        def __enter__(self) -> None:
-            self.file = path.open("a")
-            fcntl.flock(self.file, fcntl.LOCK_EX)
+    @contextmanager
+    def held() -> Iterator[None]:
+        with path.open("a") as file:  # closing the file releases the lock
+            fcntl.flock(file, fcntl.LOCK_EX)
+            yield
 
-        def __exit__(self, *exc: object) -> None:
-            fcntl.flock(self.file, fcntl.LOCK_UN)
-            self.file.close()
-
-    return Held
+    return held
 
 
 @pytest.fixture
