@@ -73,6 +73,7 @@ def sandbox_workflows(
         profile_delete_seconds=profile_seconds * time_scale,
         pod_timing=PodTiming.fargate(time_scale),
     ) as sandbox:
+        without_profiles(sandbox)
         calls = ProfileCalls()
         remove = sandbox.intercept_aws(calls)
         try:
@@ -81,6 +82,24 @@ def sandbox_workflows(
                 yield sandbox, workflows, calls
         finally:
             remove()
+
+
+def without_profiles(sandbox: Sandbox, timeout: float = 300) -> None:
+    """Delete (as the administrator) every Fargate profile of the cluster: moto's state is per process, so a figure's
+    earlier sandbox leaves its profiles to the next one, whose apps would reuse the shared one instead of waiting for
+    it, or meet EKS's 10-profile quota early."""
+    eks = sandbox.boto3_client("eks")
+    deadline = time.monotonic() + timeout
+    while profiles := sandbox.fargate_profiles(CLUSTER):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"profiles of an earlier sandbox still there: {profiles}")
+        for profile in profiles:
+            if profile["status"] != "DELETING":
+                try:
+                    eks.delete_fargate_profile(clusterName=CLUSTER, fargateProfileName=profile["fargateProfileName"])
+                except eks.exceptions.ResourceInUseException:
+                    break  # another profile is CREATING or DELETING: EKS takes one at a time
+        time.sleep(0.1)
 
 
 def unique(prefix: str) -> str:
