@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
 from sandbox_test_support import unique
 
 from fargate_sandbox.events import cloudtrail_event
@@ -50,11 +51,15 @@ def test_failed_create_emits_nothing(sandbox: Sandbox) -> None:
     received: list[dict[str, Any]] = []
     sandbox.events.add_rule(unique("fail"), CREATE_RULE_PATTERN, received.append)
     # When the create call fails (unsupported upstream)
-    with contextlib.suppress(Exception):
-        sandbox.boto3_client("ecr").create_pull_through_cache_rule(
-            ecrRepositoryPrefix=unique("f"), upstreamRegistryUrl="harbor.example.com"
-        )
-    # Then CloudTrail records no successful call, so no event is delivered
+    ecr = sandbox.boto3_client("ecr")
+    prefix = unique("f")
+    with pytest.raises(ClientError) as refused:
+        ecr.create_pull_through_cache_rule(ecrRepositoryPrefix=prefix, upstreamRegistryUrl="harbor.example.com")
+    # Then it really failed, so CloudTrail records no successful call and no event is delivered
+    assert refused.value.response["Error"]["Code"] == "UnsupportedUpstreamRegistryException"
+    assert prefix not in [
+        r["ecrRepositoryPrefix"] for r in ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"]
+    ]
     assert received == []
 
 

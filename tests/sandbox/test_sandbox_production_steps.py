@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sandbox_test_support import PROFILE_SECONDS, unique
 
 from fargate_app.aws.ecr import ensure_cache_rule
 from fargate_app.aws.eks import check_fargate_profile, ensure_fargate_profile
 from fargate_app.aws.iam import ensure_pod_execution_role
+from fargate_app.compensate import compensate
 from fargate_app.config import Settings
 from fargate_app.errors import ProfileNotYetActive, ProfileOperationInProgress, SubnetNotPrivate
 from fargate_app.models import parse_request
@@ -75,6 +78,27 @@ def test_public_subnet_request_is_subnet_not_private(sandbox: Sandbox, aws_env: 
         ensure_fargate_profile(aws_env, request, "arn:aws:iam::111122223333:role/AmazonEKSFargatePodExecutionRole")
 
 
+def test_compensation_deletes_the_cache_rule_its_execution_created(sandbox: Sandbox, aws_env: Settings) -> None:
+    # Given a cache rule the failed execution created, and one it found already there
+    body = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "quay.io/prometheus/busybox:1"}
+    created = ensure_cache_rule(aws_env, parse_request({**body, "cachePrefix": unique("mine")}))
+    found = ensure_cache_rule(aws_env, parse_request({**body, "cachePrefix": unique("theirs")}))
+    state = {
+        "request": parse_request(body).to_json(),
+        "failedStep": "WarmImageCache",
+        "error": {"Error": "ImageNotFound", "Cause": json.dumps({"errorMessage": "no such tag"})},
+    }
+    # When compensating each
+    mine = compensate(aws_env, {**state, "cacheRule": created.to_json()})
+    theirs = compensate(aws_env, {**state, "cacheRule": {**found.to_json(), "created": False}})
+    # Then the created rule is reported deleted and is gone from ECR; the one it found is untouched
+    assert mine.compensated == [f"pull-through-cache rule {created.ecr_repository_prefix}"]
+    assert (theirs.compensated, theirs.leftovers) == ([], [])
+    rules = sandbox.boto3_client("ecr").describe_pull_through_cache_rules()["pullThroughCacheRules"]
+    prefixes = {rule["ecrRepositoryPrefix"] for rule in rules}
+    assert created.ecr_repository_prefix not in prefixes and found.ecr_repository_prefix in prefixes
+
+
 @pytest.mark.parametrize(
     ("image", "upstream", "repository", "tag", "credential"),
     [
@@ -117,8 +141,6 @@ def test_every_seeded_image_warms_through_its_cache_rule(
 
 
 def test_the_seeded_nginx_is_a_multi_arch_index_behind_its_proxy(sandbox: Sandbox) -> None:
-    import json
-
     import urllib3
 
     assert sandbox.upstreams is not None

@@ -12,7 +12,6 @@ from unit_support import ROLE, Network, create_cluster
 from fargate_app.aws.eks import (
     check_fargate_profile,
     ensure_fargate_profile,
-    profile_matches,
 )
 from fargate_app.config import Settings
 from fargate_app.errors import (
@@ -113,10 +112,24 @@ def test_reuses_any_profile_whose_selector_matches_the_pods(
     assert profile.created is not reused
 
 
-def test_profile_matching_ignores_profiles_being_deleted(settings: Settings) -> None:
-    selector = {"namespace": "fargate"}
-    assert profile_matches({"selectors": [selector]}, "fargate", {})
-    assert not profile_matches({"selectors": [selector]}, "other", {})
+@pytest.mark.parametrize(("status", "reused"), [("ACTIVE", True), ("CREATING", True), ("DELETING", False)])
+def test_a_matching_profile_is_reused_unless_it_is_being_deleted(
+    per_namespace: Settings, cluster: str, network: Network, status: str, reused: bool
+) -> None:
+    # Given someone else's profile that would schedule the app's pods, in the given state
+    boto3.client("eks").create_fargate_profile(
+        fargateProfileName="existing",
+        clusterName="blog",
+        podExecutionRoleArn=ROLE,
+        subnets=network.private,
+        selectors=[{"namespace": "fargate"}],
+    )
+    _set_status("existing", status)
+    # When the app is provisioned
+    profile = ensure_fargate_profile(per_namespace, request(), ROLE)
+    # Then a profile EKS is deleting (its pods go with it) is never reused: the app gets its own
+    assert (profile.name == "existing") is reused
+    assert profile.created is not reused
 
 
 def test_missing_cluster_fails_fast(settings: Settings, network: Network) -> None:

@@ -62,6 +62,9 @@ INVALID: list[tuple[dict[str, Any], str, str]] = [
     (with_(labels={"tier": "web$(rm -rf /)"}), "labels", "value must be"),
     (with_(labels={"app.kubernetes.io/name": "other"}), "labels", "reserved"),
     (with_(labels={"eks.amazonaws.com/compute-type": "ec2"}), "labels", "reserved"),
+    # Kubernetes reserves both prefixes for its core components (Labels and Selectors, "Syntax and character set")
+    (with_(labels={"kubernetes.io/arch": "amd64"}), "labels", "reserved"),
+    (with_(labels={"k8s.io/owner": "team"}), "labels", "reserved"),
     (with_(labels={"tier": "x" * 64}), "labels", "at most 63"),
     (with_(subnets=["subnet-xyz"]), "subnets", "not a subnet id"),
     (with_(subnets=[]), "subnets", "at least 1"),

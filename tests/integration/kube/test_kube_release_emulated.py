@@ -1,0 +1,144 @@
+"""Compensation and teardown against the emulator, which places pods as EKS does: they delete the app's objects, and
+release the Fargate profile only when no one else's pod runs on it (deleting a profile deletes the pods it placed).
+
+The Kubernetes side is real (production clients, the emulator's placement); only the EKS calls are replaced: the
+emulator's token check needs real keys, which moto would swap for its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kube_helpers import REGION, endpoint_of, parse, step_event
+from test_kube_profile_users import MANAGED, someone_elses_deployment
+
+from fargate_app.aws.tags import MANAGED_BY_TAG
+from fargate_app.compensate import compensate
+from fargate_app.config import Settings
+from fargate_app.kube import client
+from fargate_app.kube.models import ApplyAppEvent
+from fargate_app.kube.steps import apply_app
+from fargate_app.teardown import ReleaseProfileEvent, release_fargate_profile
+from kube_emulator import FargateLikeScheduler, KubeEmulator
+
+PROFILE = "fp-shared"
+SHARED = {
+    "clusterName": "blog",
+    "fargateProfileName": PROFILE,
+    "status": "ACTIVE",
+    "selectors": [{"namespace": "*", "labels": MANAGED}],
+    "subnets": ["subnet-0abc1234"],
+    "tags": {MANAGED_BY_TAG: "fargate-app-provisioner"},
+}
+
+
+@pytest.fixture
+def emulator(start_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubeEmulator]:
+    """The cluster, with the production code's default clients pointed at it (as DescribeCluster would)."""
+    started = start_emulator(scheduler=FargateLikeScheduler(REGION, lambda: [SHARED]))
+    endpoint = endpoint_of(started)
+    monkeypatch.setattr(client.DEFAULT_APIS, "_source", lambda cluster: endpoint)
+    client.DEFAULT_APIS.forget()
+    yield started
+    client.DEFAULT_APIS.forget()
+
+
+@pytest.fixture
+def deleted_profiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """EKS's DeleteFargateProfile, recorded; DescribeFargateProfile answers the shared profile."""
+    deleted: list[str] = []
+    for module in ("fargate_app.compensate", "fargate_app.teardown"):
+        monkeypatch.setattr(f"{module}.delete_fargate_profile", lambda cluster, name: deleted.append(name) or True)
+    monkeypatch.setattr("fargate_app.teardown._describe", lambda cluster, name: SHARED if name == PROFILE else None)
+    return deleted
+
+
+def our_app(settings: Settings) -> dict[str, Any]:
+    """Apply the demo app on the shared profile; the state its provision would carry."""
+    event = step_event(fargateProfileName=PROFILE)
+    apply_app(settings, parse(ApplyAppEvent, event), client.DEFAULT_APIS)
+    return event
+
+
+def failed_at(event: dict[str, Any], step: str, **more: Any) -> dict[str, Any]:
+    cause = json.dumps({"errorType": "RolloutFailed", "errorMessage": "pods never became ready"})
+    return {**event, "failedStep": step, "error": {"Error": "RolloutFailed", "Cause": cause}, **more}
+
+
+def created_profile() -> dict[str, Any]:
+    return {"cluster": "blog", "name": PROFILE, "status": "ACTIVE", "created": True, "selectors": SHARED["selectors"]}
+
+
+def test_compensation_deletes_the_apps_objects_and_the_profile_only_it_used(
+    emulator: KubeEmulator, settings: Settings, deleted_profiles: list[str]
+) -> None:
+    # Given the app applied on a profile this execution created, its pods placed there, and its rollout failed
+    event = our_app(settings)
+    assert emulator.objects("Deployment", "fargate") and emulator.objects("Pod", "fargate")
+    # When compensating
+    result = compensate(settings, failed_at(event, "CheckRollout", fargateProfile=created_profile()))
+    # Then the app's objects are gone from the cluster, newest first, and so is the profile nothing else uses
+    assert result.compensated == [
+        "Ingress fargate/demo-app",
+        "Service fargate/demo-app",
+        "Deployment fargate/demo-app",
+        f"Fargate profile {PROFILE}",
+    ]
+    assert [emulator.objects(kind, "fargate") for kind in ("Deployment", "Service", "Ingress")] == [[], [], []]
+    assert deleted_profiles == [PROFILE]
+    assert (result.leftovers, result.kept) == ([], [])
+
+
+def test_compensation_keeps_a_profile_that_placed_someone_elses_pod(
+    emulator: KubeEmulator, settings: Settings, deleted_profiles: list[str]
+) -> None:
+    # Given someone else's Deployment (Helm) whose pod the shared profile placed, beside our failed app
+    event = our_app(settings)
+    api = client.DEFAULT_APIS.get("blog", REGION)
+    api.core.create_namespace({"metadata": {"name": "other"}})
+    someone_elses_deployment(api, "other", "helm-app", MANAGED)
+    [their_pod] = [pod["metadata"]["name"] for pod in emulator.objects("Pod", "other")]
+    # When compensating
+    result = compensate(settings, failed_at(event, "CheckRollout", fargateProfile=created_profile()))
+    # Then the profile is kept, naming the pod it would have killed, and that pod still exists
+    assert deleted_profiles == []
+    assert result.kept == [f"Fargate profile {PROFILE} (kept: it schedules pod other/{their_pod})"]
+    assert [pod["metadata"]["name"] for pod in emulator.objects("Pod", "other")] == [their_pod]
+
+
+def teardown_event(event: dict[str, Any]) -> ReleaseProfileEvent:
+    provision = {"fargateProfile": {**created_profile(), "created": False}}
+    return parse(ReleaseProfileEvent, {"request": event["request"], "provision": provision})
+
+
+def test_teardown_keeps_the_shared_profile_while_someone_elses_pod_runs_on_it(
+    emulator: KubeEmulator, settings: Settings, deleted_profiles: list[str]
+) -> None:
+    # Given our app, which reused the shared profile, and someone else's pod on that profile
+    event = our_app(settings)
+    api = client.DEFAULT_APIS.get("blog", REGION)
+    api.core.create_namespace({"metadata": {"name": "other"}})
+    someone_elses_deployment(api, "other", "helm-app", MANAGED)
+    [their_pod] = [pod["metadata"]["name"] for pod in emulator.objects("Pod", "other")]
+    # When our app's teardown releases the profile
+    release = release_fargate_profile(settings, teardown_event(event))
+    # Then it is kept, and the result says which pod keeps it
+    assert (release.deleting, deleted_profiles) == (False, [])
+    assert release.kept_resources[0] == {
+        "fargateProfile": PROFILE,
+        "reason": f"it still schedules pod other/{their_pod}",
+    }
+
+
+def test_teardown_deletes_the_shared_profile_when_the_last_app_leaves(
+    emulator: KubeEmulator, settings: Settings, deleted_profiles: list[str]
+) -> None:
+    # Given our app alone on the shared profile
+    event = our_app(settings)
+    # When its teardown releases the profile
+    release = release_fargate_profile(settings, teardown_event(event))
+    # Then the profile is being deleted and nothing is reported kept for it
+    assert (release.deleting, release.kept, deleted_profiles) == (True, None, [PROFILE])
