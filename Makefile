@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SAM_ENV := AWS_DEFAULT_REGION=us-west-2 AWS_REGION=us-west-2 SAM_CLI_TELEMETRY=0 PYENV_VERSION=3.11.7:3.12.1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all install registry-bin skopeo-bin node-deps checkov lint typecheck unit test iam reliability validate build demo bench deploy lock clean diagrams
+.PHONY: all install registry-bin skopeo-bin node-deps checkov lint typecheck unit test iam reliability mutation validate build demo bench deploy lock clean diagrams
 
 all: test
 
@@ -90,6 +90,13 @@ reliability: $(STAMP) registry-bin checkov
 	$(BIN)/python tools/reliability_report.py --results $$results --out docs/reliability.md || status=1; \
 	rm -rf $$results; exit $$status
 
+# Issue 21's figures: mutmut over fargate_app against the unit and integration tests (docs/mutation.json, section 8
+# of docs/reliability.md), and every e2e/reliability test file run by itself. Long (see docs/reliability.md); not part
+# of `make test`, which runs `tools/mutation_run.py --sample`: a fixed sample whose mutants must all be killed.
+mutation: $(STAMP) registry-bin checkov
+	$(BIN)/python tools/mutation_run.py
+	$(BIN)/python tools/mutation_report.py --alone
+
 demo: $(STAMP) registry-bin
 	$(BIN)/fargate-app sandbox run --request examples/nginx.json --teardown
 
@@ -118,4 +125,4 @@ diagrams: $(STAMP)
 	$(BIN)/python tools/asl_diagram.py statemachine/*.asl.json --out docs/statemachines
 
 clean:
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache $(IAM_RESULTS)
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache $(IAM_RESULTS) .mutation

@@ -101,3 +101,18 @@ def test_a_managed_app_whose_pods_name_another_profile_does_not_keep_this_one(
     leaving = parse(ApplyAppEvent, step_event(request={**step_event()["request"], "app": "gone"})).request
     assert profile_users(settings, leaving, SHARED, apis) == []
     assert profile_users(settings, leaving, second, apis) == ["deployment fargate/demo-app"]
+
+
+def test_a_managed_app_the_profile_does_not_select_does_not_keep_it(start_emulator: Any, settings: Any) -> None:
+    # Given a managed app without the profile label (a per-namespace profile's app), Pending: no profile placed it
+    emulator = start_emulator(scheduler=FargateLikeScheduler(REGION, lambda: []))
+    apis = apis_for(emulator)
+    apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
+    elsewhere = {"fargateProfileName": "fp-elsewhere", "status": "ACTIVE", "selectors": [{"namespace": "elsewhere"}]}
+    leaving = parse(ApplyAppEvent, step_event(request={**step_event()["request"], "app": "gone"})).request
+    # When another app's teardown asks about a profile whose selector admits none of its pods, then nothing uses it
+    assert profile_users(settings, leaving, elsewhere, apis) == []
+    # and the profile that does select the app's namespace is kept by it
+    assert profile_users(settings, leaving, {**elsewhere, "selectors": [{"namespace": "fargate"}]}, apis) == [
+        "deployment fargate/demo-app"
+    ]

@@ -1,0 +1,144 @@
+"""`make mutation`: mutmut's verdicts on fargate_app, triaged, into docs/mutation.json and docs/reliability.md.
+
+    python tools/mutation_report.py             # after tools/mutation_run.py (the whole package)
+    python tools/mutation_report.py --alone     # also run every e2e and reliability test file by itself
+
+Surviving mutants are matched against tools/mutation_triage.json: ``equivalent`` gives why a mutant cannot change
+behaviour (left out of the score); ``killed_by_new_tests`` records the survivors of an earlier run and the tests
+added to kill them (listed in the report; they must not survive again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import reliability_report
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / ".mutation"  # tools/mutation_run.py's scratch copy, where mutmut keeps its results
+MUTMUT = Path(sys.executable).with_name("mutmut")
+TRIAGE = ROOT / "tools" / "mutation_triage.json"
+RESULTS = ROOT / "docs" / "mutation.json"
+REPORT = ROOT / "docs" / "reliability.md"
+ALONE_DIRS = ("tests/e2e", "tests/reliability")
+RESULT_LINE = re.compile(r"^\s+(?P<name>\S+): (?P<status>.+)$")
+HUNK = re.compile(r"^@@ -(?P<line>\d+)")
+
+
+def mutmut(*args: str) -> str:
+    return subprocess.run(
+        [str(MUTMUT), *args], cwd=WORK, capture_output=True, text=True, check=True, timeout=600
+    ).stdout
+
+
+def statuses() -> dict[str, str]:
+    found = {}
+    for line in mutmut("results", "--all", "true").splitlines():
+        match = RESULT_LINE.match(line)
+        if match:
+            found[match["name"]] = match["status"].strip()
+    return found
+
+
+def describe(name: str) -> dict[str, str]:
+    """Where the mutant is (file:line) and its change (``old`` → ``new``), from ``mutmut show``'s diff."""
+    diff = mutmut("show", name).splitlines()
+    path = next((line[4:].strip() for line in diff if line.startswith("--- ")), "?").removeprefix("a/")
+    path = path.replace("src/fargate_app/", "layers/core/fargate_app/", 1)  # where the module lives in the repository
+    start = next((int(m["line"]) for line in diff if (m := HUNK.match(line))), 0)
+    body = [line for line in diff if line[:1] in " -+" and not line.startswith(("---", "+++"))]
+    offset = next((i for i, line in enumerate(body) if line.startswith("-")), 0)
+    old = " / ".join(line[1:].strip() for line in body if line.startswith("-"))
+    new = " / ".join(line[1:].strip() for line in body if line.startswith("+"))
+    return {"where": f"{path}:{start + offset}", "change": f"`{old}` → `{new}`"}
+
+
+def mutation_results(triage: dict[str, Any]) -> dict[str, Any]:
+    found = statuses()
+    counts: dict[str, int] = {}
+    for status in found.values():
+        counts[status] = counts.get(status, 0) + 1
+    survivors = []
+    for name in sorted(n for n, status in found.items() if status in ("survived", "suspicious")):
+        survivors.append(
+            {
+                "name": name,
+                **describe(name),
+                "equivalent": triage.get("equivalent", {}).get(name, ""),
+                "status": found[name],
+            }
+        )
+    killed_again = [
+        {"name": name, **entry}
+        for name, entry in triage.get("killed_by_new_tests", {}).items()
+        if found.get(name) not in ("survived", "suspicious")
+    ]
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    return {
+        "commit": commit.strip(),
+        "mutmut": metadata.version("mutmut"),
+        "killed": counts.get("killed", 0) + counts.get("timeout", 0) + counts.get("caught by type check", 0),
+        "untested": counts.get("no tests", 0),
+        "counts": counts,
+        "survivors": survivors,
+        "killed_by_new_tests": killed_again,
+    }
+
+
+def files_alone() -> dict[str, bool]:
+    """Each e2e and reliability test file run by itself, in its own pytest process (a clean sandbox each)."""
+    passed = {}
+    for directory in ALONE_DIRS:
+        for path in sorted((ROOT / directory).glob("test_*.py")):
+            started = time.monotonic()
+            answer = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", str(path.relative_to(ROOT))],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            relative = str(path.relative_to(ROOT))
+            passed[relative] = answer.returncode == 0
+            tail = answer.stdout.strip().splitlines()[-1:] or ["(no output)"]
+            print(
+                f"  {relative}: {'passed' if passed[relative] else 'FAILED'} in {time.monotonic() - started:.0f} s; {tail[0]}"
+            )
+    return passed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--alone", action="store_true", help="also run each e2e/reliability test file by itself")
+    args = parser.parse_args(argv)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    triage = json.loads(TRIAGE.read_text())
+    full_run = (WORK / "scope").is_file() and (WORK / "scope").read_text() == "full"
+    measured = mutation_results(triage) if full_run else previous.get("mutation")
+    results = {"mutation": measured, "alone": files_alone() if args.alone else previous.get("alone")}
+    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    REPORT.write_text(
+        reliability_report.patch_mutation(REPORT.read_text(), results["mutation"], results["alone"] or {})
+    )
+    figures = reliability_report.mutation_figures(results["mutation"])
+    print(f"mutation score: {figures['measured']}; wrote {RESULTS.relative_to(ROOT)} and {REPORT.relative_to(ROOT)}")
+    open_survivors = [m["name"] for m in (results["mutation"] or {}).get("survivors", []) if not m["equivalent"]]
+    if open_survivors:
+        print(f"{len(open_survivors)} surviving mutants are not triaged (mutmut show <name>):")
+        print("\n".join(f"  {name}" for name in open_survivors))
+    alone_ok = all((results["alone"] or {}).values())
+    return 0 if figures["met"] and alone_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""mutmut over fargate_app, in a scratch copy of the repository laid out the way mutmut expects.
+
+    python tools/mutation_run.py            # every module (`make mutation`, then tools/mutation_report.py)
+    python tools/mutation_run.py --sample   # `make test`: a fixed sample whose mutants must all be killed
+
+Why mutmut (3.x) rather than cosmic-ray or pytest-gremlins: it forks after the test session has imported everything
+and runs, per mutant, only the tests that called the mutated function (recorded in one traced run), fastest first,
+stopping at the first failure; cosmic-ray runs the whole test command once per mutant (thousands of mutants × minutes
+here), and pytest-gremlins is young and little used. mutmut is pinned below 3.8, which needs click>=8.4 where
+aws-sam-cli pins click==8.1.8.
+
+mutmut names a mutant after its file's path (``src/`` stripped) and reads its settings from ./pyproject.toml. The
+package lives in its Lambda layer (``layers/core/fargate_app``), so the run happens in ``.mutation/``: the working
+tree (what is being tested, committed or not) with the package at ``src/fargate_app``, pytest's ``pythonpath``
+pointed there, and a ``[tool.mutmut]`` section written here. mutmut's own copy (``.mutation/mutants``) keeps the
+results for ``mutmut results`` / ``mutmut show`` (run them in ``.mutation/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / ".mutation"
+MUTMUT = Path(sys.executable).with_name("mutmut")
+TRIAGE = ROOT / "tools" / "mutation_triage.json"
+PACKAGE = "layers/core/fargate_app"
+SKIP = {
+    ".git",
+    ".venv",
+    ".mutation",
+    "mutants",
+    "node_modules",
+    ".aws-sam",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+}
+ALL_TESTS = ["tests/unit", "tests/integration"]
+# Left out of every run: the layer-pruning test imports the package in a clean interpreter without mutmut, and
+# asl-validator is not installed in the scratch copy; both check the build and the ASL, not fargate_app's behaviour.
+PYTEST_ARGS = ["-p", "no:xdist", "-q", "--ignore=tests/unit/test_kube_layer_prune.py", "-k", "not asl_validator"]
+# `make test`'s sample: the modules whose weaknesses issue 21 named (what keeps a Fargate profile, compensation) and
+# the fast tests that guard them with the real collaborators (moto, the Kubernetes emulator).
+SAMPLE = {
+    "kube/usage.py": [
+        "tests/integration/kube/test_kube_profile_users.py",
+        "tests/integration/kube/test_kube_release_emulated.py",
+    ],
+}
+RESULT_LINE = re.compile(r"^\s+(?P<name>\S+): (?P<status>.+)$")
+KILLED = ("killed", "timeout", "caught by type check")
+
+
+def prepare(sample: bool) -> None:
+    """``.mutation/``: the working tree, the package at src/fargate_app, and the run's settings."""
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for entry in ROOT.iterdir():
+        if entry.name in SKIP:
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, WORK / entry.name, ignore=ignore, symlinks=True)
+        else:
+            shutil.copy2(entry, WORK / entry.name)
+    shutil.copytree(ROOT / PACKAGE, WORK / "src" / "fargate_app", ignore=ignore)
+    shutil.rmtree(WORK / PACKAGE)  # one copy of the package, or a test could import the unmutated one
+    pyproject = (WORK / "pyproject.toml").read_text()
+    pyproject = pyproject.replace('pythonpath = ["layers/core",', 'pythonpath = ["src",')
+    tests = sorted({t for paths in SAMPLE.values() for t in paths}) if sample else ALL_TESTS
+    settings = {
+        "source_paths": ["src/fargate_app"],
+        "pytest_add_cli_args_test_selection": tests,
+        "pytest_add_cli_args": PYTEST_ARGS,
+        "also_copy": ["sandbox", "tools", "functions", "statemachine", "template.yaml", "examples", "docs", "layers"],
+    }
+    if sample:
+        settings["only_mutate"] = [f"src/fargate_app/{module}" for module in SAMPLE]
+    (WORK / "scope").write_text("sample" if sample else "full")  # tools/mutation_report.py reports full runs only
+    section = "\n".join(f"{key} = {json.dumps(value)}" for key, value in settings.items())
+    (WORK / "pyproject.toml").write_text(f"{pyproject.rstrip()}\n\n[tool.mutmut]\n{section}\n")
+
+
+def mutmut(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(MUTMUT), *args], cwd=WORK, capture_output=True, text=True, check=check)
+
+
+def statuses() -> dict[str, str]:
+    listed = mutmut("results", "--all", "true").stdout
+    return {m["name"]: m["status"].strip() for line in listed.splitlines() if (m := RESULT_LINE.match(line))}
+
+
+def run(sample: bool) -> int:
+    started = time.monotonic()
+    prepare(sample)
+    answer = subprocess.run([str(MUTMUT), "run"], cwd=WORK, capture_output=True, text=True, check=False)
+    found = statuses() if answer.returncode == 0 else {}
+    if not found:
+        print(answer.stdout[-4000:], answer.stderr[-4000:], sep="\n")
+        print(f"mutmut run failed ({answer.returncode}) or found no mutants")
+        return 1
+    equivalent = json.loads(TRIAGE.read_text()).get("equivalent", {})
+    killed = [name for name, status in found.items() if status in KILLED]
+    survivors = [name for name, status in found.items() if status not in KILLED and name not in equivalent]
+    scope = ", ".join(SAMPLE) if sample else "fargate_app"
+    print(
+        f"mutation run ({scope}): {len(killed)} of {len(found)} mutants killed, {len(survivors)} not "
+        f"(untriaged), in {time.monotonic() - started:.0f} s"
+    )
+    if sample:
+        for name in survivors:
+            print(f"{name}: {found[name]}\n{mutmut('show', name, check=False).stdout}")
+        return 1 if survivors else 0
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sample", action="store_true", help="only the fixed sample; fail on any surviving mutant")
+    return run(parser.parse_args(argv).sample)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
