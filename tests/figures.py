@@ -28,6 +28,13 @@ class Figures:
     def add(self, section: str, **row: Any) -> None:
         self.rows.setdefault(section, []).append(row)
 
+    def row(self, section: str, **values: Any) -> dict[str, Any]:
+        """A row recorded now and completed as the test measures more (the rows are written at the session's end):
+        a test records what it observed before it asserts, so a failing run still reports its bad value."""
+        row = dict(values)
+        self.rows.setdefault(section, []).append(row)
+        return row
+
 
 FIGURES = Figures()
 

@@ -9,7 +9,16 @@ import json
 from typing import Any
 
 import pytest
-from reliability_support import REQUEST, api_event, call_api, cause_of, inventory, post_app, provision_executions
+from reliability_support import (
+    REQUEST,
+    api_event,
+    call_api,
+    cause_of,
+    created_since,
+    inventory,
+    post_app,
+    provision_executions,
+)
 from request_edits import edited
 
 from fargate_sandbox.sandbox import Sandbox
@@ -262,27 +271,57 @@ def test_the_api_refuses_each_invalid_request_naming_field_and_rule(
     for name, body, field in CASES:
         # When the request is POSTed to /apps
         status, answer = post_app(sandbox, workflows, body)
+        rule = (answer.get("fields") or {}).get(field)
+        figures.add(
+            "bad_input",
+            case=name,
+            path="API POST /apps",
+            status=status,
+            field=field,
+            rule=rule or answer.get("message"),
+            refused=status == 400 and answer.get("error") == "InvalidRequest" and bool(rule),
+        )
         # Then 400 InvalidRequest names the field and gives its rule
         assert (status, answer["error"]) == (400, "InvalidRequest"), (name, answer)
-        assert answer["fields"].get(field), (name, answer)
-        figures.add(
-            "bad_input", case=name, path="API POST /apps", status=status, field=field, rule=answer["fields"][field]
-        )
+        assert rule, (name, answer)
     for name, raw, expected_status, error, field in BODY_CASES:
         status, answer = call_api(sandbox, workflows, api_event("POST", "/apps", raw))
-        assert (status, answer["error"]) == (expected_status, error), (name, answer)
-        assert answer["fields"].get(field) if field else "64 KiB" in answer["message"], (name, answer)
+        rule = (answer.get("fields") or {}).get(field) if field else answer.get("message")
         figures.add(
             "bad_input",
             case=name,
             path="API POST /apps",
             status=status,
             field=field or "body",
-            rule=answer.get("fields", {}).get(field) or answer["message"],
+            rule=rule,
+            refused=(status, answer.get("error")) == (expected_status, error)
+            and bool(rule if field else "64 KiB" in str(rule)),
         )
+        assert (status, answer["error"]) == (expected_status, error), (name, answer)
+        assert rule if field else "64 KiB" in answer["message"], (name, answer)
     # And nothing was created or started
+    record_effects(figures, "API POST /apps", before, inventory(sandbox), executions_before, workflows)
     assert inventory(sandbox) == before
     assert provision_executions(workflows) == executions_before
+
+
+def record_effects(
+    figures: Any,
+    path: str,
+    before: dict[str, list[str]],
+    after: dict[str, list[str]],
+    executions_before: Any,
+    workflows: Workflows,
+) -> None:
+    """What a run of refused requests changed in the account and the cluster: the report's "nothing created"."""
+    created = created_since(before, after)
+    started = len(set(provision_executions(workflows)) - set(executions_before)) if executions_before is not None else 0
+    figures.add(
+        "bad_input_effects",
+        path=path,
+        created=[f"{kind}: {', '.join(names)}" for kind, names in sorted(created.items())],
+        started=started,
+    )
 
 
 def test_a_console_start_fails_at_validate_request_naming_field_and_rule(
@@ -294,23 +333,34 @@ def test_a_console_start_fails_at_validate_request_naming_field_and_rule(
     started = {name: workflows.start("ProvisionStateMachine", body) for name, body, _ in CASES}
     for name, body, field in CASES:
         outcome = workflows.wait(started[name], timeout_s=60)
-        # Then the execution fails with InvalidRequest at ValidateRequest, naming the field and the API's rule
         cause = cause_of(outcome)
+        _, api_answer = post_app(sandbox, workflows, body)
+        states = workflows.state_order(started[name])
+        api_rule = f"{field}: {(api_answer.get('fields') or {}).get(field)}"
+        figures.add(
+            "bad_input",
+            case=name,
+            path="console start",
+            status=outcome.get("error"),
+            field=field,
+            rule=cause.get("cause"),
+            refused=(outcome["status"], outcome.get("error"), cause.get("step"))
+            == ("FAILED", "InvalidRequest", "ValidateRequest")
+            and api_rule in str(cause.get("cause"))
+            and states == ["ValidateRequest", "ValidateRequestFailed"],
+        )
+        # Then the execution fails with InvalidRequest at ValidateRequest, naming the field and the API's rule
         assert (outcome["status"], outcome.get("error"), cause.get("step")) == (
             "FAILED",
             "InvalidRequest",
             "ValidateRequest",
         ), (name, outcome)
-        _, api_answer = post_app(sandbox, workflows, body)
-        assert f"{field}: {api_answer['fields'][field]}" in cause["cause"], (name, cause)
+        assert api_rule in cause["cause"], (name, cause)
         assert cause["compensated"] == [] and cause["leftovers"] == []
-        states = workflows.state_order(started[name])
         # refused before anything exists: no Compensate
         assert states == ["ValidateRequest", "ValidateRequestFailed"], (name, states)
-        figures.add(
-            "bad_input", case=name, path="console start", status=outcome["error"], field=field, rule=cause["cause"]
-        )
     # And nothing was created
+    record_effects(figures, "console start", before, inventory(sandbox), None, workflows)
     assert inventory(sandbox) == before
 
 
@@ -396,14 +446,26 @@ def test_what_only_the_account_can_tell_is_refused_before_any_write(
         # When the request is started (the API accepts it: only the account can tell)
         arn = workflows.start("ProvisionStateMachine", request_with(**changes))
         outcome = workflows.wait(arn, timeout_s=60)
-        # Then ValidateRequest refuses it with a named error that says what is wrong, and nothing runs after it
         cause = cause_of(outcome)
+        states = workflows.state_order(arn)
+        figures.add(
+            "bad_input",
+            case=name,
+            path="account check",
+            status=outcome.get("error"),
+            field="(account)",
+            rule=cause.get("cause"),
+            refused=(outcome["status"], outcome.get("error"), cause.get("step")) == ("FAILED", error, "ValidateRequest")
+            and words in str(cause.get("cause"))
+            and states == ["ValidateRequest", "ValidateRequestFailed"],
+        )
+        # Then ValidateRequest refuses it with a named error that says what is wrong, and nothing runs after it
         assert (outcome["status"], outcome.get("error"), cause.get("step")) == ("FAILED", error, "ValidateRequest"), (
             name,
             outcome,
         )
         assert words in cause["cause"], (name, cause)
-        assert workflows.state_order(arn) == ["ValidateRequest", "ValidateRequestFailed"], name
-        figures.add("bad_input", case=name, path="account check", status=error, field="(account)", rule=cause["cause"])
+        assert states == ["ValidateRequest", "ValidateRequestFailed"], name
     # And nothing was created
+    record_effects(figures, "account check", before, inventory(sandbox), None, workflows)
     assert inventory(sandbox) == before

@@ -76,6 +76,7 @@ def test_our_teardown_keeps_the_profile_that_placed_someone_elses_pods(
     sandbox: Sandbox, workflows: Workflows, figures: Any
 ) -> None:
     # Given our app, whose provision created the namespace's profile, and another team's app placed by that profile
+    row = figures.row("never_evict", case="teardown", evicted=None, profile_kept=None)  # completed when measured
     namespace = unique("shared")
     provision = run(workflows, "ProvisionStateMachine", {**REQUEST, "namespace": namespace})
     assert provision["status"] == "SUCCEEDED", provision.get("cause")
@@ -88,7 +89,7 @@ def test_our_teardown_keeps_the_profile_that_placed_someone_elses_pods(
     result = json.loads(teardown["output"])
     survivors = pods_of_their_app(sandbox, namespace)
     evicted = sorted(set(theirs) - set(survivors))
-    figures.add("never_evict", case="teardown", evicted=len(evicted), profile_kept=profile in profile_names(sandbox))
+    row.update(evicted=len(evicted), profile_kept=profile in profile_names(sandbox))
     # Then their pods were not evicted, the profile is kept, and the result says why
     assert teardown["status"] == "SUCCEEDED" and result["leftovers"] == []
     assert evicted == [] and profile in profile_names(sandbox)
@@ -108,6 +109,7 @@ def test_compensation_keeps_the_profile_that_placed_someone_elses_pods(
     sandbox: Sandbox, workflows: Workflows, figures: Any
 ) -> None:
     # Given a provision that created its namespace's profile, then another team's app placed by that profile
+    row = figures.row("never_evict", case="compensation", evicted=None, profile_kept=None)  # completed when measured
     namespace = unique("comp")
     provision = run(workflows, "ProvisionStateMachine", {**REQUEST, "namespace": namespace, "app": "web"})
     assert provision["status"] == "SUCCEEDED", provision.get("cause")
@@ -125,9 +127,7 @@ def test_compensation_keeps_the_profile_that_placed_someone_elses_pods(
     cause = json.loads(report["cause"])
     evicted = sorted(set(theirs) - set(pods_of_their_app(sandbox, namespace)))
     profile = state["fargateProfile"]["name"]
-    figures.add(
-        "never_evict", case="compensation", evicted=len(evicted), profile_kept=profile in profile_names(sandbox)
-    )
+    row.update(evicted=len(evicted), profile_kept=profile in profile_names(sandbox))
     # Then our app's objects are gone, their pods were not evicted and the profile stays, named as kept
     assert "FunctionError" not in answer, report
     assert evicted == [] and profile in profile_names(sandbox)
