@@ -396,7 +396,7 @@ def render(data: dict[str, Any]) -> tuple[str, list[str]]:
         mutation_check(mutation),
         alone_check(alone),
         (
-            "Tests of the run (reliability, e2e, sandbox)",
+            "Tests of the run (every test it collected)",
             "all pass",
             f"{len(outcomes) - len(failed_tests)}/{len(outcomes)} passed",
             not failed_tests,
