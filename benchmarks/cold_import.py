@@ -61,9 +61,10 @@ def lambda_environment(function: str) -> dict[str, str]:
     from fargate_sandbox.template_model import load_template
 
     template = load_template(ROOT / "template.yaml", account_id="111122223333", region="us-west-2")
+    spec = template.functions.get(function)  # the baseline is no function: it imports boto3 only
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        **template.environment(),
+        **(dict(spec.environment) if spec is not None else {}),
         "AWS_REGION": "us-west-2",
         "AWS_DEFAULT_REGION": "us-west-2",
         "AWS_LAMBDA_FUNCTION_NAME": function,

@@ -10,6 +10,7 @@ Wait seconds are scaled back and the rest is kept as measured (``unscaled_second
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -99,7 +100,36 @@ def without_profiles(sandbox: Sandbox, timeout: float = 300) -> None:
                     eks.delete_fargate_profile(clusterName=CLUSTER, fargateProfileName=profile["fargateProfileName"])
                 except eks.exceptions.ResourceInUseException:
                     break  # another profile is CREATING or DELETING: EKS takes one at a time
+                except eks.exceptions.ResourceNotFoundException:
+                    continue  # it finished deleting since the listing
         time.sleep(0.1)
+
+
+@contextmanager
+def sandbox_aws_environment(sandbox: Sandbox) -> Iterator[None]:
+    """The production package, called in this process, talks to the sandbox's AWS as its administrator (the harness
+    gives each Lambda function its own environment, not this process)."""
+    from fargate_app.aws.clients import reset_clients
+
+    variables = {
+        "AWS_ENDPOINT_URL": sandbox.endpoint_url,
+        "AWS_REGION": "us-west-2",
+        "AWS_DEFAULT_REGION": "us-west-2",
+        "AWS_ACCESS_KEY_ID": sandbox.credentials[0],
+        "AWS_SECRET_ACCESS_KEY": sandbox.credentials[1],
+    }
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    reset_clients()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        reset_clients()
 
 
 def unique(prefix: str) -> str:
