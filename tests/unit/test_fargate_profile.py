@@ -45,6 +45,17 @@ def request(**changes: Any) -> ProvisionRequest:
     return parse_request({**body, **changes})
 
 
+def someone_elses_profile(network: Network, selectors: list[dict[str, Any]]) -> None:
+    """Profile ``existing``, created outside the provisioner (no tags) in the cluster's private subnets."""
+    boto3.client("eks").create_fargate_profile(
+        fargateProfileName="existing",
+        clusterName="blog",
+        podExecutionRoleArn=ROLE,
+        subnets=network.private,
+        selectors=selectors,
+    )
+
+
 def fail_with(client: Any, operation: str, code: str, message: str, status: int = 400) -> None:
     """Make one operation of a real (moto-backed) client answer an AWS error, the way botocore would parse it."""
 
@@ -98,13 +109,7 @@ def test_reuses_any_profile_whose_selector_matches_the_pods(
     settings: Settings, cluster: str, network: Network, selector: dict[str, Any], reused: bool
 ) -> None:
     # Given a profile made by someone else
-    boto3.client("eks").create_fargate_profile(
-        fargateProfileName="existing",
-        clusterName="blog",
-        podExecutionRoleArn=ROLE,
-        subnets=network.private,
-        selectors=[{"namespace": "elsewhere"}, selector],
-    )
+    someone_elses_profile(network, [{"namespace": "elsewhere"}, selector])
     # When the app (labels tier=web) is provisioned
     profile = ensure_fargate_profile(settings, request(labels={"tier": "web"}), ROLE)
     # Then that profile is reused exactly when it would schedule the app's pods
@@ -117,13 +122,7 @@ def test_a_matching_profile_is_reused_unless_it_is_being_deleted(
     per_namespace: Settings, cluster: str, network: Network, status: str, reused: bool
 ) -> None:
     # Given someone else's profile that would schedule the app's pods, in the given state
-    boto3.client("eks").create_fargate_profile(
-        fargateProfileName="existing",
-        clusterName="blog",
-        podExecutionRoleArn=ROLE,
-        subnets=network.private,
-        selectors=[{"namespace": "fargate"}],
-    )
+    someone_elses_profile(network, [{"namespace": "fargate"}])
     _set_status("existing", status)
     # When the app is provisioned
     profile = ensure_fargate_profile(per_namespace, request(), ROLE)

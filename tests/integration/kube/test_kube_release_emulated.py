@@ -63,6 +63,15 @@ def our_app(settings: Settings) -> dict[str, Any]:
     return event
 
 
+def someone_elses_pod(emulator: KubeEmulator) -> str:
+    """A Helm release in namespace ``other`` whose pod the shared profile placed (its labels match the selector)."""
+    api = client.DEFAULT_APIS.get("blog", REGION)
+    api.core.create_namespace({"metadata": {"name": "other"}})
+    someone_elses_deployment(api, "other", "helm-app", MANAGED)
+    [pod] = [pod["metadata"]["name"] for pod in emulator.objects("Pod", "other")]
+    return str(pod)
+
+
 def failed_at(event: dict[str, Any], step: str, **more: Any) -> dict[str, Any]:
     cause = json.dumps({"errorType": "RolloutFailed", "errorMessage": "pods never became ready"})
     return {**event, "failedStep": step, "error": {"Error": "RolloutFailed", "Cause": cause}, **more}
@@ -97,10 +106,7 @@ def test_compensation_keeps_a_profile_that_placed_someone_elses_pod(
 ) -> None:
     # Given someone else's Deployment (Helm) whose pod the shared profile placed, beside our failed app
     event = our_app(settings)
-    api = client.DEFAULT_APIS.get("blog", REGION)
-    api.core.create_namespace({"metadata": {"name": "other"}})
-    someone_elses_deployment(api, "other", "helm-app", MANAGED)
-    [their_pod] = [pod["metadata"]["name"] for pod in emulator.objects("Pod", "other")]
+    their_pod = someone_elses_pod(emulator)
     # When compensating
     result = compensate(settings, failed_at(event, "CheckRollout", fargateProfile=created_profile()))
     # Then the profile is kept, naming the pod it would have killed, and that pod still exists
@@ -119,10 +125,7 @@ def test_teardown_keeps_the_shared_profile_while_someone_elses_pod_runs_on_it(
 ) -> None:
     # Given our app, which reused the shared profile, and someone else's pod on that profile
     event = our_app(settings)
-    api = client.DEFAULT_APIS.get("blog", REGION)
-    api.core.create_namespace({"metadata": {"name": "other"}})
-    someone_elses_deployment(api, "other", "helm-app", MANAGED)
-    [their_pod] = [pod["metadata"]["name"] for pod in emulator.objects("Pod", "other")]
+    their_pod = someone_elses_pod(emulator)
     # When our app's teardown releases the profile
     release = release_fargate_profile(settings, teardown_event(event))
     # Then it is kept, and the result says which pod keeps it
