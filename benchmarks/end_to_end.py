@@ -24,7 +24,7 @@ _SUCCEEDED = re.compile(r"provision SUCCEEDED after ([0-9.]+) s")
 def cli_settings() -> tuple[float, float]:
     """(time scale, profile seconds) the CLI's sandbox uses; the CLI's defaults if it cannot be imported."""
     try:
-        from fargate_app_cli.sandbox_session import PROFILE_SECONDS, TIME_SCALE
+        from fargate_sandbox.session import PROFILE_SECONDS, TIME_SCALE
     except ImportError:
         return 0.1, 3.0
     return float(TIME_SCALE), float(PROFILE_SECONDS)

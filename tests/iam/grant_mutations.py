@@ -17,8 +17,8 @@ from typing import Any
 
 import template_iam
 
-from fargate_app_cli.sandbox_session import SandboxSession
 from fargate_sandbox.cluster_setup import apply_as_creator, documented_manifests
+from fargate_sandbox.session import SandboxSession
 
 ROOT = Path(__file__).resolve().parents[2]
 EKS_ACCESS = ROOT / "docs" / "eks-access.md"

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fargate_app_cli.sandbox_session import SandboxSession
 from fargate_sandbox.iam_requests import SERVICE_LINKED_ROLES
 from fargate_sandbox.seeds import UPSTREAM_CREDENTIALS
+from fargate_sandbox.session import SandboxSession
 
 CLUSTER = "blog"
 POD_ROLE = "FargateAppPodExecution-blog"

@@ -22,8 +22,8 @@ import template_iam
 from grant_mutations import Grant, IamGrant, iam_grants, kubernetes_grants
 from grant_scenarios import SCENARIOS, Scenario, ScenarioFailed
 
-from fargate_app_cli.sandbox_session import SandboxSession
 from fargate_sandbox import iam_policy
+from fargate_sandbox.session import SandboxSession
 
 GRANTS: list[Grant] = [*iam_grants(), *kubernetes_grants()]
 # Two sandboxes (one per xdist worker) share the mutations; each runs the scenarios once first.

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from reliability_support import ROOT, inventory, provision_executions, unique
 
-from fargate_app_cli.gateway import API_ID, STAGE, ApiResponse, RestProxyGateway, Signer
 from fargate_sandbox.api_authorization import ApiAuthorizer
+from fargate_sandbox.api_gateway import API_ID, STAGE, GatewayResponse, RestProxyGateway, Signer
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.seeds import ACCOUNT_ID, REGION
 from fargate_sandbox.workflows import Workflows
@@ -141,7 +141,7 @@ CROSS_TENANT: list[tuple[str, str, str, str, Any, int, str]] = [
 ]  # fmt: skip
 
 
-def _send(api: RestProxyGateway, team_a: Team, who: str, method: str, path: str, document: Any) -> ApiResponse:
+def _send(api: RestProxyGateway, team_a: Team, who: str, method: str, path: str, document: Any) -> GatewayResponse:
     if who == "nobody":
         raw = json.dumps(document).encode() if document is not None else b""
         return api.handle(method, path, raw, {"Content-Type": "application/json", "Host": HOST})

@@ -22,6 +22,7 @@ from fargate_app.api import routes
 from fargate_app.api.executions import get_api_settings
 from fargate_app.aws.clients import client
 from fargate_app.config import get_settings
+from fargate_app.errors import InvalidRequest
 
 pytestmark = pytest.mark.usefixtures("aws")
 EVENTS = Path(__file__).parent / "events"
@@ -275,6 +276,19 @@ def test_an_invalid_request_is_400_naming_every_field(
     assert set(answer["fields"]) == fields
     assert all(rule for rule in answer["fields"].values())
     assert executions(machines["provision"]) == []
+
+
+def test_the_400_carries_the_problems_as_the_model_made_them() -> None:
+    # Given an InvalidRequest whose rule contains "; " and ": " (a message split back into fields would cut it)
+    problems = {"labels.team": "must be short; note: 63 characters at most", "app": "is required"}
+    # When the API turns it into its answer
+    answer = json.loads(routes._invalid_request(InvalidRequest(problems)).body)
+    # Then the fields are the problems as they were, and the message is their one-line form
+    assert answer == {
+        "error": "InvalidRequest",
+        "message": "labels.team: must be short; note: 63 characters at most; app: is required",
+        "fields": problems,
+    }
 
 
 @pytest.mark.parametrize("raw", ["{not json", "", '{"cluster": "blog",'])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import pytest
@@ -114,10 +115,11 @@ def test_invalid_request_names_the_field_and_the_rule(request_body: dict[str, An
     # When it is validated for the sandbox account and region
     with pytest.raises(InvalidRequest) as caught:
         parse_request(request_body, region="us-west-2", account="111122223333")
-    # Then the error names the field first, then the rule
-    problems = dict(line.split(": ", 1) for line in caught.value.message.split("; "))
+    # Then the error keeps the field with its rule, and its message names the field first, then the rule
+    problems = caught.value.problems
     assert field in problems, caught.value.message
     assert rule in problems[field]
+    assert f"{field}: {problems[field]}" in caught.value.message
 
 
 def test_there_are_at_least_thirty_invalid_cases() -> None:
@@ -128,9 +130,19 @@ def test_there_are_at_least_thirty_invalid_cases() -> None:
 def test_several_problems_are_reported_together() -> None:
     with pytest.raises(InvalidRequest) as caught:
         parse_request(with_(app="Bad", replicas=0, colour="red"))
-    assert caught.value.message.count("; ") == 2
-    for field in ("app", "replicas", "colour"):
-        assert f"{field}: " in caught.value.message
+    assert set(caught.value.problems) == {"app", "replicas", "colour"}
+    assert caught.value.message == "; ".join(f"{field}: {rule}" for field, rule in caught.value.problems.items())
+
+
+def test_an_invalid_request_error_keeps_its_problems_across_a_process_boundary() -> None:
+    # Given an error whose rule itself reads like "rule; field: rule" (no parsing of the message can recover it)
+    error = InvalidRequest({"labels.team": "must be short; note: 63 characters at most", "app": "is required"})
+    # When it is pickled (the sandbox's Lambda workers, multiprocessing) and read back
+    copy = pickle.loads(pickle.dumps(error))
+    # Then it is the same error with the same problems and message
+    assert type(copy) is InvalidRequest
+    assert copy.problems == error.problems
+    assert copy.message == "labels.team: must be short; note: 63 characters at most; app: is required"
 
 
 def test_a_request_that_is_not_an_object_is_rejected() -> None:

@@ -7,6 +7,9 @@ Messages name the resource and say what to do; they never carry tokens, secrets 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 MAX_BODY_IN_MESSAGE = 300
 
 
@@ -28,9 +31,6 @@ class FargateAppError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-    def to_dict(self) -> dict[str, str]:
-        return {"error": type(self).__name__, "cause": self.message}
 
 
 class RetryableError(FargateAppError):
@@ -82,7 +82,19 @@ class PodsNotYetGone(RetryableError):
 
 # --- permanent (design.md §4) ---
 class InvalidRequest(PermanentError):
-    """The request breaks a documented rule; the message names the field and the rule."""
+    """The request breaks documented rules: ``problems`` maps each field path to the rule it breaks (the API's
+    ``fields``, the CLI's lines); the message is ``field: rule; field: rule``."""
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        self.problems = dict(problems)
+        super().__init__("; ".join(f"{field}: {rule}" for field, rule in self.problems.items()))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.problems,)
+
+    @classmethod
+    def of(cls, field: str, rule: str) -> InvalidRequest:
+        return cls({field: rule})
 
 
 class ClusterNotFound(PermanentError):

@@ -347,7 +347,7 @@ def parse_request(
         InvalidRequest: naming every field that breaks a rule, and the rule.
     """
     if not isinstance(data, dict):
-        raise InvalidRequest("request: must be a JSON object")
+        raise InvalidRequest.of("request", "must be a JSON object")
     context = {
         "region": region,
         "account": account,
@@ -357,12 +357,18 @@ def parse_request(
     try:
         return ProvisionRequest.model_validate(data, context=context)
     except ValidationError as exc:
-        raise InvalidRequest(describe_validation_error(exc)) from None
+        raise InvalidRequest(validation_problems(exc)) from None
 
 
 def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem: ``field.path: rule``; input values are not echoed (they may hold anything)."""
-    problems = []
+    """``field.path: rule; …`` in one line."""
+    return "; ".join(f"{field}: {rule}" for field, rule in validation_problems(exc).items())
+
+
+def validation_problems(exc: ValidationError) -> dict[str, str]:
+    """``{"field.path": "rule"}`` (a field's several rules joined by "; "); input values are not echoed (they may
+    hold anything)."""
+    problems: dict[str, str] = {}
     for error in exc.errors(include_url=False, include_input=False):
         location = [str(part) for part in error["loc"]]
         if error["type"] == "cross_field":
@@ -371,8 +377,8 @@ def describe_validation_error(exc: ValidationError) -> str:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown field (v1 requests accept only the documented fields)"
-        problems.append(f"{field}: {message}")
-    return "; ".join(problems)
+        problems[field] = f"{problems[field]}; {message}" if field in problems else message
+    return problems
 
 
 class DuplicateKey(ValueError):
@@ -398,12 +404,12 @@ def loads_request_document(text: str | bytes, source: str = "body") -> Any:
     try:
         return json.loads(text, object_pairs_hook=no_duplicates)
     except DuplicateKey as exc:
-        raise InvalidRequest(
-            f"{exc.args[0]}: is given twice in the {source} (a JSON object names each field once)"
+        raise InvalidRequest.of(
+            exc.args[0], f"is given twice in the {source} (a JSON object names each field once)"
         ) from None
     except ValueError as exc:
         # json's message gives the position only (never the input), which helps find the typo.
-        raise InvalidRequest(f"{source}: is not valid JSON ({exc})") from None
+        raise InvalidRequest.of(source, f"is not valid JSON ({exc})") from None
 
 
 # --- step results (design.md §3) ---
@@ -456,7 +462,7 @@ class RequestEvent(ApiModel):
         try:
             return cls.model_validate(event, context={"region": region, "account": account})
         except ValidationError as exc:
-            raise InvalidRequest(describe_validation_error(exc)) from None
+            raise InvalidRequest(validation_problems(exc)) from None
 
 
 class EnsureRoleEvent(RequestEvent):

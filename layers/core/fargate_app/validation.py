@@ -53,7 +53,7 @@ def validate_start(settings: Settings, event: dict[str, Any]) -> ValidatedReques
     if isinstance(raw, dict) and "request" in raw and set(raw) <= API_INPUT_KEYS:
         caller = str(raw.get("caller") or CONSOLE_CALLER)
         if not CALLER.fullmatch(caller):
-            raise InvalidRequest("caller: must be 'console' or the IAM principal ARN API Gateway reported")
+            raise InvalidRequest.of("caller", "must be 'console' or the IAM principal ARN API Gateway reported")
         raw = raw["request"]
     request = parse_request(
         raw,

@@ -66,9 +66,9 @@ def _watch_list(upstream_registry_url: str) -> list[str]:
     try:
         watched = json.loads(value)
     except ValueError as exc:
-        raise InvalidRequest(f"SSM parameter {name}: not JSON ({exc})") from None
+        raise InvalidRequest.of(f"SSM parameter {name}", f"not JSON ({exc})") from None
     if not isinstance(watched, dict) or not all(isinstance(v, list) for v in watched.values()):
-        raise InvalidRequest(f"SSM parameter {name}: must map an upstream registry URL to a list of images")
+        raise InvalidRequest.of(f"SSM parameter {name}", "must map an upstream registry URL to a list of images")
     return [str(image) for image in watched.get(upstream_registry_url, [])]
 
 

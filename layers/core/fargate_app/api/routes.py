@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from http import HTTPStatus
 from typing import Any
 
@@ -40,17 +39,14 @@ from fargate_app.models import (
     ApiModel,
     ClusterName,
     DnsLabel,
-    describe_validation_error,
     loads_request_document,
     parse_request,
+    validation_problems,
 )
 from fargate_app.observability import logger
 
 MAX_BODY_BYTES = 64 * 1024
 RETRY_AFTER_SECONDS = 5
-# describe_validation_error joins "field: rule" problems with "; "; a rule itself may contain "; " or ": ", so a
-# split happens only where the next problem's field path starts.
-_PROBLEM_BOUNDARY = re.compile(r"; (?=[A-Za-z0-9_.\-\[\]]+: )")
 
 resolver = APIGatewayRestResolver(debug=False)  # debug would put stack traces in 500 bodies (POWERTOOLS_DEV)
 
@@ -65,17 +61,6 @@ class AppPath(ApiModel):
     cluster: ClusterName
     namespace: DnsLabel
     app: DnsLabel
-
-
-def fields_of(error: InvalidRequest) -> dict[str, str]:
-    """``{"field.path": "rule"}`` from an InvalidRequest message of ``field: rule; field: rule`` problems."""
-    fields: dict[str, str] = {}
-    for problem in _PROBLEM_BOUNDARY.split(error.message):
-        field, separator, rule = problem.partition(": ")
-        if not separator:
-            field, rule = "request", problem
-        fields[field] = f"{fields[field]}; {rule}" if field in fields else rule
-    return fields
 
 
 def _json(status: HTTPStatus, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:
@@ -103,17 +88,17 @@ def _request_body() -> Any:
     try:
         data = base64.b64decode(raw, validate=True) if event.is_base64_encoded else raw.encode()
     except (binascii.Error, ValueError, UnicodeEncodeError):
-        raise InvalidRequest("body: is flagged base64-encoded but is not valid base64") from None
+        raise InvalidRequest.of("body", "is flagged base64-encoded but is not valid base64") from None
     if len(data) > MAX_BODY_BYTES:
         raise RequestTooLarge(
             f"the request body is {len(data)} bytes; at most {MAX_BODY_BYTES} bytes (64 KiB) are accepted"
         )
     if not data.strip():
-        raise InvalidRequest("body: is empty; send the v1 request as a JSON object")
+        raise InvalidRequest.of("body", "is empty; send the v1 request as a JSON object")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise InvalidRequest("body: is not UTF-8 text") from None
+        raise InvalidRequest.of("body", "is not UTF-8 text") from None
     return loads_request_document(text, "body")
 
 
@@ -122,7 +107,7 @@ def _app_path(cluster: str, namespace: str, app: str) -> AppRef:
     try:
         path = AppPath.model_validate({"cluster": cluster, "namespace": namespace, "app": app})
     except ValidationError as exc:
-        raise InvalidRequest(describe_validation_error(exc)) from None
+        raise InvalidRequest(validation_problems(exc)) from None
     return AppRef(path.cluster, path.namespace, path.app)
 
 
@@ -180,12 +165,12 @@ def put_app(cluster: str, namespace: str, app: str) -> Response[str]:
     ref = _app_path(cluster, namespace, app)
     document = _request_body()
     if not isinstance(document, dict):
-        raise InvalidRequest("request: must be a JSON object")
+        raise InvalidRequest.of("request", "must be a JSON object")
     named = {"cluster": ref.cluster, "namespace": ref.namespace, "app": ref.app}
     mismatched = [field for field, value in named.items() if field in document and document[field] != value]
     if mismatched:
         raise InvalidRequest(
-            "; ".join(f"{field}: must equal the path's {field} ({named[field]}) or be left out" for field in mismatched)
+            {field: f"must equal the path's {field} ({named[field]}) or be left out" for field in mismatched}
         )
     return _provision({**document, **named})
 
@@ -206,8 +191,8 @@ def delete_app(cluster: str, namespace: str, app: str) -> Response[str]:
 
 # --- errors → HTTP ---
 def _invalid_request(exc: InvalidRequest) -> Response[str]:
-    logger.info("invalid request", extra={"fields": sorted(fields_of(exc))})
-    return _error(HTTPStatus.BAD_REQUEST, "InvalidRequest", exc.message, fields=fields_of(exc))
+    logger.info("invalid request", extra={"fields": sorted(exc.problems)})
+    return _error(HTTPStatus.BAD_REQUEST, "InvalidRequest", exc.message, fields=exc.problems)
 
 
 def _too_large(exc: RequestTooLarge) -> Response[str]:

@@ -109,7 +109,7 @@ def warm_image_cache(
         reference = parse_reference(image)
         wanted = Platform.parse(platform)
     except (InvalidReference, ValueError) as exc:
-        raise InvalidRequest(f"image {image!r} for platform {platform!r}: {exc}") from exc
+        raise InvalidRequest.of(f"image {image!r} for platform {platform!r}", str(exc)) from exc
     repository = cache_repository(cache_prefix, reference)
     with RegistryClient(credentials, image=image, retry=retry, max_connections=concurrency) as registry:
         where = f"image {image} (cached as {registry.registry}/{repository})"

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fargate_app.api.routes import fields_of
 from fargate_app.errors import InvalidRequest
 from fargate_app.models import ProvisionRequest, loads_request_document, parse_request
 
@@ -36,7 +35,7 @@ def _problems(
     try:
         return parse_request(data, region=region, account=account), []
     except InvalidRequest as exc:
-        return None, [f"{path}: {field}: {rule}" for field, rule in fields_of(exc).items()]
+        return None, [f"{path}: {field}: {rule}" for field, rule in exc.problems.items()]
 
 
 def load_requests(paths: list[Path], *, region: str | None = None, account: str | None = None) -> list[RequestFile]:

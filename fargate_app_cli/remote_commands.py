@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from fargate_app_cli import render
-from fargate_app_cli.gateway import ApiResponse
 from fargate_app_cli.outcomes import RUNNING, SUCCEEDED, status_document
 from fargate_app_cli.progress import Track, observe, progress_view
-from fargate_app_cli.remote import RemoteApi, RemoteCallError, RemoteConfigError, app_path
+from fargate_app_cli.remote import ApiResponse, RemoteApi, RemoteCallError, RemoteConfigError, app_path
 from fargate_app_cli.request_files import RequestFileError, load_requests
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2

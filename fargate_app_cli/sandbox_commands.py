@@ -18,18 +18,20 @@ from types import FrameType
 from typing import Any, TextIO
 
 from fargate_app_cli import render, sandbox_checks
-from fargate_app_cli.http_api import ApiServer
 from fargate_app_cli.outcomes import provision_outcome, succeeded, teardown_record
 from fargate_app_cli.progress import Track, follow, progress_view
 from fargate_app_cli.request_files import RequestFile, RequestFileError, load_requests
-from fargate_app_cli.sandbox_session import SandboxSession, SandboxStartError
+from fargate_sandbox.api_server import ApiServer
 from fargate_sandbox.seeds import ACCOUNT_ID, REGION
+from fargate_sandbox.session import SandboxSession, SandboxStartError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 EXECUTION_TIMEOUT_SECONDS = 600.0
 
 
-def run_requests(paths: list[Path], *, teardown: bool, as_json: bool, out: TextIO, err: TextIO) -> int:
+def run_requests(
+    paths: list[Path], *, teardown: bool, as_json: bool, out: TextIO, err: TextIO, template: Path | None = None
+) -> int:
     """The whole ``sandbox run``; the exit code (0 all succeeded, 1 an execution failed, 2 a request is invalid)."""
     try:
         files = load_requests(paths, region=REGION, account=ACCOUNT_ID)
@@ -40,7 +42,7 @@ def run_requests(paths: list[Path], *, teardown: bool, as_json: bool, out: TextI
         return EXIT_INVALID
     print(f"Starting the sandbox (account {ACCOUNT_ID}, region {REGION}, cluster blog)…", file=err, flush=True)
     try:
-        with SandboxSession() as session:
+        with SandboxSession(template=template) as session:
             prefixes_before = sandbox_checks.cache_prefixes(session)
             outcomes = _provision_all(session, files, err)
             if not as_json:
@@ -190,7 +192,7 @@ def _print_cluster(out: TextIO, session: SandboxSession, files: list[RequestFile
     render.print_cluster(out, pods, kubernetes.objects("Node"))
 
 
-def serve(port: int, *, out: TextIO, err: TextIO) -> int:
+def serve(port: int, *, out: TextIO, err: TextIO, template: Path | None = None) -> int:
     """``sandbox serve``: the API on http://127.0.0.1:<port> until SIGINT or SIGTERM."""
     stop = threading.Event()
 
@@ -200,7 +202,7 @@ def serve(port: int, *, out: TextIO, err: TextIO) -> int:
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         print(f"Starting the sandbox (account {ACCOUNT_ID}, region {REGION}, cluster blog)…", file=err, flush=True)
-        with SandboxSession() as session:
+        with SandboxSession(template=template) as session:
             server = ApiServer(session.api, port, log=err).start()
             try:
                 print(f"API listening on {server.url}", file=out, flush=True)

@@ -10,8 +10,8 @@ from typing import Any
 
 from fargate_app.aws.tags import CREATED_FOR_TAG
 from fargate_app.models import APP_NAME_LABEL, ProvisionRequest
-from fargate_app_cli.sandbox_session import SandboxSession
 from fargate_sandbox.seeds import CLUSTER_NAME
+from fargate_sandbox.session import SandboxSession
 
 
 def cache_prefixes(session: SandboxSession) -> set[str]:

@@ -13,6 +13,7 @@ import os
 import re
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -21,11 +22,23 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from fargate_app_cli.gateway import ApiResponse
-
 SERVICE = "execute-api"
 TIMEOUT_SECONDS = 35  # API Gateway answers within 29 s or gives up itself
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def json(self) -> Any:
+        """The body as JSON; ``{}`` when it is empty or not JSON (an error page, say)."""
+        try:
+            return json.loads(self.body) if self.body else {}
+        except ValueError:
+            return {}
 
 
 class RemoteConfigError(Exception):

@@ -7,6 +7,7 @@ that ``Invoke`` goes to the sandbox's Lambda endpoint, where the harness runs th
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
@@ -16,16 +17,15 @@ from typing import Any
 
 from botocore.config import Config
 
-from fargate_app_cli.gateway import API_ID, STAGE, RestProxyGateway, Signer
 from fargate_sandbox.api_authorization import ApiAuthorizer, Refusal
+from fargate_sandbox.api_gateway import API_ID, STAGE, RestProxyGateway, Signer
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.seeds import CLUSTER_NAME, REGION
 from fargate_sandbox.workflows import Workflows
 from kube_emulator import PodTiming
 
-# The project root: the template, the ASL and the functions the sandbox runs.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = PROJECT_ROOT / "template.yaml"
+# The SAM template the sandbox runs (its ASL and functions are found beside it): this variable, else ./template.yaml.
+TEMPLATE_VARIABLE = "FARGATE_APP_TEMPLATE"
 API_FUNCTION = "ApiFunction"
 # AWS's times at a twentieth: a 10 s poll pause takes 0.5 s, Fargate's minute to start a pod 3 s and a profile's
 # 40 s to become ACTIVE (PROFILE_SECONDS, real seconds) 2 s, so a run takes seconds while the state machine still
@@ -42,6 +42,17 @@ class SandboxStartError(RuntimeError):
     """The sandbox or its harness could not start (a missing docker-registry binary, say)."""
 
 
+def find_template(template: Path | None = None) -> Path:
+    """``template``, else $FARGATE_APP_TEMPLATE, else ./template.yaml. Raises: SandboxStartError when it is missing."""
+    chosen = template or Path(os.environ.get(TEMPLATE_VARIABLE) or "template.yaml")
+    if not chosen.is_file():
+        raise SandboxStartError(
+            f"no SAM template at {chosen.resolve()}: run from the project's folder, pass --template, or set "
+            f"{TEMPLATE_VARIABLE}"
+        )
+    return chosen.resolve()
+
+
 class SandboxSession:
     """``with SandboxSession() as session: session.api.call("POST", "/apps", request)``."""
 
@@ -51,8 +62,11 @@ class SandboxSession:
         time_scale: float = TIME_SCALE,
         profile_seconds: float = PROFILE_SECONDS,
         environment: Mapping[str, str] | None = None,
+        template: Path | None = None,
     ) -> None:
-        """``environment``: variables that override the template's for the functions (e.g. a stack parameter)."""
+        """``environment``: variables that override the template's for the functions (e.g. a stack parameter);
+        ``template``: see ``find_template``."""
+        self.template = template
         self.time_scale = time_scale
         self.profile_seconds = profile_seconds
         self.environment = dict(environment or {})
@@ -71,6 +85,7 @@ class SandboxSession:
 
     def start(self) -> SandboxSession:
         """Raises: SandboxStartError naming what failed; whatever started is stopped again."""
+        template = find_template(self.template)
         with ExitStack() as stack:
             try:
                 self._sandbox = stack.enter_context(
@@ -81,7 +96,7 @@ class SandboxSession:
                     )
                 )
                 self._workflows = stack.enter_context(
-                    Workflows(self._sandbox, TEMPLATE, time_scale=self.time_scale, environment=self.environment)
+                    Workflows(self._sandbox, template, time_scale=self.time_scale, environment=self.environment)
                 )
             except (OSError, RuntimeError) as exc:
                 raise SandboxStartError(f"the sandbox did not start: {exc}") from exc

@@ -26,7 +26,9 @@ ROUTES = ("/apps", "/apps/{cluster}/{namespace}/{app}")
 
 
 @dataclass(frozen=True)
-class ApiResponse:
+class GatewayResponse:
+    """The HTTP response API Gateway sends (the CLI's ``ApiResponse`` has the same shape)."""
+
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
@@ -120,7 +122,7 @@ def rest_proxy_event(
     }
 
 
-def proxy_response(answer: Mapping[str, Any]) -> ApiResponse:
+def proxy_response(answer: Mapping[str, Any]) -> GatewayResponse:
     """The HTTP response API Gateway makes of the function's proxy answer.
 
     A malformed answer is API Gateway's 502 "Internal server error" (its "Malformed Lambda proxy response").
@@ -133,12 +135,12 @@ def proxy_response(answer: Mapping[str, Any]) -> ApiResponse:
         headers[str(name)] = ", ".join(str(v) for v in values)
     raw = answer.get("body") or ""
     body = base64.b64decode(raw) if answer.get("isBase64Encoded") else str(raw).encode()
-    return ApiResponse(status, headers, body)
+    return GatewayResponse(status, headers, body)
 
 
-def internal_error() -> ApiResponse:
+def internal_error() -> GatewayResponse:
     body = json.dumps({"message": "Internal server error"}).encode()
-    return ApiResponse(502, {"Content-Type": "application/json"}, body)
+    return GatewayResponse(502, {"Content-Type": "application/json"}, body)
 
 
 Invoke = Callable[[dict[str, Any]], tuple[dict[str, Any] | None, str | None]]
@@ -186,19 +188,19 @@ class RestProxyGateway:
 
     def handle(
         self, method: str, target: str, body: bytes = b"", headers: Mapping[str, str] | None = None
-    ) -> ApiResponse:
+    ) -> GatewayResponse:
         identity: dict[str, Any] | None = None
         if self._authorize is not None:
             decided = self._authorize(method, target, body, headers or {})
             if not isinstance(decided, dict):
-                return ApiResponse(decided.status, dict(decided.headers), decided.encoded())
+                return GatewayResponse(decided.status, dict(decided.headers), decided.encoded())
             identity = decided
         answer, error_type = self._invoke(rest_proxy_event(method, target, body, headers, identity=identity))
         if error_type is not None or answer is None:
             return internal_error()
         return proxy_response(answer)
 
-    def call(self, method: str, path: str, document: Any = None, *, signer: Signer | None = None) -> ApiResponse:
+    def call(self, method: str, path: str, document: Any = None, *, signer: Signer | None = None) -> GatewayResponse:
         """``handle`` for a JSON body (or none), signed by ``signer`` (default: the gateway's own, if any)."""
         body = json.dumps(document).encode() if document is not None else b""
         headers = {"Content-Type": "application/json"} if body else {}

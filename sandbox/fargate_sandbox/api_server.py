@@ -7,7 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TextIO
 
-from fargate_app_cli.gateway import RestProxyGateway
+from fargate_sandbox.api_gateway import RestProxyGateway
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit; the function enforces its own 64 KiB
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Annotated, TextIO
 
 import typer
@@ -41,6 +41,15 @@ Region = Annotated[
 Cluster = Annotated[str, typer.Argument(help="EKS cluster name.")]
 Namespace = Annotated[str, typer.Argument(help="Kubernetes namespace.")]
 AppName = Annotated[str, typer.Argument(help="App name.")]
+Template = Annotated[
+    Path | None,
+    typer.Option(
+        "--template",
+        help="The project's SAM template (its ASL and functions beside it); default: $FARGATE_APP_TEMPLATE, else "
+        "./template.yaml.",
+        dir_okay=False,
+    ),
+]
 HANDLER_LOG_LEVEL = "WARNING"
 EXIT_INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
 
@@ -82,21 +91,34 @@ def _handlers_log_to_stderr() -> Iterator[TextIO]:
         sys.stdout = real_stdout
 
 
+def _sandbox_commands() -> ModuleType:
+    """The sandbox's commands; without the sandbox's extra installed, exit 1 saying how to install it."""
+    try:
+        from fargate_app_cli import sandbox_commands
+    except ModuleNotFoundError as exc:
+        print(
+            f"error: the sandbox is not installed ({exc.name} is missing): pip install 'fargate-app-provisioner[sandbox]'",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1) from None
+    return sandbox_commands
+
+
 @sandbox_app.command("run")
 def sandbox_run(
     request: RequestFiles,
     teardown: Annotated[bool, typer.Option("--teardown", help="Then tear every app down again.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON (design.md §3).")] = False,
+    template: Template = None,
 ) -> None:
     """Start a sandbox and provision every request concurrently through the API; progress on stderr, results on
     stdout."""
     # SIGTERM ends the run like Ctrl-C: the sandbox's registry processes and servers are stopped on the way out.
     signal.signal(signal.SIGTERM, _interrupt)
+    run_requests = _sandbox_commands().run_requests  # creates no logger: stdout is redirected below, before one is
     with _handlers_log_to_stderr() as out:
-        from fargate_app_cli.sandbox_commands import run_requests
-
         try:
-            code = run_requests(request, teardown=teardown, as_json=as_json, out=out, err=sys.stderr)
+            code = run_requests(request, teardown=teardown, as_json=as_json, out=out, err=sys.stderr, template=template)
         except KeyboardInterrupt:
             print("interrupted: the sandbox was stopped", file=sys.stderr)
             code = EXIT_INTERRUPTED
@@ -106,13 +128,13 @@ def sandbox_run(
 @sandbox_app.command("serve")
 def sandbox_serve(
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: a free one).")] = 8080,
+    template: Template = None,
 ) -> None:
     """Start a sandbox with the API on http://127.0.0.1:PORT (PUT|GET|DELETE /apps/CLUSTER/NAMESPACE/APP, POST
     /apps; AWS_IAM-authorized) until Ctrl-C."""
+    serve = _sandbox_commands().serve
     with _handlers_log_to_stderr() as out:
-        from fargate_app_cli.sandbox_commands import serve
-
-        code = serve(port, out=out, err=sys.stderr)
+        code = serve(port, out=out, err=sys.stderr, template=template)
     # The sandbox has stopped in order (servers, workers, registries). The interpreter's own finalisation can then
     # spin in garbage collection over what the stopped servers' threads left (seen after a long serve): nothing is
     # left to clean up, so end the process here.

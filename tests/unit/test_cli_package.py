@@ -1,0 +1,91 @@
+"""The CLI as a package of its own: `pip install .` gives a remote CLI that starts, without the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from fargate_sandbox.session import TEMPLATE_VARIABLE, SandboxStartError, find_template
+
+ROOT = Path(__file__).resolve().parents[2]
+SANDBOX_MODULES = {"fargate_sandbox", "kube_emulator", "moto", "boto3", "kubernetes", "aws_lambda_powertools"}
+
+
+def test_the_remote_cli_imports_nothing_of_the_sandbox() -> None:
+    # Given a fresh interpreter, When it imports the CLI and its remote commands
+    code = (
+        "import json, sys\n"
+        "import fargate_app_cli.main, fargate_app_cli.remote_commands, fargate_app_cli.remote\n"
+        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))"
+    )
+    answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    loaded = set(json.loads(answer.stdout))
+
+    # Then neither the sandbox nor what only the sandbox and the Lambda functions need was loaded
+    assert "fargate_app_cli" in loaded
+    assert loaded & SANDBOX_MODULES == set()
+
+
+@pytest.mark.slow
+def test_pip_install_gives_a_remote_cli_that_starts_and_names_the_sandbox_extra(tmp_path: Path) -> None:
+    # Given a clean virtual environment with the project installed from its source tree, without extras
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    environment = {key: value for key, value in os.environ.items() if key not in {"PYTHONPATH", "VIRTUAL_ENV"}}
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(ROOT)],
+        check=True,
+        env=environment,
+        cwd=tmp_path,
+        capture_output=True,
+    )
+    cli = str(env_dir / "bin" / "fargate-app")
+
+    # When its commands are asked for help, Then they answer
+    for command in ([], ["request"], ["status"], ["teardown"]):
+        answer = subprocess.run(
+            [cli, *command, "--help"], capture_output=True, text=True, env=environment, cwd=tmp_path
+        )
+        assert answer.returncode == 0, answer.stderr
+        assert "Usage" in answer.stdout
+
+    # When the sandbox is asked for without its extra, Then it exits 1 and says what to install
+    request = tmp_path / "nginx.json"
+    request.write_text((ROOT / "examples" / "nginx.json").read_text())
+    answer = subprocess.run(
+        [cli, "sandbox", "run", "--request", str(request)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+    )
+    assert answer.returncode == 1
+    assert "pip install 'fargate-app-provisioner[sandbox]'" in answer.stderr
+
+
+def test_the_sandbox_finds_the_template_in_the_current_folder_or_where_it_is_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given no setting, When run from the project's folder, Then ./template.yaml is the template
+    monkeypatch.delenv(TEMPLATE_VARIABLE, raising=False)
+    monkeypatch.chdir(ROOT)
+    assert find_template() == ROOT / "template.yaml"
+
+    # When run from another folder, Then nothing is guessed: the error names the path and both ways to set it
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SandboxStartError) as refused:
+        find_template()
+    assert str(tmp_path / "template.yaml") in str(refused.value)
+    assert "--template" in str(refused.value) and TEMPLATE_VARIABLE in str(refused.value)
+
+    # When the variable or the argument names it, Then that file is used
+    monkeypatch.setenv(TEMPLATE_VARIABLE, str(ROOT / "template.yaml"))
+    assert find_template() == ROOT / "template.yaml"
+    assert find_template(ROOT / "template.yaml") == ROOT / "template.yaml"
