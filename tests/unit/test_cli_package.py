@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -34,13 +35,19 @@ def test_the_remote_cli_imports_nothing_of_the_sandbox() -> None:
 
 @pytest.mark.slow
 def test_pip_install_gives_a_remote_cli_that_starts_and_names_the_sandbox_extra(tmp_path: Path) -> None:
-    # Given a clean virtual environment with the project installed from its source tree, without extras
+    # Given a clean virtual environment with the project installed from a copy of its packages, without extras
+    # (a copy: setuptools builds in the source folder, and the repository must not get a build/ from a test)
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy2(ROOT / "pyproject.toml", source)
+    for package in ("fargate_app_cli", "layers/core/fargate_app", "sandbox"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
     environment = {key: value for key, value in os.environ.items() if key not in {"PYTHONPATH", "VIRTUAL_ENV"}}
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(ROOT)],
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(source)],
         check=True,
         env=environment,
         cwd=tmp_path,
