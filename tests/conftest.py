@@ -29,7 +29,6 @@ for key, value in {
     "MOTO_ACCOUNT_ID": ACCOUNT,
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_SERVICE_NAME": "fargate-app-provisioner-tests",
-    "POWERTOOLS_METRICS_NAMESPACE": "FargateAppProvisionerTests",
     "POWERTOOLS_DEV": "false",
 }.items():
     os.environ[key] = value

@@ -102,10 +102,6 @@ class EventRouter:
     deliveries: list[Delivery] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def remove_rule(self, name: str) -> None:
-        with self._lock:
-            self._rules = [rule for rule in self._rules if rule.name != name]
-
     def add_rule(self, name: str, event_pattern: dict[str, Any] | str, target: Target) -> None:
         """Register a rule; ``event_pattern`` is the rule's EventPattern (as in template.yaml). Invalid ones raise."""
         raw = event_pattern if isinstance(event_pattern, str) else json.dumps(event_pattern)

@@ -30,9 +30,6 @@ _ARN_NAMING = {  # resource type → (service, resource part of the ARN given th
     "AWS::Lambda::Function": ("lambda", "function:{name}"),
     "AWS::Serverless::StateMachine": ("states", "stateMachine:{name}"),
     "AWS::StepFunctions::StateMachine": ("states", "stateMachine:{name}"),
-    "AWS::Events::Rule": ("events", "rule/{name}"),
-    "AWS::SQS::Queue": ("sqs", "{name}"),
-    "AWS::SNS::Topic": ("sns", "{name}"),
     "AWS::SSM::Parameter": ("ssm", "parameter/{name}"),
     "AWS::Serverless::LayerVersion": ("lambda", "layer:{name}:1"),
     "AWS::Lambda::LayerVersion": ("lambda", "layer:{name}:1"),
@@ -44,7 +41,6 @@ _GLOBAL_ARN_SERVICES = {"iam"}  # ARNs without region and with the account (arn:
 _REF_IS_ARN = {
     "AWS::Serverless::StateMachine",
     "AWS::StepFunctions::StateMachine",
-    "AWS::SNS::Topic",
     "AWS::Serverless::LayerVersion",
     "AWS::Lambda::LayerVersion",
 }
@@ -101,8 +97,8 @@ class StateMachineSpec:
 
 @dataclass(frozen=True)
 class EventRuleSpec:
-    """An EventBridge rule whose target is a state machine of the template (SAM ``EventBridgeRule`` event or
-    ``AWS::Events::Rule``). ``input``/``input_path`` are the target's ``Input``/``InputPath``."""
+    """An EventBridge rule whose target is a state machine of the template (a SAM ``EventBridgeRule`` event: the
+    template declares no ``AWS::Events::Rule``). ``input``/``input_path`` are the target's ``Input``/``InputPath``."""
 
     name: str
     pattern: Mapping[str, Any]
@@ -180,10 +176,6 @@ def load_template(
             parameters.append(
                 ParameterSpec(name, str(properties.get("Type", "String")), str(resolver.resolve(properties["Value"])))
             )
-    arn_to_machine = {machine.arn: logical_id for logical_id, machine in state_machines.items()}
-    for logical_id, resource in (document.get("Resources") or {}).items():
-        if resource.get("Type") == "AWS::Events::Rule":
-            rules.extend(_events_rule(logical_id, dict(resource.get("Properties") or {}), resolver, arn_to_machine))
     return SandboxTemplate(template_path, functions, state_machines, rules, parameters)
 
 
@@ -291,31 +283,6 @@ def _sam_event_rules(logical_id: str, properties: dict[str, Any], resolver: _Res
                 role_arn=resolver.arn("iam", f"role/{logical_id}{event_id}Role", global_service=True),
             )
         )
-    return rules
-
-
-def _events_rule(
-    logical_id: str, properties: dict[str, Any], resolver: _Resolver, arn_to_machine: Mapping[str, str]
-) -> list[EventRuleSpec]:
-    if properties.get("State", "ENABLED") != "ENABLED" or "EventPattern" not in properties:
-        return []
-    pattern = resolver.resolve(properties["EventPattern"])
-    if isinstance(pattern, str):
-        pattern = json.loads(pattern)
-    rules = []
-    for target in properties.get("Targets") or []:
-        machine = arn_to_machine.get(str(resolver.resolve(target.get("Arn"))))
-        if machine is not None:
-            rules.append(
-                EventRuleSpec(
-                    name=str(resolver.resolve(properties.get("Name", logical_id))),
-                    pattern=pattern,
-                    state_machine=machine,
-                    input=resolver.resolve(target.get("Input")),
-                    input_path=resolver.resolve(target.get("InputPath")),
-                    role_arn=resolver.resolve(target.get("RoleArn")),
-                )
-            )
     return rules
 
 

@@ -1,5 +1,5 @@
 """Provision, teardown and warm-cache executed as in AWS: the walkthrough's scenario, a retry, a compensation,
-a poll timeout, and the EventBridge start (issue: workflows and triggers)."""
+a poll timeout, and the EventBridge start."""
 
 from __future__ import annotations
 
@@ -11,21 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from request_edits import walkthrough_request
 
 from fargate_app.aws.iam import role_name, trust_policy
 from fargate_app.aws.tags import MANAGED_BY_TAG
-from fargate_app.config import Settings
+from fargate_app.config import MANAGED_BY, Settings
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
 
 pytestmark = pytest.mark.xdist_group("workflows")
 ROOT = Path(__file__).resolve().parents[2]
-WALKTHROUGH = {
-    "cluster": "blog",
-    "app": "demo-app",
-    "namespace": "fargate",
-    "image": "public.ecr.aws/nginx/nginx:stable",
-}
+WALKTHROUGH = walkthrough_request()
 
 
 def unique(prefix: str) -> str:
@@ -60,7 +56,7 @@ def test_the_walkthrough_provisions_then_tears_down(sandbox: Sandbox, workflows:
     before = profiles(sandbox)
     # When the walkthrough's request is provisioned (the console's input: the request itself)
     outcome = run(workflows, "ProvisionStateMachine", WALKTHROUGH)
-    # Then it succeeds with the result of design.md §3
+    # Then it succeeds with the result of docs/design.md §3
     assert outcome["status"] == "SUCCEEDED", outcome.get("cause")
     result = json.loads(outcome["output"])
     assert result["status"] == "SUCCEEDED" and result["executionArn"] == outcome["executionArn"]
@@ -188,7 +184,7 @@ def test_a_missing_tag_compensates_what_the_execution_created(sandbox: Sandbox, 
         iam.create_role(
             RoleName=role_name(settings, "blog"),
             AssumeRolePolicyDocument=json.dumps(trust_policy(settings, "blog")),
-            Tags=[{"Key": MANAGED_BY_TAG, "Value": settings.managed_by}],
+            Tags=[{"Key": MANAGED_BY_TAG, "Value": MANAGED_BY}],
         )
     # When the image cannot be found
     outcome = run(workflows, "ProvisionStateMachine", request)

@@ -64,7 +64,7 @@ except Exception as exc:
 else:
     raise AssertionError("the pruned schemas accepted a wrong type")
 api = KubeApi(ClusterEndpoint("blog", "https://127.0.0.1:1", "", "1.31"), build_api_client(
-    ClusterEndpoint("blog", "https://127.0.0.1:1", "", "1.31"), EksToken("t", 0.0)), 0.0)
+    ClusterEndpoint("blog", "https://127.0.0.1:1", "", "1.31"), EksToken("t")), 0.0)
 assert type(api.apps).__name__ == "AppsV1Api" and type(api.networking).__name__ == "NetworkingV1Api"
 assert type(api.core).__name__ == "CoreV1Api"
 try:

@@ -8,6 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# What this project created and owns carries this value: AWS tag managed-by, Kubernetes label
+# app.kubernetes.io/managed-by, the server-side-apply field manager. A constant, so that two deployments of the
+# stack agree on what is theirs.
 MANAGED_BY = "fargate-app-provisioner"
 # Kubernetes' own namespaces (kubernetes.io, "Initial namespaces").
 PROTECTED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
@@ -19,8 +22,6 @@ class Settings(BaseModel):
     region: str = Field(alias="AWS_REGION", min_length=1)
     account_id: str = Field(alias="ACCOUNT_ID", pattern=r"^[0-9]{12}$")
     partition: str = Field(default="aws", alias="AWS_PARTITION")
-    # Names and tags that mark what this project created and owns.
-    managed_by: str = Field(default=MANAGED_BY, alias="MANAGED_BY_TAG")
     pod_execution_role_prefix: str = Field(default="FargateAppPodExecution", alias="POD_EXECUTION_ROLE_PREFIX")
     profile_prefix: str = Field(default="fargate-app", alias="FARGATE_PROFILE_PREFIX")
     # shared: one profile per (cluster, subnet set, pod execution role) selecting every managed pod in any namespace;

@@ -1,4 +1,4 @@
-"""The one Logger and Metrics of the package; service name and namespace come from POWERTOOLS_* variables.
+"""The one Logger of the package; its service name and level come from POWERTOOLS_* variables.
 
 No Powertools Tracer: its X-Ray SDK builds botocore clients and patches libraries at import, which cost more than a
 whole ``import boto3`` + one client on every cold start (docs/benchmarks.md, figure 1). X-Ray still traces every
@@ -8,7 +8,6 @@ there. What is lost is the subsegment per boto3 call and per handler inside an i
 step's calls and errors instead (docs/observability.md).
 """
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 
 logger = Logger()
-metrics = Metrics()

@@ -21,7 +21,7 @@ from fargate_app.aws.clients import client
 from fargate_app.aws.eks import delete_fargate_profile
 from fargate_app.aws.errors import error_code, translate
 from fargate_app.aws.tags import CREATED_FOR_TAG, MANAGED_BY_TAG
-from fargate_app.config import Settings
+from fargate_app.config import MANAGED_BY, Settings
 from fargate_app.kube.models import CachedImage
 from fargate_app.models import (
     ApiModel,
@@ -130,7 +130,7 @@ def _created_for_app(request: ProvisionRequest) -> dict[str, Any] | None:
 def _managed(settings: Settings, profile: dict[str, Any] | None) -> bool:
     """True for a profile some provision of this project created: apps that reused it share it, and whichever of
     them is torn down last deletes it (teardowns run concurrently, so the creator is not necessarily last)."""
-    return profile is not None and (profile.get("tags") or {}).get(MANAGED_BY_TAG) == settings.managed_by
+    return profile is not None and (profile.get("tags") or {}).get(MANAGED_BY_TAG) == MANAGED_BY
 
 
 def release_fargate_profile(settings: Settings, event: ReleaseProfileEvent) -> ProfileRelease:

@@ -293,7 +293,7 @@ def ensure_fargate_profile(
             selectors=[selector],
             clientRequestToken=token,
             tags={
-                MANAGED_BY_TAG: settings.managed_by,
+                MANAGED_BY_TAG: MANAGED_BY,
                 CREATED_FOR_TAG: f"{request.namespace}.{request.app}",
                 **({CREATED_BY_TAG: ours} if ours else {}),
             },
@@ -345,7 +345,7 @@ def _create_error(exc: ClientError, cluster: str, name: str) -> Exception:
     if code == "InvalidParameterException" and "not a private subnet" in message:
         return SubnetNotPrivate(f"cluster {cluster}: {message}")
     if code == "InvalidParameterException":
-        return InvalidRequest(f"EKS refused Fargate profile {name} for cluster {cluster}: {message}")
+        return InvalidRequest.of(f"EKS refused Fargate profile {name} for cluster {cluster}", message)
     return translate(exc, f"create Fargate profile {name} in cluster {cluster}")
 
 

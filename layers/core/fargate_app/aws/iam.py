@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from fargate_app.aws.clients import client
 from fargate_app.aws.errors import error_code, translate
 from fargate_app.aws.tags import CLUSTER_TAG, CREATED_BY_TAG, LAST_ENSURED_TAG, MANAGED_BY_TAG, execution_tag
-from fargate_app.config import Settings
+from fargate_app.config import MANAGED_BY, Settings
 from fargate_app.errors import IamRoleNotYetPropagated, RoleConflict
 from fargate_app.models import PodExecutionRole
 from fargate_app.observability import logger
@@ -119,7 +119,7 @@ def ensure_pod_execution_role(
         created = ours is not None and tags.get(CREATED_BY_TAG) == ours  # our own create, retried
         _reconcile_trust(settings, role, wanted_trust)
         # A retry of our own create must not take the role back from an execution that found it since.
-        if ours is not None and tags.get(MANAGED_BY_TAG) == settings.managed_by and not created:
+        if ours is not None and tags.get(MANAGED_BY_TAG) == MANAGED_BY and not created:
             _tag_last_ensured(name, tags, ours)
     _grant(settings, name, cache_prefix, just_created=created)
     logger.info("pod execution role ready", extra={"role_name": name, "role_created": created})
@@ -144,9 +144,9 @@ def _create_role(
         return client("iam").create_role(  # type: ignore[no-any-return]
             RoleName=name,
             AssumeRolePolicyDocument=json.dumps(trust),
-            Description=f"EKS Fargate pod execution role for cluster {cluster}, managed by {settings.managed_by}",
+            Description=f"EKS Fargate pod execution role for cluster {cluster}, managed by {MANAGED_BY}",
             Tags=[
-                {"Key": MANAGED_BY_TAG, "Value": settings.managed_by},
+                {"Key": MANAGED_BY_TAG, "Value": MANAGED_BY},
                 {"Key": CLUSTER_TAG, "Value": cluster},
                 *(ours if execution_arn else []),
             ],
@@ -172,10 +172,10 @@ def _reconcile_trust(settings: Settings, role: dict[str, Any], wanted: dict[str,
     except (ClientError, BotoCoreError) as exc:
         raise translate(exc, f"read the tags of IAM role {role['RoleName']}") from exc
     tags = {tag["Key"]: tag["Value"] for tag in listed}
-    if tags.get(MANAGED_BY_TAG) != settings.managed_by:
+    if tags.get(MANAGED_BY_TAG) != MANAGED_BY:
         raise RoleConflict(
             f"IAM role {role['RoleName']} exists with a different trust policy and is not managed by "
-            f"{settings.managed_by}: delete or rename it, or set POD_EXECUTION_ROLE_PREFIX to use another name"
+            f"{MANAGED_BY}: delete or rename it, or set POD_EXECUTION_ROLE_PREFIX to use another name"
         )
     try:
         client("iam").update_assume_role_policy(RoleName=role["RoleName"], PolicyDocument=json.dumps(wanted))

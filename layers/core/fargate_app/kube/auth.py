@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import threading
-import time
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -28,19 +27,14 @@ TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - a format marker, not a secret
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
 # The presigned URL itself says 60 s (what awscli uses); EKS accepts a token for 15 minutes after its X-Amz-Date.
 PRESIGN_EXPIRES_SECONDS = 60
-TOKEN_VALIDITY_SECONDS = 15 * 60
 _lock = threading.Lock()
 
 
 @dataclass(frozen=True)
 class EksToken:
-    """A bearer token and the monotonic time at which it was made; ``repr`` hides the value."""
+    """A bearer token; ``repr`` hides the value."""
 
     value: str = field(repr=False)
-    created_monotonic: float
-
-    def age_seconds(self, now: float | None = None) -> float:
-        return (time.monotonic() if now is None else now) - self.created_monotonic
 
 
 def _move_cluster_id_to_context(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -105,7 +99,7 @@ def eks_token(cluster: str, region: str) -> EksToken:
     """
     url = presigned_identity_url(cluster, region)
     encoded = base64.urlsafe_b64encode(url.encode("utf-8")).decode("ascii").rstrip("=")
-    return EksToken(value=TOKEN_PREFIX + encoded, created_monotonic=time.monotonic())
+    return EksToken(value=TOKEN_PREFIX + encoded)
 
 
 def decode_token(token: str) -> str:
