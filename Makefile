@@ -72,14 +72,14 @@ test: $(STAMP) $(NODE_STAMP) registry-bin checkov lint typecheck
 	$(BIN)/python tools/iam_report.py --results $(IAM_RESULTS) --out docs/iam.md
 	$(MAKE) validate build
 
-# Issue 13's proof: every grant beside the calls it allowed, the mutation test, parliament (docs/iam.md). Fails when
+# Least privilege, proven: every grant beside the calls it allowed, the mutation test, parliament (docs/iam.md). Fails when
 # a call is refused, a finding is unexplained or a grant is unused or unnecessary.
 iam: $(STAMP) registry-bin
 	rm -rf $(IAM_RESULTS)
 	IAM_RESULTS_DIR=$(CURDIR)/$(IAM_RESULTS) $(BIN)/pytest -q -n 2 --dist loadgroup tests/e2e tests/reliability tests/iam
 	$(BIN)/python tools/iam_report.py --results $(IAM_RESULTS) --out docs/iam.md
 
-# Issue 8's figures: the reliability suite, with the e2e and sandbox tests under the same credential scan, then
+# docs/reliability.md's figures: the reliability suite, with the e2e and sandbox tests under the same credential scan, then
 # docs/reliability.md from what each pytest process recorded. Fails when a test fails or a goal is missed.
 reliability: $(STAMP) registry-bin checkov
 	@results=$$(mktemp -d); \
@@ -90,7 +90,7 @@ reliability: $(STAMP) registry-bin checkov
 	$(BIN)/python tools/reliability_report.py --results $$results --out docs/reliability.md || status=1; \
 	rm -rf $$results; exit $$status
 
-# Issue 21's figures: mutmut over fargate_app against the unit and integration tests (docs/mutation.json, section 8
+# The mutation figure: mutmut over fargate_app against the unit and integration tests (docs/mutation.json, section 8
 # of docs/reliability.md), and every e2e/reliability test file run by itself. Long (see docs/reliability.md); not part
 # of `make test`, which runs `tools/mutation_run.py --sample`: a fixed sample whose mutants must all be killed.
 mutation: $(STAMP) registry-bin checkov

@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: run every figure of issue 9, print the table and write docs/benchmarks.md.
+"""``python -m benchmarks``: run every figure, print the table and write docs/benchmarks.md.
 
     python -m benchmarks                 # everything (what `make bench` runs)
     python -m benchmarks --only 1 3      # some figures

@@ -161,7 +161,7 @@ def markdown(figures: Sequence[Figure], described: dict[str, str], total_seconds
         "shown; each ratio divides it by a baseline measured in the same run on the same machine. Benchmarks never",
         "assert: a figure that misses its goal says MISS here.",
         "",
-        "What the figures called for (issue 9), each measured here before and after: the layers ship python3.12",
+        "What the figures called for, each measured here before and after: the layers ship python3.12",
         "bytecode and the kubernetes layer only the API classes the steps use; no Powertools Tracer (X-Ray SDK) and",
         "botocore clients without boto3's import (docs/observability.md) — figure 1; the Fargate profile is polled by",
         "its state's own Retry, one transition per check and at most 10 s between checks — figure 3; a busy cluster is",

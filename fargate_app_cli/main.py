@@ -1,4 +1,4 @@
-"""The ``fargate-app`` command line (design.md §7). Results go to stdout, progress and errors to stderr.
+"""The ``fargate-app`` command line (docs/design.md §7). Results go to stdout, progress and errors to stderr.
 
 Exit codes: 0 everything succeeded · 1 an execution (or the API call) failed · 2 a request or an option is invalid,
 and then nothing was started.
@@ -30,7 +30,9 @@ app.add_typer(sandbox_app, name="sandbox", no_args_is_help=True)
 
 RequestFiles = Annotated[
     list[Path],
-    typer.Option("--request", "-r", help="A v1 request (JSON, design.md §2); repeat for several apps.", dir_okay=False),
+    typer.Option(
+        "--request", "-r", help="A v1 request (JSON, docs/design.md §2); repeat for several apps.", dir_okay=False
+    ),
 ]
 ApiUrl = Annotated[
     str, typer.Option("--api", help="The stack's API URL, e.g. https://<id>.execute-api.<region>.amazonaws.com/prod.")
@@ -108,7 +110,7 @@ def _sandbox_commands() -> ModuleType:
 def sandbox_run(
     request: RequestFiles,
     teardown: Annotated[bool, typer.Option("--teardown", help="Then tear every app down again.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON (design.md §3).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON (docs/design.md §3).")] = False,
     template: Template = None,
 ) -> None:
     """Start a sandbox and provision every request concurrently through the API; progress on stderr, results on
@@ -149,7 +151,7 @@ def request_command(
     request: Annotated[Path, typer.Option("--request", "-r", help="A v1 request (JSON).", dir_okay=False)],
     region: Region = None,
 ) -> None:
-    """POST /apps to a deployed stack (SigV4-signed): start provisioning the request."""
+    """PUT /apps/CLUSTER/NAMESPACE/APP on a deployed stack (SigV4-signed): start provisioning the request."""
     from fargate_app_cli.remote_commands import request as send
 
     raise typer.Exit(send(api, request, region, out=sys.stdout, err=sys.stderr))
@@ -162,7 +164,7 @@ def status_command(
     namespace: Namespace,
     app_name: AppName,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow a running execution until it ends.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (design.md §3).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (docs/design.md §3).")] = False,
     region: Region = None,
 ) -> None:
     """GET /apps/CLUSTER/NAMESPACE/APP from a deployed stack (SigV4-signed): the app's latest execution."""

@@ -1,4 +1,4 @@
-"""design.md §3 documents made from the API's answers, the same for the sandbox and a deployed stack.
+"""docs/design.md §3 documents made from the API's answers, the same for the sandbox and a deployed stack.
 
 ``GET /apps/{cluster}/{namespace}/{app}`` answers the app's latest execution: ``status``, ``kind``, ``result`` (the
 execution's output when it succeeded) and ``error`` (``{"error", "cause"}`` otherwise). A provision's failure cause

@@ -1,4 +1,4 @@
-"""``fargate-app sandbox run`` and ``sandbox serve`` (design.md §7).
+"""``fargate-app sandbox run`` and ``sandbox serve`` (docs/design.md §7).
 
 ``run``: every request is validated before anything starts (exit 2), then one sandbox starts and every request goes
 through the API as a deployed stack receives it — ``POST /apps`` through the emulated API Gateway to the real API

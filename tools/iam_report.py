@@ -1,5 +1,5 @@
 """Write docs/iam.md: every grant of the stack beside the calls it allowed, the grants' mutation test, parliament's
-findings, and the denials of the end-to-end suites (issue 13).
+findings, and the denials of the end-to-end suites.
 
     IAM_RESULTS_DIR=/tmp/iam pytest tests/e2e tests/reliability tests/iam -n 2 --dist loadgroup
     python tools/iam_report.py --results /tmp/iam --out docs/iam.md

@@ -47,7 +47,7 @@ ALL_TESTS = ["tests/unit", "tests/integration"]
 # Left out of every run: the layer-pruning test imports the package in a clean interpreter without mutmut, and
 # asl-validator is not installed in the scratch copy; both check the build and the ASL, not fargate_app's behaviour.
 PYTEST_ARGS = ["-p", "no:xdist", "-q", "--ignore=tests/unit/test_kube_layer_prune.py", "-k", "not asl_validator"]
-# `make test`'s sample: the modules whose weaknesses issue 21 named (what keeps a Fargate profile, compensation) and
+# `make test`'s sample: the modules whose tests once let mutants live (what keeps a Fargate profile, compensation) and
 # the fast tests that guard them with the real collaborators (moto, the Kubernetes emulator).
 SAMPLE = {
     "kube/usage.py": [

@@ -1,4 +1,4 @@
-"""Write docs/reliability.md from the reliability suite's results (issue 8).
+"""Write docs/reliability.md from the reliability suite's results.
 
     RELIABILITY_RESULTS_DIR=/tmp/r pytest tests/reliability tests/e2e tests/sandbox -n 2 --dist loadgroup
     python tools/reliability_report.py --results /tmp/r --out docs/reliability.md
@@ -22,14 +22,14 @@ import figure_audit
 from fargate_sandbox import authorization_records
 
 GOALS = {
-    "bad_input": 100,  # distinct invalid requests (issue 14)
+    "bad_input": 100,  # distinct invalid requests
     "busy_retries": 5,  # ProfileOperationInProgress retried while 20 apps provision at once (today 0: one profile)
     "provision_seconds": 150,  # 20 apps at once, first request to last end (today about 65 s on 2 cores)
     "teardown_seconds": 90,  # their 20 teardowns (today about 35 s)
     "checkov_skips": 55,  # no more skipped checks than today's, each with its reason
     "bytes_scanned": 100_000,  # capture on: the scan read the suite's output (today about 700 kB)
 }
-# Every fault kind the suite injects and the outcome it must have (issue 8 item 2; tests/reliability/
+# Every fault kind the suite injects and the outcome it must have (tests/reliability/
 # test_reliability_faults.py and test_reliability_stop.py): a kind that goes missing is a missed goal, not a shorter
 # table.
 SURVIVED, COMPENSATED = "survived: app Running", "compensated"
@@ -79,7 +79,7 @@ CONCURRENCY_GOALS = {
     "left_after_teardown": "= 0",
     "teardown_seconds": f"<= {GOALS['teardown_seconds']}",
 }
-MUTATION_GOAL = 90  # % of mutants killed, equivalent mutants left out (issue 21)
+MUTATION_GOAL = 90  # % of mutants killed, equivalent mutants left out
 MUTATION_RESULTS = Path(__file__).resolve().parents[1] / "docs" / "mutation.json"  # written by `make mutation`
 
 
@@ -179,7 +179,7 @@ def load(results: Path) -> dict[str, Any]:
         merged["outcomes"].update(document["outcomes"])
         for key, value in document["secretScan"].items():
             merged["scan"][key] = merged["scan"].get(key, [] if isinstance(value, list) else 0) + value
-    # Every sandbox's authorization decisions (IAM_RESULTS_DIR=<results>/iam): issue 13's "0 refused" figures.
+    # Every sandbox's authorization decisions (IAM_RESULTS_DIR=<results>/iam): the "0 refused" figures.
     merged["aws"], merged["kubernetes"] = authorization_records.read(results / "iam")
     # `make mutation`'s figures (committed; they outlive the run): the mutation score and which test files pass alone
     if MUTATION_RESULTS.exists():
@@ -236,7 +236,7 @@ def render(data: dict[str, Any]) -> tuple[str, list[str]]:
     never_evict = rows.get("never_evict", [])
     tenancy = rows.get("cross_tenant", [])
     tenancy_effects = rows.get("cross_tenant_effects", [])
-    # The kinds of attempt issue 20 names; each must be among the rows, every row refused, nothing created.
+    # The kinds of cross-tenant attempt; each must be among the rows, every row refused, nothing created.
     tenancy_kinds = (
         "other namespace",
         "other cluster",

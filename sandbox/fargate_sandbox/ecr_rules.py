@@ -344,7 +344,7 @@ class PullThroughCache:
 
     def is_cached(self, repository: str, digest: str) -> bool:
         """Whether a pull by ``digest`` can be served: the cache resolves a digest only for what a pull by tag
-        imported (the rule design.md §6.8 and the sandbox issue pin: a pull by digest of an uncached image fails).
+        imported (the rule docs/design.md §6.8 and the sandbox issue pin: a pull by digest of an uncached image fails).
         The ECR documentation only shows pulls by tag through a cache rule; a first pull by digest is the case
         this rule makes fail loudly in the sandbox rather than succeed silently."""
         with self._lock:

@@ -1,4 +1,4 @@
-"""The sandbox's private registry endpoint (design.md §6.6): ECR's registry API in front of pull-through proxies.
+"""The sandbox's private registry endpoint (docs/design.md §6.6): ECR's registry API in front of pull-through proxies.
 
 ``/v2/<prefix>/<repo…>/{manifests,blobs}/<ref>`` goes to the pull-through proxy of the cache rule whose prefix
 matches (the longest one), as ``/v2/<repo…>/…``; answers are streamed, blobs are never held in memory. Clients log in

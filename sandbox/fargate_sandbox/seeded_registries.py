@@ -1,4 +1,4 @@
-"""The seeded upstream registries of design.md §6 and one pull-through proxy per upstream, all real CNCF distribution.
+"""The seeded upstream registries of docs/design.md §6 and one pull-through proxy per upstream, all real CNCF distribution.
 
 Each upstream gets its own ``docker-registry`` process holding a small real OCI image (nginx is a multi-arch index,
 linux/amd64 + linux/arm64; redis is a Docker v2 image like Docker Hub's). The registry front

@@ -1,4 +1,4 @@
-"""The sandbox's pinned seeds (design.md §6): cluster ``blog`` in a VPC with two private subnets and one public
+"""The sandbox's pinned seeds (docs/design.md §6): cluster ``blog`` in a VPC with two private subnets and one public
 subnet, and the upstream credential secrets. Seeding is find-or-create: moto's state is per process, so a second
 sandbox in the same process finds the first one's seeds instead of failing on duplicates.
 """

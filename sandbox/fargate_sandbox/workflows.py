@@ -9,7 +9,7 @@ Entering the ``with`` block (``open()``):
 1. sets ``os.environ`` once to the union of the template functions' environments, plus what Lambda itself gives a
    function (region, credentials — the sandbox's — and ``AWS_ENDPOINT_URL`` = the sandbox front) and
    ``POWERTOOLS_TRACE_DISABLED``; ``environment`` overrides win (e.g. ``{"ROLLOUT_GRACE_SECONDS": "1"}``). Handlers run
-   in threads of this process, so the environment is never changed per invocation (design.md §6). Then the cached
+   in threads of this process, so the environment is never changed per invocation (docs/design.md §6). Then the cached
    settings and boto3 clients of ``fargate_app`` are reset so they read it;
 2. creates (or updates) every state machine of the template in moto with its ASL, substitutions applied;
 3. routes the interpreter's AWS calls to the sandbox front: moto's ``boto_client_for`` would call

@@ -1,4 +1,4 @@
-"""A Kubernetes API emulator for tests and the local sandbox (design.md §6.7): never imported by production code.
+"""A Kubernetes API emulator for tests and the local sandbox (docs/design.md §6.7): never imported by production code.
 
 It is a real HTTPS server on 127.0.0.1 (a free port) that the official ``kubernetes`` client talks to unchanged:
 namespaces, deployments, replicasets, services, ingresses, pods, nodes and events; create, get, list, server-side

@@ -1,4 +1,4 @@
-"""``fargate-app`` through its real entry point (issue: the CLI and `make demo`).
+"""``fargate-app`` through its real entry point, as `make demo` runs it.
 
 Each ``sandbox run`` is a subprocess with its own sandbox; the three runs below start together at the first test that
 needs them (they share nothing), so the module costs about one run's time. The remote commands are checked against a
@@ -85,7 +85,7 @@ def test_the_seed_scenario_runs_on_a_fargate_node_with_the_image_pinned(runs: di
     # Given the examples were run (the walkthrough's request among them)
     finished = runs["examples"]
     assert finished.returncode == 0, finished.stderr[-3000:]
-    # Then the walkthrough's app has the result of design.md §3
+    # Then the walkthrough's app has the result of docs/design.md §3
     result = by_app(finished.json())["demo-app"]
     assert result["status"] == "SUCCEEDED"
     assert ":execution:" in result["executionArn"]

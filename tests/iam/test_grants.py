@@ -1,4 +1,4 @@
-"""Every grant is needed, and enough (issue 13): the scenarios run in one sandbox with the template's roles and
+"""Every grant is needed, and enough: the scenarios run in one sandbox with the template's roles and
 docs/eks-access.md's RBAC, with no call refused; then each grant in turn is taken away and the scenario that used
 it must fail with AccessDenied or Forbidden naming the call.
 

@@ -1,4 +1,4 @@
-"""A pytest plugin that scans everything the test session captures for credentials (issue 8, item 5).
+"""A pytest plugin that scans everything the test session captures for credentials.
 
 Every test phase's captured stdout, stderr and log records (pytest puts them in ``report.sections``; production
 handlers log JSON to stdout through Powertools) and the failure text are searched for:

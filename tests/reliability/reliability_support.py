@@ -12,13 +12,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from request_edits import walkthrough_request
+
 from fargate_app.api.executions import refusal_cause
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
 
 ROOT = Path(__file__).resolve().parents[2]
 POST_EVENT = ROOT / "tests" / "unit" / "events" / "api_post_apps.json"  # `sam local generate-event` output
-REQUEST = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "public.ecr.aws/nginx/nginx:stable"}
+REQUEST = walkthrough_request()
 CLUSTER = "blog"
 KUBERNETES_KINDS = ("Namespace", "Deployment", "ReplicaSet", "Pod", "Service", "Ingress", "Node")
 

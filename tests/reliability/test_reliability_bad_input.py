@@ -1,4 +1,4 @@
-"""Item 1 of issue 8: invalid requests are refused with the field and the rule, through the API (400) and through a
+"""Invalid requests are refused with the field and the rule, through the API (400) and through a
 console-shaped start of the provision state machine (FAILED with InvalidRequest at ValidateRequest), and nothing is
 created: IAM roles, Fargate profiles, pull-through-cache rules, ECR repositories, Kubernetes objects and executions
 are counted before and after."""
@@ -137,7 +137,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("ingress-path-injection", request_with(port=80, expose={"ingress": {"path": '/"; drop'}}), "expose.ingress.path"),
     ("oversized-label-value", request_with(labels={"tier": "x" * 60000}), "labels"),
-    # issue 14: what the API server, ECR or EKS Fargate would refuse only after the role, profile and rule exist
+    # Fail fast: what the API server, ECR or EKS Fargate would refuse only after the role, profile and rule exist
     ("service-name-starts-with-digit", request_with(app="9lives", port=80), "app"),
     ("ingress-path-double-slash", request_with(port=80, expose={"ingress": {"path": "/a//b"}}), "expose.ingress.path"),
     ("ingress-path-dot-segment", request_with(port=80, expose={"ingress": {"path": "/a/./b"}}), "expose.ingress.path"),

@@ -1,4 +1,4 @@
-"""Items 3 and 4 of issue 8: replays of one request give one execution and no duplicate resources; another request
+"""Replays of one request give one execution and no duplicate resources; another request
 for a running app is a 409; 20 apps in 4 namespaces provisioned at once all succeed with at most 4 profiles and no
 ResourceInUseException reaching anyone, and 20 teardowns at once leave nothing behind."""
 

@@ -1,4 +1,4 @@
-"""Issue 14: the same request has the same outcome every time. A digest reference used to succeed or fail depending
+"""The same request has the same outcome every time. A digest reference used to succeed or fail depending
 on whether another warm of its tag had finished first; now ``name:tag@digest`` is pulled through its tag and pinned,
 and a digest without its tag is refused before anything is created."""
 

@@ -1,4 +1,4 @@
-"""Item 2 of issue 8: faults injected through the sandbox's hooks, one kind per case. Each is either survived by
+"""Faults injected through the sandbox's hooks, one kind per case. Each is either survived by
 retries (the app ends Running: the execution SUCCEEDED and its pods run on Fargate nodes) or compensated (the
 execution FAILED naming the step and the error, and nothing it created remains).
 

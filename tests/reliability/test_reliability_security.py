@@ -1,4 +1,4 @@
-"""Item 5 of issue 8: least privilege in template.yaml, checkov on it, the API's AWS_IAM authorization, the pod
+"""Least privilege in template.yaml, checkov on it, the API's AWS_IAM authorization, the pod
 execution role's aws:SourceArn condition, and the credential scan of the session's logs.
 
 The per-statement least-privilege rules live in tests/unit/test_template.py (no Action "*"; every action granted on the

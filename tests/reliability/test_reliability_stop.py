@@ -1,4 +1,4 @@
-"""Item 2 of issue 8, the execution stopped mid-way. StopExecution ends an execution at once: no Catch runs, so
+"""A fault of its own kind: the execution stopped mid-way. StopExecution ends an execution at once: no Catch runs, so
 Compensate does not either (Step Functions developer guide, "Stopping executions": the execution is ABORTED).
 The decided behaviour: the app's teardown cleans up after a stopped provision — DELETE /apps/… starts it (the API
 tears down after the latest provision, even an aborted one), DeleteApp removes what ApplyApp applied, and

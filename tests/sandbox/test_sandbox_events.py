@@ -11,7 +11,7 @@ from sandbox_test_support import unique
 from fargate_sandbox.events import cloudtrail_event
 from fargate_sandbox.sandbox import Sandbox
 
-# The pattern the warm_cache workflow's EventBridge rule uses (design.md §1): CloudTrail's CreatePullThroughCacheRule.
+# The pattern the warm_cache workflow's EventBridge rule uses (docs/design.md §1): CloudTrail's CreatePullThroughCacheRule.
 CREATE_RULE_PATTERN = {
     "source": ["aws.ecr"],
     "detail-type": ["AWS API Call via CloudTrail"],

@@ -1,4 +1,4 @@
-"""The sandbox's AWS front authorizes each call like IAM (issue 13): a role session's call is evaluated against the
+"""The sandbox's AWS front authorizes each call like IAM: a role session's call is evaluated against the
 role's identity policies, on the resource AWS authorizes the action on, with the dependent actions and the
 service-linked-role checks the services make, and a refusal is the service's own AccessDenied error.
 

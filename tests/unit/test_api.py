@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
+from request_edits import walkthrough_request
 
 from fargate_app.api import routes
 from fargate_app.api.executions import get_api_settings
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("aws")
 EVENTS = Path(__file__).parent / "events"
 ACCOUNT, REGION = "111122223333", "us-west-2"
 PASS_ASL = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
-REQUEST = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "public.ecr.aws/nginx/nginx:stable"}
+REQUEST = walkthrough_request()
 STATUS_URL = "/apps/blog/fargate/demo-app"
 CALLER = "arn:aws:sts::111122223333:assumed-role/platform-admin/team-a"  # the events' requestContext.identity.userArn
 
@@ -268,7 +269,7 @@ def test_a_start_that_loses_a_race_returns_the_winner_only_for_the_same_input(
 def test_an_invalid_request_is_400_naming_every_field(
     machines: dict[str, str], call: Any, body: Any, fields: set[str]
 ) -> None:
-    # Given a request that breaks rules of design §2
+    # Given a request that breaks rules of docs/design.md §2
     # When it is posted
     status, answer = call(post(json.dumps(body)))
     # Then 400 names each broken field with its rule, and nothing starts

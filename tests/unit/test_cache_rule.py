@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
+from request_edits import walkthrough_request
 
 from fargate_app.aws.ecr import check_cache_rule, ensure_cache_rule
 from fargate_app.config import Settings
@@ -75,7 +76,7 @@ def stubs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubs]:
 
 
 def request(**changes: Any) -> ProvisionRequest:
-    body = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "public.ecr.aws/nginx/nginx:stable"}
+    body = walkthrough_request()
     return parse_request({**body, **changes})
 
 

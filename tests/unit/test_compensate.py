@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 import pytest
+from request_edits import walkthrough_request
 
 from fargate_app.aws.eks import ensure_fargate_profile
 from fargate_app.aws.iam import ensure_pod_execution_role
@@ -16,7 +17,7 @@ from fargate_app.errors import AccessDenied
 from fargate_app.models import parse_request
 
 pytestmark = pytest.mark.usefixtures("aws_iam")
-REQUEST = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "public.ecr.aws/nginx/nginx:stable"}
+REQUEST = walkthrough_request()
 
 
 @pytest.fixture

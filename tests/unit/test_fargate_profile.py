@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 import pytest
+from request_edits import walkthrough_request
 from unit_support import ROLE, Network, create_cluster
 
 from fargate_app.aws.eks import (
@@ -41,7 +42,7 @@ MANAGED_PODS = {"app.kubernetes.io/managed-by": "fargate-app-provisioner"}
 
 
 def request(**changes: Any) -> ProvisionRequest:
-    body = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "public.ecr.aws/nginx/nginx:stable"}
+    body = walkthrough_request()
     return parse_request({**body, **changes})
 
 

@@ -1,4 +1,4 @@
-"""Kubernetes API failures become the named errors of design.md §4, once, with bounded messages."""
+"""Kubernetes API failures become the named errors of docs/design.md §4, once, with bounded messages."""
 
 from __future__ import annotations
 

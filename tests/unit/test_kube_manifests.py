@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from request_edits import walkthrough_request
 
 from fargate_app.errors import InvalidRequest, ManifestInvalid
 from fargate_app.kube.manifests import app_manifests, schema_version_for, validate_manifest
@@ -27,7 +28,7 @@ META = {
 
 
 def request(**overrides: Any) -> ProvisionRequest:
-    data = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "public.ecr.aws/nginx/nginx:stable"}
+    data = walkthrough_request()
     return parse_request({**data, **overrides})
 
 

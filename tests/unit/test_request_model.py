@@ -1,4 +1,4 @@
-"""The v1 request model (design.md §2): every rule rejects with the field named, valid input is normalised."""
+"""The v1 request model (docs/design.md §2): every rule rejects with the field named, valid input is normalised."""
 
 from __future__ import annotations
 
@@ -6,18 +6,13 @@ import pickle
 from typing import Any
 
 import pytest
-from request_edits import edited
+from request_edits import edited, walkthrough_request
 
 from fargate_app.errors import InvalidRequest
 from fargate_app.images import parse_reference
 from fargate_app.models import ProvisionRequest, loads_request_document, parse_request
 
-BASE: dict[str, Any] = {
-    "cluster": "blog",
-    "app": "demo-app",
-    "namespace": "fargate",
-    "image": "public.ecr.aws/nginx/nginx:stable",
-}
+BASE: dict[str, Any] = walkthrough_request()
 SECRET = "arn:aws:secretsmanager:us-west-2:111122223333:secret:ecr-pullthroughcache/docker-hub-AbCdEf"
 
 
@@ -84,7 +79,7 @@ INVALID: list[tuple[dict[str, Any], str, str]] = [
     (with_(expose={"ingress": {"scheme": "public"}}, port=80), "expose.ingress.scheme", "internet-facing"),
     (with_(expose={"ingress": {"path": "no-slash"}}, port=80), "expose.ingress.path", "pattern"),
     (with_(expose={"ingress": {}}), "port", "required with expose.ingress"),
-    # issue 14: what the API server or ECR would refuse after the role, profile and rule exist
+    # Fail fast: what the API server or ECR would refuse after the role, profile and rule exist
     (with_(app="9lives", port=80), "app", "DNS-1035"),
     (with_(expose={"ingress": {"path": "/a//b"}}, port=80), "expose.ingress.path", "must not contain '//'"),
     (with_(expose={"ingress": {"path": "/a/./b"}}, port=80), "expose.ingress.path", "must not contain '/./'"),

@@ -1,4 +1,4 @@
-"""Static checks of template.yaml: wiring, least privilege, and the sandbox's one-environment rule (design.md §6)."""
+"""Static checks of template.yaml: wiring, least privilege, and the sandbox's one-environment rule (docs/design.md §6)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_every_statement_grants_actions_on_the_resource_types_aws_authorizes_the
 @pytest.mark.parametrize(
     ("action", "resource", "wrong"),
     [
-        # The cases of issue 13, as the template had them: each must be reported.
+        # The wrong grants the template once had: each must be reported.
         ("eks:CreateFargateProfile", "arn:aws:eks:us-west-2:111122223333:fargateprofile/*/*/*", "cluster"),
         ("ecr:CreatePullThroughCacheRule", "arn:aws:ecr:us-west-2:111122223333:*", "only Resource '*'"),
         ("ecr:DeletePullThroughCacheRule", "arn:aws:ecr:us-west-2:111122223333:*", "only Resource '*'"),

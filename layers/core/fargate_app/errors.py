@@ -43,7 +43,7 @@ class PermanentError(FargateAppError):
     """Retrying will not help: the workflow compensates and fails."""
 
 
-# --- retryable (design.md §4) ---
+# --- retryable (docs/design.md §4) ---
 class ProfileOperationInProgress(RetryableError):
     """EKS allows one Fargate profile CREATING or DELETING per cluster."""
 
@@ -80,7 +80,7 @@ class PodsNotYetGone(RetryableError):
     """The app's pods (and their Fargate nodes) still exist after DeleteApp: the state machine's Retry is the poll."""
 
 
-# --- permanent (design.md §4) ---
+# --- permanent (docs/design.md §4) ---
 class InvalidRequest(PermanentError):
     """The request breaks documented rules: ``problems`` maps each field path to the rule it breaks (the API's
     ``fields``, the CLI's lines); the message is ``field: rule; field: rule``."""

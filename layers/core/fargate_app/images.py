@@ -39,7 +39,7 @@ class Upstream:
 
 # ECR user guide, "Creating a pull through cache rule": supported upstream registries, their URLs and which
 # require a Secrets Manager credential (Chainguard: its pull token, chainguard-dev/edu "ECR pull through cache").
-# Default prefixes are design.md §2's.
+# Default prefixes are docs/design.md §2's.
 UPSTREAMS: dict[str, Upstream] = {
     u.host: u
     for u in (

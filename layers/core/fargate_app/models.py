@@ -1,4 +1,4 @@
-"""The v1 request (design.md §2) and the models each step reads and returns (design.md §3).
+"""The v1 request (docs/design.md §2) and the models each step reads and returns (docs/design.md §3).
 
 JSON field names are camelCase (the API contract); Python attributes are snake_case. Every model forbids unknown
 fields so that a typo in a request is an error, not a silently ignored setting.
@@ -142,7 +142,7 @@ CALLER = re.compile(r"^(console|arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:[\w+=,.@/:-]
 
 
 class ProvisionRequest(ApiModel):
-    """Run ``image`` as ``app`` in ``namespace`` of EKS cluster ``cluster`` on Fargate (design.md §2)."""
+    """Run ``image`` as ``app`` in ``namespace`` of EKS cluster ``cluster`` on Fargate (docs/design.md §2)."""
 
     cluster: ClusterName
     app: DnsLabel
@@ -412,7 +412,7 @@ def loads_request_document(text: str | bytes, source: str = "body") -> Any:
         raise InvalidRequest.of(source, f"is not valid JSON ({exc})") from None
 
 
-# --- step results (design.md §3) ---
+# --- step results (docs/design.md §3) ---
 class PodExecutionRole(ApiModel):
     arn: str
     name: str

@@ -1,4 +1,4 @@
-"""The emulator authorizes like an EKS API server (issue 13): access entries and access policies, then RBAC, with
+"""The emulator authorizes like an EKS API server: access entries and access policies, then RBAC, with
 the API server's verbs and 403 messages; docs/eks-access.md's manifests, applied verbatim, are what each step needs.
 
 Requests go over HTTP as a client sends them (a raw request, so the verb, content type and path are exactly what is

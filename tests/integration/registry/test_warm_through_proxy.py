@@ -232,7 +232,7 @@ def test_handler_returns_the_image_object_of_the_result(
     }
     # When the Lambda handler runs
     output = handler("warm_image_cache").lambda_handler(event, lambda_context)
-    # Then its output is the image object of design.md §3 in camelCase, pinned by the upstream's digest
+    # Then its output is the image object of docs/design.md §3 in camelCase, pinned by the upstream's digest
     assert set(output) == {
         "requested",
         "cached",

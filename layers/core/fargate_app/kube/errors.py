@@ -24,7 +24,7 @@ from fargate_app.errors import (
 class KubernetesNotFound(PermanentError):
     """404 from the API server: callers decide what it means (already deleted, missing namespace…).
 
-    Not in design.md §4 on purpose: every step handles it before it could reach a state machine.
+    Not in docs/design.md §4 on purpose: every step handles it before it could reach a state machine.
     """
 
 

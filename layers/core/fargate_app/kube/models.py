@@ -1,4 +1,4 @@
-"""Inputs and outputs of the Kubernetes steps (the state machine contract; JSON is camelCase, design.md §3)."""
+"""Inputs and outputs of the Kubernetes steps (the state machine contract; JSON is camelCase, docs/design.md §3)."""
 
 from __future__ import annotations
 

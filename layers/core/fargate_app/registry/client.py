@@ -3,7 +3,7 @@
 urllib3 ships with botocore in the Lambda runtime, so this costs the layer nothing; its ``Retry`` gives exponential
 backoff with jitter for connection errors and 429/5xx and honours ``Retry-After``. Everything else a pull needs is
 here: Basic auth refreshed once on 401, the manifest Accept header, bodies streamed in 64 KiB chunks and hashed as
-they pass (a layer is never held in memory), and registry answers turned into the error contract of design.md §4.
+they pass (a layer is never held in memory), and registry answers turned into the error contract of docs/design.md §4.
 
 Redirects are followed (ECR answers blob requests with a redirect to a presigned S3 URL); urllib3 drops the
 ``Authorization`` header whenever a redirect leaves the registry's host, so the token never reaches S3.

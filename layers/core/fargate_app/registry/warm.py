@@ -57,7 +57,7 @@ class WarmImageCacheEvent(RequestEvent):
 
 
 class WarmedImage(ApiModel):
-    """The ``image`` object of design.md §3.
+    """The ``image`` object of docs/design.md §3.
 
     ``digest`` is what the tag resolved to (the index for a multi-arch image), so the pinned reference ``cached``
     still lets the node pick its platform; ``platformDigest`` is the manifest actually warmed. ``bytesWarmed``
