@@ -23,7 +23,7 @@ from fargate_sandbox.aws_front import AwsFront, Interceptor
 from fargate_sandbox.ecr_rules import PullThroughCache
 from fargate_sandbox.eks_rules import FargateProfileRules
 from fargate_sandbox.events import EventRouter, Target
-from fargate_sandbox.fargate_cluster import start_cluster
+from fargate_sandbox.fargate_cluster import ClusterServices, start_cluster, stop_cluster
 from fargate_sandbox.faults import FaultInjector
 from fargate_sandbox.iam_enforcement import Authorizer
 from fargate_sandbox.moto_backend import MotoBackend
@@ -114,8 +114,18 @@ class Sandbox:
                 for upstream_url, proxy_url in self.upstreams.proxies.items():
                     self.registry.proxies.setdefault(upstream_url, proxy_url)  # a proxy given explicitly wins
             self._seeds = seed(self._moto)
-            self.kubernetes = start_cluster(self, CLUSTER_NAME, KUBERNETES_VERSION, self.pod_timing)
-            stack.callback(self.kubernetes.stop)
+            services = ClusterServices(
+                region=self.region,
+                account_id=self.account_id,
+                administrator_key=self.credentials[0],
+                profiles=self.profiles,
+                iam=self.iam,
+                faults=self.faults,
+                registry_url=lambda: self.registry.url,
+                aws_client=self.boto3_client,
+            )
+            self.kubernetes = start_cluster(services, CLUSTER_NAME, KUBERNETES_VERSION, self.pod_timing)
+            stack.callback(stop_cluster, services, self.kubernetes)
             self._stack = stack.pop_all()
         return self
 
@@ -124,7 +134,6 @@ class Sandbox:
         stack, self._stack = self._stack, None
         if stack is not None:
             stack.close()
-            self.profiles.on_delete = None  # the stopped cluster's eviction hook (it refers to the emulator)
             kubernetes = self.kubernetes.api.authorizer if self.kubernetes is not None else None
             authorization_records.write(self.iam.decisions, kubernetes.decisions if kubernetes is not None else {})
 
@@ -167,12 +176,9 @@ class Sandbox:
         self._front.interceptors.append(interceptor)
         return lambda: self._front.interceptors.remove(interceptor)
 
-    # --- hook points for the registry processes and the Kubernetes emulator ------------------------------------------
     def set_registry_proxy(self, upstream_registry_url: str, proxy_base_url: str) -> None:
+        """Serve ``upstream_registry_url``'s images through another pull-through proxy (benchmarks start their own)."""
         self.registry.proxies[upstream_registry_url] = proxy_base_url
-
-    def set_cluster_endpoint(self, cluster: str, endpoint: str, certificate_authority_data: str) -> None:
-        self.profiles.set_cluster_endpoint(cluster, endpoint, certificate_authority_data)
 
     def fargate_profiles(self, cluster: str) -> list[dict[str, Any]]:
         """The cluster's profiles with their current status, as DescribeFargateProfile answers (for the scheduler)."""
