@@ -12,13 +12,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ConfigDict, Field, ValidationError
 
 from fargate_app.aws.clients import client
 from fargate_app.aws.ecr import delete_cache_rule
 from fargate_app.aws.eks import delete_fargate_profile
-from fargate_app.aws.errors import error_code, translate
+from fargate_app.aws.errors import aws_errors
 from fargate_app.aws.iam import delete_pod_execution_role
 from fargate_app.aws.tags import LAST_ENSURED_TAG, execution_tag
 from fargate_app.config import Settings
@@ -202,7 +201,9 @@ def _release_role(
     """The role is per cluster: keep it while any profile of the cluster, other than the one being deleted, uses it,
     or when another execution ensured it after this one (it may be about to create its profile with it)."""
     eks = client("eks")
-    try:
+    users: list[str] = []
+    # absent: the cluster is gone, so none of its profiles uses the role
+    with aws_errors(f"list the Fargate profiles of cluster {cluster}", absent={"ResourceNotFoundException"}):
         names = eks.list_fargate_profiles(clusterName=cluster).get("fargateProfileNames", [])
         users = [
             name
@@ -213,23 +214,13 @@ def _release_role(
             )
             == role.arn
         ]
-    except ClientError as exc:
-        if error_code(exc) != "ResourceNotFoundException":  # the cluster is gone: none of its profiles uses the role
-            raise translate(exc, f"list the Fargate profiles of cluster {cluster}") from exc
-        users = []
-    except BotoCoreError as exc:
-        raise translate(exc, f"list the Fargate profiles of cluster {cluster}") from exc
     if users:
         kept.append(f"IAM role {role.name} (kept: profiles {', '.join(users)} use it)")
         return
-    try:
+    with aws_errors(f"read the tags of IAM role {role.name}", absent={"NoSuchEntity"}) as gone:
         tags = {tag["Key"]: tag["Value"] for tag in client("iam").list_role_tags(RoleName=role.name)["Tags"]}
-    except ClientError as exc:
-        if error_code(exc) == "NoSuchEntity":
-            return
-        raise translate(exc, f"read the tags of IAM role {role.name}") from exc
-    except BotoCoreError as exc:
-        raise translate(exc, f"read the tags of IAM role {role.name}") from exc
+    if gone.code:
+        return
     last = tags.get(LAST_ENSURED_TAG, "")
     if execution_arn and last not in ("", execution_tag(execution_arn)):
         kept.append(f"IAM role {role.name} (kept: execution {last.rsplit(':', 1)[-1]} ensured it after this one)")

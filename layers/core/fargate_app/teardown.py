@@ -14,12 +14,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ConfigDict, Field
 
 from fargate_app.aws.clients import client
 from fargate_app.aws.eks import delete_fargate_profile
-from fargate_app.aws.errors import error_code, translate
+from fargate_app.aws.errors import aws_errors
 from fargate_app.aws.tags import CREATED_FOR_TAG, MANAGED_BY_TAG
 from fargate_app.config import MANAGED_BY, Settings
 from fargate_app.kube.models import CachedImage
@@ -103,27 +102,20 @@ def _released(
 
 
 def _describe(cluster: str, name: str) -> dict[str, Any] | None:
-    try:
+    with aws_errors(f"describe Fargate profile {name}", absent={"ResourceNotFoundException"}):
         return client("eks").describe_fargate_profile(clusterName=cluster, fargateProfileName=name)["fargateProfile"]  # type: ignore[no-any-return]
-    except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise translate(exc, f"describe Fargate profile {name}") from exc
-    except BotoCoreError as exc:
-        raise translate(exc, f"describe Fargate profile {name}") from exc
+    return None
 
 
 def _created_for_app(request: ProvisionRequest) -> dict[str, Any] | None:
     """The profile whose tag says a provision of this app created it (when the execution's record is not given)."""
     eks = client("eks")
-    try:
+    with aws_errors(f"list the Fargate profiles of cluster {request.cluster}"):
         for page in eks.get_paginator("list_fargate_profiles").paginate(clusterName=request.cluster):
             for name in page.get("fargateProfileNames", []):
                 profile = _describe(request.cluster, name)
                 if profile and (profile.get("tags") or {}).get(CREATED_FOR_TAG) == f"{request.namespace}.{request.app}":
                     return profile
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, f"list the Fargate profiles of cluster {request.cluster}") from exc
     return None
 
 

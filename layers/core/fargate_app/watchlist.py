@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import os
 
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ConfigDict, Field
 
 from fargate_app.aws.clients import client
-from fargate_app.aws.errors import error_code, translate
+from fargate_app.aws.errors import aws_errors
 from fargate_app.errors import InvalidRequest, UpstreamCredentialInvalid
 from fargate_app.images import InvalidReference, parse_reference, upstream_for_registry_url
 from fargate_app.models import ECR_PREFIX, ApiModel
@@ -55,14 +54,10 @@ def _watch_list(upstream_registry_url: str) -> list[str]:
     name = os.environ.get("WATCH_LIST_PARAMETER", "")
     if not name:
         return []
-    try:
+    with aws_errors(f"read SSM parameter {name}", absent={"ParameterNotFound"}) as missing:
         value = client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
-    except ClientError as exc:
-        if error_code(exc) == "ParameterNotFound":
-            return []
-        raise translate(exc, f"read SSM parameter {name}") from exc
-    except BotoCoreError as exc:
-        raise translate(exc, f"read SSM parameter {name}") from exc
+    if missing.code:
+        return []
     try:
         watched = json.loads(value)
     except ValueError as exc:
@@ -80,10 +75,8 @@ def validate_cache_rule(event: ValidateCacheRuleEvent) -> ValidatedRule:
         InvalidRequest: the watch-list parameter is malformed.
     """
     rule = event.detail.request_parameters
-    try:
+    with aws_errors(f"validate ECR pull-through-cache rule {rule.ecr_repository_prefix!r}"):
         answer = client("ecr").validate_pull_through_cache_rule(ecrRepositoryPrefix=rule.ecr_repository_prefix)
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, f"validate ECR pull-through-cache rule {rule.ecr_repository_prefix!r}") from exc
     if not answer.get("isValid"):
         raise UpstreamCredentialInvalid(
             f"pull-through-cache rule {rule.ecr_repository_prefix!r} for {rule.upstream_registry_url} is not valid: "

@@ -17,11 +17,10 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fargate_app.aws.clients import client
-from fargate_app.aws.errors import error_code, translate
+from fargate_app.aws.errors import aws_errors
 from fargate_app.errors import FargateAppError, PermanentError, truncate
 from fargate_app.models import ProvisionRequest, describe_validation_error
 from fargate_app.observability import logger
@@ -165,7 +164,7 @@ def list_app_executions(settings: ApiSettings, app: AppRef) -> list[ExecutionSum
     kinds: tuple[Kind, ...] = ("provision", "teardown")
     for kind in kinds:
         machine = settings.machine(kind)
-        try:
+        with aws_errors(f"list executions of {machine}"):
             pages = client("stepfunctions").get_paginator("list_executions")
             for page in pages.paginate(
                 stateMachineArn=machine, PaginationConfig={"PageSize": LIST_PAGE_SIZE, "MaxItems": MAX_LISTED}
@@ -175,17 +174,13 @@ def list_app_executions(settings: ApiSettings, app: AppRef) -> list[ExecutionSum
                     for item in page.get("executions", [])
                     if item["name"].startswith(prefix)
                 )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"list executions of {machine}") from exc
     return sorted(found, key=lambda e: e.start_date, reverse=True)
 
 
 def describe_execution(arn: str) -> dict[str, Any]:
     """Raises: AwsThrottled, PermanentError (translated)."""
-    try:
+    with aws_errors(f"describe execution {arn}"):
         return dict(client("stepfunctions").describe_execution(executionArn=arn))
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, f"describe execution {arn}") from exc
 
 
 def last_entered_state(arn: str) -> str | None:
@@ -195,7 +190,7 @@ def last_entered_state(arn: str) -> str | None:
     Raises:
         AwsThrottled, PermanentError: Step Functions refused (translated).
     """
-    try:
+    with aws_errors(f"read the history of execution {arn}"):
         pages = client("stepfunctions").get_paginator("get_execution_history")
         for page in pages.paginate(
             executionArn=arn,
@@ -208,8 +203,6 @@ def last_entered_state(arn: str) -> str | None:
             if entered:
                 latest = max(entered, key=lambda e: int(e["id"]))
                 return str(latest.get("stateEnteredEventDetails", {}).get("name")) or None
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, f"read the history of execution {arn}") from exc
     return None
 
 
@@ -262,23 +255,18 @@ def _start_or_replay(
     machine = settings.machine(kind)
     body = canonical_json(input_document)
     sfn = client("stepfunctions")
-    try:
+    with aws_errors(f"start {kind} execution {name}", absent={"ExecutionAlreadyExists"}):
         started = sfn.start_execution(stateMachineArn=machine, name=name, input=body)
-    except ClientError as exc:
-        if error_code(exc) != "ExecutionAlreadyExists":
-            raise translate(exc, f"start {kind} execution {name}") from exc
-        # Another call with the same name won the race between our listing and our start.
-        existing = describe_execution(execution_arn(machine, name))
-        if _without_caller(_parse_json(existing.get("input"))) != _without_caller(input_document):
-            raise ExecutionConflict(
-                f"execution name {name} is taken by an execution with another input; change the request",
-                existing["executionArn"],
-            ) from exc
-        return StartedExecution(existing["executionArn"], name, existing["status"], kind, replayed=True)
-    except BotoCoreError as exc:
-        raise translate(exc, f"start {kind} execution {name}") from exc
-    logger.info("execution started", extra={"execution_arn": started["executionArn"], "kind": kind})
-    return StartedExecution(started["executionArn"], name, RUNNING, kind, replayed=False)
+        logger.info("execution started", extra={"execution_arn": started["executionArn"], "kind": kind})
+        return StartedExecution(started["executionArn"], name, RUNNING, kind, replayed=False)
+    # Another call with the same name won the race between our listing and our start.
+    existing = describe_execution(execution_arn(machine, name))
+    if _without_caller(_parse_json(existing.get("input"))) != _without_caller(input_document):
+        raise ExecutionConflict(
+            f"execution name {name} is taken by an execution with another input; change the request",
+            existing["executionArn"],
+        )
+    return StartedExecution(existing["executionArn"], name, existing["status"], kind, replayed=True)
 
 
 def _without_caller(document: Any) -> Any:

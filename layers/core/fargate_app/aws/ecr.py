@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from fargate_app.aws.clients import client
-from fargate_app.aws.errors import error_code, error_message, translate
+from fargate_app.aws.errors import aws_errors
 from fargate_app.aws.iam import grant_cache_prefix
 from fargate_app.config import Settings
 from fargate_app.errors import CacheRuleConflict, CacheRuleMissing, UpstreamCredentialInvalid
@@ -28,12 +26,13 @@ def _rules() -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = []
     ecr = client("ecr")
     token: str | None = None
-    while True:
-        page = ecr.describe_pull_through_cache_rules(**({"nextToken": token} if token else {}))
-        rules.extend(page.get("pullThroughCacheRules", []))
-        token = page.get("nextToken")
-        if not token:
-            return rules
+    with aws_errors("list ECR pull-through-cache rules"):
+        while True:
+            page = ecr.describe_pull_through_cache_rules(**({"nextToken": token} if token else {}))
+            rules.extend(page.get("pullThroughCacheRules", []))
+            token = page.get("nextToken")
+            if not token:
+                return rules
 
 
 def _pick_rule(request: ProvisionRequest, upstream: Upstream, rules: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -95,16 +94,13 @@ def _same_secret(full_arn: str, arn: str) -> bool:
 
 def check_secret(credential_arn: str) -> None:
     """Raises: UpstreamCredentialInvalid when the secret does not exist; AccessDenied without the grant."""
-    try:
+    missing = UpstreamCredentialInvalid(
+        f"credential secret {credential_arn} does not exist: create it with the upstream registry's username and "
+        "accessToken"
+    )
+    # AccessDenied is the stack's grant (secretsmanager:DescribeSecret on ecr-pullthroughcache/*), not the input.
+    with aws_errors(f"describe secret {credential_arn}", raises={"ResourceNotFoundException": lambda _: missing}):
         client("secretsmanager").describe_secret(SecretId=credential_arn)
-    except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            raise UpstreamCredentialInvalid(
-                f"credential secret {credential_arn} does not exist: create it with the upstream registry's username "
-                "and accessToken"
-            ) from exc
-        # AccessDenied is the stack's grant (secretsmanager:DescribeSecret on ecr-pullthroughcache/*), not the input.
-        raise translate(exc, f"describe secret {credential_arn}") from exc
 
 
 def check_cache_rule(settings: Settings, request: ProvisionRequest) -> None:
@@ -119,10 +115,7 @@ def check_cache_rule(settings: Settings, request: ProvisionRequest) -> None:
     """
     upstream = request.image_reference.upstream
     assert upstream is not None  # the request model only admits cacheable upstreams
-    try:
-        rules = _rules()
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, "list ECR pull-through-cache rules") from exc
+    rules = _rules()
     _pick_rule(request, upstream, rules)
     if upstream.kind != "ecr" or upstream.host.startswith(f"{settings.account_id}."):
         return
@@ -148,10 +141,7 @@ def ensure_cache_rule(settings: Settings, request: ProvisionRequest, role_name: 
     """
     upstream = request.image_reference.upstream
     assert upstream is not None  # the request model only admits cacheable upstreams
-    try:
-        rule = _pick_rule(request, upstream, _rules())
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, "list ECR pull-through-cache rules") from exc
+    rule = _pick_rule(request, upstream, _rules())
     created = False
     if rule is None:
         rule, created = _create_rule(request, upstream)
@@ -182,29 +172,27 @@ def _create_rule(request: ProvisionRequest, upstream: Upstream) -> tuple[dict[st
     if request.credential_arn:
         check_secret(request.credential_arn)
         params["credentialArn"] = request.credential_arn
-    try:
+    credential_refused = {
+        code: lambda message: UpstreamCredentialInvalid(f"ECR cannot use {request.credential_arn}: {message}")
+        for code in CREDENTIAL_ERRORS
+    }
+    with aws_errors(
+        f"create ECR pull-through-cache rule {prefix!r}",
+        absent={"PullThroughCacheRuleAlreadyExistsException"},
+        raises=credential_refused,
+    ) as taken:
         return client("ecr").create_pull_through_cache_rule(**params), True
-    except ClientError as exc:
-        code = error_code(exc)
-        if code == "PullThroughCacheRuleAlreadyExistsException":
-            # Another execution won the race: reuse its rule if it points at the same upstream.
-            rule = _pick_rule(request, upstream, _rules())
-            if rule is not None:
-                return rule, False
-            raise CacheRuleConflict(f"ECR prefix {prefix!r}: {error_message(exc)}") from exc
-        if code in CREDENTIAL_ERRORS:
-            raise UpstreamCredentialInvalid(f"ECR cannot use {request.credential_arn}: {error_message(exc)}") from exc
-        raise translate(exc, f"create ECR pull-through-cache rule {prefix!r}") from exc
-    except BotoCoreError as exc:
-        raise translate(exc, f"create ECR pull-through-cache rule {prefix!r}") from exc
+    # Another execution won the race: reuse its rule if it points at the same upstream.
+    rule = _pick_rule(request, upstream, _rules())
+    if rule is not None:
+        return rule, False
+    raise CacheRuleConflict(f"ECR prefix {prefix!r}: {taken.message}")
 
 
 def _validate(prefix: str, *, created: bool) -> bool:
     """Ask ECR whether it can reach the upstream with the rule's credential; undo a rule we just made if not."""
-    try:
+    with aws_errors(f"validate ECR pull-through-cache rule {prefix!r}"):
         answer = client("ecr").validate_pull_through_cache_rule(ecrRepositoryPrefix=prefix)
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, f"validate ECR pull-through-cache rule {prefix!r}") from exc
     if answer.get("isValid"):
         return True
     if created:
@@ -217,10 +205,8 @@ def _validate(prefix: str, *, created: bool) -> bool:
 
 def delete_cache_rule(prefix: str) -> bool:
     """Compensation and clean-up. False when the rule is already gone."""
-    try:
+    with aws_errors(
+        f"delete ECR pull-through-cache rule {prefix!r}", absent={"PullThroughCacheRuleNotFoundException"}
+    ) as gone:
         client("ecr").delete_pull_through_cache_rule(ecrRepositoryPrefix=prefix)
-    except ClientError as exc:
-        if error_code(exc) == "PullThroughCacheRuleNotFoundException":
-            return False
-        raise translate(exc, f"delete ECR pull-through-cache rule {prefix!r}") from exc
-    return True
+    return not gone.code

@@ -23,7 +23,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fargate_app.aws.clients import client
-from fargate_app.aws.errors import error_code, error_message, translate
+from fargate_app.aws.errors import aws_errors, error_code, error_message, translate
 from fargate_app.aws.tags import CREATED_BY_TAG, CREATED_FOR_TAG, MANAGED_BY_TAG, execution_tag
 from fargate_app.config import MANAGED_BY, Settings
 from fargate_app.errors import (
@@ -105,10 +105,7 @@ def check_profile_quota(settings: Settings, request: ProvisionRequest, subnets: 
     Raises:
         ProfileQuotaExceeded: no profile schedules the app and the cluster has EKS's 10 already.
     """
-    try:
-        profiles = _list_profiles(request.cluster)
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, f"list Fargate profiles of cluster {request.cluster}") from exc
+    profiles = _list_profiles(request.cluster)
     if reusable_profile(settings, request, profiles, subnets) is None and len(profiles) >= MAX_PROFILES_PER_CLUSTER:
         raise _quota_exceeded(settings, request.cluster, len(profiles))
 
@@ -127,14 +124,12 @@ def _quota_exceeded(settings: Settings, cluster: str, count: int) -> ProfileQuot
 
 def describe_active_cluster(cluster: str) -> dict[str, Any]:
     """Raises: ClusterNotFound, ClusterNotActive, AwsThrottled."""
-    try:
+
+    def not_found(_: str) -> ClusterNotFound:
+        return ClusterNotFound(f"EKS cluster {cluster} does not exist in this account and region")
+
+    with aws_errors(f"describe EKS cluster {cluster}", raises={"ResourceNotFoundException": not_found}):
         description: dict[str, Any] = client("eks").describe_cluster(name=cluster)["cluster"]
-    except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            raise ClusterNotFound(f"EKS cluster {cluster} does not exist in this account and region") from exc
-        raise translate(exc, f"describe EKS cluster {cluster}") from exc
-    except BotoCoreError as exc:
-        raise translate(exc, f"describe EKS cluster {cluster}") from exc
     if description.get("status") != "ACTIVE":
         raise ClusterNotActive(
             f"EKS cluster {cluster} is {description.get('status')}; Fargate profiles need an ACTIVE cluster"
@@ -145,15 +140,14 @@ def describe_active_cluster(cluster: str) -> dict[str, Any]:
 def _list_profiles(cluster: str) -> list[dict[str, Any]]:
     eks = client("eks")
     profiles = []
-    for page in eks.get_paginator("list_fargate_profiles").paginate(clusterName=cluster):
-        for name in page.get("fargateProfileNames", []):
-            try:
-                profiles.append(
-                    eks.describe_fargate_profile(clusterName=cluster, fargateProfileName=name)["fargateProfile"]
-                )
-            except ClientError as exc:
-                if error_code(exc) != "ResourceNotFoundException":  # deleted since the listing
-                    raise
+    with aws_errors(f"list Fargate profiles of cluster {cluster}"):
+        for page in eks.get_paginator("list_fargate_profiles").paginate(clusterName=cluster):
+            for name in page.get("fargateProfileNames", []):
+                # absent: deleted since the listing
+                with aws_errors(f"describe Fargate profile {name}", absent={"ResourceNotFoundException"}):
+                    profiles.append(
+                        eks.describe_fargate_profile(clusterName=cluster, fargateProfileName=name)["fargateProfile"]
+                    )
     return profiles
 
 
@@ -189,14 +183,14 @@ def check_subnets(request: ProvisionRequest, cluster: dict[str, Any]) -> list[st
     """
     if request.subnets:
         vpc_id = str(cluster.get("resourcesVpcConfig", {}).get("vpcId", ""))
-        try:
+
+        def not_found(message: str) -> SubnetNotFound:
+            return SubnetNotFound(f"subnets: {message}; give subnets of the cluster's VPC")
+
+        with aws_errors(
+            f"describe subnets {', '.join(request.subnets)}", raises={"InvalidSubnetID.NotFound": not_found}
+        ):
             found = client("ec2").describe_subnets(SubnetIds=list(request.subnets))["Subnets"]
-        except ClientError as exc:
-            if error_code(exc) == "InvalidSubnetID.NotFound":
-                raise SubnetNotFound(f"subnets: {error_message(exc)}; give subnets of the cluster's VPC") from exc
-            raise translate(exc, f"describe subnets {', '.join(request.subnets)}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, f"describe subnets {', '.join(request.subnets)}") from exc
         elsewhere = sorted(subnet["SubnetId"] for subnet in found if subnet.get("VpcId") != vpc_id)
         if elsewhere:
             raise SubnetNotFound(
@@ -227,7 +221,7 @@ def check_kubernetes_version(cluster: dict[str, Any]) -> str:
 
 def _choose_subnets(request: ProvisionRequest, cluster: dict[str, Any]) -> list[str]:
     vpc = cluster.get("resourcesVpcConfig", {})
-    try:
+    with aws_errors(f"read the route tables of cluster {request.cluster}'s VPC"):
         vpc_id = str(vpc["vpcId"])  # DescribeCluster always carries it (EKS API reference, VpcConfigResponse)
         if request.subnets:
             public = _public_subnets(request.subnets, vpc_id)
@@ -239,8 +233,6 @@ def _choose_subnets(request: ProvisionRequest, cluster: dict[str, Any]) -> list[
             return list(request.subnets)
         candidates = list(vpc.get("subnetIds", []))
         private = sorted(set(candidates) - _public_subnets(candidates, vpc_id))
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, f"read the route tables of cluster {request.cluster}'s VPC") from exc
     if not private:
         raise SubnetNotPrivate(
             f"cluster {request.cluster} has no private subnet; pass 'subnets' with private subnets of its VPC"
@@ -260,10 +252,7 @@ def ensure_fargate_profile(
     """
     cluster = describe_active_cluster(request.cluster)
     subnets = _choose_subnets(request, cluster)
-    try:
-        existing = _list_profiles(request.cluster)
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, f"list Fargate profiles of cluster {request.cluster}") from exc
+    existing = _list_profiles(request.cluster)
     ours = execution_tag(execution_id) if execution_id else None
     profile = reusable_profile(settings, request, existing, subnets)
     if profile is not None:
@@ -315,10 +304,8 @@ def _adopt_existing(settings: Settings, request: ProvisionRequest, name: str) ->
         ProfileOperationInProgress: it is being deleted; retry later and create it anew.
         ProfileCreateFailed: it failed to create, or it exists with selectors that don't match the app.
     """
-    try:
+    with aws_errors(f"describe Fargate profile {name}"):
         profile = client("eks").describe_fargate_profile(clusterName=request.cluster, fargateProfileName=name)
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, f"describe Fargate profile {name}") from exc
     profile = profile["fargateProfile"]
     status = profile.get("status")
     if status in USABLE_STATUSES and profile_matches(profile, request.namespace, managed_pod_labels(request)):
@@ -377,20 +364,13 @@ def check_fargate_profile(settings: Settings, profile: FargateProfile, expect: s
         PollTimeout: still not there PROFILE_WAIT_TIMEOUT_SECONDS after the workflow began to wait.
     """
     cluster, name = profile.cluster, profile.name
-    try:
+    status, found = "DELETED", {}
+    with aws_errors(f"describe Fargate profile {name}", absent={"ResourceNotFoundException"}) as gone:
         found = client("eks").describe_fargate_profile(clusterName=cluster, fargateProfileName=name)["fargateProfile"]
         # EKS's model makes no output member required: without a status this poll learned nothing; poll again.
         status = str(found.get("status") or "UNKNOWN")
-    except ClientError as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise translate(exc, f"describe Fargate profile {name}") from exc
-        if expect == "ACTIVE":
-            raise ProfileCreateFailed(
-                f"Fargate profile {name} of cluster {cluster} disappeared while CREATING"
-            ) from exc
-        status, found = "DELETED", {}
-    except BotoCoreError as exc:
-        raise translate(exc, f"describe Fargate profile {name}") from exc
+    if gone.code and expect == "ACTIVE":
+        raise ProfileCreateFailed(f"Fargate profile {name} of cluster {cluster} disappeared while CREATING")
     if status in ("CREATE_FAILED", "DELETE_FAILED"):
         issues = "; ".join(
             f"{issue.get('code')}: {issue.get('message')}" for issue in found.get("health", {}).get("issues", [])
@@ -419,13 +399,14 @@ def delete_fargate_profile(cluster: str, name: str) -> bool:
     Raises:
         ProfileOperationInProgress: another profile operation is under way on the cluster; retry later.
     """
-    try:
+
+    def in_progress(message: str) -> ProfileOperationInProgress:
+        return ProfileOperationInProgress(f"cluster {cluster}: {message}")
+
+    with aws_errors(
+        f"delete Fargate profile {name}",
+        absent={"ResourceNotFoundException"},
+        raises={"ResourceInUseException": in_progress},
+    ) as gone:
         client("eks").delete_fargate_profile(clusterName=cluster, fargateProfileName=name)
-    except ClientError as exc:
-        code = error_code(exc)
-        if code == "ResourceNotFoundException":
-            return False
-        if code == "ResourceInUseException":
-            raise ProfileOperationInProgress(f"cluster {cluster}: {error_message(exc)}") from exc
-        raise translate(exc, f"delete Fargate profile {name}") from exc
-    return True
+    return not gone.code

@@ -1,6 +1,10 @@
-"""Turn botocore errors into the package's named errors at the module boundary."""
+"""The one boundary between the AWS SDK and the package: botocore errors become the package's named errors."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
@@ -66,3 +70,39 @@ def translate(exc: Exception, action: str) -> FargateAppError:
     if isinstance(exc, BotoCoreError):
         return PermanentError(f"{action}: {truncate(str(exc))}")
     raise TypeError(f"not an SDK error: {type(exc).__name__}")
+
+
+@dataclass
+class Refusal:
+    """What ``aws_errors`` swallowed: AWS's error code and message (empty while nothing was swallowed)."""
+
+    code: str = ""
+    message: str = ""
+
+
+@contextmanager
+def aws_errors(
+    action: str,
+    *,
+    absent: Collection[str] = (),
+    raises: Mapping[str, Callable[[str], FargateAppError]] | None = None,
+) -> Iterator[Refusal]:
+    """Inside the block, an SDK failure comes out as the package's named error (``translate``, led by ``action``).
+
+    A ClientError whose code is in ``absent`` is an answer, not a failure ("no such role"): the block ends there, as
+    with ``contextlib.suppress``, and the yielded ``Refusal`` holds its code and message. One whose code is in
+    ``raises`` becomes the error its factory makes of AWS's message. The package's own errors pass through.
+    """
+    refusal = Refusal()
+    try:
+        yield refusal
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in absent:
+            refusal.code, refusal.message = code, error_message(exc)
+            return
+        if raises is not None and code in raises:
+            raise raises[code](error_message(exc)) from exc
+        raise translate(exc, action) from exc
+    except BotoCoreError as exc:
+        raise translate(exc, action) from exc

@@ -12,10 +12,8 @@ import json
 import re
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from fargate_app.aws.clients import client
-from fargate_app.aws.errors import error_code, translate
+from fargate_app.aws.errors import aws_errors
 from fargate_app.aws.tags import CLUSTER_TAG, CREATED_BY_TAG, LAST_ENSURED_TAG, MANAGED_BY_TAG, execution_tag
 from fargate_app.config import MANAGED_BY, Settings
 from fargate_app.errors import IamRoleNotYetPropagated, RoleConflict
@@ -98,20 +96,15 @@ def ensure_pod_execution_role(
     name = role_name(settings, cluster)
     wanted_trust = trust_policy(settings, cluster)
     created = False
-    try:
+    role: dict[str, Any] | None = None
+    with aws_errors(f"read IAM role {name}", absent={"NoSuchEntity"}) as missing:
         role = iam.get_role(RoleName=name)["Role"]
-    except ClientError as exc:
-        if error_code(exc) != "NoSuchEntity":
-            raise translate(exc, f"read IAM role {name}") from exc
+    if missing.code:
         role = _create_role(settings, name, cluster, wanted_trust, execution_arn)
         created = role is not None
-    except BotoCoreError as exc:
-        raise translate(exc, f"read IAM role {name}") from exc
     if role is None:  # another execution created it between our get and our create
-        try:
+        with aws_errors(f"read IAM role {name}"):
             role = iam.get_role(RoleName=name)["Role"]
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, f"read IAM role {name}") from exc
 
     if not created:
         tags = {tag["Key"]: tag["Value"] for tag in role.get("Tags") or []}
@@ -129,10 +122,8 @@ def ensure_pod_execution_role(
 def _tag_last_ensured(name: str, tags: dict[str, str], value: str) -> None:
     if tags.get(LAST_ENSURED_TAG) == value:
         return
-    try:
+    with aws_errors(f"tag IAM role {name}"):
         client("iam").tag_role(RoleName=name, Tags=[{"Key": LAST_ENSURED_TAG, "Value": value}])
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, f"tag IAM role {name}") from exc
 
 
 def _create_role(
@@ -140,7 +131,7 @@ def _create_role(
 ) -> dict[str, Any] | None:
     value = execution_tag(execution_arn)
     ours = [{"Key": CREATED_BY_TAG, "Value": value}, {"Key": LAST_ENSURED_TAG, "Value": value}]
-    try:
+    with aws_errors(f"create IAM role {name}", absent={"EntityAlreadyExists"}):
         return client("iam").create_role(  # type: ignore[no-any-return]
             RoleName=name,
             AssumeRolePolicyDocument=json.dumps(trust),
@@ -151,12 +142,7 @@ def _create_role(
                 *(ours if execution_arn else []),
             ],
         )["Role"]
-    except ClientError as exc:
-        if error_code(exc) == "EntityAlreadyExists":
-            return None
-        raise translate(exc, f"create IAM role {name}") from exc
-    except BotoCoreError as exc:
-        raise translate(exc, f"create IAM role {name}") from exc
+    return None
 
 
 def _reconcile_trust(settings: Settings, role: dict[str, Any], wanted: dict[str, Any]) -> None:
@@ -167,63 +153,53 @@ def _reconcile_trust(settings: Settings, role: dict[str, Any], wanted: dict[str,
         current = json.loads(unquote(current))
     if _canonical(current) == _canonical(wanted):
         return
-    try:
+    with aws_errors(f"read the tags of IAM role {role['RoleName']}"):
         listed = client("iam").list_role_tags(RoleName=role["RoleName"])["Tags"]
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, f"read the tags of IAM role {role['RoleName']}") from exc
     tags = {tag["Key"]: tag["Value"] for tag in listed}
     if tags.get(MANAGED_BY_TAG) != MANAGED_BY:
         raise RoleConflict(
             f"IAM role {role['RoleName']} exists with a different trust policy and is not managed by "
             f"{MANAGED_BY}: delete or rename it, or set POD_EXECUTION_ROLE_PREFIX to use another name"
         )
-    try:
+    with aws_errors(f"update the trust policy of IAM role {role['RoleName']}"):
         client("iam").update_assume_role_policy(RoleName=role["RoleName"], PolicyDocument=json.dumps(wanted))
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, f"update the trust policy of IAM role {role['RoleName']}") from exc
 
 
 def grant_cache_prefix(settings: Settings, name: str, cache_prefix: str) -> None:
     """Let the role's pods pull through ``cache_prefix`` (idempotent: put_role_policy replaces)."""
-    try:
+    with aws_errors(f"grant cache prefix {cache_prefix} to IAM role {name}"):
         client("iam").put_role_policy(
             RoleName=name,
             PolicyName=pull_through_policy_name(cache_prefix),
             PolicyDocument=json.dumps(pull_through_policy(settings, cache_prefix)),
         )
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, f"grant cache prefix {cache_prefix} to IAM role {name}") from exc
 
 
 def _grant(settings: Settings, name: str, cache_prefix: str, *, just_created: bool) -> None:
     iam = client("iam")
     managed_arn = f"arn:{settings.partition}:iam::aws:policy/{MANAGED_POLICY}"
-    try:
+
+    def not_yet_visible(_: str) -> IamRoleNotYetPropagated:
+        return IamRoleNotYetPropagated(f"IAM role {name} was just created and is not yet visible; retrying")
+
+    with aws_errors(
+        f"grant policies to IAM role {name}", raises={"NoSuchEntity": not_yet_visible} if just_created else None
+    ):
         iam.attach_role_policy(RoleName=name, PolicyArn=managed_arn)
         iam.put_role_policy(
             RoleName=name,
             PolicyName=pull_through_policy_name(cache_prefix),
             PolicyDocument=json.dumps(pull_through_policy(settings, cache_prefix)),
         )
-    except ClientError as exc:
-        if error_code(exc) == "NoSuchEntity" and just_created:
-            raise IamRoleNotYetPropagated(f"IAM role {name} was just created and is not yet visible; retrying") from exc
-        raise translate(exc, f"grant policies to IAM role {name}") from exc
-    except BotoCoreError as exc:
-        raise translate(exc, f"grant policies to IAM role {name}") from exc
 
 
 def delete_pod_execution_role(name: str) -> bool:
     """Compensation: remove a role this execution created (its policies first). False when already gone."""
     iam = client("iam")
-    try:
+    with aws_errors(f"delete IAM role {name}", absent={"NoSuchEntity"}) as gone:
         for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
             iam.detach_role_policy(RoleName=name, PolicyArn=attached["PolicyArn"])
         for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
             iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
         iam.delete_role(RoleName=name)
-    except ClientError as exc:
-        if error_code(exc) == "NoSuchEntity":
-            return False
-        raise translate(exc, f"delete IAM role {name}") from exc
-    return True
+    return not gone.code

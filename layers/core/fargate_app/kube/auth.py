@@ -19,9 +19,8 @@ from typing import Any
 
 import botocore.session
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 
-from fargate_app.aws.errors import translate
+from fargate_app.aws.errors import aws_errors
 
 TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - a format marker, not a secret
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
@@ -79,15 +78,13 @@ def presigned_identity_url(cluster: str, region: str) -> str:
     """
     with _lock:
         sts = _sts_client(region)
-    try:
+    with aws_errors(f"presign an STS GetCallerIdentity token for EKS cluster {cluster}"):
         url: str = sts.generate_presigned_url(
             "get_caller_identity",
             Params={CLUSTER_ID_HEADER: cluster},
             ExpiresIn=PRESIGN_EXPIRES_SECONDS,
             HttpMethod="GET",
         )
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, f"presign an STS GetCallerIdentity token for EKS cluster {cluster}") from exc
     return url
 
 

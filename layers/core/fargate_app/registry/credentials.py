@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from fargate_app.aws.clients import client
-from fargate_app.aws.errors import translate
+from fargate_app.aws.errors import aws_errors
 from fargate_app.errors import UpstreamAuthFailed
 
 
@@ -43,10 +41,8 @@ def ecr_credentials() -> RegistryCredentials:
         AwsThrottled: ECR throttled or failed transiently after the SDK's retries.
         PermanentError: any other refusal (e.g. the function's role lacks ecr:GetAuthorizationToken).
     """
-    try:
+    with aws_errors("get an ECR authorization token"):
         answer = client("ecr").get_authorization_token()
-    except (ClientError, BotoCoreError) as exc:
-        raise translate(exc, "get an ECR authorization token") from exc
     data = answer.get("authorizationData") or []
     if not data or not data[0].get("authorizationToken") or not data[0].get("proxyEndpoint"):
         raise UpstreamAuthFailed("ECR GetAuthorizationToken returned no token or no registry endpoint")
