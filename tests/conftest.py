@@ -37,7 +37,7 @@ os.environ.pop("AWS_PROFILE", None)
 from figures import FIGURES, Figures, record_outcome, write_results  # noqa: E402
 
 from fargate_app.aws.clients import reset_clients  # noqa: E402
-from fargate_app.config import Settings, get_settings  # noqa: E402
+from fargate_app.config import Settings, get_settings, reset_settings  # noqa: E402
 
 
 @pytest.hookimpl(trylast=True)
@@ -98,9 +98,16 @@ def burst_lock(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Any]:
     return held
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Each test reads the environment it set up, never settings an earlier test left cached in this worker."""
+    reset_settings()
+    yield
+    reset_settings()
+
+
 @pytest.fixture
 def settings() -> Settings:
-    get_settings.cache_clear()
     return get_settings()
 
 

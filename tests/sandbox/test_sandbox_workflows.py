@@ -79,6 +79,19 @@ def test_task_runs_the_real_handler_with_the_template_environment_and_a_lambda_c
     assert workflows.invocations()[0].error_type is None
 
 
+def test_a_later_harness_in_the_same_process_reads_its_own_settings(sandbox: Sandbox) -> None:
+    # Given two harnesses one after the other in this process, each with its own ROLLOUT_GRACE_SECONDS
+    seen = []
+    for grace in ("3", "7"):
+        with Workflows(
+            sandbox, TEMPLATE, time_scale=TIME_SCALE, environment={"ROLLOUT_GRACE_SECONDS": grace}
+        ) as harness:
+            echoed = output_of(harness.wait(harness.start("EchoStateMachine", {})))
+            seen.append(echoed["settings"]["rollout_grace_seconds"])
+    # Then each handler saw its harness's value, never settings cached by the one before
+    assert seen == [3, 7]
+
+
 def test_each_function_runs_in_an_environment_of_its_own_and_this_process_is_left_alone(sandbox: Sandbox) -> None:
     # Given the process environment before the harness
     before = dict(os.environ)

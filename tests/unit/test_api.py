@@ -20,9 +20,8 @@ from botocore.stub import Stubber
 from request_edits import walkthrough_request
 
 from fargate_app.api import routes
-from fargate_app.api.executions import get_api_settings
 from fargate_app.aws.clients import client
-from fargate_app.config import get_settings
+from fargate_app.config import reset_settings
 from fargate_app.errors import InvalidRequest
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -46,9 +45,9 @@ def machines(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     }
     monkeypatch.setenv("PROVISION_STATE_MACHINE_ARN", arns["provision"])
     monkeypatch.setenv("TEARDOWN_STATE_MACHINE_ARN", arns["teardown"])
-    get_api_settings.cache_clear()
+    reset_settings()
     yield arns
-    get_api_settings.cache_clear()
+    reset_settings()
 
 
 @pytest.fixture
@@ -501,10 +500,26 @@ def test_an_unexpected_error_is_500_without_details(
 def test_a_missing_state_machine_setting_is_a_named_500(call: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PROVISION_STATE_MACHINE_ARN", raising=False)
     monkeypatch.delenv("TEARDOWN_STATE_MACHINE_ARN", raising=False)
-    get_api_settings.cache_clear()
+    reset_settings()
     status, body = call(post(REQUEST))
     assert (status, body["error"]) == (500, "ApiMisconfigured")
     assert "PROVISION_STATE_MACHINE_ARN" in body["message"]
+
+
+def test_a_malformed_setting_is_a_named_500_and_a_fixed_one_is_read_again(
+    machines: dict[str, str], call: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the API function's environment with a state machine ARN that is not one
+    monkeypatch.setenv("PROVISION_STATE_MACHINE_ARN", "arn:aws:lambda:us-west-2:111122223333:function:oops")
+    reset_settings()
+    status, body = call(post(REQUEST))
+    # Then the answer names the variable and its rule, and nothing starts
+    assert (status, body["error"]) == (500, "ApiMisconfigured")
+    assert "PROVISION_STATE_MACHINE_ARN" in body["message"] and "pattern" in body["message"]
+    assert executions(machines["provision"]) == []
+    # When the environment is fixed, Then the next call reads it (a failure is not cached)
+    monkeypatch.setenv("PROVISION_STATE_MACHINE_ARN", machines["provision"])
+    assert call(post(REQUEST))[0] == 202
 
 
 # --- PUT, protected namespaces and the caller (who may deploy where) ----------------------------------------------------
@@ -552,12 +567,12 @@ def test_the_operator_lists_the_protected_namespaces(
 ) -> None:
     # Given a stack whose ProtectedNamespaces are a pattern and default
     monkeypatch.setenv("PROTECTED_NAMESPACES", "platform-*,default")
-    get_settings.cache_clear()
+    reset_settings()
     try:
         refused = [call(post({**REQUEST, "namespace": ns}))[0] for ns in ("platform-ops", "default")]
         accepted = [call(post({**REQUEST, "namespace": ns}))[0] for ns in ("kube-system", "platformops")]
     finally:
-        get_settings.cache_clear()
+        reset_settings()
     # Then what matches is refused, and the rest (kube-system included: the operator replaced the list) is accepted
     assert (refused, accepted) == ([400, 400], [202, 202])
 

@@ -6,7 +6,9 @@ import os
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fargate_app.errors import Misconfigured
 
 # What this project created and owns carries this value: AWS tag managed-by, Kubernetes label
 # app.kubernetes.io/managed-by, the server-side-apply field manager. A constant, so that two deployments of the
@@ -14,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 MANAGED_BY = "fargate-app-provisioner"
 # Kubernetes' own namespaces (kubernetes.io, "Initial namespaces").
 PROTECTED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+STATE_MACHINE_ARN = r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:[A-Za-z0-9_-]{1,80}$"
 
 
 class Settings(BaseModel):
@@ -50,6 +53,14 @@ class Settings(BaseModel):
         pattern=r"^[a-z0-9*?\[\]!-]*(,[a-z0-9*?\[\]!-]+)*$",
     )
 
+    # The API function's alone (template.yaml gives them to it): the state machines it starts.
+    provision_state_machine_arn: str | None = Field(
+        default=None, alias="PROVISION_STATE_MACHINE_ARN", pattern=STATE_MACHINE_ARN
+    )
+    teardown_state_machine_arn: str | None = Field(
+        default=None, alias="TEARDOWN_STATE_MACHINE_ARN", pattern=STATE_MACHINE_ARN
+    )
+
     @property
     def platforms(self) -> tuple[str, ...]:
         return tuple(self.fargate_platforms.split(","))
@@ -61,5 +72,22 @@ class Settings(BaseModel):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Settings from the process environment; cached, because Lambda's environment does not change."""
-    return Settings.model_validate(dict(os.environ))
+    """Settings from the process environment; cached, because Lambda's environment does not change (a failure is
+    not cached: a fixed environment is read by the next call).
+
+    Raises:
+        Misconfigured: a variable is missing or breaks its rule, named with the rule.
+    """
+    try:
+        return Settings.model_validate(dict(os.environ))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        raise Misconfigured(f"the function's environment is incomplete: {problems}") from None
+
+
+def reset_settings() -> None:
+    """Read the environment again at the next ``get_settings`` (tests that change it; the one reset)."""
+    get_settings.cache_clear()

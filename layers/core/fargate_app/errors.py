@@ -81,6 +81,10 @@ class PodsNotYetGone(RetryableError):
 
 
 # --- permanent (docs/design.md §4) ---
+class Misconfigured(PermanentError):
+    """The function's environment breaks a rule: a deployment fault, not the caller's."""
+
+
 class InvalidRequest(PermanentError):
     """The request breaks documented rules: ``problems`` maps each field path to the rule it breaks (the API's
     ``fields``, the CLI's lines); the message is ``field: rule; field: rule``."""

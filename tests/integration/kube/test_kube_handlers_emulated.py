@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kube_helpers import ACCOUNT, REGION, endpoint_of, fargate_scheduler, step_event
 
-from fargate_app.config import get_settings
+from fargate_app.config import reset_settings
 from fargate_app.kube import client
 
 FUNCTIONS = Path(__file__).resolve().parents[3] / "functions"
@@ -37,9 +37,9 @@ def lambda_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("ACCOUNT_ID", ACCOUNT)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
     monkeypatch.setenv("ROLLOUT_GRACE_SECONDS", "120")
-    get_settings.cache_clear()
+    reset_settings()
     yield
-    get_settings.cache_clear()
+    reset_settings()
     client.DEFAULT_APIS.forget()
 
 

@@ -10,7 +10,7 @@ import pytest
 from botocore.stub import Stubber
 from cache_topology import FAST_RETRY, Cache, sha256_of
 
-from fargate_app.config import get_settings
+from fargate_app.config import reset_settings
 from fargate_app.errors import (
     ImageDigestMismatch,
     ImageNotFound,
@@ -214,9 +214,9 @@ def function_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "POWERTOOLS_SERVICE_NAME": "test",
     }.items():
         monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
+    reset_settings()
     yield
-    get_settings.cache_clear()
+    reset_settings()
 
 
 @pytest.mark.usefixtures("function_environment")

@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fargate_app.aws.clients import client
 from fargate_app.aws.errors import aws_errors
-from fargate_app.errors import FargateAppError, PermanentError, truncate
-from fargate_app.models import ProvisionRequest, describe_validation_error
+from fargate_app.config import Settings
+from fargate_app.errors import FargateAppError, Misconfigured, PermanentError, truncate
+from fargate_app.models import ProvisionRequest
 from fargate_app.observability import logger
 
-STATE_MACHINE_ARN = r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:[A-Za-z0-9_-]{1,80}$"
 MAX_NAME = 80
 # Budget of an 80-character name: readable(40) "-" app-hash(8) ["-teardown"] "-" request-hash(16) ["-" attempt(≤3)].
 READABLE_MAX = 40
@@ -43,20 +39,17 @@ SUCCEEDED = "SUCCEEDED"
 CLOSED_WITH_ERROR = {"FAILED": "States.Failed", "TIMED_OUT": "States.Timeout", "ABORTED": "States.Aborted"}
 
 
-class ApiSettings(BaseModel):
-    """The API function's own environment (template.yaml Globals)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    provision_state_machine_arn: str = Field(alias="PROVISION_STATE_MACHINE_ARN", pattern=STATE_MACHINE_ARN)
-    teardown_state_machine_arn: str = Field(alias="TEARDOWN_STATE_MACHINE_ARN", pattern=STATE_MACHINE_ARN)
-
-    def machine(self, kind: Kind) -> str:
-        return self.provision_state_machine_arn if kind == "provision" else self.teardown_state_machine_arn
+class ApiMisconfigured(Misconfigured):
+    """The API function lacks a state machine ARN, or its route lacks AWS_IAM: a deployment fault."""
 
 
-class ApiMisconfigured(FargateAppError):
-    """The function's environment lacks a state machine ARN: a deployment fault, not the caller's."""
+def state_machine(settings: Settings, kind: Kind) -> str:
+    """Raises: ApiMisconfigured when the API function's environment does not name the ``kind`` state machine."""
+    arn = settings.provision_state_machine_arn if kind == "provision" else settings.teardown_state_machine_arn
+    if not arn:
+        variable = f"{kind.upper()}_STATE_MACHINE_ARN"
+        raise ApiMisconfigured(f"the API function's environment is incomplete: {variable}: Field required")
+    return arn
 
 
 class AppNotFound(FargateAppError):
@@ -69,17 +62,6 @@ class ExecutionConflict(FargateAppError):
     def __init__(self, message: str, execution_arn: str) -> None:
         super().__init__(message)
         self.execution_arn = execution_arn
-
-
-@lru_cache(maxsize=1)
-def get_api_settings() -> ApiSettings:
-    """Raises: ApiMisconfigured (not cached, so a fixed environment is picked up by the next call)."""
-    try:
-        return ApiSettings.model_validate(dict(os.environ))
-    except ValidationError as exc:
-        raise ApiMisconfigured(
-            f"the API function's environment is incomplete: {describe_validation_error(exc)}"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -153,7 +135,7 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
 
 
-def list_app_executions(settings: ApiSettings, app: AppRef) -> list[ExecutionSummary]:
+def list_app_executions(settings: Settings, app: AppRef) -> list[ExecutionSummary]:
     """Every provision and teardown execution of the app, newest first.
 
     Raises:
@@ -163,7 +145,7 @@ def list_app_executions(settings: ApiSettings, app: AppRef) -> list[ExecutionSum
     found: list[ExecutionSummary] = []
     kinds: tuple[Kind, ...] = ("provision", "teardown")
     for kind in kinds:
-        machine = settings.machine(kind)
+        machine = state_machine(settings, kind)
         with aws_errors(f"list executions of {machine}"):
             pages = client("stepfunctions").get_paginator("list_executions")
             for page in pages.paginate(
@@ -217,7 +199,7 @@ def _parse_json(text: str | None) -> Any:
 
 
 def _start_or_replay(
-    settings: ApiSettings,
+    settings: Settings,
     app: AppRef,
     kind: Kind,
     base: str,
@@ -252,7 +234,7 @@ def _start_or_replay(
             raise PermanentError(f"app {app}: {MAX_ATTEMPTS} attempts of this request already; change the request")
     name = attempt_name(base, attempt)
     assert len(name) <= MAX_NAME, name
-    machine = settings.machine(kind)
+    machine = state_machine(settings, kind)
     body = canonical_json(input_document)
     sfn = client("stepfunctions")
     with aws_errors(f"start {kind} execution {name}", absent={"ExecutionAlreadyExists"}):
@@ -274,7 +256,7 @@ def _without_caller(document: Any) -> Any:
     return {k: v for k, v in document.items() if k != "caller"} if isinstance(document, dict) else document
 
 
-def start_provision(settings: ApiSettings, request: ProvisionRequest, caller: str) -> StartedExecution:
+def start_provision(settings: Settings, request: ProvisionRequest, caller: str) -> StartedExecution:
     """Start (or replay) the provision execution for a validated request, recording ``caller`` (the IAM principal
     API Gateway authorized) in its input.
 
@@ -295,7 +277,7 @@ def start_provision(settings: ApiSettings, request: ProvisionRequest, caller: st
     )
 
 
-def start_teardown(settings: ApiSettings, app: AppRef, caller: str) -> StartedExecution:
+def start_teardown(settings: Settings, app: AppRef, caller: str) -> StartedExecution:
     """Start (or replay) the teardown of what the app's latest successful (else latest) provision built, recording
     ``caller`` in its input.
 
@@ -344,7 +326,7 @@ def refusal_cause(cause: str | None) -> str | None:
     return json.dumps(report)
 
 
-def app_status(settings: ApiSettings, app: AppRef) -> dict[str, Any]:
+def app_status(settings: Settings, app: AppRef) -> dict[str, Any]:
     """The app's latest execution (provision or teardown): status, current state, result or error.
 
     Raises:

@@ -28,12 +28,11 @@ from fargate_app.api.executions import (
     ExecutionConflict,
     StartedExecution,
     app_status,
-    get_api_settings,
     start_provision,
     start_teardown,
 )
 from fargate_app.config import get_settings
-from fargate_app.errors import FargateAppError, InvalidRequest, RetryableError, truncate
+from fargate_app.errors import FargateAppError, InvalidRequest, Misconfigured, RetryableError, truncate
 from fargate_app.models import (
     CALLER,
     ApiModel,
@@ -150,7 +149,7 @@ def _provision(document: Any) -> Response[str]:
     )
     app = AppRef(request.cluster, request.namespace, request.app)
     logger.append_keys(app=str(app))
-    return _accepted(start_provision(get_api_settings(), request, caller), app)
+    return _accepted(start_provision(get_settings(), request, caller), app)
 
 
 @resolver.post("/apps")
@@ -179,14 +178,14 @@ def put_app(cluster: str, namespace: str, app: str) -> Response[str]:
 def get_app(cluster: str, namespace: str, app: str) -> Response[str]:
     ref = _app_path(cluster, namespace, app)
     logger.append_keys(app=str(ref))
-    return _json(HTTPStatus.OK, app_status(get_api_settings(), ref))
+    return _json(HTTPStatus.OK, app_status(get_settings(), ref))
 
 
 @resolver.delete("/apps/<cluster>/<namespace>/<app>")
 def delete_app(cluster: str, namespace: str, app: str) -> Response[str]:
     ref = _app_path(cluster, namespace, app)
     logger.append_keys(app=str(ref))
-    return _accepted(start_teardown(get_api_settings(), ref, _caller()), ref)
+    return _accepted(start_teardown(get_settings(), ref, _caller()), ref)
 
 
 # --- errors → HTTP ---
@@ -216,7 +215,7 @@ def _retryable(exc: RetryableError) -> Response[str]:
     )
 
 
-def _misconfigured(exc: ApiMisconfigured) -> Response[str]:
+def _misconfigured(exc: Misconfigured) -> Response[str]:
     logger.error("API misconfigured", extra={"reason": exc.message})
     return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "ApiMisconfigured", exc.message)
 
@@ -255,7 +254,7 @@ for _error_class, _handler in (
     (AppNotFound, _app_not_found),
     (ExecutionConflict, _conflict),
     (RetryableError, _retryable),
-    (ApiMisconfigured, _misconfigured),
+    (Misconfigured, _misconfigured),
     (FargateAppError, _upstream_refused),
     (Exception, _unexpected),
 ):
