@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from types import TracebackType
 from typing import Any
 
 import boto3
@@ -26,6 +25,7 @@ from fargate_sandbox.events import EventRouter, Target
 from fargate_sandbox.fargate_cluster import ClusterServices, start_cluster, stop_cluster
 from fargate_sandbox.faults import FaultInjector
 from fargate_sandbox.iam_enforcement import Authorizer
+from fargate_sandbox.lifecycle import StartStop
 from fargate_sandbox.moto_backend import MotoBackend
 from fargate_sandbox.registry_front import RegistryFront
 from fargate_sandbox.seeded_registries import SeededRegistries
@@ -43,7 +43,7 @@ from kube_emulator import KubeEmulator, PodTiming
 EventRule = tuple[str, Mapping[str, Any] | str, Target]
 
 
-class Sandbox:
+class Sandbox(StartStop):
     def __init__(
         self,
         *,
@@ -131,19 +131,9 @@ class Sandbox:
 
     def stop(self) -> None:
         """Stop in reverse order, then record its authorization decisions (``IAM_RESULTS_DIR``); idempotent."""
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            stack.close()
+        if self._close_stack():
             kubernetes = self.kubernetes.api.authorizer if self.kubernetes is not None else None
             authorization_records.write(self.iam.decisions, kubernetes.decisions if kubernetes is not None else {})
-
-    def __enter__(self) -> Sandbox:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # --- what clients use -------------------------------------------------------------------------------------------
     @property

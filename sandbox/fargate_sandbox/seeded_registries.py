@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
+from fargate_sandbox.lifecycle import StartStop
 from fargate_sandbox.oci_images import RegistryPusher, multi_arch_sample, sample_image
 from fargate_sandbox.registry_procs import RegistryProcess, start_proxy, start_upstream
 from fargate_sandbox.seeds import ECR_UPSTREAM, UPSTREAM_CREDENTIALS
@@ -54,7 +54,7 @@ class UpstreamRegistry:
     digests: dict[str, str]  # "<repository>:<tag>" → the digest the upstream computed
 
 
-class SeededRegistries:
+class SeededRegistries(StartStop):
     """Start every seeded upstream and its proxy (in parallel: each is a process that takes a moment to bind)."""
 
     def __init__(self, workdir: Path | None = None, credentials: Mapping[str, dict[str, str]] | None = None) -> None:
@@ -106,11 +106,3 @@ class SeededRegistries:
 
     def stop(self) -> None:
         self._stack.close()
-
-    def __enter__(self) -> SeededRegistries:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

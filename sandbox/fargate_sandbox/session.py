@@ -12,13 +12,13 @@ import time
 from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from botocore.config import Config
 
 from fargate_sandbox.api_authorization import ApiAuthorizer, Refusal
 from fargate_sandbox.api_gateway import API_ID, STAGE, RestProxyGateway, Signer
+from fargate_sandbox.lifecycle import StartStop
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.seeds import CLUSTER_NAME, REGION
 from fargate_sandbox.workflows import Workflows
@@ -53,7 +53,7 @@ def find_template(template: Path | None = None) -> Path:
     return chosen.resolve()
 
 
-class SandboxSession:
+class SandboxSession(StartStop):
     """``with SandboxSession() as session: session.api.call("POST", "/apps", request)``."""
 
     def __init__(
@@ -106,19 +106,6 @@ class SandboxSession:
             )
             self._stack = stack.pop_all()
         return self
-
-    def stop(self) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            stack.close()
-
-    def __enter__(self) -> SandboxSession:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def sandbox(self) -> Sandbox:

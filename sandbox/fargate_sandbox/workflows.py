@@ -49,6 +49,7 @@ from botocore.config import Config
 from fargate_sandbox import sfn_semantics
 from fargate_sandbox.cluster_setup import apply_as_creator, documented_manifests
 from fargate_sandbox.lambda_dispatch import Invocation, LambdaDispatcher
+from fargate_sandbox.lifecycle import HoldsStack
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.seeds import CLUSTER_NAME
 from fargate_sandbox.stack_roles import deploy as deploy_roles
@@ -76,7 +77,7 @@ class ExecutionTimeout(TimeoutError):
     """An execution was still RUNNING when ``Workflows.wait`` gave up."""
 
 
-class Workflows:
+class Workflows(HoldsStack):
     def __init__(
         self,
         sandbox: Sandbox,
@@ -164,9 +165,7 @@ class Workflows:
 
     def close(self) -> None:
         """Stop running executions, undo the patches, restore ``os.environ``; idempotent."""
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            stack.close()
+        self._close_stack()
 
     def __enter__(self) -> Workflows:
         return self.open()

@@ -1,0 +1,39 @@
+"""``with part:`` for the sandbox's long-lived parts: entering starts the part, leaving stops it, whatever happened."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from types import TracebackType
+from typing import Self
+
+
+class HoldsStack:
+    """What a part started is entered in ``self._stack`` (None while stopped), so stopping undoes it in reverse."""
+
+    _stack: ExitStack | None = None
+
+    def _close_stack(self) -> bool:
+        """Undo what was started, once; False when there was nothing to undo."""
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return False
+        stack.close()
+        return True
+
+
+class StartStop(HoldsStack):
+    """A part with ``start()`` (returning the started part) is a context manager; ``stop()`` is idempotent."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self._close_stack()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
