@@ -5,27 +5,13 @@
         outcome = workflows.wait(arn, timeout_s=60)        # DescribeExecution's answer once it is no longer RUNNING
         workflows.state_order(arn)                          # ["ValidateRequest", "EnsurePodExecutionRole", …]
 
-Entering the ``with`` block (``open()``):
-1. sets ``os.environ`` once to the union of the template functions' environments, plus what Lambda itself gives a
-   function (region, credentials — the sandbox's — and ``AWS_ENDPOINT_URL`` = the sandbox front) and
-   ``POWERTOOLS_TRACE_DISABLED``; ``environment`` overrides win (e.g. ``{"ROLLOUT_GRACE_SECONDS": "1"}``). Handlers run
-   in threads of this process, so the environment is never changed per invocation (docs/design.md §6). Then the cached
-   settings and boto3 clients of ``fargate_app`` are reset so they read it;
-2. creates (or updates) every state machine of the template in moto with its ASL, substitutions applied;
-3. routes the interpreter's AWS calls to the sandbox front: moto's ``boto_client_for`` would call
-   ``http://localhost:$MOTO_PORT`` (default 5000), so it is replaced, in every interpreter module that imported it,
-   by a client of the front — whose ``lambda:Invoke`` of template functions ``LambdaDispatcher`` answers in process;
-4. makes the interpreter fail as AWS does where moto is more lenient (``sfn_semantics``: States.Runtime is never
-   retried or caught, unresolved paths in a Task/Map/Choice are States.Runtime, Lambda service errors keep their
-   ``Lambda.*`` names), and scales the interpreter's sleeps by ``time_scale``: the ``Wait`` state (``Seconds``, ``SecondsPath``,
-   ``Timestamp``, ``TimestampPath``: ``WaitFunction._wait_interval``) and the pause between ``Retry`` attempts
-   (``IntervalSeconds`` × ``BackoffRate``ⁿ, capped by ``MaxDelaySeconds``, jittered: the ``time.sleep`` of
-   ``retrier_decl``). Not scaled: Lambda function timeouts, Task ``TimeoutSeconds``/``HeartbeatSeconds``, and
-   anything the handlers themselves wait for — they run in real time;
-5. registers every EventBridge rule of the template targeting a state machine with ``sandbox.events``; a matching
-   event starts an execution whose input is the whole event (or the target's ``Input``/``InputPath``).
-Leaving it (``close()``) stops the executions still running, undoes 2–4's patches and restores ``os.environ``.
-The patches are process-wide, so one ``Workflows`` may be open per process at a time.
+``open()`` deploys what the stack would (the functions' roles, their EKS access entries, SSM parameters, every state
+machine with its substitutions), sends the interpreter's AWS calls to the sandbox's front — where ``lambda:Invoke``
+of a template function runs its handler in an execution environment of its own (``lambda_dispatch``) — makes the
+interpreter fail as AWS does (``sfn_semantics``), scales Wait states and Retry pauses by ``time_scale``, and
+registers the template's EventBridge rules. ``close()`` stops the executions still running and undoes the patches,
+which are process-wide: one ``Workflows`` is open per process at a time. What is scaled and what runs in real time:
+docs/sandbox.md.
 """
 
 from __future__ import annotations

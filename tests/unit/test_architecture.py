@@ -121,6 +121,22 @@ def test_a_package_imports_nothing_it_must_not(package: str) -> None:
     assert {name: targets for name, targets in offending.items() if targets} == {}
 
 
+def test_every_error_a_state_machine_can_see_is_in_the_design_s_error_contract() -> None:
+    # Given the error classes of fargate_app.errors (their names are what Lambda reports and the ASL matches)
+    from fargate_app import errors
+
+    names = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.FargateAppError) and value.__module__ == errors.__name__
+    } - {"FargateAppError", "RetryableError"}
+    # Then docs/design.md's section 4 names each one
+    design = (ROOT / "docs" / "design.md").read_text()
+    section = design[design.index("## 4. Errors") : design.index("## 5.")]
+    assert len(names) > 30
+    assert sorted(name for name in names if f"`{name}`" not in section) == []
+
+
 def tracked_files(*patterns: str) -> list[Path]:
     listed = subprocess.run(["git", "ls-files", *patterns], cwd=ROOT, capture_output=True, text=True, check=True)
     return [ROOT / line for line in listed.stdout.splitlines() if (ROOT / line).is_file()]
