@@ -255,13 +255,7 @@ class Controllers:
                 _container(n, c["image"], waiting, False) for n, c in zip(names, pod["spec"]["containers"], strict=True)
             ]
             status["conditions"] = [_condition("PodScheduled", "True", now)]
-            self._event(
-                pod,
-                "Normal",
-                "Scheduled",
-                f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to {decision.node}",
-                self.scheduler.scheduler_name,
-            )
+            self._scheduled_event(pod, decision.node)
             self._event(pod, "Normal", "Pulling", f'Pulling image "{pod["spec"]["containers"][0]["image"]}"', "kubelet")
         elif isinstance(decision, Bind):
             self._bind(pod, decision.node, decision.pod_ip, decision.node_labels)
@@ -278,13 +272,7 @@ class Controllers:
                 or pod["spec"]["nodeName"] != decision.node
                 or not status.get("containerStatuses")
             ):
-                self._event(
-                    pod,
-                    "Normal",
-                    "Scheduled",
-                    f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to {decision.node}",
-                    self.scheduler.scheduler_name,
-                )
+                self._scheduled_event(pod, decision.node)
             self._event(pod, "Normal", "Started", f"Started container {names[0]}", "kubelet")
         else:
             return
@@ -320,6 +308,13 @@ class Controllers:
         for node in self.store.list(NODE):
             if node["metadata"]["name"] not in busy:
                 self.store.delete(NODE, None, node["metadata"]["name"])
+
+    def _scheduled_event(self, pod: dict[str, Any], node: str) -> None:
+        """kube-scheduler's event for a pod bound to ``node``."""
+        where = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+        self._event(
+            pod, "Normal", "Scheduled", f"Successfully assigned {where} to {node}", self.scheduler.scheduler_name
+        )
 
     def _event(self, pod: dict[str, Any], kind: str, reason: str, message: str, component: str) -> None:
         metadata = pod["metadata"]

@@ -15,20 +15,14 @@ from typing import Any
 
 import pytest
 from asl_dataflow import ANY, ERROR_OUTPUT, SCALAR, Shape, check, from_schema, obj
-from cfnlint.decode import cfn_yaml
 from figures import Figures
+from project_template import MACHINES, TEMPLATE
 from pydantic import BaseModel
 
 from fargate_app.teardown import TeardownInput
 from fargate_app.watchlist import ValidateCacheRuleEvent
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE: dict[str, Any] = cfn_yaml.load(str(ROOT / "template.yaml"))
-MACHINES = {
-    name: resource["Properties"]
-    for name, resource in TEMPLATE["Resources"].items()
-    if resource["Type"] == "AWS::Serverless::StateMachine"
-}
 # What starts each machine: the API or a console start (provision: anything, ValidateRequest checks it), the API's
 # teardown document, EventBridge's CloudTrail event.
 MACHINE_INPUTS: dict[str, Shape] = {

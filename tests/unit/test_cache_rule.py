@@ -51,6 +51,27 @@ class Stubs:
             {},
         )
 
+    def create(self, prefix: str, url: str, upstream: str, credential: str | None = None) -> None:
+        """CreatePullThroughCacheRule, expected with these parameters, answers the rule it made."""
+        with_credential = {"credentialArn": credential} if credential else {}
+        self.ecr.add_response(
+            "create_pull_through_cache_rule",
+            {
+                "ecrRepositoryPrefix": prefix,
+                "upstreamRegistryUrl": url,
+                "createdAt": NOW,
+                "registryId": "111122223333",
+                "upstreamRegistry": upstream,
+                **with_credential,
+            },
+            {
+                "ecrRepositoryPrefix": prefix,
+                "upstreamRegistryUrl": url,
+                "upstreamRegistry": upstream,
+                **with_credential,
+            },
+        )
+
     def validate(self, prefix: str, url: str, valid: bool = True, failure: str = "") -> None:
         response = {
             "ecrRepositoryPrefix": prefix,
@@ -83,21 +104,7 @@ def request(**changes: Any) -> ProvisionRequest:
 def test_creates_and_validates_the_rule_for_the_upstream(settings: Settings, stubs: Stubs) -> None:
     # Given no rule
     stubs.rules()
-    stubs.ecr.add_response(
-        "create_pull_through_cache_rule",
-        {
-            "ecrRepositoryPrefix": "ecr-public",
-            "upstreamRegistryUrl": "public.ecr.aws",
-            "createdAt": NOW,
-            "registryId": "111122223333",
-            "upstreamRegistry": "ecr-public",
-        },
-        {
-            "ecrRepositoryPrefix": "ecr-public",
-            "upstreamRegistryUrl": "public.ecr.aws",
-            "upstreamRegistry": "ecr-public",
-        },
-    )
+    stubs.create("ecr-public", "public.ecr.aws", "ecr-public")
     stubs.validate("ecr-public", "public.ecr.aws")
     # When the step runs
     rule = ensure_cache_rule(settings, request())
@@ -142,22 +149,7 @@ def test_credentialed_upstream_checks_the_secret_before_creating(settings: Setti
     stubs.secrets.add_response(
         "describe_secret", {"ARN": SECRET, "Name": "ecr-pullthroughcache/docker-hub"}, {"SecretId": SECRET}
     )
-    stubs.ecr.add_response(
-        "create_pull_through_cache_rule",
-        {
-            "ecrRepositoryPrefix": "docker-hub",
-            "upstreamRegistryUrl": "registry-1.docker.io",
-            "createdAt": NOW,
-            "registryId": "111122223333",
-            "credentialArn": SECRET,
-        },
-        {
-            "ecrRepositoryPrefix": "docker-hub",
-            "upstreamRegistryUrl": "registry-1.docker.io",
-            "upstreamRegistry": "docker-hub",
-            "credentialArn": SECRET,
-        },
-    )
+    stubs.create("docker-hub", "registry-1.docker.io", "docker-hub", SECRET)
     stubs.validate("docker-hub", "registry-1.docker.io")
     rule = ensure_cache_rule(settings, request(image="redis:7", credentialArn=SECRET))
     assert (rule.upstream_registry_url, rule.credential_arn, rule.created) == ("registry-1.docker.io", SECRET, True)
@@ -194,16 +186,7 @@ def test_misnamed_secret_never_reaches_aws() -> None:
 def test_invalid_rule_it_created_is_removed_again(settings: Settings, stubs: Stubs) -> None:
     stubs.rules()
     stubs.secrets.add_response("describe_secret", {"ARN": SECRET}, {"SecretId": SECRET})
-    stubs.ecr.add_response(
-        "create_pull_through_cache_rule",
-        {"ecrRepositoryPrefix": "docker-hub", "upstreamRegistryUrl": "registry-1.docker.io", "credentialArn": SECRET},
-        {
-            "ecrRepositoryPrefix": "docker-hub",
-            "upstreamRegistryUrl": "registry-1.docker.io",
-            "upstreamRegistry": "docker-hub",
-            "credentialArn": SECRET,
-        },
-    )
+    stubs.create("docker-hub", "registry-1.docker.io", "docker-hub", SECRET)
     stubs.validate("docker-hub", "registry-1.docker.io", valid=False, failure="Invalid username or access token")
     stubs.ecr.add_response(
         "delete_pull_through_cache_rule", {"ecrRepositoryPrefix": "docker-hub"}, {"ecrRepositoryPrefix": "docker-hub"}
@@ -274,22 +257,7 @@ def test_without_a_prefix_a_rule_with_another_credential_is_passed_over_for_a_ne
     stubs.secrets.add_response(
         "describe_secret", {"ARN": OTHER_TEAMS_SECRET, "Name": "ecr-pullthroughcache/team-b"}, {"SecretId": ANY}
     )
-    stubs.ecr.add_response(
-        "create_pull_through_cache_rule",
-        {
-            "ecrRepositoryPrefix": "docker-hub",
-            "upstreamRegistryUrl": "registry-1.docker.io",
-            "createdAt": NOW,
-            "registryId": "111122223333",
-            "credentialArn": OTHER_TEAMS_SECRET,
-        },
-        {
-            "ecrRepositoryPrefix": "docker-hub",
-            "upstreamRegistryUrl": "registry-1.docker.io",
-            "upstreamRegistry": "docker-hub",
-            "credentialArn": OTHER_TEAMS_SECRET,
-        },
-    )
+    stubs.create("docker-hub", "registry-1.docker.io", "docker-hub", OTHER_TEAMS_SECRET)
     stubs.validate("docker-hub", "registry-1.docker.io")
     rule = ensure_cache_rule(settings, request(image=DOCKER_HUB, credentialArn=OTHER_TEAMS_SECRET))
     # Then its own rule pulls with its own credential

@@ -9,18 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import cfn_yaml
+from project_template import MACHINES, TEMPLATE
 
 from fargate_app.config import Settings
 from fargate_app.errors import all_error_names
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE: dict[str, Any] = cfn_yaml.load(str(ROOT / "template.yaml"))
-MACHINES = {
-    name: resource["Properties"]
-    for name, resource in TEMPLATE["Resources"].items()
-    if resource["Type"] == "AWS::Serverless::StateMachine"
-}
 ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
 # "Not yet" errors whose Retry is the poll (one transition per check), with the setting after which the check itself
 # ends the wait with PollTimeout; and the long waits for a busy cluster.

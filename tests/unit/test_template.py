@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 import template_iam
-from cfnlint.decode import cfn_yaml
+from project_template import TEMPLATE
 
 from fargate_sandbox.stack_roles import stack_roles
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE: dict[str, Any] = cfn_yaml.load(str(ROOT / "template.yaml"))
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 FUNCTIONS = {name: r for name, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"}
 

@@ -1,0 +1,17 @@
+"""template.yaml as the static tests read it: cfn-lint's loader, which keeps the intrinsic functions (!Ref, !Sub)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE: dict[str, Any] = cfn_yaml.load(str(ROOT / "template.yaml"))
+# Each state machine's properties, by logical id.
+MACHINES: dict[str, dict[str, Any]] = {
+    name: resource["Properties"]
+    for name, resource in TEMPLATE["Resources"].items()
+    if resource["Type"] == "AWS::Serverless::StateMachine"
+}
