@@ -23,6 +23,7 @@ from fargate_app.api import routes
 from fargate_app.aws.clients import client
 from fargate_app.config import reset_settings
 from fargate_app.errors import InvalidRequest
+from fargate_app.models import parse_request
 
 pytestmark = pytest.mark.usefixtures("aws")
 EVENTS = Path(__file__).parent / "events"
@@ -224,7 +225,7 @@ def test_a_start_that_loses_a_race_returns_the_winner_only_for_the_same_input(
     machines: dict[str, str], call: Any, same_input: bool, expected: int
 ) -> None:
     # Given the listing saw nothing, but a call with the same name started it in between (same input, or not)
-    normalised = routes.parse_request(REQUEST, region=REGION, account=ACCOUNT).to_json()
+    normalised = parse_request(REQUEST, region=REGION, account=ACCOUNT).to_json()
     winner_input = {"request": normalised if same_input else {**normalised, "replicas": 2}}
     winner = f"{machines['provision'].replace(':stateMachine:', ':execution:')}:winner"
     with Stubber(client("stepfunctions")) as stub:

@@ -10,7 +10,7 @@ import json
 import re
 from decimal import Decimal
 from fnmatch import fnmatchcase
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -35,6 +35,9 @@ from fargate_app.images import (
     parse_reference,
     upstream_for_host,
 )
+
+if TYPE_CHECKING:
+    from fargate_app.config import Settings
 
 # Kubernetes apimachinery validation (IsDNS1123Label, IsDNS1035Label, IsQualifiedName, IsValidLabelValue).
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -330,6 +333,17 @@ class ProvisionRequest(ApiModel):
         upstream = upstream_for_host(self.image_reference.registry)
         assert upstream is not None  # guaranteed by _normalise_image
         return self.cache_prefix or upstream.default_prefix
+
+
+def parse_request_for(settings: Settings, data: Any) -> ProvisionRequest:
+    """``parse_request`` under the stack's own rules: its account and region, platforms and protected namespaces."""
+    return parse_request(
+        data,
+        region=settings.region,
+        account=settings.account_id,
+        platforms=settings.platforms,
+        protected_namespaces=settings.protected_namespaces,
+    )
 
 
 def parse_request(

@@ -21,7 +21,7 @@ from fargate_app.aws.eks import (
 )
 from fargate_app.config import Settings
 from fargate_app.errors import InvalidRequest
-from fargate_app.models import CALLER, ApiModel, ProvisionRequest, parse_request
+from fargate_app.models import CALLER, ApiModel, ProvisionRequest, parse_request_for
 
 CONSOLE_CALLER = "console"
 # The API's execution input: the request and who asked (from API Gateway's request context, never from the body).
@@ -55,13 +55,7 @@ def validate_start(settings: Settings, event: dict[str, Any]) -> ValidatedReques
         if not CALLER.fullmatch(caller):
             raise InvalidRequest.of("caller", "must be 'console' or the IAM principal ARN API Gateway reported")
         raw = raw["request"]
-    request = parse_request(
-        raw,
-        region=settings.region,
-        account=settings.account_id,
-        platforms=settings.platforms,
-        protected_namespaces=settings.protected_namespaces,
-    )
+    request = parse_request_for(settings, raw)
     check_in_account(settings, request)
     return ValidatedRequest(request=request, execution_arn=str(event.get("executionArn", "")), caller=caller)
 

@@ -39,7 +39,7 @@ from fargate_app.models import (
     ClusterName,
     DnsLabel,
     loads_request_document,
-    parse_request,
+    parse_request_for,
     validation_problems,
 )
 from fargate_app.observability import logger
@@ -138,15 +138,8 @@ def _caller() -> str:
 
 
 def _provision(document: Any) -> Response[str]:
-    settings = get_settings()
     caller = _caller()
-    request = parse_request(
-        document,
-        region=settings.region,
-        account=settings.account_id,
-        platforms=settings.platforms,
-        protected_namespaces=settings.protected_namespaces,
-    )
+    request = parse_request_for(get_settings(), document)
     app = AppRef(request.cluster, request.namespace, request.app)
     logger.append_keys(app=str(app))
     return _accepted(start_provision(get_settings(), request, caller), app)

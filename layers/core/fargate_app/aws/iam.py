@@ -35,19 +35,20 @@ def role_name(settings: Settings, cluster: str) -> str:
     return f"{name[:55]}-{digest}"
 
 
+def _policy(statement: dict[str, Any]) -> dict[str, Any]:
+    """An IAM policy document of one Allow statement (the current policy language version)."""
+    return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", **statement}]}
+
+
 def trust_policy(settings: Settings, cluster: str) -> dict[str, Any]:
     source = f"arn:{settings.partition}:eks:{settings.region}:{settings.account_id}:fargateprofile/{cluster}/*"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Condition": {"ArnLike": {"aws:SourceArn": source}},
-                "Principal": {"Service": FARGATE_POD_SERVICE},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
+    return _policy(
+        {
+            "Condition": {"ArnLike": {"aws:SourceArn": source}},
+            "Principal": {"Service": FARGATE_POD_SERVICE},
+            "Action": "sts:AssumeRole",
+        }
+    )
 
 
 def pull_through_policy_name(prefix: str) -> str:
@@ -56,17 +57,13 @@ def pull_through_policy_name(prefix: str) -> str:
 
 def pull_through_policy(settings: Settings, prefix: str) -> dict[str, Any]:
     repositories = f"arn:{settings.partition}:ecr:{settings.region}:{settings.account_id}:repository/{prefix}/*"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "PullThroughCacheFirstPull",
-                "Effect": "Allow",
-                "Action": ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"],
-                "Resource": repositories,
-            }
-        ],
-    }
+    return _policy(
+        {
+            "Sid": "PullThroughCacheFirstPull",
+            "Action": ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"],
+            "Resource": repositories,
+        }
+    )
 
 
 def _canonical(policy: Any) -> Any:
