@@ -1,26 +1,12 @@
 """IAM in front of moto: every AWS request is authorized against its caller's identity policies, as IAM would.
 
-The caller is the access key of the request's SigV4 signature. The sandbox's own key is the account's
-administrator (tests, seeding, the CLI, services acting for themselves); keys that ``sts:AssumeRole`` issued are
-sessions of the role they assumed — the Lambda functions run with those of their own roles — whose policies (inline
-and attached, read from moto's IAM, so a change through the IAM API counts at once) are evaluated for each check of
-``iam_requests``. Any other key is unknown to AWS.
-
-A denied request gets the service's own error, worded as AWS words it (IAM user guide, "Troubleshoot access denied
-error messages"): "User: <session ARN> is not authorized to perform: <action> on resource: <ARN> because no
-identity-based policy allows the <action> action" (or "… with an explicit deny in an identity-based policy").
-Codes: IAM and STS ``AccessDenied`` 403; EC2 ``UnauthorizedOperation`` 403; JSON services ``AccessDeniedException``
-400; REST-JSON services (EKS, Lambda) ``AccessDeniedException`` 403.
-
-Two behaviours of the services themselves, each from its documentation: EKS creates its Fargate service-linked role
-on the first profile of an account — the caller needs ``iam:CreateServiceLinkedRole`` for
-``eks-fargate.amazonaws.com`` — and checks with ``iam:GetRole`` that it exists otherwise (EKS answers
-``InvalidRequestException`` "Failed to validate if SLR: AWSServiceRoleForAmazonEKSForFargate already exists due to
-missing permissions for 'iam:GetRole'", as reported in aws-controllers-k8s/community#1821); ECR creates its
-pull-through-cache service-linked role on the first rule (the reference lists ``iam:CreateServiceLinkedRole`` as a
-dependent action of ``ecr:CreatePullThroughCacheRule``).
-
-Every decision is counted (principal, action, resource, allowed, the statements that decided) for docs/iam.md.
+The caller is the access key of the request's SigV4 signature: the sandbox's own key is the account's administrator;
+a key ``sts:AssumeRole`` issued is a session of its role, whose inline and attached policies (read from moto's IAM,
+so a change through the IAM API counts at once) are evaluated for each check ``iam_requests`` derives; any other key
+is unknown to AWS. Refusals carry the service's own code and IAM's message; what the services check on the caller's
+behalf (EKS's and ECR's service-linked roles) is emulated here too. Both, with their sources: docs/sandbox.md
+("Authorization"). Every decision is counted (principal, action, resource, allowed, deciding statements) for
+docs/iam.md.
 """
 
 from __future__ import annotations

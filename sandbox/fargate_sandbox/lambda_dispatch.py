@@ -1,27 +1,11 @@
 """Lambda ``Invoke`` answered by the real ``functions/<dir>/app.py`` handlers, each in its own execution environment.
 
-As Lambda does, every invocation runs in an execution environment of its function — here a worker process
-(``lambda_runtime``) with the function's own environment variables and its role's credentials, so a call the handler
-makes is authorized as that function's role, and module state never leaks from one function to another. An
-environment runs one invocation at a time; a concurrent one gets a new environment (a cold start), an idle one is
-reused (a warm start) and reclaimed after ``IDLE_SECONDS``. Workers fork from a forkserver that has imported the heavy
-third-party modules once, so a cold start costs what importing the function's own code costs.
-
-Answers as the Lambda Invoke API gives them (API reference, "Invoke"):
-- success: 200, the handler's return value as JSON, ``X-Amz-Executed-Version: $LATEST``;
-- the handler raises: 200 with ``X-Amz-Function-Error: Unhandled`` and the Python runtime's error document
-  ``{"errorMessage", "errorType", "requestId", "stackTrace"}``: Step Functions names the error after ``errorType``,
-  so ``ErrorEquals: ["ProfileOperationInProgress"]`` matches our exception classes exactly as in AWS;
-- the handler runs past the function's ``Timeout``: the same 200 + ``Unhandled``, with the document current Lambda
-  runtimes (python3.12 included) return, ``{"errorType": "Sandbox.Timedout", "errorMessage": "RequestId: <id> Error:
-  Task timed out after <n>.00 seconds"}``; the environment is then discarded, as Lambda resets it after a timeout;
-- the worker dies: ``Runtime.ExitError`` ("Runtime exited without providing a reason");
-- ``X-Amz-Invocation-Type: Event`` → 202 and the handler runs in the background; ``DryRun`` → 204;
-- a body that is not JSON → 400 ``InvalidRequestContentException``; an import failure → ``Runtime.ImportModuleError``,
-  a missing handler → ``Runtime.HandlerNotFound``, a result that is not JSON → ``Runtime.MarshalError``.
-
-Functions the template does not define are left to moto (``ResourceNotFoundException`` as in AWS).
-Every invocation is recorded (function, request id, duration, error type) for reports and benchmarks.
+An environment is a worker process (``lambda_runtime``) with the function's own variables and its role's
+credentials, so the handler's calls are authorized as that role and module state never leaks between functions.
+It runs one invocation at a time; a concurrent one gets a new environment (a cold start), an idle one is reused and
+reclaimed after ``IDLE_SECONDS``. The answers are the Lambda Invoke API's, listed with their source in
+docs/sandbox.md ("The workflow harness"); functions the template does not define are left to moto. Every invocation
+is recorded (function, request id, duration, error type) for reports and benchmarks.
 """
 
 from __future__ import annotations

@@ -1,27 +1,11 @@
 """Step Functions' error semantics where moto's interpreter is more lenient than AWS, put right for the harness.
 
-AWS Step Functions developer guide, "Handling errors in Step Functions workflows", error names:
-- ``States.Runtime``: "An execution failed due to some exception that it couldn't process. Often these are caused by
-  errors at runtime, such as attempting to apply InputPath or OutputPath on a null JSON payload. A States.Runtime
-  error isn't retriable, and will always cause the execution to fail. A retry or catch on States.ALL won't catch
-  States.Runtime errors." And of ``States.ALL``: it "can't catch the States.DataLimitExceeded terminal error or
-  Runtime error types".
-- A path that does not resolve is such a runtime error, wherever the state reads it: ``InputPath``, ``Parameters``,
-  ``ResultSelector``, ``ResultPath``, ``OutputPath``, ``ItemsPath``, a Wait's ``SecondsPath``/``TimestampPath``, a
-  Choice rule's ``Variable`` (unless the rule is ``IsPresent``). AWS's causes, as executions report them:
-  ``The JSONPath '$.x' specified for the field 'y.$' could not be found in the input '{…}'`` (Parameters,
-  ResultSelector), ``Invalid path '$.x' : No results for path: $['x']`` (InputPath, OutputPath, ItemsPath) and
-  ``Invalid path '$.x': The choice state's condition path references an invalid value.`` (Choice).
-- A Lambda task whose ``Invoke`` call itself fails (not the function) reports ``Lambda.<exception>``: the guide's
-  "Handle transient Lambda service exceptions" names ``Lambda.ServiceException``, ``Lambda.AWSLambdaException``,
-  ``Lambda.SdkClientException`` and ``Lambda.TooManyRequestsException`` (the Lambda API's modelled errors; anything
-  unmodelled is ``Lambda.AWSLambdaException``, a failure to reach Lambda at all ``Lambda.SdkClientException``).
-
-moto 5.x already fails Pass states, InputPath, OutputPath and Wait paths with ``States.Runtime``, but inside a Task or
-Map it hands a failed ``Parameters``/``ResultSelector``/``ItemsPath`` path to the state's Retry and Catch (named
-``Exception`` or ``States.Runtime``), lets ``States.ALL`` catch every ``States.Runtime``, sends a Choice whose
-variable is missing to its Default, and names every Lambda service error ``Exception``. ``install`` replaces exactly
-those four behaviours; everything else is moto's.
+AWS (developer guide, "Handling errors in Step Functions workflows"): ``States.Runtime`` is never retried or caught,
+``States.ALL`` included; a path that does not resolve is such an error wherever a state reads it; a failed Lambda
+``Invoke`` is ``Lambda.<exception>``. moto 5.x hands a failed ``Parameters``/``ResultSelector``/``ItemsPath`` path
+to the Task's or Map's Retry and Catch, lets ``States.ALL`` catch ``States.Runtime``, sends a Choice whose variable
+is missing to its Default, and names every Lambda service error ``Exception``. ``install`` replaces exactly those
+behaviours; everything else is moto's. AWS's causes, word for word, and the known gaps: docs/sandbox.md.
 """
 
 from __future__ import annotations
