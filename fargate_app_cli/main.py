@@ -35,7 +35,13 @@ RequestFiles = Annotated[
     ),
 ]
 ApiUrl = Annotated[
-    str, typer.Option("--api", help="The stack's API URL, e.g. https://<id>.execute-api.<region>.amazonaws.com/prod.")
+    str,
+    typer.Option(
+        "--api",
+        envvar="FARGATE_APP_API",
+        help="The stack's API URL, e.g. https://<id>.execute-api.<region>.amazonaws.com/prod, or a sandbox serve's "
+        "http://127.0.0.1:PORT (then signed with the sandbox's key when no AWS credentials are configured).",
+    ),
 ]
 Region = Annotated[
     str | None, typer.Option("--region", help="Signing region (default: from the URL, else AWS_REGION/profile).")
@@ -43,6 +49,14 @@ Region = Annotated[
 Cluster = Annotated[str, typer.Argument(help="EKS cluster name.")]
 Namespace = Annotated[str, typer.Argument(help="Kubernetes namespace.")]
 AppName = Annotated[str, typer.Argument(help="App name.")]
+StateDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="Where serve writes env and kubeconfig for other tools; default: $XDG_STATE_HOME/fargate-app/sandbox.",
+        file_okay=False,
+    ),
+]
 Template = Annotated[
     Path | None,
     typer.Option(
@@ -131,18 +145,59 @@ def sandbox_run(
 def sandbox_serve(
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: a free one).")] = 8080,
     template: Template = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Start a sandbox with the API on http://127.0.0.1:PORT (PUT|GET|DELETE /apps/CLUSTER/NAMESPACE/APP, POST
     /apps; AWS_IAM-authorized) until Ctrl-C."""
     serve = _sandbox_commands().serve
     with _handlers_log_to_stderr() as out:
-        code = serve(port, out=out, err=sys.stderr, template=template)
+        code = serve(port, out=out, err=sys.stderr, template=template, state_dir=state_dir)
     # The sandbox has stopped in order (servers, workers, registries). The interpreter's own finalisation can then
     # spin in garbage collection over what the stopped servers' threads left (seen after a long serve): nothing is
     # left to clean up, so end the process here.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+@sandbox_app.command("env")
+def sandbox_env(state_dir: StateDir = None) -> None:
+    """Print the export lines of the running sandbox serve (what its env file holds), for `eval "$(…)"`."""
+    from fargate_app_cli.sandbox_state import NoSandboxServing, default_state_dir, running_env
+
+    try:
+        sys.stdout.write(running_env((state_dir or default_state_dir()).resolve()))
+    except NoSandboxServing as exc:
+        print(f"error: {exc}; start one with `fargate-app sandbox serve`", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+@sandbox_app.command("token")
+def sandbox_token(cluster: Annotated[str, typer.Option("--cluster", help="EKS cluster name.")] = "blog") -> None:
+    """An ExecCredential with a fresh EKS token for CLUSTER, as `aws eks get-token` prints it (the kubeconfig's
+    credential plugin; uses the AWS credentials and endpoint of the environment)."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from fargate_app.errors import FargateAppError
+    from fargate_app.kube.auth import eks_token
+    from fargate_app_cli.sandbox_state import EXEC_API_VERSION
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-west-2"
+    try:
+        token = eks_token(cluster, region)
+    except FargateAppError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    # EKS accepts a token for 15 minutes; like `aws eks get-token`, say it expires a minute earlier.
+    expires = (datetime.now(UTC) + timedelta(minutes=14)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    credential = {
+        "kind": "ExecCredential",
+        "apiVersion": EXEC_API_VERSION,
+        "spec": {},
+        "status": {"expirationTimestamp": expires, "token": token.value},
+    }
+    print(json.dumps(credential))
 
 
 @app.command("request")

@@ -24,6 +24,11 @@ from botocore.credentials import Credentials
 
 SERVICE = "execute-api"
 TIMEOUT_SECONDS = 35  # API Gateway answers within 29 s or gives up itself
+# A loopback API is a `fargate-app sandbox serve`: without AWS credentials configured, calls are signed with the
+# sandbox administrator's key, which is fixed and fake (docs/sandbox.md) and which that API's AWS_IAM check accepts.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+SANDBOX_KEY = ("AKIASANDBOX000000000", "sandbox")
+SANDBOX_REGION = "us-west-2"
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 
 
@@ -71,18 +76,22 @@ class RemoteApi:
             )
         self.base_url = api_url.rstrip("/")
         self._session = session or botocore.session.Session()
+        local_sandbox = parts.hostname in LOOPBACK_HOSTS
         # AWS_REGION is the SDKs' standard variable; botocore's own chain reads AWS_DEFAULT_REGION and the profile.
         self.region = (
             region
             or region_from_url(api_url)
             or os.environ.get("AWS_REGION")
             or self._session.get_config_variable("region")
+            or (SANDBOX_REGION if local_sandbox else None)
         )
         if not self.region:
             raise RemoteConfigError(
                 "no AWS region: pass --region, set AWS_REGION (or a profile's region), or use the execute-api URL"
             )
         credentials = self._session.get_credentials()
+        if credentials is None and local_sandbox:
+            credentials = Credentials(*SANDBOX_KEY)
         if credentials is None:
             raise RemoteConfigError(
                 "no AWS credentials found (environment, ~/.aws/credentials, SSO, instance role): configure one"

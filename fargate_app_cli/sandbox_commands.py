@@ -12,6 +12,8 @@ import json
 import signal
 import threading
 import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
@@ -21,8 +23,9 @@ from fargate_app_cli import render, sandbox_checks
 from fargate_app_cli.outcomes import provision_outcome, succeeded, teardown_record
 from fargate_app_cli.progress import Track, follow, progress_view
 from fargate_app_cli.request_files import RequestFile, RequestFileError, load_requests
+from fargate_app_cli.sandbox_state import SandboxAddress, default_state_dir, forget_serving, write_state
 from fargate_sandbox.api_server import ApiServer
-from fargate_sandbox.seeds import ACCOUNT_ID, REGION
+from fargate_sandbox.seeds import ACCOUNT_ID, CLUSTER_NAME, REGION
 from fargate_sandbox.session import SandboxSession, SandboxStartError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -192,8 +195,46 @@ def _print_cluster(out: TextIO, session: SandboxSession, files: list[RequestFile
     render.print_cluster(out, pods, kubernetes.objects("Node"))
 
 
-def serve(port: int, *, out: TextIO, err: TextIO, template: Path | None = None) -> int:
-    """``sandbox serve``: the API on http://127.0.0.1:<port> until SIGINT or SIGTERM."""
+def _address(session: SandboxSession, api_url: str) -> SandboxAddress:
+    """Where each part of the running sandbox answers; probes each, so the caller knows they all do.
+
+    Raises:
+        SandboxStartError: a part does not answer.
+    """
+    sandbox = session.sandbox
+    kubernetes = sandbox.kubernetes
+    key, secret = sandbox.credentials
+    probes = {
+        "AWS": sandbox.endpoint_url,
+        "the API": f"{api_url}/apps",
+        "the registry": f"{sandbox.registry_url}/v2/",
+    }
+    for part, url in probes.items():
+        try:
+            urllib.request.urlopen(url, timeout=5).close()  # noqa: S310 - our own loopback URLs
+        except urllib.error.HTTPError:
+            pass  # an answer (403 unsigned, 401 without a token): the part is up
+        except OSError as exc:
+            raise SandboxStartError(f"{part} does not answer at {url}: {exc}") from exc
+    if kubernetes is None:
+        raise SandboxStartError("the sandbox's cluster did not start")
+    return SandboxAddress(
+        aws_endpoint_url=sandbox.endpoint_url,
+        access_key=key,
+        secret_key=secret,
+        region=REGION,
+        api_url=api_url,
+        registry=sandbox.registry_url.removeprefix("http://"),
+        cluster=CLUSTER_NAME,
+        kubernetes_endpoint=kubernetes.endpoint,
+        kubernetes_ca_data=kubernetes.ca_data,
+    )
+
+
+def serve(port: int, *, out: TextIO, err: TextIO, template: Path | None = None, state_dir: Path | None = None) -> int:
+    """``sandbox serve``: the API on http://127.0.0.1:<port> until SIGINT or SIGTERM; ``state_dir`` (default:
+    ``default_state_dir()``) gets the env file and kubeconfig that let other tools in."""
+    state_dir = (state_dir or default_state_dir()).resolve()
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -206,23 +247,25 @@ def serve(port: int, *, out: TextIO, err: TextIO, template: Path | None = None) 
             server = ApiServer(session.api, port, log=err).start()
             try:
                 print(f"API listening on {server.url}", file=out, flush=True)
-                key, secret = session.sandbox.credentials
+                env_file = write_state(state_dir, _address(session, server.url))
                 app_url = f"{server.url}/apps/blog/fargate/demo-app"
                 sign = f'--aws-sigv4 aws:amz:{REGION}:execute-api --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"'
                 print(
-                    "The API is AWS_IAM-authorized as in AWS: sign with the sandbox administrator's (fixed, fake) key\n"
-                    f"  export AWS_ACCESS_KEY_ID={key} AWS_SECRET_ACCESS_KEY={secret}\n"
+                    f"Other tools, after `source {env_file}` (the sandbox administrator's fixed, fake key):\n"
+                    "  kubectl get pods -A -o wide          # KUBECONFIG: cluster blog, tokens minted as EKS wants\n"
+                    "  aws eks list-clusters                # AWS_ENDPOINT_URL: the emulated AWS\n"
+                    "  fargate-app request -r examples/nginx.json   # --api defaults to $FARGATE_APP_API\n"
                     f"  curl {sign} -X PUT {app_url} -H 'Content-Type: application/json' -d @examples/nginx.json\n"
-                    f"  curl {sign} {app_url}\n"
-                    f"  curl {sign} -X DELETE {app_url}\n"
-                    "Ctrl-C stops the sandbox.",
+                    "Ctrl-C stops the sandbox (the files stay).",
                     file=err,
                     flush=True,
                 )
+                print(f"sandbox ready: source {env_file}", file=out, flush=True)
                 while not stop.wait(0.5):  # a timed wait: the signal handler runs between the waits
                     pass
                 print("Stopping the sandbox…", file=err, flush=True)
             finally:
+                forget_serving(state_dir)
                 server.stop()
     except SandboxStartError as exc:
         print(f"error: {exc}", file=err)

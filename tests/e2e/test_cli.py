@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import shutil
 import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import boto3
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -39,9 +43,7 @@ MISSING_TAG = {
 
 
 @pytest.fixture(scope="module")
-def runs(
-    tmp_path_factory: pytest.TempPathFactory, served: tuple[Background, str], burst_lock: Any
-) -> dict[str, Finished]:
+def runs(tmp_path_factory: pytest.TempPathFactory, served: Served, burst_lock: Any) -> dict[str, Finished]:
     """Every example with --teardown --json, the two-namespace set with --json, and a missing tag (readable output),
     run concurrently — and after ``sandbox serve`` was started, so its sandbox comes up meanwhile — while no other
     burst of executions runs on the other test worker (``burst_lock``)."""
@@ -258,26 +260,109 @@ def wait_until_done(url: str, kind: str, timeout: float = 120) -> dict[str, Any]
         time.sleep(0.3)
 
 
+class Served(NamedTuple):
+    server: Background
+    url: str  # the API
+    state: Path  # its --state-dir: env and kubeconfig
+
+
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Background, str]]:
-    """``sandbox serve --port 0`` and the URL it printed."""
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """``sandbox serve --port 0 --state-dir …``, once it printed ``sandbox ready``, and the API URL it printed."""
     workdir = tmp_path_factory.mktemp("serve")
-    server = Background(["sandbox", "serve", "--port", "0"], workdir)
+    state = workdir / "state"
+    server = Background(["sandbox", "serve", "--port", "0", "--state-dir", str(state)], workdir)
     try:
-        url = None
-        deadline = time.monotonic() + 60
-        while url is None and time.monotonic() < deadline and server.process.poll() is None:
-            found = re.search(r"API listening on (http://127\.0\.0\.1:\d+)", (workdir / "stdout").read_text())
-            url = found[1] if found else None
+        ready = None
+        deadline = time.monotonic() + 90
+        while ready is None and time.monotonic() < deadline and server.process.poll() is None:
+            ready = re.search(
+                r"API listening on (http://127\.0\.0\.1:\d+)\nsandbox ready: source (.+)\n",
+                (workdir / "stdout").read_text(),
+            )
             time.sleep(0.1)
-        assert url, (workdir / "stderr").read_text()[-3000:]
-        yield server, url
+        assert ready, (workdir / "stderr").read_text()[-3000:]
+        assert ready[2] == str(state / "env")
+        yield Served(server, ready[1], state)
     finally:
         server.stop()
 
 
-def test_sandbox_serve_answers_post_get_delete_over_plain_http(served: tuple[Background, str]) -> None:
-    server, url = served
+def env_file_variables(path: Path) -> dict[str, str]:
+    """``export NAME=VALUE`` lines as a shell reads them (the values are shell-quoted)."""
+    found = re.findall(r"^export (\w+)=(.*)$", path.read_text(), flags=re.MULTILINE)
+    return {name: shlex.split(value)[0] for name, value in found}
+
+
+def kubectl(state: Path, *args: str) -> Any:
+    """Real kubectl with the serve's kubeconfig and no AWS settings of its own: the token plugin carries them."""
+    binary = shutil.which("kubectl")
+    assert binary, "these machines have kubectl on PATH (docs/sandbox.md); the test needs the real client"
+    answer = subprocess.run(
+        [binary, *args, "-o", "json"],
+        capture_output=True,
+        text=True,
+        env=cli_environment(KUBECONFIG=str(state / "kubeconfig")),
+        timeout=60,
+    )
+    assert answer.returncode == 0, answer.stderr
+    return json.loads(answer.stdout)
+
+
+def test_sandbox_serve_lets_kubectl_the_aws_sdk_and_the_cli_in_through_its_state_folder(
+    served: Served, tmp_path: Path
+) -> None:
+    _, url, state = served
+    # Then the env file names every part, and `sandbox env` prints the same lines while the serve runs
+    variables = env_file_variables(state / "env")
+    assert set(variables) == {
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "KUBECONFIG",
+        "FARGATE_APP_API",
+        "FARGATE_APP_REGISTRY",
+    }
+    assert (variables["FARGATE_APP_API"], variables["KUBECONFIG"]) == (url, str(state / "kubeconfig"))
+    shown = run_cli(["sandbox", "env", "--state-dir", str(state)])
+    assert (shown.returncode, shown.stdout) == (0, (state / "env").read_text())
+
+    # When the AWS SDK uses those variables, Then it reaches the emulated EKS, whose cluster the kubeconfig names
+    eks = boto3.client(
+        "eks",
+        endpoint_url=variables["AWS_ENDPOINT_URL"],
+        region_name=variables["AWS_REGION"],
+        aws_access_key_id=variables["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=variables["AWS_SECRET_ACCESS_KEY"],
+    )
+    cluster = eks.describe_cluster(name="blog")["cluster"]
+    kubeconfig = json.loads((state / "kubeconfig").read_text())
+    assert kubeconfig["clusters"][0]["cluster"] == {
+        "server": cluster["endpoint"],
+        "certificate-authority-data": cluster["certificateAuthority"]["data"],
+    }
+    # and real kubectl authenticates with a token its exec plugin minted
+    assert kubectl(state, "get", "nodes")["kind"] == "List"
+
+    # When the CLI is pointed at the local API (FARGATE_APP_API) with no AWS credentials configured
+    request = tmp_path / "tools.json"
+    request.write_text(json.dumps({**json.loads((EXAMPLES / "nginx.json").read_text()), "namespace": "tools"}))
+    environment = cli_environment(FARGATE_APP_API=url)
+    started = run_cli(["request", "--request", str(request)], env=environment)
+    assert started.returncode == 0, started.stderr
+    # Then the provision runs, and kubectl sees its pod Running on a Fargate node
+    done = run_cli(["status", "blog", "tools", "demo-app", "--watch", "--json"], env=environment, timeout=180)
+    assert (done.returncode, done.json()["status"]) == (0, "SUCCEEDED"), done.stderr
+    pods = kubectl(state, "get", "pods", "--namespace", "tools")["items"]
+    assert [(pod["status"]["phase"], pod["spec"]["nodeName"][:11]) for pod in pods] == [("Running", "fargate-ip-")]
+    gone = run_cli(["teardown", "blog", "tools", "demo-app"], env=environment)
+    assert gone.returncode == 0, gone.stderr
+
+
+def test_sandbox_serve_answers_post_get_delete_over_plain_http(served: Served) -> None:
+    server, url, state = served
     app_url = f"{url}/apps/blog/served/web"
     request = {"cluster": "blog", "namespace": "served", "app": "web", "image": "public.ecr.aws/nginx/nginx:stable"}
     # When a call is not signed, then API Gateway's IAM authorization refuses it before the function
@@ -310,6 +395,11 @@ def test_sandbox_serve_answers_post_get_delete_over_plain_http(served: tuple[Bac
     finished = server.finish(timeout=30)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "Stopping the sandbox" in finished.stderr
+    # and leaves its env and kubeconfig for the user to read, while `sandbox env` no longer reports a serve
+    assert (state / "env").is_file() and (state / "kubeconfig").is_file()
+    after = run_cli(["sandbox", "env", "--state-dir", str(state)])
+    assert (after.returncode, after.stdout) == (1, "")
+    assert f"no sandbox serve is running with state folder {state}" in after.stderr
 
 
 # --- remote commands -------------------------------------------------------------------------------------------------------

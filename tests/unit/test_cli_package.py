@@ -12,6 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from fargate_app_cli.remote import SANDBOX_KEY, RemoteApi, RemoteConfigError
+from fargate_app_cli.sandbox_state import (
+    NoSandboxServing,
+    SandboxAddress,
+    forget_serving,
+    running_env,
+    write_state,
+)
 from fargate_sandbox.session import TEMPLATE_VARIABLE, SandboxStartError, find_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,3 +104,68 @@ def test_the_sandbox_finds_the_template_in_the_current_folder_or_where_it_is_tol
     monkeypatch.setenv(TEMPLATE_VARIABLE, str(ROOT / "template.yaml"))
     assert find_template() == ROOT / "template.yaml"
     assert find_template(ROOT / "template.yaml") == ROOT / "template.yaml"
+
+
+@pytest.fixture
+def no_aws_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.mark.usefixtures("no_aws_configuration")
+def test_a_loopback_api_without_aws_configuration_is_called_as_the_sandbox_administrator() -> None:
+    # Given no AWS credentials or region anywhere, When the CLI is pointed at a sandbox serve's loopback API
+    api = RemoteApi("http://127.0.0.1:8080")
+    # Then it signs as the sandbox's administrator (the fixed, fake key serve prints) in the sandbox's region
+    credentials = api.frozen_credentials()
+    assert (credentials.access_key, credentials.secret_key, api.region) == (*SANDBOX_KEY, "us-west-2")
+
+
+@pytest.mark.usefixtures("no_aws_configuration")
+def test_a_deployed_api_without_aws_configuration_is_refused_naming_what_is_missing() -> None:
+    with pytest.raises(RemoteConfigError, match="no AWS credentials found"):
+        RemoteApi("https://abc123.execute-api.us-west-2.amazonaws.com/v1")
+
+
+def test_the_state_folder_names_a_running_serve_until_it_stops(tmp_path: Path) -> None:
+    # Given the files a serve writes
+    address = SandboxAddress(
+        aws_endpoint_url="http://127.0.0.1:1",
+        access_key=SANDBOX_KEY[0],
+        secret_key=SANDBOX_KEY[1],
+        region="us-west-2",
+        api_url="http://127.0.0.1:2",
+        registry="127.0.0.1:3",
+        cluster="blog",
+        kubernetes_endpoint="https://127.0.0.1:4",
+        kubernetes_ca_data="Q0E=",
+    )
+    env_file = write_state(tmp_path, address)
+    # Then they are private to the user, the env names the kubeconfig, and the kubeconfig's token plugin carries the
+    # sandbox's endpoint and key itself
+    assert {path.name: path.stat().st_mode & 0o777 for path in tmp_path.iterdir()} == {
+        "env": 0o600,
+        "kubeconfig": 0o600,
+        "serve.pid": 0o600,
+    }
+    assert f"export KUBECONFIG={tmp_path / 'kubeconfig'}" in env_file.read_text().splitlines()
+    plugin = json.loads((tmp_path / "kubeconfig").read_text())["users"][0]["user"]["exec"]
+    assert plugin["args"] == ["-m", "fargate_app_cli", "sandbox", "token", "--cluster", "blog"]
+    assert {"name": "AWS_ENDPOINT_URL", "value": "http://127.0.0.1:1"} in plugin["env"]
+    assert running_env(tmp_path) == env_file.read_text()
+
+    # When the serve stops, Then the files stay and no serve is reported
+    forget_serving(tmp_path)
+    assert env_file.is_file()
+    with pytest.raises(NoSandboxServing, match="no sandbox serve is running"):
+        running_env(tmp_path)
+
+    # When the process that wrote them died without stopping, Then that is said too
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    write_state(tmp_path, address)
+    (tmp_path / "serve.pid").write_text(ended.stdout)
+    with pytest.raises(NoSandboxServing, match=rf"process {ended.stdout.strip()}\) has ended"):
+        running_env(tmp_path)
