@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from contextlib import ExitStack
 from types import TracebackType
 from typing import Self
@@ -21,11 +22,11 @@ class HoldsStack:
         return True
 
 
-class StartStop(HoldsStack):
+class StartStop(HoldsStack, ABC):
     """A part with ``start()`` (returning the started part) is a context manager; ``stop()`` is idempotent."""
 
-    def start(self) -> Self:
-        raise NotImplementedError
+    @abstractmethod
+    def start(self) -> Self: ...
 
     def stop(self) -> None:
         self._close_stack()

@@ -94,12 +94,15 @@ def _same_secret(full_arn: str, arn: str) -> bool:
 
 def check_secret(credential_arn: str) -> None:
     """Raises: UpstreamCredentialInvalid when the secret does not exist; AccessDenied without the grant."""
-    missing = UpstreamCredentialInvalid(
-        f"credential secret {credential_arn} does not exist: create it with the upstream registry's username and "
-        "accessToken"
-    )
+
+    def missing(_: str) -> UpstreamCredentialInvalid:
+        return UpstreamCredentialInvalid(
+            f"credential secret {credential_arn} does not exist: create it with the upstream registry's username and "
+            "accessToken"
+        )
+
     # AccessDenied is the stack's grant (secretsmanager:DescribeSecret on ecr-pullthroughcache/*), not the input.
-    with aws_errors(f"describe secret {credential_arn}", raises={"ResourceNotFoundException": lambda _: missing}):
+    with aws_errors(f"describe secret {credential_arn}", raises={"ResourceNotFoundException": missing}):
         client("secretsmanager").describe_secret(SecretId=credential_arn)
 
 
