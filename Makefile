@@ -68,7 +68,8 @@ build: $(STAMP)
 IAM_RESULTS := .iam-results
 test: $(STAMP) $(NODE_STAMP) registry-bin checkov lint typecheck
 	rm -rf $(IAM_RESULTS)
-	IAM_RESULTS_DIR=$(CURDIR)/$(IAM_RESULTS) $(BIN)/pytest -q -n 2 --dist loadgroup
+	KUBECTL=$$($(BIN)/python tools/kubectl.py --dest $(BIN)) KUBECTL_CONFORMANCE_DOC=$(CURDIR)/docs/sandbox.md \
+	  IAM_RESULTS_DIR=$(CURDIR)/$(IAM_RESULTS) $(BIN)/pytest -q -n 2 --dist loadgroup
 	$(BIN)/python tools/iam_report.py --results $(IAM_RESULTS) --out docs/iam.md
 	$(MAKE) validate build
 
@@ -98,7 +99,8 @@ mutation: $(STAMP) registry-bin checkov
 	$(BIN)/python tools/mutation_report.py --alone
 
 demo: $(STAMP) registry-bin
-	$(BIN)/fargate-app sandbox run --request examples/nginx.json --teardown
+	KUBECTL=$$($(BIN)/python tools/kubectl.py --dest $(BIN)) \
+	  $(BIN)/fargate-app sandbox run --request examples/nginx.json --teardown
 
 # Debian's skopeo: figure 4's baseline (a `skopeo copy` through the same pull-through proxy).
 skopeo-bin:

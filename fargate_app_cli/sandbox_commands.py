@@ -9,7 +9,11 @@ come back through ``GET /apps/…``, and ``--teardown`` goes through ``DELETE /a
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
+import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -188,14 +192,36 @@ def _check_failures(
 
 
 def _print_cluster(out: TextIO, session: SandboxSession, files: list[RequestFile]) -> None:
-    kubernetes = session.sandbox.kubernetes
-    assert kubernetes is not None
-    namespaces = sorted({item.request.namespace for item in files})
-    pods = [pod for namespace in namespaces for pod in kubernetes.objects("Pod", namespace)]
-    render.print_cluster(out, pods, kubernetes.objects("Node"))
+    """The cluster as real kubectl shows it, through the kubeconfig ``sandbox serve`` writes; without a kubectl, the
+    CLI's own rendering of the same tables, and where to get the real one."""
+    kubectl = os.environ.get("KUBECTL") or shutil.which("kubectl")
+    if kubectl is None:
+        kubernetes = session.sandbox.kubernetes
+        assert kubernetes is not None
+        namespaces = sorted({item.request.namespace for item in files})
+        pods = [pod for namespace in namespaces for pod in kubernetes.objects("Pod", namespace)]
+        print(
+            "(no kubectl on PATH: the CLI's rendering; `python tools/kubectl.py --dest .venv/bin` gets one)", file=out
+        )
+        render.print_cluster(out, pods, kubernetes.objects("Node"))
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "kubeconfig"
+        config.write_text(json.dumps(_address(session, api_url=None).kubeconfig()))
+        for args in (["get", "pods", "-A", "-o", "wide"], ["get", "nodes"]):
+            shown = subprocess.run(  # noqa: S603 - the user's kubectl, our arguments
+                [kubectl, *args],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "KUBECONFIG": str(config)},
+                timeout=120,
+                check=False,
+            )
+            print(f"$ kubectl {' '.join(args)}", file=out)
+            print((shown.stdout + shown.stderr).rstrip() + "\n", file=out, flush=True)
 
 
-def _address(session: SandboxSession, api_url: str) -> SandboxAddress:
+def _address(session: SandboxSession, api_url: str | None) -> SandboxAddress:
     """Where each part of the running sandbox answers; probes each, so the caller knows they all do.
 
     Raises:
@@ -204,11 +230,9 @@ def _address(session: SandboxSession, api_url: str) -> SandboxAddress:
     sandbox = session.sandbox
     kubernetes = sandbox.kubernetes
     key, secret = sandbox.credentials
-    probes = {
-        "AWS": sandbox.endpoint_url,
-        "the API": f"{api_url}/apps",
-        "the registry": f"{sandbox.registry_url}/v2/",
-    }
+    probes = {"AWS": sandbox.endpoint_url, "the registry": f"{sandbox.registry_url}/v2/"}
+    if api_url is not None:  # `sandbox run` serves no API of its own
+        probes["the API"] = f"{api_url}/apps"
     for part, url in probes.items():
         try:
             urllib.request.urlopen(url, timeout=5).close()  # noqa: S310 - our own loopback URLs
@@ -223,7 +247,7 @@ def _address(session: SandboxSession, api_url: str) -> SandboxAddress:
         access_key=key,
         secret_key=secret,
         region=REGION,
-        api_url=api_url,
+        api_url=api_url or "",
         registry=sandbox.registry_url.removeprefix("http://"),
         cluster=CLUSTER_NAME,
         kubernetes_endpoint=kubernetes.endpoint,

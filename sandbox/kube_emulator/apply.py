@@ -240,3 +240,25 @@ def record_update(obj: dict[str, Any], manager: str) -> None:
     owned[(manager, "Update")] = field_set(obj)
     previous = list(obj.get("metadata", {}).get("managedFields") or [])
     obj.setdefault("metadata", {})["managedFields"] = _entries(owned, obj.get("apiVersion", ""), previous)
+
+
+def record_change(live: dict[str, Any], new: dict[str, Any], manager: str) -> None:
+    """Ownership after an update or a non-apply patch (operation ``Update``), as structured-merge-diff records it:
+    ``manager`` takes the fields whose value it set or changed, and every other manager loses them; fields the write
+    removed are owned by nobody."""
+    before = field_set(live)
+    after = field_set(new)
+    # a list item's own path (``k:{...}``) is taken only by the writer that adds the item, like its key fields
+    changed = {
+        path
+        for path in after
+        if path not in before or (not path[-1].startswith("k:") and value_at(live, path) != value_at(new, path))
+    }
+    gone = before - after
+    owned = managers(live)
+    mine = (manager, "Update")
+    for key in owned:
+        owned[key] = owned[key] - gone - (changed if key != mine else set())
+    owned[mine] = owned.get(mine, set()) | changed
+    previous = list(live.get("metadata", {}).get("managedFields") or [])
+    new.setdefault("metadata", {})["managedFields"] = _entries(owned, new.get("apiVersion", ""), previous)

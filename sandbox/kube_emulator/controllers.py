@@ -67,15 +67,24 @@ class Controllers:
         scheduler: Scheduler,
         timing: PodTiming | None = None,
         clock: Callable[[], float] = time.monotonic,
+        version: str = "1.31",
     ) -> None:
         self.store = store
+        self.version = version
         self.scheduler = scheduler
         self.timing = timing or PodTiming()
         self.clock = clock
         self._stops_at: dict[str, float] = {}  # pod uid -> when its containers have stopped (clock)
+        self._reconciled_at = float("-inf")
+
+    def refresh(self, interval: float = 0.1) -> None:
+        """Reconcile unless a reconcile ran in the last ``interval`` seconds: watchers tick often, and together."""
+        if self.clock() - self._reconciled_at >= interval:
+            self.reconcile()
 
     def reconcile(self) -> None:
         with self.store.lock:
+            self._reconciled_at = self.clock()
             self._finish_terminations()
             self._collect_garbage()
             for deployment in self.store.list(DEPLOYMENT):
@@ -83,6 +92,8 @@ class Controllers:
             for pod in self.store.list(POD):
                 if pod["status"].get("phase") != "Running" and not terminating(pod):
                     self._schedule(pod)
+            for replica_set in self.store.list(REPLICASET):
+                self._update_replica_set_status(replica_set)
             for deployment in self.store.list(DEPLOYMENT):
                 self._update_status(deployment)
             self._remove_idle_nodes()
@@ -182,6 +193,25 @@ class Controllers:
             self.terminate_pod(pod)
         for _ in range(replicas - len(pods)):
             self._create_pod(replica_set, labels)
+
+    def _update_replica_set_status(self, replica_set: dict[str, Any]) -> None:
+        """The ReplicaSet controller's counts: pods owned (not terminating), those labelled alike, ready, available."""
+        metadata = replica_set["metadata"]
+        pods = [
+            p for p in self.store.list(POD, metadata["namespace"]) if _owned_by(p, replica_set) and not terminating(p)
+        ]
+        ready = sum(1 for p in pods if p["status"].get("phase") == "Running")
+        status: dict[str, Any] = {
+            "replicas": len(pods),
+            "fullyLabeledReplicas": len(pods),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": metadata.get("generation", 1),
+        }
+        status = {k: v for k, v in status.items() if v != 0 or k == "replicas"}  # zero counts are omitted
+        if status != (replica_set.get("status") or {}):
+            replica_set["status"] = status
+            self.store.update(REPLICASET, replica_set)
 
     def _create_pod(self, replica_set: dict[str, Any], labels: dict[str, str]) -> None:
         template = copy.deepcopy(replica_set["spec"]["template"])
@@ -292,7 +322,11 @@ class Controllers:
                         ]
                     },
                     "status": {
-                        "addresses": [{"type": "InternalIP", "address": ip}],
+                        "addresses": [
+                            {"type": "InternalIP", "address": ip},
+                            {"type": "Hostname", "address": node},
+                        ],
+                        "nodeInfo": self._node_info(),
                         "conditions": [
                             _condition(
                                 "Ready", "True", now_rfc3339(), "KubeletReady", "kubelet is posting ready status"
@@ -301,6 +335,18 @@ class Controllers:
                     },
                 },
             )
+
+    def _node_info(self) -> dict[str, str]:
+        """What the kubelet of a Fargate micro-VM reports (an EKS Fargate node's ``status.nodeInfo``)."""
+        return {
+            "kubeletVersion": f"v{self.version}.0-eks-emulated",
+            "kubeProxyVersion": f"v{self.version}.0-eks-emulated",
+            "osImage": "Amazon Linux 2",
+            "kernelVersion": "5.10.0-emulated.amzn2.x86_64",
+            "containerRuntimeVersion": "containerd://1.7.0",
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+        }
 
     def _remove_idle_nodes(self) -> None:
         # A Fargate node exists for exactly one pod: it goes when its pod goes.

@@ -19,6 +19,11 @@ class ResourceType:
     plural: str
     kind: str
     namespaced: bool
+    short_names: tuple[str, ...] = ()
+    # "all" is the category ``kubectl get all`` expands through discovery
+    categories: tuple[str, ...] = ()
+    # the subresources served: status (writes status only), scale (autoscaling/v1 Scale)
+    subresources: tuple[str, ...] = ()
 
     @property
     def api_version(self) -> str:
@@ -34,15 +39,16 @@ class ResourceType:
         return f"{self.kind}.{self.group}" if self.group else self.kind
 
 
+# Short names, categories and subresources as a 1.31 API server lists them (``kubectl api-resources``).
 RESOURCES = (
-    ResourceType("", "v1", "namespaces", "Namespace", namespaced=False),
-    ResourceType("", "v1", "nodes", "Node", namespaced=False),
-    ResourceType("", "v1", "pods", "Pod", namespaced=True),
-    ResourceType("", "v1", "services", "Service", namespaced=True),
-    ResourceType("", "v1", "events", "Event", namespaced=True),
-    ResourceType("apps", "v1", "deployments", "Deployment", namespaced=True),
-    ResourceType("apps", "v1", "replicasets", "ReplicaSet", namespaced=True),
-    ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", namespaced=True),
+    ResourceType("", "v1", "namespaces", "Namespace", False, ("ns",), (), ("status",)),
+    ResourceType("", "v1", "nodes", "Node", False, ("no",), (), ("status",)),
+    ResourceType("", "v1", "pods", "Pod", True, ("po",), ("all",), ("status",)),
+    ResourceType("", "v1", "services", "Service", True, ("svc",), ("all",), ("status",)),
+    ResourceType("", "v1", "events", "Event", True, ("ev",)),
+    ResourceType("apps", "v1", "deployments", "Deployment", True, ("deploy",), ("all",), ("status", "scale")),
+    ResourceType("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), ("all",), ("status", "scale")),
+    ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", True, ("ing",), (), ("status",)),
     ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
     ResourceType("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
     ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", namespaced=True),
@@ -134,3 +140,24 @@ def success(resource: ResourceType, name: str, uid: str) -> dict[str, Any]:
     details = _details(resource, name)
     details["uid"] = uid
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+
+
+def conflict(resource: ResourceType, name: str) -> ApiError:
+    """409 for an update whose resourceVersion is not the stored one (optimistic concurrency)."""
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {resource.qualified} "{name}": the object has been modified; please apply '
+        "your changes to the latest version and try again",
+        _details(resource, name),
+    )
+
+
+def not_emulated(what: str) -> ApiError:
+    """What a container runtime would answer (logs, exec, attach, port-forward): the emulator runs no containers."""
+    return ApiError(
+        400,
+        "BadRequest",
+        f"{what} is not emulated: the sandbox's Kubernetes emulator runs no containers (docs/sandbox.md, "
+        '"kubectl against the sandbox")',
+    )

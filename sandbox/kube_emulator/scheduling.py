@@ -197,7 +197,16 @@ class FargateLikeScheduler:
             problem = self.image_error(container["image"], pod)
             if problem:
                 return ImagePullFailed(node=node, pod_ip=ip, message=problem)
-        labels = {"eks.amazonaws.com/compute-type": "fargate", "topology.kubernetes.io/region": self.region}
+        # The labels of an EKS Fargate node (kubectl get node --show-labels on a Fargate node)
+        labels = {
+            "eks.amazonaws.com/compute-type": "fargate",
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "topology.kubernetes.io/region": self.region,
+            "topology.kubernetes.io/zone": f"{self.region}a",
+            "failure-domain.beta.kubernetes.io/region": self.region,
+            "failure-domain.beta.kubernetes.io/zone": f"{self.region}a",
+        }
         if elapsed < self.timing.start_seconds:
             return Starting(node=node, pod_ip=ip, node_labels=labels)
         return Bind(node=node, pod_ip=ip, node_labels=labels)

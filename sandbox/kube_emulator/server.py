@@ -1,16 +1,22 @@
 """The HTTP(S) front of the emulator: the REST paths of the official clients, authentication, and the verbs.
 
 Paths (Kubernetes API concepts, "Resource URIs"): ``/api/v1/...`` for the core group, ``/apis/<group>/<version>/...``
-for the others; ``namespaces/<ns>/<plural>[/<name>]`` for namespaced resources, ``<plural>[/<name>]`` for
-cluster-scoped ones and for lists across namespaces. Verbs: GET (get, list), POST (create → 201), PATCH with
-``application/apply-patch+yaml`` (server-side apply → 201 when it creates, 200 when it updates) and DELETE.
+for the others; ``namespaces/<ns>/<plural>[/<name>[/<subresource>]]`` for namespaced resources, ``<plural>[/<name>]``
+for cluster-scoped ones and for lists across namespaces. Verbs: GET (get, list, ``?watch=1``), POST (create → 201),
+PUT (update, with the resourceVersion precondition), PATCH (server-side apply → 201 when it creates, 200 when it
+updates; merge, strategic merge and JSON patches) and DELETE; ``dryRun=All`` on every write. Subresources: ``status``
+and ``scale``. Reads answer Tables when asked (server-side printing). Also ``/version``, ``/healthz``, ``/livez``,
+``/readyz``, discovery and ``/openapi/v3``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -18,28 +24,35 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from kube_emulator import admission, rbac
-from kube_emulator.apply import ApplyConflict, apply, describe_path, record_update
+from kube_emulator import admission, discovery, openapi, printing, rbac, watch
+from kube_emulator.apply import ApplyConflict, apply, describe_path, record_change, record_update
 from kube_emulator.auth import Authenticator, Identity
 from kube_emulator.controllers import Controllers
+from kube_emulator.patch import patched
 from kube_emulator.resources import (
     BY_PATH,
     RESOURCES,
     ApiError,
     ResourceType,
     bad_request,
+    conflict,
     forbidden,
     method_not_allowed,
+    not_emulated,
     path_not_found,
     success,
     unauthorized,
     unsupported_media_type,
 )
+from kube_emulator.scale import replicas_of, scale_of
 from kube_emulator.store import Store
 
-PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
+PUBLIC_PATHS = ("/version", *discovery.HEALTH_PATHS)
 APPLY_TYPES = ("application/apply-patch+yaml", "application/apply-patch+json")
-MERGE_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
+# Their registries set ReturnDeletedObject (pkg/registry/core/*/storage): a DELETE answers the object.
+RETURNS_DELETED = ("pods", "services", "namespaces")
+# The Scale view a patch of the scale subresource applies to (its schema gives strategic merge nothing to merge)
+SCALE = ResourceType("autoscaling", "v1", "scale", "Scale", namespaced=True)
 
 
 class ApiServer:
@@ -81,53 +94,6 @@ class ApiServer:
             raise path_not_found()
         name = rest[1] if len(rest) > 1 else None
         return resource, namespace, name, rest[2] if len(rest) > 2 else None
-
-    def discovery(self, path: str) -> dict[str, Any] | None:
-        major, minor = self.version.split(".")[:2]
-        if path == "/version":
-            return {
-                "major": major,
-                "minor": minor,
-                "gitVersion": f"v{major}.{minor}.0-eks-emulated",
-                "platform": "linux/amd64",
-            }
-        if path == "/api":
-            return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
-        if path == "/apis":
-            groups = sorted({(r.group, r.version) for r in RESOURCES if r.group})
-            return {
-                "kind": "APIGroupList",
-                "apiVersion": "v1",
-                "groups": [
-                    {
-                        "name": g,
-                        "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
-                        "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v},
-                    }
-                    for g, v in groups
-                ],
-            }
-        for group_version in {r.api_version for r in RESOURCES}:
-            prefix = "/api/" if "/" not in group_version else "/apis/"
-            if path == prefix + group_version:
-                listed = [
-                    {
-                        "name": r.plural,
-                        "singularName": r.kind.lower(),
-                        "namespaced": r.namespaced,
-                        "kind": r.kind,
-                        "verbs": ["create", "delete", "get", "list", "patch"],
-                    }
-                    for r in RESOURCES
-                    if r.api_version == group_version
-                ]
-                return {
-                    "kind": "APIResourceList",
-                    "apiVersion": "v1",
-                    "groupVersion": group_version,
-                    "resources": listed,
-                }
-        return None
 
     # --- authentication --------------------------------------------------------------------------------------------
     def identify(self, authorization: str | None, path: str) -> Identity | None:
@@ -207,85 +173,170 @@ class ApiServer:
         content_type: str,
         body: bytes,
         user: rbac.User | None = None,
+        accept: str = "",
+        agent: str = "",
     ) -> tuple[int, Any]:
+        """The answer to one request: (status, body). The body is an object to send as JSON, ``PlainText``,
+        ``RawJson`` or, for a watch, a ``WatchStream``."""
         fault = self.faults(method, path) if self.faults is not None else None
         if fault is not None:
             raise ApiError(*fault)
+        if method == "GET" and path in discovery.HEALTH_PATHS:
+            return 200, PlainText("ok")
         # The API server authorizes what the path asks (requestinfo.go) before it looks for a handler: a resource it
         # does not serve, or one the caller may not use, is 403 when RBAC denies it and 404 only when allowed.
         request = self.request_info(method, path, query)
         self.authorize(user, request)
-        found = self.discovery(path) if method == "GET" else None
-        if found is not None:
-            return 200, found
-        resource, namespace, name, subresource = self.route(path)
-        if subresource is not None:
-            raise path_not_found()
         if method == "GET":
-            self.controllers.reconcile()
-            if name is not None:
-                return 200, self.store.get(resource, namespace, name)
-            items = self.store.list(resource, namespace, query.get("labelSelector"), query.get("fieldSelector"))
-            for item in items:  # list items carry no kind/apiVersion: the list does
-                item.pop("kind", None)
-                item.pop("apiVersion", None)
-            return 200, {
-                "kind": f"{resource.kind}List",
-                "apiVersion": resource.api_version,
-                "metadata": {"resourceVersion": self.store.revision},
-                "items": items,
-            }
+            found = self._document(path)
+            if found is not None:
+                return 200, found
+        resource, namespace, name, subresource = self.route(path)
+        if resource.plural == "pods" and subresource in discovery.POD_RUNTIME_SUBRESOURCES:
+            raise not_emulated(f"pods/{subresource}")
+        if subresource is not None and (name is None or subresource not in resource.subresources):
+            raise path_not_found()
+        request_ = Request(resource, namespace, name, subresource, query, accept, agent)
+        if method == "GET":
+            return self._read(request_)
         if method == "POST" and name is None:
-            return self._create(resource, namespace, self._decode(body, content_type), query)
-        if method == "PATCH" and name is not None:
-            return self._patch(resource, namespace, name, content_type, body, query, user)
-        if method == "DELETE" and name is not None:
-            return self._delete(resource, namespace, name)
+            return self._create(resource, namespace, self._decode(body, content_type), request_)
+        if name is None:
+            raise method_not_allowed(method)
+        if method == "PUT":
+            return self._replace(request_, self._decode(body, content_type))
+        if method == "PATCH":
+            return self._patch(request_, content_type, body, user)
+        if method == "DELETE" and subresource is None:
+            # kubectl sends the options as a DeleteOptions body: {"dryRun": ["All"], "propagationPolicy": …}
+            options = self._decode(body, "json") if body else {}
+            dry_run = request_.dry_run or "All" in (options.get("dryRun") or [] if isinstance(options, dict) else [])
+            return self._delete(resource, namespace, name, dry_run)
         raise method_not_allowed(method)
 
+    def _document(self, path: str) -> Any:
+        if path == "/openapi/v3":
+            return openapi.index(self.version)
+        if path.startswith("/openapi/v3/"):
+            document = openapi.group_version_document(path.removeprefix("/openapi/v3/"), self.version)
+            return RawJson(document) if document is not None else None
+        return discovery.document(path, self.version)
+
+    def _read(self, request: Request) -> tuple[int, Any]:
+        resource, namespace, name, query = request.resource, request.namespace, request.name, request.query
+        if query.get("watch") in ("1", "true"):
+            if name is not None:  # GET …/<name>?watch=1, the deprecated form, watches that one object
+                query = {
+                    **query,
+                    "fieldSelector": ",".join(filter(None, (query.get("fieldSelector"), f"metadata.name={name}"))),
+                }
+            stream = watch.events(self.store, self.controllers.refresh, resource, namespace, query)
+            return 200, WatchStream(request.presented_events(stream, self.store.revision))
+        self.controllers.reconcile()
+        if name is not None:
+            obj = self.store.get(resource, namespace, name)
+            if request.subresource == "scale":
+                return 200, scale_of(obj)
+            return 200, request.presented([obj], self.store.revision, single=True)
+        items = self.store.list(resource, namespace, query.get("labelSelector"), query.get("fieldSelector"))
+        return 200, request.presented(items, self.store.revision)
+
     @staticmethod
-    def _decode(body: bytes, content_type: str) -> dict[str, Any]:
+    def _decode(body: bytes, content_type: str) -> Any:
         try:
             data = yaml.safe_load(body) if "yaml" in content_type else json.loads(body or b"null")
         except (ValueError, yaml.YAMLError) as exc:
             raise bad_request(f"the body of the request could not be decoded: {exc}") from exc
+        if not isinstance(data, dict | list):
+            raise bad_request("the body of the request must be an object")
+        return data
+
+    @staticmethod
+    def _object(data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise bad_request("the body of the request must be an object")
         return data
 
-    def _create(
-        self, resource: ResourceType, namespace: str | None, obj: dict[str, Any], query: dict[str, str]
-    ) -> tuple[int, Any]:
+    def _create(self, resource: ResourceType, namespace: str | None, data: Any, request: Request) -> tuple[int, Any]:
+        obj = self._object(data)
         admission.check_identity(resource, obj, namespace, None)
         obj.setdefault("metadata", {})
         if resource.namespaced:
             obj["metadata"]["namespace"] = namespace
+        if not obj["metadata"].get("name") and obj["metadata"].get("generateName"):
+            obj["metadata"]["name"] = obj["metadata"]["generateName"] + secrets.token_hex(3)[:5]
         obj.pop("status", None)
         obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
         admission.validate(resource, obj, self.version)
-        record_update(obj, query.get("fieldManager") or "OpenAPI-Generator")
+        record_update(obj, request.manager)
         self.defaulter.apply(resource, obj)
         if resource.kind == "Pod":
             self.controllers.admit(obj)
-        created = self.store.create(resource, obj)
+        created = self.store.create(resource, obj, dry_run=request.dry_run)
         self.controllers.reconcile()
         return 201, created
 
-    def _patch(
-        self,
-        resource: ResourceType,
-        namespace: str | None,
-        name: str,
-        content_type: str,
-        body: bytes,
-        query: dict[str, str],
-        user: rbac.User | None = None,
-    ) -> tuple[int, Any]:
+    def _replace(self, request: Request, data: Any) -> tuple[int, Any]:
+        """PUT: the whole object (or its status, or its Scale) as sent, if its resourceVersion is still current."""
+        resource, name = request.resource, request.name or ""
+        sent = self._object(data)
+        with self.store.lock:
+            live = self.store.get(resource, request.namespace, name)
+            wanted_version = (sent.get("metadata") or {}).get("resourceVersion")
+            if wanted_version and wanted_version != live["metadata"]["resourceVersion"]:
+                raise conflict(resource, name)
+            if request.subresource == "scale":
+                new = copy.deepcopy(live)
+                new["spec"]["replicas"] = replicas_of(sent)
+            else:
+                admission.check_identity(resource, sent, request.namespace, name)
+                new = sent
+            return self._write(request, live, new)
+
+    def _patch(self, request: Request, content_type: str, body: bytes, user: rbac.User | None) -> tuple[int, Any]:
         media = content_type.split(";")[0].strip()
-        if media in MERGE_TYPES:
-            raise unsupported_media_type(media + " (the emulator implements server-side apply only)")
-        if media not in APPLY_TYPES:
-            raise unsupported_media_type(media)
+        if media in APPLY_TYPES:
+            if request.subresource is not None:
+                raise unsupported_media_type(media + " on a subresource")
+            return self._apply(request, body, user)
+        data = self._decode(body, "json")
+        with self.store.lock:
+            live = self.store.get(request.resource, request.namespace, request.name or "")
+            if request.subresource == "scale":
+                scale = patched(SCALE, scale_of(live), media, data, self.version)
+                new = copy.deepcopy(live)
+                new["spec"]["replicas"] = replicas_of(scale)
+            else:
+                new = patched(request.resource, copy.deepcopy(live), media, data, self.version)
+                wanted_version = (new.get("metadata") or {}).get("resourceVersion")
+                if wanted_version != live["metadata"]["resourceVersion"]:
+                    raise conflict(request.resource, request.name or "")
+            return self._write(request, live, new)
+
+    def _write(self, request: Request, live: dict[str, Any], new: dict[str, Any]) -> tuple[int, Any]:
+        """Store ``new`` in place of ``live`` (under the store lock): a write to the status subresource changes only
+        the status, a write to the object never does, as for every kind with a status subresource."""
+        resource = request.resource
+        if request.subresource == "status":
+            new = {**live, "status": new.get("status")}
+        elif "status" in resource.subresources:
+            new["status"] = live.get("status")
+        if new.get("status") is None:
+            new.pop("status", None)
+        new["apiVersion"], new["kind"] = resource.api_version, resource.kind
+        metadata = new.setdefault("metadata", {})
+        metadata["name"] = live["metadata"]["name"]
+        if resource.namespaced:
+            metadata["namespace"] = live["metadata"]["namespace"]
+        admission.validate(resource, new, self.version)
+        self.defaulter.apply(resource, new)
+        record_change(live, new, request.manager)
+        result = self.store.update(resource, new, dry_run=request.dry_run)
+        self.controllers.reconcile()
+        return 200, scale_of(result) if request.subresource == "scale" else result
+
+    def _apply(self, request: Request, body: bytes, user: rbac.User | None) -> tuple[int, Any]:
+        resource, namespace, name, query = request.resource, request.namespace, request.name or "", request.query
         manager = query.get("fieldManager")
         if not manager:
             raise ApiError(
@@ -304,7 +355,7 @@ class ApiServer:
                     ],
                 },
             )
-        config = self._decode(body, "yaml")
+        config = self._object(self._decode(body, "yaml"))
         admission.check_identity(resource, config, namespace, name)
         if not config.get("apiVersion") or not config.get("kind"):
             raise bad_request("apiVersion and kind are required in an apply configuration")
@@ -323,13 +374,16 @@ class ApiServer:
                     raise rbac.forbidden_to_create(resource.qualified, name)
             try:
                 merged = apply(live, config, manager, force=query.get("force") == "true")
-            except ApplyConflict as conflict:
-                raise self._conflict(conflict) from conflict
+            except ApplyConflict as conflict_:
+                raise self._conflict(conflict_) from conflict_
             admission.validate(resource, merged, self.version)
             self.defaulter.apply(resource, merged)
             if live is None and resource.kind == "Pod":
                 self.controllers.admit(merged)
-            result = self.store.create(resource, merged) if live is None else self.store.update(resource, merged)
+            if live is None:
+                result = self.store.create(resource, merged, dry_run=request.dry_run)
+            else:
+                result = self.store.update(resource, merged, dry_run=request.dry_run)
         self.controllers.reconcile()
         return (201 if live is None else 200), result
 
@@ -356,7 +410,10 @@ class ApiServer:
         ]
         return ApiError(409, "Conflict", message, {"causes": causes})
 
-    def _delete(self, resource: ResourceType, namespace: str | None, name: str) -> tuple[int, Any]:
+    def _delete(self, resource: ResourceType, namespace: str | None, name: str, dry_run: bool) -> tuple[int, Any]:
+        if dry_run:
+            obj = self.store.get(resource, namespace, name)
+            return 200, obj if resource.plural in RETURNS_DELETED else success(resource, name, obj["metadata"]["uid"])
         if resource.plural == "pods":
             # Graceful deletion: the pod is answered with its deletionTimestamp and goes once its containers stop.
             stopping = self.controllers.terminate_pod(self.store.get(resource, namespace, name))
@@ -370,10 +427,84 @@ class ApiServer:
                         self.store.delete(other, name, obj["metadata"]["name"])
             removed.setdefault("status", {})["phase"] = "Terminating"
         self.controllers.reconcile()
-        if resource.plural in ("pods", "services", "namespaces"):
-            # Their registries set ReturnDeletedObject (pkg/registry/core/*/storage): the answer is the object.
+        if resource.plural in RETURNS_DELETED:
             return 200, removed
         return 200, success(resource, name, removed["metadata"]["uid"])
+
+
+@dataclass(frozen=True)
+class PlainText:
+    text: str
+
+
+@dataclass(frozen=True)
+class RawJson:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class WatchStream:
+    events: Iterator[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One resource request as the verbs need it: what it names, its options and how the answer is presented."""
+
+    resource: ResourceType
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+    query: dict[str, str]
+    accept: str = ""
+    agent: str = ""
+
+    @property
+    def dry_run(self) -> bool:
+        return self.query.get("dryRun") == "All"
+
+    @property
+    def manager(self) -> str:
+        """The field manager: the ``fieldManager`` option, else the user agent's name (``kubectl``,
+        ``OpenAPI-Generator``), as the API server derives it."""
+        return self.query.get("fieldManager") or (self.agent.split("/")[0] if self.agent else "") or "unknown"
+
+    def presented(self, objects: list[dict[str, Any]], revision: str, single: bool = False) -> dict[str, Any]:
+        """A list (or one object) as asked: a Table for ``Accept: …;as=Table``, else the objects themselves."""
+        table_version = printing.wants_table(self.accept)
+        if table_version is not None:
+            include = self.query.get("includeObject") or "Metadata"
+            return printing.table(self.resource.kind, objects, revision, table_version, include)
+        if single:
+            return objects[0]
+        for item in objects:  # list items carry no kind/apiVersion: the list does
+            item.pop("kind", None)
+            item.pop("apiVersion", None)
+        return {
+            "kind": f"{self.resource.kind}List",
+            "apiVersion": self.resource.api_version,
+            "metadata": {"resourceVersion": revision},
+            "items": objects,
+        }
+
+    def presented_events(self, events: Iterator[dict[str, Any]], revision: str) -> Iterator[dict[str, Any]]:
+        """Watch events, their objects as Tables of one row when the watch asked for Tables (``kubectl get -w``)."""
+        table_version = printing.wants_table(self.accept)
+        for event in events:
+            if table_version is not None and event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                include = self.query.get("includeObject") or "Metadata"
+                obj = event["object"]
+                event = {
+                    **event,
+                    "object": printing.table(
+                        self.resource.kind,
+                        [obj],
+                        obj["metadata"].get("resourceVersion", revision),
+                        table_version,
+                        include,
+                    ),
+                }
+            yield event
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -392,16 +523,54 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             user = api.user_of(api.identify(self.headers.get("Authorization"), parts.path))
             code, payload = api.handle(
-                self.command, parts.path, query, self.headers.get("Content-Type") or "", body, user
+                self.command,
+                parts.path,
+                query,
+                self.headers.get("Content-Type") or "",
+                body,
+                user,
+                accept=self.headers.get("Accept") or "",
+                agent=self.headers.get("User-Agent") or "",
             )
         except ApiError as error:
             code, payload = error.code, error.body
-        data = json.dumps(payload).encode()
+        if isinstance(payload, WatchStream):
+            self._stream(payload.events)
+            return
+        content_type = "application/json"
+        if isinstance(payload, PlainText):
+            data, content_type = payload.text.encode(), "text/plain; charset=utf-8"
+        elif isinstance(payload, RawJson):
+            data = payload.data
+        else:
+            data = json.dumps(payload).encode()
         self.send_response(code, HTTPStatus(code).phrase)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _stream(self, events: Iterator[dict[str, Any]]) -> None:
+        """A watch: one chunk per event (HTTP/1.1 chunked encoding), until the watch ends or the client goes."""
+        self.send_response(200, "OK")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            for event in events:
+                line = json.dumps(event).encode() + b"\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            pass  # the client stopped watching (kubectl exits, a reflector restarts its watch)
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
 
     do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
 

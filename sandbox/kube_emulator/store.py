@@ -11,12 +11,27 @@ from __future__ import annotations
 import copy
 import threading
 import uuid
+from collections import deque
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from kube_emulator.resources import ResourceType, already_exists, bad_request, namespace_not_found, not_found
 
 Key = tuple[str, str, str]  # (plural, namespace or "", name)
+# How many changes a watch can resume from: older resourceVersions are answered 410 Gone, as etcd's compaction does.
+HISTORY = 10_000
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write, as a watch reports it: ADDED, MODIFIED or DELETED, the object after it (before, for DELETED)."""
+
+    revision: int
+    type: str
+    plural: str
+    namespace: str
+    obj: dict[str, Any]
 
 
 def now_rfc3339() -> str:
@@ -71,6 +86,8 @@ class Store:
         self._objects: dict[Key, dict[str, Any]] = {}
         self._revision = 0
         self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self._history: deque[Change] = deque(maxlen=HISTORY)
 
     def _key(self, resource: ResourceType, namespace: str | None, name: str) -> Key:
         return (resource.plural, (namespace or "") if resource.namespaced else "", name)
@@ -79,9 +96,25 @@ class Store:
         self._revision += 1
         return str(self._revision)
 
+    def _record(self, kind: str, key: Key, obj: dict[str, Any]) -> None:
+        self._history.append(Change(self._revision, kind, key[0], key[1], copy.deepcopy(obj)))
+        self.changed.notify_all()
+
     @property
     def revision(self) -> str:
         return str(self._revision)
+
+    def changes_since(self, revision: int) -> list[Change] | None:
+        """The writes after ``revision``, oldest first; None when some of them are no longer kept (410 Gone)."""
+        with self.lock:
+            if revision < self._revision and (not self._history or self._history[0].revision > revision + 1):
+                return None
+            return [change for change in self._history if change.revision > revision]
+
+    def wait_for_change(self, revision: int, timeout: float) -> None:
+        """Block until the store is past ``revision`` or ``timeout`` seconds have passed."""
+        with self.changed:
+            self.changed.wait_for(lambda: self._revision > revision, timeout)
 
     def require_namespace(self, namespace: str) -> None:
         if ("namespaces", "", namespace) not in self._objects:
@@ -117,8 +150,8 @@ class Store:
             ]
             return found
 
-    def create(self, resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        """Store a new object, filling in the server-maintained metadata.
+    def create(self, resource: ResourceType, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        """Store a new object, filling in the server-maintained metadata (``dry_run``: check and fill, store nothing).
 
         Raises:
             ApiError: 404 when its namespace does not exist, 409 AlreadyExists, 400 without a name.
@@ -134,17 +167,17 @@ class Store:
             if key in self._objects:
                 raise already_exists(resource, name)
             obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
-            metadata.update(
-                uid=str(uuid.uuid4()),
-                creationTimestamp=now_rfc3339(),
-                resourceVersion=self._bump(),
-            )
+            metadata.update(uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339())
             if resource.plural not in ("pods", "events", "nodes", "namespaces", "services"):
                 metadata["generation"] = 1
+            if dry_run:
+                return obj
+            metadata["resourceVersion"] = self._bump()
             self._objects[key] = copy.deepcopy(obj)
+            self._record("ADDED", key, obj)
             return obj
 
-    def update(self, resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    def update(self, resource: ResourceType, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         """Replace a stored object; a no-op write keeps its resourceVersion (and generation), as the API server does.
 
         Raises:
@@ -165,15 +198,20 @@ class Store:
                 return copy.deepcopy(current)
             if "generation" in metadata and spec_of(obj) != spec_of(current):
                 metadata["generation"] = int(metadata["generation"]) + 1
+            if dry_run:
+                return obj
             metadata["resourceVersion"] = self._bump()
             self._objects[key] = copy.deepcopy(obj)
+            self._record("MODIFIED", key, obj)
             return obj
 
     def delete(self, resource: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
         """Raises: ApiError 404 when it does not exist."""
         with self.lock:
-            obj = self._objects.pop(self._key(resource, namespace, name), None)
+            key = self._key(resource, namespace, name)
+            obj = self._objects.pop(key, None)
             if obj is None:
                 raise not_found(resource, name)
-            self._bump()
+            obj["metadata"]["resourceVersion"] = self._bump()
+            self._record("DELETED", key, obj)
             return obj

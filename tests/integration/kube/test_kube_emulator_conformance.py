@@ -68,7 +68,7 @@ CALLS: list[tuple[str, str, str, dict[str, str], Any, int, dict[str, Any]]] = [
      {"spec": {"replicas": 1}}),
     ("force takes ownership", "PATCH", f"{DEPLOYMENTS}/web?fieldManager=ops&force=true", APPLY, deployment(3), 200,
      {"metadata": {"generation": 2}, "spec": {"replicas": 3}}),
-    ("merge patch is not served", "PATCH", f"{DEPLOYMENTS}/web", {"Content-Type": "application/merge-patch+json"}, {}, 415,
+    ("an unknown patch type", "PATCH", f"{DEPLOYMENTS}/web", {"Content-Type": "application/x-www-form-urlencoded"}, {}, 415,
      {**failure(415, "UnsupportedMediaType")}),
     ("name in the body differs from the URL", "PATCH", f"{DEPLOYMENTS}/other?fieldManager=ci", APPLY, deployment(), 400,
      {**failure(400, "BadRequest"), "message": "the name of the object (web) does not match the name on the URL (other)"}),
