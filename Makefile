@@ -66,7 +66,7 @@ build: $(STAMP)
 
 # The whole suite once; its sandboxes record their authorization decisions for docs/iam.md (see `iam`).
 IAM_RESULTS := .iam-results
-test: $(STAMP) $(NODE_STAMP) registry-bin checkov lint typecheck
+test: $(STAMP) $(NODE_STAMP) registry-bin skopeo-bin checkov lint typecheck
 	rm -rf $(IAM_RESULTS)
 	KUBECTL=$$($(BIN)/python tools/kubectl.py --dest $(BIN)) KUBECTL_CONFORMANCE_DOC=$(CURDIR)/docs/sandbox.md \
 	  IAM_RESULTS_DIR=$(CURDIR)/$(IAM_RESULTS) $(BIN)/pytest -q -n 2 --dist loadgroup
@@ -110,7 +110,7 @@ skopeo-bin:
 
 # Every figure of docs/benchmarks.md, measured on this machine (a few minutes); prints the table, rewrites the doc.
 bench: $(STAMP) registry-bin skopeo-bin build
-	$(BIN)/python -m benchmarks
+	KUBECTL=$$($(BIN)/python tools/kubectl.py --dest $(BIN)) $(BIN)/python -m benchmarks
 
 deploy: build
 	$(BIN)/sam deploy --guided

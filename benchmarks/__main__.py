@@ -33,7 +33,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _figures(runs: int, time_scale: float) -> dict[int, tuple[str, Callable[[], Figure]]]:
-    from benchmarks import cold_import, concurrency, end_to_end, layer_size, profiles, transitions, warm_vs_skopeo
+    from benchmarks import (
+        cold_import,
+        concurrency,
+        end_to_end,
+        layer_size,
+        profiles,
+        real_clients,
+        transitions,
+        warm_vs_skopeo,
+    )
 
     few = max(1, min(runs, 3))  # the sandbox figures take seconds per run
     return {
@@ -46,6 +55,7 @@ def _figures(runs: int, time_scale: float) -> dict[int, tuple[str, Callable[[], 
         # emulator's connections and never finished (a sandbox limit, reported in docs/benchmarks.md).
         6: ("concurrency", lambda: concurrency.run(1, concurrency.TIME_SCALE, informational_scale=time_scale)),
         7: ("profiles at cluster scale", profiles.run),
+        8: ("real clients", lambda: real_clients.run(few)),
     }
 
 

@@ -41,6 +41,7 @@ class ApiServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # as http_servers.QuietHandler: no delayed-ACK stall per response
             server_version = "fargate-app-sandbox"
 
             def _proxy(self) -> None:

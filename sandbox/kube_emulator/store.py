@@ -82,12 +82,12 @@ def spec_of(obj: dict[str, Any]) -> dict[str, Any]:
 class Store:
     """Thread-safe; every method returns deep copies, so callers never alias stored state."""
 
-    def __init__(self) -> None:
+    def __init__(self, history: int = HISTORY) -> None:
         self._objects: dict[Key, dict[str, Any]] = {}
         self._revision = 0
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
-        self._history: deque[Change] = deque(maxlen=HISTORY)
+        self._history: deque[Change] = deque(maxlen=history)
 
     def _key(self, resource: ResourceType, namespace: str | None, name: str) -> Key:
         return (resource.plural, (namespace or "") if resource.namespaced else "", name)

@@ -36,8 +36,9 @@ def events(
     namespace: str | None,
     query: dict[str, str],
     clock: Callable[[], float] = time.monotonic,
-) -> Iterator[dict[str, Any]]:
-    """The stream of one watch request. Raises (before the first event): ApiError 400 for a bad parameter."""
+) -> Iterator[dict[str, Any] | None]:
+    """The stream of one watch request: events, and None at each idle tick. Raises (before the first event):
+    ApiError 400 for a bad parameter."""
     labels, fields = query.get("labelSelector"), query.get("fieldSelector")
     start = query.get("resourceVersion") or ""
     try:
@@ -55,7 +56,7 @@ def events(
             and matches_fields(obj, fields)
         )
 
-    def stream() -> Iterator[dict[str, Any]]:
+    def stream() -> Iterator[dict[str, Any] | None]:
         position = since
         if position is None:
             with store.lock:
@@ -85,5 +86,6 @@ def events(
                 }
                 quiet_since = clock()
             store.wait_for_change(position, max(0.0, min(TICK, deadline - clock())))
+            yield None  # a tick with nothing to send: the server checks that its client is still there
 
     return stream()

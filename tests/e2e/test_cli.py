@@ -7,7 +7,9 @@ local server that verifies their SigV4 signatures with botocore.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import shlex
 import shutil
@@ -296,8 +298,8 @@ def env_file_variables(path: Path) -> dict[str, str]:
 
 def kubectl(state: Path, *args: str) -> Any:
     """Real kubectl with the serve's kubeconfig and no AWS settings of its own: the token plugin carries them."""
-    binary = shutil.which("kubectl")
-    assert binary, "these machines have kubectl on PATH (docs/sandbox.md); the test needs the real client"
+    binary = os.environ.get("KUBECTL") or shutil.which("kubectl")
+    assert binary, "make test resolves a real kubectl (tools/kubectl.py); the test needs the real client"
     answer = subprocess.run(
         [binary, *args, "-o", "json"],
         capture_output=True,
@@ -307,6 +309,19 @@ def kubectl(state: Path, *args: str) -> Any:
     )
     assert answer.returncode == 0, answer.stderr
     return json.loads(answer.stdout)
+
+
+def ecr_login(variables: dict[str, str]) -> str:
+    """``AWS:<password>`` from GetAuthorizationToken, what ``aws ecr get-login-password`` prints, for ``--creds``."""
+    ecr = boto3.client(
+        "ecr",
+        endpoint_url=variables["AWS_ENDPOINT_URL"],
+        region_name=variables["AWS_REGION"],
+        aws_access_key_id=variables["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=variables["AWS_SECRET_ACCESS_KEY"],
+    )
+    encoded = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    return base64.b64decode(encoded).decode()
 
 
 def test_sandbox_serve_lets_kubectl_the_aws_sdk_and_the_cli_in_through_its_state_folder(
@@ -357,6 +372,15 @@ def test_sandbox_serve_lets_kubectl_the_aws_sdk_and_the_cli_in_through_its_state
     assert (done.returncode, done.json()["status"]) == (0, "SUCCEEDED"), done.stderr
     pods = kubectl(state, "get", "pods", "--namespace", "tools")["items"]
     assert [(pod["status"]["phase"], pod["spec"]["nodeName"][:11]) for pod in pods] == [("Running", "fargate-ip-")]
+    # and skopeo, logged in with the ECR token the SDK gets, reads the cached image through FARGATE_APP_REGISTRY
+    token = ecr_login(variables)
+    inspected = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--creds", token, "--raw",
+         f"docker://{variables['FARGATE_APP_REGISTRY']}/ecr-public/nginx/nginx:stable"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert inspected.returncode == 0, inspected.stderr
+    assert json.loads(inspected.stdout)["schemaVersion"] == 2
     gone = run_cli(["teardown", "blog", "tools", "demo-app"], env=environment)
     assert gone.returncode == 0, gone.stderr
 
