@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +47,40 @@ def translate(
     template_path: Path, *, account_id: str, region: str, partition: str, parameter_values: Mapping[str, str]
 ) -> dict[str, Any]:
     """The template as CloudFormation receives it after SAM's transform (artifact URIs stand in for local paths,
-    as `sam package` would leave them)."""
+    as `sam package` would leave them).
+
+    SAM's transform takes about a second, on every sandbox start; its result depends only on the template's bytes,
+    the values and the translator's version, so it is kept on disk under that key (``translation_cache``) and read
+    back while none of them changes."""
+    from samtranslator import __version__ as translator_version
+
+    inputs = json.dumps(
+        [translator_version, account_id, region, partition, sorted(parameter_values.items())], sort_keys=True
+    ).encode()
+    key = hashlib.sha256(inputs + b"\0" + Path(template_path).read_bytes()).hexdigest()
+    cached = translation_cache() / f"{key}.json"
+    with contextlib.suppress(OSError, ValueError):
+        return dict(json.loads(cached.read_text()))
+    translated = _translate(template_path, account_id, region, partition, parameter_values)
+    with contextlib.suppress(OSError):  # a read-only home only costs the second
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(translated))
+        partial.replace(cached)  # atomic: a concurrent start reads a whole file or none
+    return translated
+
+
+def translation_cache() -> Path:
+    """``$FARGATE_APP_CACHE`` or ``$XDG_CACHE_HOME/fargate-app`` (``~/.cache``), then ``sam-translations``."""
+    base = os.environ.get("FARGATE_APP_CACHE") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fargate-app"
+    )
+    return Path(base) / "sam-translations"
+
+
+def _translate(
+    template_path: Path, account_id: str, region: str, partition: str, parameter_values: Mapping[str, str]
+) -> dict[str, Any]:
     import boto3
     from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
     from samtranslator.parser.parser import Parser
