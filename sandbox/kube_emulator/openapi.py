@@ -125,6 +125,51 @@ def group_version_document(path: str, version: str) -> bytes | None:
     return json.dumps(document).encode()
 
 
+def _swagger_schema(schema: Any) -> Any:
+    """JSON Schema → Swagger 2.0 schema: ``$ref``s into ``definitions``, one type, ``null`` dropped."""
+    converted = _openapi_schema(schema)
+    return json.loads(
+        json.dumps(converted)
+        .replace(f'"{COMPONENTS}', '"#/definitions/')
+        .replace('"nullable": true', '"x-nullable": true')
+    )
+
+
+@functools.cache
+def v2_document(version: str) -> bytes:
+    """``/openapi/v2`` as JSON (Swagger 2.0): every served kind's paths and definitions. kubectl asks for it as
+    protobuf only and is answered 406 (it then uses v3); JSON clients (``kubectl get --raw``, scripts) read it."""
+    resources = list(RESOURCES)
+    defs = definitions(version)
+    names = _closure([definition_name(r) for r in resources], version)
+    schemas = {name: _swagger_schema(defs[name]) for name in names}
+    paths: dict[str, Any] = {}
+    for resource in resources:
+        if definition_name(resource) in schemas:
+            schemas[definition_name(resource)]["x-kubernetes-group-version-kind"] = [_gvk(resource)]
+        for path, operations in _paths(resource).items():
+            paths[path] = {
+                verb: {
+                    **{k: v for k, v in operation.items() if k not in ("requestBody", "responses", "parameters")},
+                    "parameters": [
+                        {"name": p["name"], "in": "query", "type": "string", "uniqueItems": True}
+                        for p in operation["parameters"]
+                    ],
+                    "responses": {
+                        "200": {"description": "OK", "schema": {"$ref": f"#/definitions/{definition_name(resource)}"}}
+                    },
+                }
+                for verb, operation in operations.items()
+            }
+    document = {
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": f"v{version}.0"},
+        "paths": paths,
+        "definitions": schemas,
+    }
+    return json.dumps(document).encode()
+
+
 def index(version: str) -> dict[str, Any]:
     """``/openapi/v3``: where each group version's document is, with a hash that changes when it does."""
     paths = {}

@@ -161,3 +161,8 @@ def not_emulated(what: str) -> ApiError:
         f"{what} is not emulated: the sandbox's Kubernetes emulator runs no containers (docs/sandbox.md, "
         '"kubectl against the sandbox")',
     )
+
+
+def not_acceptable(accept: str) -> ApiError:
+    """406: no representation in the media types the client accepts (the emulator serves no protobuf)."""
+    return ApiError(406, "NotAcceptable", f"only the following media types are accepted: application/json ({accept})")

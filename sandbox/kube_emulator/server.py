@@ -39,6 +39,7 @@ from kube_emulator.resources import (
     conflict,
     forbidden,
     method_not_allowed,
+    not_acceptable,
     not_emulated,
     path_not_found,
     success,
@@ -188,6 +189,10 @@ class ApiServer:
         # does not serve, or one the caller may not use, is 403 when RBAC denies it and 404 only when allowed.
         request = self.request_info(method, path, query)
         self.authorize(user, request)
+        if method == "GET" and path == "/openapi/v2":
+            if "json" not in accept and "*/*" not in accept and accept:
+                raise not_acceptable(accept)
+            return 200, RawJson(openapi.v2_document(self.version))
         if method == "GET":
             found = self._document(path)
             if found is not None:

@@ -331,11 +331,14 @@ def test_container_commands_answer_that_they_are_not_emulated(cluster: Cluster) 
     cluster.ok("apply", "-n", "shop", "-f", cluster.manifest("web.yaml", DEPLOYMENT))
     cluster.ok("rollout", "status", "deploy/web", "-n", "shop", "--timeout=30s")
     pod = cluster.ok("get", "pods", "-n", "shop", "-o", "jsonpath={.items[0].metadata.name}")
-    # When its logs are asked for
+    # When its logs are asked for, a command is run in it, or a port forwarded to it
     logs = cluster.kubectl("logs", "-n", "shop", pod)
-    # Then the answer says what is not emulated and where it is documented
-    assert logs.returncode != 0
-    assert "pods/log is not emulated" in logs.stderr and "docs/sandbox.md" in logs.stderr
+    executed = cluster.kubectl("exec", "-n", "shop", pod, "--", "true")
+    forwarded = cluster.kubectl("port-forward", "-n", "shop", f"pod/{pod}", "8080:80", timeout=30)
+    # Then each answer says what is not emulated and where it is documented
+    for done, subresource in ((logs, "log"), (executed, "exec"), (forwarded, "portforward")):
+        assert done.returncode != 0
+        assert f"pods/{subresource} is not emulated" in done.stderr and "docs/sandbox.md" in done.stderr, done.stderr
 
 
 def test_health_version_and_openapi(cluster: Cluster) -> None:
@@ -350,6 +353,12 @@ def test_health_version_and_openapi(cluster: Cluster) -> None:
     patch = apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
     assert "fieldValidation" in {p["name"] for p in patch["parameters"]}
     assert apps["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"] == [
+        {"group": "apps", "version": "v1", "kind": "Deployment"}
+    ]
+    # and OpenAPI v2 is there as JSON for JSON clients (kubectl itself asks for protobuf, is refused 406, uses v3)
+    v2 = json.loads(cluster.ok("get", "--raw", "/openapi/v2"))
+    assert v2["swagger"] == "2.0"
+    assert v2["definitions"]["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"] == [
         {"group": "apps", "version": "v1", "kind": "Deployment"}
     ]
     # and kubectl's own validation rejects an unknown field through it
