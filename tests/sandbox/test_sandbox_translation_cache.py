@@ -17,13 +17,19 @@ def translated(template: Path) -> dict:
     return translate(template, account_id="111122223333", region="us-west-2", partition="aws", parameter_values=VALUES)
 
 
+@pytest.fixture
+def template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the project's template, and an empty cache of its own."""
+    monkeypatch.setenv("FARGATE_APP_CACHE", str(tmp_path / "cache"))
+    copy = tmp_path / "template.yaml"
+    copy.write_text((ROOT / "template.yaml").read_text())
+    return copy
+
+
 def test_a_second_translation_of_the_same_template_is_read_from_the_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given an empty cache and the project's template
-    monkeypatch.setenv("FARGATE_APP_CACHE", str(tmp_path / "cache"))
-    template = tmp_path / "template.yaml"
-    template.write_text((ROOT / "template.yaml").read_text())
     first = translated(template)
     # When it is translated again with SAM's translator unavailable
     monkeypatch.setattr(stack_roles, "_translate", lambda *args: pytest.fail("translated again"))
@@ -33,11 +39,8 @@ def test_a_second_translation_of_the_same_template_is_read_from_the_cache(
 
 
 def test_a_changed_template_or_a_damaged_entry_is_translated_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FARGATE_APP_CACHE", str(tmp_path / "cache"))
-    template = tmp_path / "template.yaml"
-    template.write_text((ROOT / "template.yaml").read_text())
     translated(template)
     calls = []
     real = stack_roles._translate

@@ -251,6 +251,14 @@ def test_dry_runs_store_nothing(cluster: Cluster) -> None:
     assert cluster.ok("get", "deploy/web", "-n", "shop", "-o", "jsonpath={.spec.replicas}") == "1"
 
 
+PATCH_WEB = ("patch", "deploy/web", "-n", "shop", "-p")
+
+
+def container_patch(container: dict[str, Any]) -> str:
+    """A strategic merge patch naming one container of the pod template."""
+    return json.dumps({"spec": {"template": {"spec": {"containers": [container]}}}})
+
+
 def test_patches_merge_lists_by_their_merge_key(cluster: Cluster) -> None:
     # Given a deployment with two containers
     two = json.loads(json.dumps(DEPLOYMENT))
@@ -258,14 +266,7 @@ def test_patches_merge_lists_by_their_merge_key(cluster: Cluster) -> None:
     cluster.ok("create", "namespace", "shop")
     cluster.ok("apply", "-n", "shop", "-f", cluster.manifest("web.yaml", two))
     # When a strategic patch names one container, a merge patch replaces a map entry and a JSON patch removes a label
-    cluster.ok(
-        "patch",
-        "deploy/web",
-        "-n",
-        "shop",
-        "-p",
-        '{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox:2"}]}}}}',
-    )
+    cluster.ok(*PATCH_WEB, container_patch({"name": "sidecar", "image": "busybox:2"}))
     cluster.ok("patch", "deploy/web", "-n", "shop", "--type=merge", "-p", '{"metadata":{"labels":{"a":"1","b":"2"}}}')
     cluster.ok(
         "patch", "deploy/web", "-n", "shop", "--type=json", "-p", '[{"op":"remove","path":"/metadata/labels/a"}]'
@@ -276,14 +277,7 @@ def test_patches_merge_lists_by_their_merge_key(cluster: Cluster) -> None:
     assert images == {"web": "nginx:1.27", "sidecar": "busybox:2"}
     assert live["metadata"]["labels"] == {"b": "2"}
     # and a strategic $patch: delete removes one container
-    cluster.ok(
-        "patch",
-        "deploy/web",
-        "-n",
-        "shop",
-        "-p",
-        '{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","$patch":"delete"}]}}}}',
-    )
+    cluster.ok(*PATCH_WEB, container_patch({"name": "sidecar", "$patch": "delete"}))
     live = json.loads(cluster.ok("get", "deploy/web", "-n", "shop", "-o", "json"))
     assert [c["name"] for c in live["spec"]["template"]["spec"]["containers"]] == ["web"]
 
