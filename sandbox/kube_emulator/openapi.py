@@ -17,29 +17,31 @@ from kube_emulator.resources import RESOURCES, ResourceType
 from kube_emulator.schemas import REF_PREFIX, definition_name, definitions
 
 COMPONENTS = "#/components/schemas/"
+DEFINITIONS = "#/definitions/"
 QUERY_PARAMETERS = ("dryRun", "fieldManager", "fieldValidation", "force")
 
 
-def _openapi_schema(schema: Any) -> Any:
-    """JSON Schema → OpenAPI 3.0 schema: ``$ref``s into components, ``["string", "null"]`` types as ``nullable``."""
+def _openapi_schema(schema: Any, refs: str = COMPONENTS, nullable: str = "nullable") -> Any:
+    """JSON Schema → OpenAPI schema: ``$ref``s under ``refs`` (3.0's components, 2.0's definitions), a type list
+    such as ``["string", "null"]`` as one type plus ``nullable`` (3.0) or ``x-nullable`` (2.0)."""
     if isinstance(schema, list):
-        return [_openapi_schema(item) for item in schema]
+        return [_openapi_schema(item, refs, nullable) for item in schema]
     if not isinstance(schema, dict):
         return schema
     out: dict[str, Any] = {}
     for key, value in schema.items():
         if key == "$ref" and isinstance(value, str):
-            out[key] = COMPONENTS + value.removeprefix(REF_PREFIX)
+            out[key] = refs + value.removeprefix(REF_PREFIX)
         elif key == "type" and isinstance(value, list):
             kinds = [v for v in value if v != "null"]
             if kinds:
                 out["type"] = kinds[0]
             if "null" in value:
-                out["nullable"] = True
+                out[nullable] = True
         elif key == "enum" and isinstance(value, list):
             out[key] = [v for v in value if v is not None]
         else:
-            out[key] = _openapi_schema(value)
+            out[key] = _openapi_schema(value, refs, nullable)
     return out
 
 
@@ -125,16 +127,6 @@ def group_version_document(path: str, version: str) -> bytes | None:
     return json.dumps(document).encode()
 
 
-def _swagger_schema(schema: Any) -> Any:
-    """JSON Schema → Swagger 2.0 schema: ``$ref``s into ``definitions``, one type, ``null`` dropped."""
-    converted = _openapi_schema(schema)
-    return json.loads(
-        json.dumps(converted)
-        .replace(f'"{COMPONENTS}', '"#/definitions/')
-        .replace('"nullable": true', '"x-nullable": true')
-    )
-
-
 @functools.cache
 def v2_document(version: str) -> bytes:
     """``/openapi/v2`` as JSON (Swagger 2.0): every served kind's paths and definitions. kubectl asks for it as
@@ -142,7 +134,7 @@ def v2_document(version: str) -> bytes:
     resources = list(RESOURCES)
     defs = definitions(version)
     names = _closure([definition_name(r) for r in resources], version)
-    schemas = {name: _swagger_schema(defs[name]) for name in names}
+    schemas = {name: _openapi_schema(defs[name], DEFINITIONS, "x-nullable") for name in names}
     paths: dict[str, Any] = {}
     for resource in resources:
         if definition_name(resource) in schemas:
@@ -156,7 +148,7 @@ def v2_document(version: str) -> bytes:
                         for p in operation["parameters"]
                     ],
                     "responses": {
-                        "200": {"description": "OK", "schema": {"$ref": f"#/definitions/{definition_name(resource)}"}}
+                        "200": {"description": "OK", "schema": {"$ref": DEFINITIONS + definition_name(resource)}}
                     },
                 }
                 for verb, operation in operations.items()

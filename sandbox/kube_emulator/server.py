@@ -215,9 +215,8 @@ class ApiServer:
             return self._patch(request_, content_type, body, user)
         if method == "DELETE" and subresource is None:
             # kubectl sends the options as a DeleteOptions body: {"dryRun": ["All"], "propagationPolicy": …}
-            options = self._decode(body, "json") if body else {}
-            dry_run = request_.dry_run or "All" in (options.get("dryRun") or [] if isinstance(options, dict) else [])
-            return self._delete(resource, namespace, name, dry_run)
+            options = self._object(self._decode(body, "json")) if body else {}
+            return self._delete(resource, namespace, name, request_.dry_run or "All" in (options.get("dryRun") or []))
         raise method_not_allowed(method)
 
     def _document(self, path: str) -> Any:
@@ -315,8 +314,8 @@ class ApiServer:
             else:
                 new = patched(request.resource, copy.deepcopy(live), media, data, self.version)
                 wanted_version = (new.get("metadata") or {}).get("resourceVersion")
-                if wanted_version != live["metadata"]["resourceVersion"]:
-                    raise conflict(request.resource, request.name or "")
+                if wanted_version is not None and wanted_version != live["metadata"]["resourceVersion"]:
+                    raise conflict(request.resource, request.name or "")  # a patch that sets one is a precondition
             return self._write(request, live, new)
 
     def _write(self, request: Request, live: dict[str, Any], new: dict[str, Any]) -> tuple[int, Any]:

@@ -96,8 +96,10 @@ class Store:
         self._revision += 1
         return str(self._revision)
 
-    def _record(self, kind: str, key: Key, obj: dict[str, Any]) -> None:
-        self._history.append(Change(self._revision, kind, key[0], key[1], copy.deepcopy(obj)))
+    def _record(self, kind: str, key: Key, stored: dict[str, Any]) -> None:
+        """Remember a write; ``stored`` is the store's own copy, never handed out nor changed in place, so the history
+        shares it instead of copying every write again."""
+        self._history.append(Change(self._revision, kind, key[0], key[1], stored))
         self.changed.notify_all()
 
     @property
@@ -174,7 +176,7 @@ class Store:
                 return obj
             metadata["resourceVersion"] = self._bump()
             self._objects[key] = copy.deepcopy(obj)
-            self._record("ADDED", key, obj)
+            self._record("ADDED", key, self._objects[key])
             return obj
 
     def update(self, resource: ResourceType, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
@@ -202,16 +204,17 @@ class Store:
                 return obj
             metadata["resourceVersion"] = self._bump()
             self._objects[key] = copy.deepcopy(obj)
-            self._record("MODIFIED", key, obj)
+            self._record("MODIFIED", key, self._objects[key])
             return obj
 
     def delete(self, resource: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
         """Raises: ApiError 404 when it does not exist."""
         with self.lock:
             key = self._key(resource, namespace, name)
-            obj = self._objects.pop(key, None)
-            if obj is None:
+            stored = self._objects.pop(key, None)
+            if stored is None:
                 raise not_found(resource, name)
-            obj["metadata"]["resourceVersion"] = self._bump()
-            self._record("DELETED", key, obj)
-            return obj
+            gone = copy.deepcopy(stored)  # the stored copy is in the history already: it stays as it was written
+            gone["metadata"]["resourceVersion"] = self._bump()
+            self._record("DELETED", key, gone)
+            return copy.deepcopy(gone)

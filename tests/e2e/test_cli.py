@@ -311,16 +311,20 @@ def kubectl(state: Path, *args: str) -> Any:
     return json.loads(answer.stdout)
 
 
-def ecr_login(variables: dict[str, str]) -> str:
-    """``AWS:<password>`` from GetAuthorizationToken, what ``aws ecr get-login-password`` prints, for ``--creds``."""
-    ecr = boto3.client(
-        "ecr",
+def sdk_client(service: str, variables: dict[str, str]) -> Any:
+    """A boto3 client configured only by the env file's values, as a user's shell after ``source DIR/env``."""
+    return boto3.client(
+        service,
         endpoint_url=variables["AWS_ENDPOINT_URL"],
         region_name=variables["AWS_REGION"],
         aws_access_key_id=variables["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=variables["AWS_SECRET_ACCESS_KEY"],
     )
-    encoded = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+
+
+def ecr_login(variables: dict[str, str]) -> str:
+    """``AWS:<password>`` from GetAuthorizationToken, what ``aws ecr get-login-password`` prints, for ``--creds``."""
+    encoded = sdk_client("ecr", variables).get_authorization_token()["authorizationData"][0]["authorizationToken"]
     return base64.b64decode(encoded).decode()
 
 
@@ -345,14 +349,7 @@ def test_sandbox_serve_lets_kubectl_the_aws_sdk_and_the_cli_in_through_its_state
     assert (shown.returncode, shown.stdout) == (0, (state / "env").read_text())
 
     # When the AWS SDK uses those variables, Then it reaches the emulated EKS, whose cluster the kubeconfig names
-    eks = boto3.client(
-        "eks",
-        endpoint_url=variables["AWS_ENDPOINT_URL"],
-        region_name=variables["AWS_REGION"],
-        aws_access_key_id=variables["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=variables["AWS_SECRET_ACCESS_KEY"],
-    )
-    cluster = eks.describe_cluster(name="blog")["cluster"]
+    cluster = sdk_client("eks", variables).describe_cluster(name="blog")["cluster"]
     kubeconfig = json.loads((state / "kubeconfig").read_text())
     assert kubeconfig["clusters"][0]["cluster"] == {
         "server": cluster["endpoint"],
