@@ -17,10 +17,13 @@ class Network:
     public: str
 
 
-def create_cluster(name: str, subnets: list[str], vpc: str, role: str = "arn:aws:iam::111122223333:role/eks") -> None:
+def create_cluster(
+    name: str, subnets: list[str], vpc: str, role: str = "arn:aws:iam::111122223333:role/eks", version: str = "1.33"
+) -> None:
     """CreateCluster in moto, completed as EKS's DescribeCluster answers: ``resourcesVpcConfig.vpcId`` is always
-    there (EKS API reference, VpcConfigResponse) and moto leaves it out."""
+    there (EKS API reference, VpcConfigResponse) and moto leaves it out. The version is one EKS supports today
+    (moto's default, 1.19, is older than the app's objects need)."""
     eks = boto3.client("eks")
-    eks.create_cluster(name=name, roleArn=role, resourcesVpcConfig={"subnetIds": subnets})
+    eks.create_cluster(name=name, roleArn=role, resourcesVpcConfig={"subnetIds": subnets}, version=version)
     account = boto3.client("sts").get_caller_identity()["Account"]
     eks_backends[account][eks.meta.region_name].clusters[name].resources_vpc_config["vpcId"] = vpc

@@ -374,11 +374,6 @@ def parse_request(
         raise InvalidRequest(validation_problems(exc)) from None
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """``field.path: rule; …`` in one line."""
-    return "; ".join(f"{field}: {rule}" for field, rule in validation_problems(exc).items())
-
-
 def validation_problems(exc: ValidationError) -> dict[str, str]:
     """``{"field.path": "rule"}`` (a field's several rules joined by "; "); input values are not echoed (they may
     hold anything)."""

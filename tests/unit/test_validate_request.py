@@ -1,0 +1,254 @@
+"""ValidateRequest in process, against moto's EKS, EC2 and Secrets Manager: who asked, then the account's checks
+(cluster, Kubernetes version, subnets, profile quota, credential secret), each refusal named, nothing created."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from moto.eks.models import eks_backends
+from request_edits import walkthrough_request
+from unit_support import ROLE, Network, create_cluster
+
+from fargate_app.config import Settings
+from fargate_app.errors import (
+    ClusterNotActive,
+    ClusterNotFound,
+    ClusterVersionUnsupported,
+    InvalidRequest,
+    ProfileQuotaExceeded,
+    SubnetNotFound,
+    SubnetNotPrivate,
+    UpstreamCredentialInvalid,
+)
+from fargate_app.validation import validate_start
+
+pytestmark = pytest.mark.usefixtures("aws", "cache_rules_checked")
+
+ACCOUNT = "111122223333"
+EXECUTION = "arn:aws:states:us-west-2:111122223333:execution:Provision:web-1"
+DOCKER_HUB_IMAGE = "docker.io/library/nginx:stable"  # Docker Hub's cache rules need a credential secret
+CALLER = "arn:aws:iam::111122223333:role/platform-team"
+
+
+@pytest.fixture
+def cache_rules_checked(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The requests whose cache rule was checked. moto has no pull-through-cache API; the check itself is
+    test_cache_rule.py's (botocore's Stubber on the real ECR model)."""
+    checked: list[Any] = []
+    monkeypatch.setattr("fargate_app.validation.check_cache_rule", lambda _settings, request: checked.append(request))
+    return checked
+
+
+def start(settings: Settings, execution_input: Any) -> Any:
+    return validate_start(settings, {"request": execution_input, "executionArn": EXECUTION})
+
+
+def set_cluster(name: str, **attributes: Any) -> None:
+    """Change moto's cluster the way EKS would show it (status, version): moto offers no call for it."""
+    cluster = eks_backends[ACCOUNT]["us-west-2"].clusters[name]
+    for key, value in attributes.items():
+        setattr(cluster, key, value)
+
+
+def other_vpc_subnet() -> str:
+    ec2 = boto3.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    return str(ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"])
+
+
+class TestWhoAsked:
+    def test_a_console_start_is_the_request_itself(
+        self, settings: Settings, cluster: str, cache_rules_checked: list[Any]
+    ) -> None:
+        # When
+        validated = start(settings, walkthrough_request())
+
+        # Then
+        assert validated.caller == "console"
+        assert validated.execution_arn == EXECUTION
+        assert (validated.request.cluster, validated.request.namespace, validated.request.app) == (
+            "blog",
+            "fargate",
+            "demo-app",
+        )
+        assert cache_rules_checked == [validated.request]  # the last check, after the cluster's
+
+    def test_an_api_start_carries_the_caller_api_gateway_reported(self, settings: Settings, cluster: str) -> None:
+        validated = start(settings, {"request": walkthrough_request(), "caller": CALLER})
+
+        assert validated.caller == CALLER
+        assert validated.request.app == "demo-app"
+
+    def test_an_api_start_without_a_caller_counts_as_the_console(self, settings: Settings, cluster: str) -> None:
+        assert start(settings, {"request": walkthrough_request()}).caller == "console"
+
+    def test_a_caller_that_is_no_principal_arn_is_refused_by_name(self, settings: Settings, cluster: str) -> None:
+        with pytest.raises(InvalidRequest) as refused:
+            start(settings, {"request": walkthrough_request(), "caller": "root; drop"})
+
+        assert list(refused.value.problems) == ["caller"]
+        assert "IAM principal ARN" in refused.value.problems["caller"]
+
+    def test_a_request_beside_other_keys_is_a_request_with_unknown_fields(
+        self, settings: Settings, cluster: str
+    ) -> None:
+        # Given: not the API's input shape ({"request", "caller"} only), so it is read as a console request
+        execution_input = {"request": walkthrough_request(), "callerx": CALLER}
+
+        with pytest.raises(InvalidRequest) as refused:
+            start(settings, execution_input)
+
+        assert {"request", "callerx"} <= set(refused.value.problems)
+
+    def test_the_execution_arn_is_empty_when_the_event_has_none(self, settings: Settings, cluster: str) -> None:
+        assert validate_start(settings, {"request": walkthrough_request()}).execution_arn == ""
+
+
+class TestTheCluster:
+    def test_a_missing_cluster_is_named(self, settings: Settings, network: Network) -> None:
+        with pytest.raises(ClusterNotFound, match="EKS cluster blog does not exist in this account and region"):
+            start(settings, walkthrough_request())
+
+    def test_a_cluster_still_creating_is_not_active(self, settings: Settings, cluster: str) -> None:
+        set_cluster(cluster, status="CREATING")
+
+        with pytest.raises(ClusterNotActive, match="EKS cluster blog is CREATING; Fargate profiles need an ACTIVE"):
+            start(settings, walkthrough_request())
+
+    @pytest.mark.parametrize("version", ["1.22", "1.30", "1.33", "2.0"])
+    def test_versions_from_1_22_are_accepted(self, settings: Settings, cluster: str, version: str) -> None:
+        set_cluster(cluster, version=version)
+
+        assert start(settings, walkthrough_request()).request.cluster == "blog"
+
+    @pytest.mark.parametrize("version", ["1.21", "1.3", "0.99"])
+    def test_older_versions_are_refused_with_the_minimum(self, settings: Settings, cluster: str, version: str) -> None:
+        # "1.3" sorts after "1.22" as text: the check must compare numbers
+        set_cluster(cluster, version=version)
+
+        with pytest.raises(ClusterVersionUnsupported) as refused:
+            start(settings, walkthrough_request())
+
+        assert str(refused.value).startswith(f"EKS cluster blog runs Kubernetes {version}; the app's objects need 1.22")
+        assert str(refused.value).endswith("upgrade the cluster")
+
+    @pytest.mark.parametrize("version", ["", "1", "v1.30", "1.x", "latest"])
+    def test_an_unreadable_version_is_refused_as_unknown(self, settings: Settings, cluster: str, version: str) -> None:
+        set_cluster(cluster, version=version)
+
+        with pytest.raises(ClusterVersionUnsupported) as refused:
+            start(settings, walkthrough_request())
+
+        assert str(refused.value) == f"EKS cluster blog: Kubernetes version {version!r} unknown"
+
+
+class TestSubnets:
+    def test_requested_private_subnets_are_kept(self, settings: Settings, cluster: str, network: Network) -> None:
+        validated = start(settings, walkthrough_request(subnets=network.private[:1]))
+
+        assert validated.request.subnets == network.private[:1]
+
+    def test_a_subnet_that_does_not_exist_is_named(self, settings: Settings, cluster: str) -> None:
+        with pytest.raises(SubnetNotFound) as refused:
+            start(settings, walkthrough_request(subnets=["subnet-0123456789abcdef0"]))
+
+        assert str(refused.value).startswith("subnets: ")
+        assert str(refused.value).endswith("; give subnets of the cluster's VPC")
+
+    def test_a_subnet_of_another_vpc_is_named_with_the_cluster_vpc(
+        self, settings: Settings, cluster: str, network: Network
+    ) -> None:
+        elsewhere = other_vpc_subnet()
+
+        with pytest.raises(SubnetNotFound) as refused:
+            start(settings, walkthrough_request(subnets=[network.private[0], elsewhere]))
+
+        assert str(refused.value) == (
+            f"subnets {elsewhere} are not in VPC {network.vpc} of cluster blog; Fargate profiles take subnets of the "
+            "cluster's VPC"
+        )
+
+    def test_a_public_subnet_is_refused(self, settings: Settings, cluster: str, network: Network) -> None:
+        with pytest.raises(SubnetNotPrivate, match=f"subnets {network.public} route to an internet gateway"):
+            start(settings, walkthrough_request(subnets=[network.private[0], network.public]))
+
+    def test_a_cluster_with_only_public_subnets_is_refused(self, settings: Settings, network: Network) -> None:
+        create_cluster("blog", [network.public], network.vpc)
+
+        with pytest.raises(SubnetNotPrivate, match="cluster blog has no private subnet; pass 'subnets'"):
+            start(settings, walkthrough_request())
+
+
+class TestProfileQuota:
+    def fill_the_cluster(self, network: Network, count: int = 10) -> None:
+        """``count`` profiles of someone else, none of which schedules the walkthrough's app."""
+        for index in range(count):
+            boto3.client("eks").create_fargate_profile(
+                fargateProfileName=f"team-{index}",
+                clusterName="blog",
+                podExecutionRoleArn=ROLE,
+                subnets=network.private,
+                selectors=[{"namespace": f"team-{index}"}],
+            )
+
+    def test_ten_profiles_of_others_leave_no_room(self, settings: Settings, cluster: str, network: Network) -> None:
+        self.fill_the_cluster(network)
+
+        with pytest.raises(ProfileQuotaExceeded) as refused:
+            start(settings, walkthrough_request())
+
+        assert str(refused.value) == (
+            "cluster blog has 10 Fargate profiles, EKS's limit of 10 per cluster, and the app needs a new one: delete "
+            "profiles you no longer need"
+        )
+
+    def test_the_per_namespace_strategy_is_told_to_share(
+        self, settings: Settings, cluster: str, network: Network
+    ) -> None:
+        self.fill_the_cluster(network)
+
+        with pytest.raises(ProfileQuotaExceeded, match="switch the stack's FargateProfileStrategy to shared"):
+            start(settings.model_copy(update={"profile_strategy": "per-namespace"}), walkthrough_request())
+
+    def test_nine_profiles_leave_room(self, settings: Settings, cluster: str, network: Network) -> None:
+        self.fill_the_cluster(network, count=9)
+
+        assert start(settings, walkthrough_request()).request.app == "demo-app"
+
+    def test_a_full_cluster_with_a_profile_for_the_app_needs_no_new_one(
+        self, settings: Settings, cluster: str, network: Network
+    ) -> None:
+        self.fill_the_cluster(network, count=9)
+        boto3.client("eks").create_fargate_profile(
+            fargateProfileName="fargate",
+            clusterName="blog",
+            podExecutionRoleArn=ROLE,
+            subnets=network.private,
+            selectors=[{"namespace": "fargate"}],
+        )
+
+        assert start(settings, walkthrough_request()).request.app == "demo-app"
+
+
+class TestTheCredential:
+    def test_a_missing_secret_is_named_with_what_to_create(self, settings: Settings, cluster: str) -> None:
+        arn = "arn:aws:secretsmanager:us-west-2:111122223333:secret:ecr-pullthroughcache/docker-hub-AbCdEf"
+
+        with pytest.raises(UpstreamCredentialInvalid) as refused:
+            start(settings, walkthrough_request(image=DOCKER_HUB_IMAGE, credentialArn=arn))
+
+        assert str(refused.value) == (
+            f"credential secret {arn} does not exist: create it with the upstream registry's username and accessToken"
+        )
+
+    def test_an_existing_secret_passes(self, settings: Settings, cluster: str) -> None:
+        arn = boto3.client("secretsmanager").create_secret(
+            Name="ecr-pullthroughcache/docker-hub", SecretString='{"username": "u", "accessToken": "t"}'
+        )["ARN"]
+
+        assert (
+            start(settings, walkthrough_request(image=DOCKER_HUB_IMAGE, credentialArn=arn)).request.credential_arn
+            == arn
+        )
