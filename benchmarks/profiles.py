@@ -4,7 +4,9 @@
 how many succeed, and how many profiles were created (CreateFargateProfile calls that started one). (b) With the
 profile taking 120 s (× the time scale) to become ACTIVE, the provision time of a first app on a fresh cluster, then
 of a second app in a new namespace: their ratio (the second reuses the ACTIVE shared profile). Both provision times
-include Fargate's pod start (60 s in AWS terms), which no strategy avoids. (c) The per-namespace strategy at 12
+include Fargate's pod start (60 s in AWS terms), which no strategy avoids, so the end-to-end ratio cannot go below
+60 / (120 + 60) = 0.33: its goal is that bound plus a margin, and the goal of 0.25 applies to what a profile strategy
+can change, the provision time beyond the pod start. (c) The per-namespace strategy at 12
 namespaces, one app each, one after another: the 11th and 12th end FAILED with ProfileQuotaExceeded at
 ValidateRequest, and nothing of theirs exists afterwards (roles, profiles, rules, Kubernetes objects).
 """
@@ -17,8 +19,11 @@ from typing import Any
 
 from benchmarks.report import Figure, Row, ratio
 from benchmarks.sandbox_runs import SEED_REQUEST, sandbox_workflows, unique
+from kube_emulator import PodTiming
 
 PROFILE_SECONDS = 120.0
+POD_START_SECONDS = PodTiming.fargate().start_seconds  # from pod creation to Running, in AWS seconds
+END_TO_END_GOAL = 0.4  # the bound POD_START / (PROFILE + POD_START) = 0.33 plus the workflow's own steps
 APPS, NAMESPACES = 60, 30
 BATCH = 12  # apps started together; the next batch starts when these end
 QUOTA_NAMESPACES = 12
@@ -89,6 +94,7 @@ def run() -> Figure:
     first, second = _second_app_ratio()
     errors, left = _quota()
     refused = errors[10:]
+    pod_start = POD_START_SECONDS * SCALE_TIMED
     figure.rows += [
         Row(
             f"{APPS} apps / {NAMESPACES} namespaces: succeeded",
@@ -113,10 +119,20 @@ def run() -> Figure:
             "second app, new namespace / first app",
             ratio(second, first),
             "x",
-            "<= 0.25",
-            ratio(second, first) <= 0.25,
+            f"<= {END_TO_END_GOAL}",
+            ratio(second, first) <= END_TO_END_GOAL,
             baseline=first,
-            note=f"second app {second:.1f} s: no profile wait; Fargate's pod start ({60 * SCALE_TIMED:.0f} s real) remains",
+            note=f"second app {second:.1f} s: no profile wait; Fargate's pod start ({pod_start:.0f} s real) remains; "
+            f"bound {POD_START_SECONDS / (PROFILE_SECONDS + POD_START_SECONDS):.2f}",
+        ),
+        Row(
+            "second app / first app, beyond Fargate's pod start",
+            ratio(second - pod_start, first - pod_start),
+            "x",
+            "<= 0.25",
+            ratio(second - pod_start, first - pod_start) <= 0.25,
+            baseline=first - pod_start,
+            note=f"{first - pod_start:.1f} s and {second - pod_start:.1f} s: the profile wait, the polls and the steps",
         ),
         Row(
             f"per-namespace, {QUOTA_NAMESPACES} namespaces: 11th and 12th refused",
