@@ -1,0 +1,212 @@
+"""ReleaseFargateProfile (teardown) against moto's EKS: which profile is the app's, when it is deleted, and what the
+teardown reports kept. Who else a profile schedules is the Kubernetes emulator's side
+(tests/integration/kube/test_kube_release_emulated.py); here it is given."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from moto.eks.models import eks_backends
+from request_edits import walkthrough_request
+from unit_support import ROLE, Network
+
+from fargate_app.aws.tags import CREATED_FOR_TAG, MANAGED_BY_TAG
+from fargate_app.config import Settings
+from fargate_app.teardown import ReleaseProfileEvent, release_fargate_profile
+
+pytestmark = pytest.mark.usefixtures("aws", "cluster")
+
+OURS = {MANAGED_BY_TAG: "fargate-app-provisioner"}
+SELECTORS = [{"namespace": "fargate", "labels": {"team": "blue"}}]
+CACHED = "111122223333.dkr.ecr.us-west-2.amazonaws.com/ecr-public/nginx/nginx@sha256:" + "a" * 64
+
+
+@pytest.fixture
+def users(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What else the profile schedules (``profile_users``'s answer), settable by the test."""
+    found: list[str] = []
+    monkeypatch.setattr("fargate_app.kube.usage.profile_users", lambda settings, request, profile: list(found))
+    return found
+
+
+def make_profile(network: Network, name: str, tags: dict[str, str], status: str = "ACTIVE") -> None:
+    boto3.client("eks").create_fargate_profile(
+        fargateProfileName=name,
+        clusterName="blog",
+        podExecutionRoleArn=ROLE,
+        subnets=list(reversed(network.private)),
+        selectors=SELECTORS,
+        tags=tags,
+    )
+    eks_backends["111122223333"]["us-west-2"].clusters["blog"].fargate_profiles[name].status = status
+
+
+def profiles() -> list[str]:
+    return list(boto3.client("eks").list_fargate_profiles(clusterName="blog")["fargateProfileNames"])
+
+
+def status_of(name: str) -> str:
+    return str(eks_backends["111122223333"]["us-west-2"].clusters["blog"].fargate_profiles[name].status)
+
+
+def event(provision: dict[str, Any] | None) -> ReleaseProfileEvent:
+    body: dict[str, Any] = {"request": walkthrough_request()}
+    if provision is not None:
+        body["provision"] = provision
+    return ReleaseProfileEvent.parse(body, region="us-west-2", account="111122223333")
+
+
+def recorded(name: str, created: bool) -> dict[str, Any]:
+    return {"cluster": "blog", "name": name, "status": "ACTIVE", "created": created, "selectors": SELECTORS}
+
+
+class TestWhichProfileIsTheApps:
+    def test_the_recorded_profile_it_created_is_deleted(
+        self, settings: Settings, network: Network, users: list[str]
+    ) -> None:
+        make_profile(network, "fp-web", OURS)
+        before = datetime.now(UTC)
+
+        release = release_fargate_profile(settings, event({"fargateProfile": recorded("fp-web", True)}))
+
+        assert (release.deleting, release.kept, release.kept_resources) == (True, None, [])
+        assert release.profile is not None
+        assert (release.profile.name, release.profile.status, release.profile.cluster) == ("fp-web", "DELETING", "blog")
+        assert release.profile.created is True
+        assert release.profile.subnets == sorted(network.private)
+        assert [s.to_json() for s in release.profile.selectors] == SELECTORS
+        assert release.profile.waiting_since is not None and release.profile.waiting_since >= before
+        assert "fp-web" not in profiles()  # moto deletes at once where EKS shows DELETING for minutes
+
+    def test_a_reused_profile_of_this_project_is_deleted_by_the_last_app(
+        self, settings: Settings, network: Network, users: list[str]
+    ) -> None:
+        make_profile(network, "fp-shared", OURS)
+
+        release = release_fargate_profile(settings, event({"fargateProfile": recorded("fp-shared", False)}))
+
+        assert (release.deleting, release.kept, profiles()) == (True, None, [])
+
+    def test_a_reused_profile_of_someone_else_is_kept_with_the_reason(
+        self, settings: Settings, network: Network, users: list[str]
+    ) -> None:
+        make_profile(network, "theirs", {"owner": "team-b"})
+
+        release = release_fargate_profile(settings, event({"fargateProfile": recorded("theirs", False)}))
+
+        assert (release.deleting, profiles()) == (False, ["theirs"])
+        assert status_of("theirs") == "ACTIVE"
+        assert release.kept == "the provision reused a profile this stack does not manage"
+        assert release.kept_resources == [
+            {"fargateProfile": "theirs", "reason": "the provision reused a profile this stack does not manage"}
+        ]
+
+    def test_a_recorded_profile_already_gone_is_not_looked_for_elsewhere(
+        self, settings: Settings, network: Network, users: list[str]
+    ) -> None:
+        make_profile(network, "fp-other", {**OURS, CREATED_FOR_TAG: "fargate.demo-app"})
+
+        release = release_fargate_profile(settings, event({"fargateProfile": recorded("fp-gone", True)}))
+
+        assert (release.deleting, release.kept, profiles()) == (False, None, ["fp-other"])
+        assert release.profile is not None and release.profile.name == "fp-gone"
+
+    def test_without_a_record_the_profile_tagged_for_the_app_is_found(
+        self, settings: Settings, network: Network, users: list[str]
+    ) -> None:
+        make_profile(network, "fp-a", {**OURS, CREATED_FOR_TAG: "fargate.other-app"})
+        make_profile(network, "fp-b", {**OURS, CREATED_FOR_TAG: "fargate.demo-app"})
+        make_profile(network, "fp-c", {**OURS, CREATED_FOR_TAG: "other.demo-app"})
+
+        release = release_fargate_profile(settings, event(None))
+
+        assert release.deleting is True
+        assert release.profile is not None and release.profile.name == "fp-b"
+        assert profiles() == ["fp-a", "fp-c"]
+        assert status_of("fp-a") == status_of("fp-c") == "ACTIVE"
+
+    def test_without_a_record_or_a_tagged_profile_nothing_was_created(
+        self, settings: Settings, network: Network, users: list[str]
+    ) -> None:
+        make_profile(network, "fp-a", OURS)
+
+        release = release_fargate_profile(settings, event(None))
+
+        assert (release.profile, release.deleting, release.kept) == (None, False, "no profile was created")
+        assert release.kept_resources == []
+        assert status_of("fp-a") == "ACTIVE"
+
+
+class TestWhenItIsKept:
+    def test_a_profile_that_still_schedules_others_is_kept_naming_them(
+        self, settings: Settings, network: Network, users: list[str]
+    ) -> None:
+        make_profile(network, "fp-web", OURS)
+        users += ["pod other/helm-app-7d9", "Deployment team-a/api"]
+
+        release = release_fargate_profile(settings, event({"fargateProfile": recorded("fp-web", True)}))
+
+        assert (release.deleting, status_of("fp-web")) == (False, "ACTIVE")
+        assert release.kept == "it still schedules pod other/helm-app-7d9, Deployment team-a/api"
+        assert release.profile is not None and release.profile.status == "ACTIVE"
+
+    def test_a_profile_another_teardown_is_deleting_is_not_deleted_twice(
+        self, settings: Settings, network: Network, users: list[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        make_profile(network, "fp-web", OURS, status="DELETING")
+        calls: list[str] = []
+        monkeypatch.setattr("fargate_app.teardown.delete_fargate_profile", lambda cluster, name: calls.append(name))
+
+        release = release_fargate_profile(settings, event({"fargateProfile": recorded("fp-web", True)}))
+
+        assert (release.deleting, calls) == (True, [])
+        assert release.profile is not None and release.profile.status == "DELETING"
+
+
+class TestSharedResourcesKept:
+    def test_the_role_the_cache_rule_and_the_cached_repository_are_reported_kept(
+        self, settings: Settings, network: Network, users: list[str]
+    ) -> None:
+        make_profile(network, "fp-web", OURS)
+        users.append("Deployment team-a/api")
+        provision = {
+            "fargateProfile": recorded("fp-web", True),
+            "podExecutionRole": {"arn": ROLE, "name": "FargateAppPodExecution-blog", "created": True},
+            "cacheRule": {
+                "ecrRepositoryPrefix": "ecr-public",
+                "upstreamRegistryUrl": "public.ecr.aws",
+                "created": True,
+            },
+            "image": {"cached": CACHED},
+        }
+
+        release = release_fargate_profile(settings, event(provision))
+
+        assert release.kept_resources == [
+            {"fargateProfile": "fp-web", "reason": "it still schedules Deployment team-a/api"},
+            {
+                "podExecutionRole": "FargateAppPodExecution-blog",
+                "reason": "shared by the Fargate profiles of cluster blog; deleted with the stack's profiles",
+            },
+            {"cacheRule": "ecr-public", "reason": "shared by every image from public.ecr.aws"},
+            {
+                "cachedRepository": "ecr-public/nginx/nginx",
+                "reason": "the pull-through cache keeps the image for the next pull",
+            },
+        ]
+
+    def test_a_deleted_profile_is_not_among_what_is_kept(
+        self, settings: Settings, network: Network, users: list[str]
+    ) -> None:
+        make_profile(network, "fp-web", OURS)
+        provision = {
+            "fargateProfile": recorded("fp-web", True),
+            "podExecutionRole": {"arn": ROLE, "name": "FargateAppPodExecution-blog", "created": False},
+        }
+
+        release = release_fargate_profile(settings, event(provision))
+
+        assert [next(iter(kept)) for kept in release.kept_resources] == ["podExecutionRole"]
