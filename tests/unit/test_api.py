@@ -213,6 +213,93 @@ def test_another_app_is_not_a_conflict(machines: dict[str, str], call: Any) -> N
     assert len(executions(machines["provision"])) == 2
 
 
+def test_the_conflict_names_the_running_execution_and_what_to_do(machines: dict[str, str], call: Any) -> None:
+    _, first = call(post(REQUEST))
+
+    _, body = call(post({**REQUEST, "replicas": 2}))
+
+    assert body["message"] == (
+        f"app blog/fargate/demo-app has a running provision execution {first['executionName']} for another request; "
+        f"wait until it finishes (GET {STATUS_URL}), then send the request again"
+    )
+
+
+def test_each_failed_attempt_is_followed_by_the_next_one(machines: dict[str, str], call: Any) -> None:
+    # Given two failed attempts of the same request
+    _, first = call(post(REQUEST))
+    finish(first["executionArn"], "FAILED", error="ImageNotFound", cause="no such tag")
+    _, second = call(post(REQUEST))
+    finish(second["executionArn"], "FAILED", error="ImageNotFound", cause="no such tag")
+    # When it is posted again, then the third attempt runs, and a replay of it is that attempt
+    status, third = call(post(REQUEST))
+    assert (status, third["executionName"], third["kind"]) == (202, f"{first['executionName']}-3", "provision")
+    replay_status, replay = call(post(REQUEST))
+    assert (replay_status, replay["executionName"], replay["replayed"]) == (202, third["executionName"], True)
+
+
+def test_attempts_stop_at_the_limit_with_what_to_do(
+    machines: dict[str, str], call: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the attempt limit (999 in the code; 2 here) reached by failed attempts
+    monkeypatch.setattr("fargate_app.api.executions.MAX_ATTEMPTS", 2)
+    for _ in range(2):
+        _, started = call(post(REQUEST))
+        finish(started["executionArn"], "FAILED", error="ImageNotFound", cause="no such tag")
+    # When the same request is posted again
+    status, body = call(post(REQUEST))
+    # Then nothing starts: 409, naming the last attempt and saying to change the request
+    assert body["message"] == "app blog/fargate/demo-app: 2 attempts of this request already; change the request"
+    assert (status, body["error"], body["executionArn"]) == (409, "ExecutionConflict", started["executionArn"])
+    assert len(executions(machines["provision"])) == 2
+
+
+def test_a_refusal_by_validate_request_reads_as_every_other_failure_report(machines: dict[str, str], call: Any) -> None:
+    # Given a provision that ValidateRequest refused (the Lambda error payload is the execution's cause)
+    _, started = call(post(REQUEST))
+    payload = {"errorType": "ClusterNotFound", "errorMessage": "EKS cluster blog does not exist", "stackTrace": []}
+    finish(started["executionArn"], "FAILED", error="ClusterNotFound", cause=json.dumps(payload))
+    # When its status is read
+    _, body = call(app_event("get"))
+    # Then the cause is the failure report's shape (the Compensate step writes it for every later step)
+    assert body["error"]["error"] == "ClusterNotFound"
+    assert json.loads(body["error"]["cause"]) == {
+        "step": "ValidateRequest",
+        "error": "ClusterNotFound",
+        "cause": "EKS cluster blog does not exist",
+        "compensated": [],
+        "leftovers": [],
+        "kept": [],
+    }
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        "plain text",
+        json.dumps({"errorType": "X"}),
+        json.dumps({"errorMessage": "x"}),
+        json.dumps(["errorType", "errorMessage"]),
+    ],
+)
+def test_other_causes_are_reported_as_they_are(machines: dict[str, str], call: Any, cause: str) -> None:
+    _, started = call(post(REQUEST))
+    finish(started["executionArn"], "FAILED", error="States.Runtime", cause=cause)
+
+    _, body = call(app_event("get"))
+
+    assert body["error"] == {"error": "States.Runtime", "cause": cause}
+
+
+def test_an_execution_ended_without_a_cause_says_how_it_ended(machines: dict[str, str], call: Any) -> None:
+    _, started = call(post(REQUEST))
+    finish(started["executionArn"], "TIMED_OUT")
+
+    _, body = call(app_event("get"))
+
+    assert body["error"] == {"error": "States.Timeout", "cause": "the execution ended TIMED_OUT"}
+    assert (body["status"], body["caller"]) == ("TIMED_OUT", CALLER)
+
+
 def _stub_empty_listing(stub: Stubber, machines: dict[str, str]) -> None:
     for kind in ("provision", "teardown"):
         stub.add_response(

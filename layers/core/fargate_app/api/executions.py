@@ -213,7 +213,8 @@ def _start_or_replay(
     (``base-2``…): its name is taken for 90 days, and the caller clearly wants the work done again.
 
     Raises:
-        ExecutionConflict: another execution for the app is running (or the name is taken by another input).
+        ExecutionConflict: another execution for the app is running, the name is taken by another input, or the
+            request has had its MAX_ATTEMPTS attempts.
         AwsThrottled, PermanentError: Step Functions refused (translated).
     """
     lineage = {e.arn: attempt for e in executions if e.kind == kind and (attempt := attempt_of(e.name, base))}
@@ -230,8 +231,10 @@ def _start_or_replay(
         if newest.status == RUNNING or (newest.status == SUCCEEDED and executions[0].arn == newest.arn):
             return StartedExecution(newest.arn, newest.name, newest.status, kind, replayed=True)
         attempt = lineage[newest.arn] + 1
-        if attempt > MAX_ATTEMPTS:
-            raise PermanentError(f"app {app}: {MAX_ATTEMPTS} attempts of this request already; change the request")
+        if attempt > MAX_ATTEMPTS:  # the caller's to change (409 with the last attempt), not Step Functions' (502)
+            raise ExecutionConflict(
+                f"app {app}: {MAX_ATTEMPTS} attempts of this request already; change the request", newest.arn
+            )
     name = attempt_name(base, attempt)
     assert len(name) <= MAX_NAME, name
     machine = state_machine(settings, kind)
