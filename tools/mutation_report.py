@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,9 @@ REPORT = ROOT / "docs" / "reliability.md"
 ALONE_DIRS = ("tests/e2e", "tests/reliability")
 RESULT_LINE = re.compile(r"^\s+(?P<name>\S+): (?P<status>.+)$")
 HUNK = re.compile(r"^@@ -(?P<line>\d+)")
+PACKAGE = "layers/core/fargate_app"
+KILLED = ("killed", "timeout", "caught by type check")
+SURVIVED = ("survived", "suspicious")
 
 
 def mutmut(*args: str) -> str:
@@ -48,38 +53,73 @@ def statuses() -> dict[str, str]:
     return found
 
 
-def describe(name: str) -> dict[str, str]:
-    """Where the mutant is (file:line) and its change (``old`` → ``new``), from ``mutmut show``'s diff."""
-    diff = mutmut("show", name).splitlines()
-    path = next((line[4:].strip() for line in diff if line.startswith("--- ")), "?").removeprefix("a/")
-    path = path.replace("src/fargate_app/", "layers/core/fargate_app/", 1)  # where the module lives in the repository
-    start = next((int(m["line"]) for line in diff if (m := HUNK.match(line))), 0)
-    body = [line for line in diff if line[:1] in " -+" and not line.startswith(("---", "+++"))]
-    offset = next((i for i, line in enumerate(body) if line.startswith("-")), 0)
-    old = " / ".join(line[1:].strip() for line in body if line.startswith("-"))
-    new = " / ".join(line[1:].strip() for line in body if line.startswith("+"))
-    return {"where": f"{path}:{start + offset}", "change": f"`{old}` → `{new}`"}
+def describer() -> Callable[[str], dict[str, str]]:
+    """Where a mutant is (file:line) and its change (``old`` → ``new``), from the diff ``mutmut show`` prints, made
+    in this process: one ``mutmut show`` per survivor would start mutmut thousands of times."""
+    from mutmut.__main__ import get_diff_for_mutant, walk_mutatable_files  # mutmut reads the scratch copy's settings
+    from mutmut.configuration import Config
+    from mutmut.mutation.data import SourceFileMutationData
+
+    os.chdir(WORK)
+    Config.ensure_loaded()
+    paths = {}
+    for path in walk_mutatable_files():
+        data = SourceFileMutationData(path=path)
+        data.load()
+        paths.update(dict.fromkeys(data.exit_code_by_key, path))
+
+    def describe(name: str) -> dict[str, str]:
+        path = paths[name]
+        diff = get_diff_for_mutant(name, path=path).splitlines()
+        start = next((int(m["line"]) for line in diff if (m := HUNK.match(line))), 1)
+        body = [line for line in diff if line[:1] in " -+" and not line.startswith(("---", "+++"))]
+        offset = next((i for i, line in enumerate(body) if line.startswith("-")), 0)
+        old = " / ".join(line[1:].strip() for line in body if line.startswith("-"))
+        new = " / ".join(line[1:].strip() for line in body if line.startswith("+"))
+        relative = Path(path).as_posix().replace("src/fargate_app/", f"{PACKAGE}/", 1)  # where the repository has it
+        return {
+            "where": f"{relative}:{function_line(ROOT / relative, name) + start - 1 + offset}",
+            "change": f"`{old}` → `{new}`",
+        }
+
+    return describe
+
+
+def function_line(source: Path, mutant: str) -> int:
+    """The line of the mutated function's ``def`` (mutmut's diffs count lines from it). The mutant's name ends in
+    ``x_<function>__mutmut_<n>`` or, for a method, ``xǁ<Class>ǁ<method>__mutmut_<n>``."""
+    mangled = mutant.rsplit("__mutmut_", 1)[0].rsplit(".", 1)[-1]
+    owner, function = mangled.split("ǁ")[1:] if "ǁ" in mangled else ("", mangled.removeprefix("x_"))
+    lines = source.read_text().splitlines()
+    start = next((i for i, line in enumerate(lines) if owner and line.startswith(f"class {owner}")), 0)
+    definition = re.compile(rf"\s*(async )?def {re.escape(function)}\(")
+    return next((i + 1 for i in range(start, len(lines)) if definition.match(lines[i])), 1)
+
+
+def module_of(mutant: str) -> str:
+    """``fargate_app.kube.usage`` of ``fargate_app.kube.usage.x_profile_users__mutmut_55``."""
+    return re.split(r"\.x[_ǁ]", mutant, maxsplit=1)[0]
 
 
 def mutation_results(triage: dict[str, Any]) -> dict[str, Any]:
     found = statuses()
     counts: dict[str, int] = {}
-    for status in found.values():
+    modules: dict[str, dict[str, int]] = {}
+    for name, status in found.items():
         counts[status] = counts.get(status, 0) + 1
+        per_module = modules.setdefault(module_of(name), {})
+        per_module[status] = per_module.get(status, 0) + 1
+    describe = describer()
+    equivalent = triage.get("equivalent", {})
     survivors = []
-    for name in sorted(n for n, status in found.items() if status in ("survived", "suspicious")):
+    for name in sorted(n for n, status in found.items() if status in SURVIVED):
         survivors.append(
-            {
-                "name": name,
-                **describe(name),
-                "equivalent": triage.get("equivalent", {}).get(name, ""),
-                "status": found[name],
-            }
+            {"name": name, **describe(name), "equivalent": equivalent.get(name, ""), "status": found[name]}
         )
     killed_again = [
         {"name": name, **entry}
         for name, entry in triage.get("killed_by_new_tests", {}).items()
-        if found.get(name) not in ("survived", "suspicious")
+        if found.get(name) not in SURVIVED
     ]
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
@@ -87,10 +127,12 @@ def mutation_results(triage: dict[str, Any]) -> dict[str, Any]:
     return {
         "commit": commit.strip(),
         "mutmut": metadata.version("mutmut"),
-        "killed": counts.get("killed", 0) + counts.get("timeout", 0) + counts.get("caught by type check", 0),
+        "killed": sum(counts.get(status, 0) for status in KILLED),
         "untested": counts.get("no tests", 0),
         "counts": counts,
+        "modules": {module: modules[module] for module in sorted(modules)},
         "survivors": survivors,
+        "untested_mutants": sorted(n for n, status in found.items() if status == "no tests"),
         "killed_by_new_tests": killed_again,
     }
 
@@ -134,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mutation score: {figures['measured']}; wrote {RESULTS.relative_to(ROOT)} and {REPORT.relative_to(ROOT)}")
     open_survivors = [m["name"] for m in (results["mutation"] or {}).get("survivors", []) if not m["equivalent"]]
     if open_survivors:
-        print(f"{len(open_survivors)} surviving mutants are not triaged (mutmut show <name>):")
-        print("\n".join(f"  {name}" for name in open_survivors))
+        print(f"{len(open_survivors)} surviving mutants are not triaged (mutmut show <name>), for example:")
+        print("\n".join(f"  {name}" for name in open_survivors[:20]))
     alone_ok = all((results["alone"] or {}).values())
     return 0 if figures["met"] and alone_ok else 1
 

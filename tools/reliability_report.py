@@ -126,36 +126,46 @@ def patch_mutation(document: str, results: dict[str, Any] | None, alone: dict[st
 
 
 def mutation_figures(results: dict[str, Any] | None) -> dict[str, Any]:
-    """The mutation score line of the summary and the section listing every surviving mutant with its triage, from
-    docs/mutation.json (tools/mutation_report.py)."""
+    """The mutation score line of the summary and section 8 (the score per module and every triaged mutant), from
+    docs/mutation.json (tools/mutation_report.py). Mutants in code that no unit or integration test runs count as not
+    killed: they are the weakest spots, not exempt ones."""
     if not results:
         return {"measured": "not measured", "met": False, "section": []}
     survivors = results["survivors"]
-    equivalent = [m for m in survivors if m.get("equivalent")]
-    judged = results["killed"] + len(survivors) - len(equivalent)
+    equivalent = {m["name"] for m in survivors if m.get("equivalent")}
+    open_survivors = [m for m in survivors if m["name"] not in equivalent]
+    judged = results["killed"] + len(open_survivors) + results.get("untested", 0)
     score = 100 * results["killed"] / judged if judged else 0.0
     measured = (
-        f"{score:.1f} % ({results['killed']} killed of {judged}; {len(equivalent)} equivalent left out, "
-        f"{len(survivors) - len(equivalent)} surviving; {results.get('untested', 0)} in code no unit or integration "
-        f"test runs) at {results['commit']}"
+        f"{score:.1f} % ({results['killed']} killed of {judged}: {len(open_survivors)} surviving, "
+        f"{results.get('untested', 0)} in code no unit or integration test runs; {len(equivalent)} equivalent left "
+        f"out) at {results['commit']}"
     )
     section = [
         "## 8. Mutation testing",
         "",
         f"`make mutation` (mutmut {results['mutmut']}) mutates `layers/core/fargate_app` and runs, for each mutant, the",
-        "unit and integration tests that call the mutated function. A mutant that no test kills is listed with what",
-        "was done about it: the test that now kills it, or why it cannot change behaviour (equivalent).",
+        "unit and integration tests that call the mutated function. The score counts a mutant in code that none of",
+        "those tests runs as not killed. Every mutant left alive, with where it is and what it changes, is in",
+        "docs/mutation.json (`survivors`, `untested_mutants`); `mutmut show <name>` in `.mutation/` prints one.",
+        "",
+        *table(
+            ["module", "mutants", "killed", "surviving", "no test runs it", "equivalent", "score"],
+            [
+                module_row(module, counts, survivors, equivalent)
+                for module, counts in results.get("modules", {}).items()
+            ],
+        ),
+        "",
+        "Triaged mutants: why an equivalent one cannot change behaviour, and the test that now kills one that once",
+        "survived.",
         "",
         *table(
             ["mutant", "where", "change", "triage"],
             [
-                (
-                    m["name"],
-                    m["where"],
-                    m["change"],
-                    f"equivalent: {m['equivalent']}" if m.get("equivalent") else "**open**",
-                )
+                (m["name"], m["where"], m["change"], f"equivalent: {m['equivalent']}")
                 for m in survivors
+                if m.get("equivalent")
             ]
             + [
                 (m["name"], m["where"], m["change"], f"killed by {m['killed_by']}")
@@ -165,6 +175,18 @@ def mutation_figures(results: dict[str, Any] | None) -> dict[str, Any]:
         "",
     ]
     return {"measured": measured, "met": score >= MUTATION_GOAL, "section": section}
+
+
+def module_row(
+    module: str, counts: dict[str, int], survivors: list[dict[str, Any]], equivalent: set[str]
+) -> tuple[str, int, int, int, int, int, str]:
+    killed = sum(counts.get(status, 0) for status in ("killed", "timeout", "caught by type check"))
+    left_out = sum(1 for m in survivors if m["name"] in equivalent and m["name"].startswith(f"{module}."))
+    surviving = counts.get("survived", 0) + counts.get("suspicious", 0) - left_out
+    untested = counts.get("no tests", 0)
+    judged = killed + surviving + untested
+    score = f"{100 * killed / judged:.0f} %" if judged else "-"
+    return (module, sum(counts.values()), killed, surviving, untested, left_out, score)
 
 
 def load(results: Path) -> dict[str, Any]:
