@@ -56,11 +56,11 @@ def statuses() -> dict[str, str]:
 def describer() -> Callable[[str], dict[str, str]]:
     """Where a mutant is (file:line) and its change (``old`` → ``new``), from the diff ``mutmut show`` prints, made
     in this process: one ``mutmut show`` per survivor would start mutmut thousands of times."""
+    os.chdir(WORK)  # mutmut reads its settings (pyproject.toml) from the current directory, at import
     from mutmut.__main__ import get_diff_for_mutant, walk_mutatable_files  # mutmut reads the scratch copy's settings
     from mutmut.configuration import Config
     from mutmut.mutation.data import SourceFileMutationData
 
-    os.chdir(WORK)
     Config.ensure_loaded()
     paths = {}
     for path in walk_mutatable_files():
@@ -80,6 +80,7 @@ def describer() -> Callable[[str], dict[str, str]]:
         return {
             "where": f"{relative}:{function_line(ROOT / relative, name) + start - 1 + offset}",
             "change": f"`{old}` → `{new}`",
+            "old": old,
         }
 
     return describe
@@ -111,10 +112,15 @@ def mutation_results(triage: dict[str, Any]) -> dict[str, Any]:
         per_module[status] = per_module.get(status, 0) + 1
     describe = describer()
     equivalent = triage.get("equivalent", {})
+    # Rules for whole kinds of equivalent mutants, matched against the mutated (original) line.
+    rules = [(re.compile(rule["changed_line"]), rule["reason"]) for rule in triage.get("rules", [])]
     survivors = []
     for name in sorted(n for n, status in found.items() if status in SURVIVED):
+        where = describe(name)
+        by_rule = next((why for line, why in rules if line.search(where["old"])), "")
+        reason = equivalent.get(name) or by_rule
         survivors.append(
-            {"name": name, **describe(name), "equivalent": equivalent.get(name, ""), "status": found[name]}
+            {"name": name, **where, "equivalent": reason, "by_rule": reason == by_rule != "", "status": found[name]}
         )
     killed_again = [
         {"name": name, **entry}

@@ -157,15 +157,19 @@ def mutation_figures(results: dict[str, Any] | None) -> dict[str, Any]:
             ],
         ),
         "",
-        "Triaged mutants: why an equivalent one cannot change behaviour, and the test that now kills one that once",
-        "survived.",
+        "Equivalent by rule (tools/mutation_triage.json `rules`, matched on the mutated line):",
+        "",
+        *[f"- {count} mutants: {reason}" for reason, count in sorted(rule_counts(survivors).items())],
+        "",
+        "Triaged one by one: why an equivalent mutant cannot change behaviour, and the test that now kills one that",
+        "once survived.",
         "",
         *table(
             ["mutant", "where", "change", "triage"],
             [
                 (m["name"], m["where"], m["change"], f"equivalent: {m['equivalent']}")
                 for m in survivors
-                if m.get("equivalent")
+                if m.get("equivalent") and not m.get("by_rule")
             ]
             + [
                 (m["name"], m["where"], m["change"], f"killed by {m['killed_by']}")
@@ -175,6 +179,14 @@ def mutation_figures(results: dict[str, Any] | None) -> dict[str, Any]:
         "",
     ]
     return {"measured": measured, "met": score >= MUTATION_GOAL, "section": section}
+
+
+def rule_counts(survivors: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for mutant in survivors:
+        if mutant.get("by_rule"):
+            counts[mutant["equivalent"]] = counts.get(mutant["equivalent"], 0) + 1
+    return counts
 
 
 def module_row(
