@@ -17,7 +17,7 @@ from request_edits import walkthrough_request
 
 from fargate_app.aws.ecr import check_cache_rule, ensure_cache_rule
 from fargate_app.config import Settings
-from fargate_app.errors import CacheRuleConflict, UpstreamCredentialInvalid
+from fargate_app.errors import CacheRuleConflict, CacheRuleMissing, UpstreamCredentialInvalid
 from fargate_app.models import ProvisionRequest, parse_request
 
 SECRET = "arn:aws:secretsmanager:us-west-2:111122223333:secret:ecr-pullthroughcache/docker-hub-AbCdEf"
@@ -270,3 +270,67 @@ def test_validation_refuses_the_credential_conflict_with_one_read(settings: Sett
     # When ValidateRequest checks team B's request: only the listing is stubbed, so any write would fail the stubber
     with pytest.raises(CacheRuleConflict, match="give that credentialArn"):
         check_cache_rule(settings, request(image=DOCKER_HUB, credentialArn=OTHER_TEAMS_SECRET))
+
+
+# --- ValidateRequest's read-only check ---------------------------------------------------------------------------------
+OTHER_ACCOUNT_IMAGE = "222233334444.dkr.ecr.us-west-2.amazonaws.com/team/api:1.4"
+OTHER_ACCOUNT_REGISTRY = "222233334444.dkr.ecr.us-west-2.amazonaws.com"
+
+
+def test_an_image_of_another_accounts_ecr_needs_its_rule_made_beforehand(settings: Settings, stubs: Stubs) -> None:
+    stubs.rules(("ecr-public", "public.ecr.aws"))
+
+    with pytest.raises(CacheRuleMissing) as refused:
+        check_cache_rule(settings, request(image=OTHER_ACCOUNT_IMAGE, cachePrefix="team-api"))
+
+    assert str(refused.value) == (
+        f"images from {OTHER_ACCOUNT_REGISTRY} (another account's ECR registry) need a pull-through-cache rule whose "
+        "customRoleArn names a role ECR assumes to pull from it: create it (aws ecr create-pull-through-cache-rule "
+        "--upstream-registry ecr --custom-role-arn …) and give its prefix as cachePrefix"
+    )
+
+
+def test_another_accounts_ecr_with_its_rule_under_the_prefix_passes(settings: Settings, stubs: Stubs) -> None:
+    stubs.rules(("team-api", OTHER_ACCOUNT_REGISTRY))
+
+    check_cache_rule(settings, request(image=OTHER_ACCOUNT_IMAGE, cachePrefix="team-api"))
+
+
+def test_a_rule_for_that_registry_under_another_prefix_does_not_count(settings: Settings, stubs: Stubs) -> None:
+    stubs.rules(("other-prefix", OTHER_ACCOUNT_REGISTRY))
+
+    with pytest.raises(CacheRuleMissing):
+        check_cache_rule(settings, request(image=OTHER_ACCOUNT_IMAGE, cachePrefix="team-api"))
+
+
+def test_the_stacks_own_ecr_needs_no_rule_made_beforehand(settings: Settings, stubs: Stubs) -> None:
+    stubs.rules()
+
+    check_cache_rule(settings, request(image="111122223333.dkr.ecr.us-west-2.amazonaws.com/team/api:1.4"))
+
+
+def test_every_page_of_rules_is_read(settings: Settings, stubs: Stubs) -> None:
+    # Given the conflicting rule on the second page of DescribePullThroughCacheRules
+    first_page = {
+        "pullThroughCacheRules": [
+            {"ecrRepositoryPrefix": "quay", "upstreamRegistryUrl": "quay.io", "createdAt": NOW, "registryId": "1"}
+        ],
+        "nextToken": "page-2",
+    }
+    stubs.ecr.add_response("describe_pull_through_cache_rules", first_page, {})
+    stubs.ecr.add_response(
+        "describe_pull_through_cache_rules",
+        {
+            "pullThroughCacheRules": [
+                {"ecrRepositoryPrefix": "ecr-public", "upstreamRegistryUrl": "quay.io", "createdAt": NOW}
+            ]
+        },
+        {"nextToken": "page-2"},
+    )
+    # When ValidateRequest checks the walkthrough's request, then the conflict is found and named
+    with pytest.raises(CacheRuleConflict) as refused:
+        check_cache_rule(settings, request())
+    assert str(refused.value) == (
+        "ECR prefix 'ecr-public' is already a pull-through-cache rule for quay.io, not public.ecr.aws: choose another "
+        "cachePrefix"
+    )
