@@ -43,6 +43,7 @@ from fargate_sandbox.oci_images import Blob, Image, build_index, sample_image
 FAST = RetryPolicy(retries=2, backoff_factor=0.001, backoff_max=0.01, backoff_jitter=0.0)
 REPO = "/v2/ecr-public/nginx/nginx"
 IMAGE = "public.ecr.aws/nginx/nginx:stable"
+WHAT = "manifest stable of repository ecr-public/nginx/nginx"  # how the errors name the manifest request
 
 
 # --- a scripted registry ------------------------------------------------------------------------------------------
@@ -315,6 +316,61 @@ def test_other_client_errors_are_permanent_with_the_registry_words(registry: Scr
     registry.on(f"{REPO}/manifests/stable", Answer(400, b'{"errors":[{"code":"UNSUPPORTED","message":"nope"}]}'))
     with pytest.raises(PermanentError, match="400 UNSUPPORTED: nope"):
         warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (Answer(400, b"plain words from a proxy"), "400: plain words from a proxy"),
+        (Answer(400, b'{"errors": []}'), '400: {"errors": []}'),
+        (Answer(400, b'{"errors": ["not an object"]}'), "400"),
+        (Answer(400, b'{"errors": [{"message": "no code"}]}'), "400: no code"),
+        (Answer(400, b'{"detail": "another shape"}'), '400: {"detail": "another shape"}'),
+        (Answer(400, b"x" * 300), "400: " + "x" * 199 + "…"),
+    ],
+)
+def test_an_error_body_of_any_shape_is_reported_in_the_registrys_words(
+    registry: ScriptedRegistry, answer: Answer, said: str
+) -> None:
+    registry.on(f"{REPO}/manifests/stable", answer)
+    with pytest.raises(PermanentError) as refused:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert (
+        str(refused.value)
+        == f"registry {registry.url.removeprefix('http://')} answered {WHAT} (image {IMAGE}) with {said}"
+    )
+
+
+@pytest.mark.parametrize("code", ["MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN", "NAME_INVALID", "TAG_INVALID"])
+def test_a_not_found_code_is_image_not_found_whatever_the_status(registry: ScriptedRegistry, code: str) -> None:
+    registry.on(f"{REPO}/manifests/stable", Answer(400, json.dumps({"errors": [{"code": code}]}).encode()))
+    with pytest.raises(ImageNotFound) as refused:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert str(refused.value).endswith(
+        f"answered 400 {code}; check that the image exists in public.ecr.aws and that the cache rule points at it"
+    )
+
+
+@pytest.mark.parametrize("status", [408, 500, 502, 503, 504])
+def test_a_registry_fault_that_outlasts_the_retries_is_registry_unavailable(
+    registry: ScriptedRegistry, status: int
+) -> None:
+    registry.on(f"{REPO}/manifests/stable", Answer(status, b'{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}'))
+    with pytest.raises(RegistryUnavailable) as refused:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert str(refused.value).endswith(f"with {status} UNAVAILABLE: busy after 2 retries; the step will be retried")
+
+
+def test_an_auth_failure_says_which_grants_and_credential_matter(registry: ScriptedRegistry) -> None:
+    registry.on(f"{REPO}/manifests/stable", Answer(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}'))
+    with pytest.raises(UpstreamAuthFailed) as refused:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "a", "b"), retry=FAST)
+    assert str(refused.value) == (
+        f"registry {registry.url.removeprefix('http://')} refused {WHAT} (image {IMAGE}) with a "
+        "fresh ECR token (401 UNAUTHORIZED: no); the function's role needs ecr:BatchGetImage, "
+        "ecr:GetDownloadUrlForLayer, ecr:BatchImportUpstreamImage and ecr:CreateRepository on the cache prefix, and "
+        "the cache rule's upstream credential must be accepted by the upstream"
+    )
 
 
 def test_a_registry_that_does_not_listen_is_registry_unavailable() -> None:
