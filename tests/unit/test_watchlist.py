@@ -110,3 +110,56 @@ def test_only_the_create_event_is_accepted() -> None:
     event["detail"]["eventName"] = "DeletePullThroughCacheRule"
     with pytest.raises(ValueError, match="eventName"):
         ValidateCacheRuleEvent.model_validate(event)
+
+
+def test_without_the_parameter_setting_nothing_is_read(ecr: Stubber, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a watch list in SSM, but the stack names no parameter
+    monkeypatch.delenv("WATCH_LIST_PARAMETER", raising=False)
+    boto3.client("ssm").put_parameter(Name=PARAMETER, Type="String", Value=json.dumps({"public.ecr.aws": ["a/b:1"]}))
+    valid(ecr)
+    assert validate_cache_rule(ValidateCacheRuleEvent.model_validate(cloudtrail_event())).images == []
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        ("{not json", "not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+        ('["nginx"]', "must map an upstream registry URL to a list of images"),
+        ('{"public.ecr.aws": "nginx/nginx:stable"}', "must map an upstream registry URL to a list of images"),
+    ],
+)
+def test_a_malformed_watch_list_names_the_parameter_and_the_rule(
+    ecr: Stubber, monkeypatch: pytest.MonkeyPatch, value: str, rule: str
+) -> None:
+    monkeypatch.setenv("WATCH_LIST_PARAMETER", PARAMETER)
+    boto3.client("ssm").put_parameter(Name=PARAMETER, Type="String", Value=value)
+    valid(ecr)
+    with pytest.raises(InvalidRequest) as refused:
+        validate_cache_rule(ValidateCacheRuleEvent.model_validate(cloudtrail_event()))
+    assert refused.value.problems == {f"SSM parameter {PARAMETER}": rule}
+
+
+def test_an_image_that_is_no_reference_is_skipped_with_the_reason(
+    ecr: Stubber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WATCH_LIST_PARAMETER", PARAMETER)
+    watched = {"public.ecr.aws": ["nginx/nginx:stable", "Bad//Name:x"]}
+    boto3.client("ssm").put_parameter(Name=PARAMETER, Type="String", Value=json.dumps(watched))
+    valid(ecr)
+    result = validate_cache_rule(ValidateCacheRuleEvent.model_validate(cloudtrail_event()))
+    assert [i.image for i in result.images] == ["public.ecr.aws/nginx/nginx:stable"]
+    assert len(result.skipped) == 1 and result.skipped[0].startswith("Bad//Name:x: ")
+    assert result.rule.ecr_repository_prefix == "ecr-public"
+
+
+def test_an_invalid_rule_without_a_reason_says_so(ecr: Stubber) -> None:
+    ecr.add_response(
+        "validate_pull_through_cache_rule",
+        {"ecrRepositoryPrefix": "ecr-public", "upstreamRegistryUrl": "public.ecr.aws", "isValid": False},
+        {"ecrRepositoryPrefix": "ecr-public"},
+    )
+    with pytest.raises(UpstreamCredentialInvalid) as refused:
+        validate_cache_rule(ValidateCacheRuleEvent.model_validate(cloudtrail_event()))
+    assert str(refused.value) == (
+        "pull-through-cache rule 'ecr-public' for public.ecr.aws is not valid: no reason given"
+    )
