@@ -247,6 +247,36 @@ def test_a_single_platform_config_must_name_the_requested_platform() -> None:
 
 
 # --- the client against a scripted registry -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("config", "complaint"),
+    [
+        (b"\xff not text", "m: the image config is not JSON"),
+        (b"{not json", "m: the image config is not JSON"),
+        (b'["os", "linux"]', "m: the image config is not a JSON object"),
+        (b'{"architecture": "amd64"}', "m: the image config names no os/architecture"),
+        (b'{"os": "linux"}', "m: the image config names no os/architecture"),
+        (b'{"os": "linux", "architecture": 64}', "m: the image config names no os/architecture"),
+    ],
+)
+def test_a_config_that_is_no_image_config_is_manifest_invalid(config: bytes, complaint: str) -> None:
+    with pytest.raises(ManifestInvalid) as refused:
+        check_config_platform(config, Platform.parse("linux/amd64"), "m")
+    assert str(refused.value) == complaint
+
+
+def test_a_single_platform_image_declares_its_variant() -> None:
+    config = json.dumps({"os": "linux", "architecture": "arm64", "variant": "v8"}).encode()
+    assert str(check_config_platform(config, Platform.parse("linux/arm64"), "m")) == "linux/arm64/v8"
+    empty_variant = json.dumps({"os": "linux", "architecture": "amd64", "variant": ""}).encode()
+    assert str(check_config_platform(empty_variant, Platform.parse("linux/amd64"), "m")) == "linux/amd64"
+    with pytest.raises(PlatformNotAvailable) as refused:
+        check_config_platform(config, Platform.parse("linux/amd64"), "image x")
+    assert str(refused.value) == (
+        "image x is a single-platform image for linux/arm64/v8, not linux/amd64; choose platform linux/arm64/v8 or an "
+        "image built for the platform you need"
+    )
+
+
 def test_manifest_request_asks_for_every_supported_type_with_the_ecr_token(registry: ScriptedRegistry) -> None:
     # Given a single-platform image
     image = amd64_image()
