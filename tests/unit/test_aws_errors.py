@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
 from fargate_app.aws.errors import aws_errors
 from fargate_app.errors import AccessDenied, AwsThrottled, ClusterNotFound, PermanentError, RoleConflict
@@ -68,3 +68,51 @@ def test_the_package_s_own_errors_pass_through_untouched() -> None:
     with pytest.raises(RoleConflict) as caught, aws_errors("read IAM role r", absent={"NoSuchEntity"}):
         raise conflict
     assert caught.value is conflict
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ConcurrentModification",
+        "ServiceUnavailable",
+        "InternalFailure",
+    ],
+)
+def test_throttling_and_transient_codes_are_retried_naming_the_code(code: str) -> None:
+    with pytest.raises(AwsThrottled) as caught, aws_errors("create role r"):
+        raise refused(code, "try later")
+    assert str(caught.value) == f"create role r: AWS answered {code} after retries; the step will be retried"
+
+
+@pytest.mark.parametrize("code", ["AccessDenied", "AccessDeniedException", "UnauthorizedOperation"])
+def test_every_protocols_access_denied_says_where_to_grant(code: str) -> None:
+    iam_says = (
+        "User: arn:aws:sts::111122223333:assumed-role/fn/x is not authorized to perform: eks:CreateFargateProfile"
+    )
+    with pytest.raises(AccessDenied) as caught, aws_errors("create Fargate profile p"):
+        raise refused(code, iam_says)
+    assert (
+        str(caught.value) == f"create Fargate profile p: {iam_says}; grant it to the function's role in template.yaml"
+    )
+
+
+def test_any_other_code_is_permanent_with_aws_words() -> None:
+    with pytest.raises(PermanentError) as caught, aws_errors("delete role r"):
+        raise refused("DeleteConflict", "Cannot delete entity, must detach all policies first.")
+    assert type(caught.value) is PermanentError
+    assert str(caught.value) == "delete role r: DeleteConflict: Cannot delete entity, must detach all policies first."
+
+
+def test_an_unreachable_endpoint_is_retried_naming_the_failure() -> None:
+    with pytest.raises(AwsThrottled) as caught, aws_errors("list rules"):
+        raise EndpointConnectionError(endpoint_url="https://ecr.us-west-2.amazonaws.com")
+    assert str(caught.value) == "list rules: the AWS endpoint did not answer (EndpointConnectionError); will retry"
+
+
+def test_another_sdk_failure_is_permanent_with_its_text() -> None:
+    with pytest.raises(PermanentError) as caught, aws_errors("sign the request"):
+        raise NoCredentialsError()
+    assert str(caught.value) == "sign the request: Unable to locate credentials"
