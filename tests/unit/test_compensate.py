@@ -113,6 +113,33 @@ def test_when_compensation_ran_out_of_retries_the_report_keeps_the_steps_error(
     ]
 
 
+def test_a_report_after_the_apply_names_every_kind_of_thing_left(settings: Settings, cluster: str) -> None:
+    # Given the retries ran out for a failure at CheckRollout, after this execution created a cache rule too
+    state = failed_state(settings, "CheckRollout")
+    state["cacheRule"] = {"ecrRepositoryPrefix": "ecr-public", "upstreamRegistryUrl": "public.ecr.aws", "created": True}
+    # When reporting
+    result = compensate(settings, state, failed_before="KubernetesUnavailable")
+    # Then the app's objects, the rule, the profile and the role are named, newest first
+    assert result.leftovers == [
+        "the objects of app fargate/demo-app (not undone: KubernetesUnavailable)",
+        "pull-through-cache rule ecr-public (not undone: KubernetesUnavailable)",
+        f"Fargate profile {state['fargateProfile']['name']} (not undone: KubernetesUnavailable)",
+        "IAM role FargateAppPodExecution-blog (not undone: KubernetesUnavailable)",
+    ]
+
+
+def test_a_report_names_only_what_the_execution_created(settings: Settings, cluster: str) -> None:
+    # Given a failure at WarmImageCache that reused the rule, the profile and the role
+    state = failed_state(settings, "WarmImageCache", role={"created": False}, profile={"created": False})
+    state["cacheRule"] = {
+        "ecrRepositoryPrefix": "ecr-public",
+        "upstreamRegistryUrl": "public.ecr.aws",
+        "created": False,
+    }
+    # When reporting, then nothing is named as left behind
+    assert compensate(settings, state, failed_before="AwsThrottled").leftovers == []
+
+
 def test_compensating_on_a_cluster_that_does_not_exist_succeeds(
     settings: Settings, cluster: str, other_apps: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
