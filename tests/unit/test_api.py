@@ -573,6 +573,34 @@ def test_step_functions_errors_are_named_without_internals(
     assert "Traceback" not in json.dumps(body)
 
 
+def test_a_throttled_call_is_503_with_when_to_retry(
+    machines: dict[str, str], handler: Callable[[str], Any], lambda_context: Any
+) -> None:
+    with Stubber(client("stepfunctions")) as stub:
+        stub.add_client_error("list_executions", "ThrottlingException", "Rate exceeded", 400)
+        response = handler("api").lambda_handler(post(REQUEST), lambda_context)
+    assert (response["statusCode"], response["multiValueHeaders"]["Retry-After"]) == (503, ["5"])
+    assert json.loads(response["body"]) == {
+        "error": "AwsThrottled",
+        "message": f"list executions of {machines['provision']}: AWS answered ThrottlingException after retries; the "
+        "step will be retried",
+    }
+
+
+def test_a_refusal_by_step_functions_is_502_with_its_words(machines: dict[str, str], call: Any) -> None:
+    with Stubber(client("stepfunctions")) as stub:
+        stub.add_client_error("list_executions", "StateMachineDoesNotExist", "State Machine Does Not Exist", 400)
+        status, body = call(post(REQUEST))
+    assert (status, body) == (
+        502,
+        {
+            "error": "PermanentError",
+            "message": f"list executions of {machines['provision']}: StateMachineDoesNotExist: State Machine Does "
+            "Not Exist",
+        },
+    )
+
+
 def test_an_unexpected_error_is_500_without_details(
     machines: dict[str, str], call: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
