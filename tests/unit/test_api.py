@@ -20,6 +20,7 @@ from botocore.stub import Stubber
 from request_edits import walkthrough_request
 
 from fargate_app.api import routes
+from fargate_app.api.executions import AppRef, execution_arn
 from fargate_app.aws.clients import client
 from fargate_app.config import reset_settings
 from fargate_app.errors import InvalidRequest
@@ -507,7 +508,54 @@ def test_delete_while_provisioning_is_a_conflict(machines: dict[str, str], call:
     _, started = call(post(REQUEST))
     status, body = call(app_event("delete"))
     assert (status, body["executionArn"]) == (409, started["executionArn"])
+    assert body["message"] == (
+        f"app blog/fargate/demo-app is being provisioned by {started['executionName']}; wait until it finishes "
+        f"(GET {STATUS_URL}), then delete it"
+    )
     assert executions(machines["teardown"]) == []
+
+
+def test_delete_a_never_provisioned_app_says_so(machines: dict[str, str], call: Any) -> None:
+    _, body = call(app_event("delete"))
+    assert body["message"] == "app blog/fargate/demo-app was never provisioned: nothing to tear down"
+
+
+def test_delete_after_only_failed_provisions_tears_down_the_latest(machines: dict[str, str], call: Any) -> None:
+    # Given two provisions of the app that both failed (the second for another request)
+    _, first = call(post(REQUEST))
+    finish(first["executionArn"], "FAILED", error="ImageNotFound", cause="no such tag")
+    _, second = call(post({**REQUEST, "replicas": 2}))
+    finish(second["executionArn"], "FAILED", error="RolloutFailed", cause="pods never became ready")
+    # When the app is deleted
+    status, body = call(app_event("delete"))
+    # Then the teardown works from the latest one's request (its output: none)
+    teardown_input = execution_input(body["executionArn"])
+    assert status == 202
+    assert (teardown_input["request"]["replicas"], teardown_input["provision"]) == (2, None)
+
+
+def test_delete_of_a_provision_whose_input_holds_no_request_is_refused(machines: dict[str, str], call: Any) -> None:
+    # Given a provision started with an input that is not the API's (a hand-made console start, say)
+    arn = client("stepfunctions").start_execution(
+        stateMachineArn=machines["provision"],
+        name=f"{AppRef('blog', 'fargate', 'demo-app').name_prefix}-0123456789abcdef",
+        input=json.dumps({"cluster": "blog"}),
+    )["executionArn"]
+    finish(arn, "SUCCEEDED", {})
+    # When the app is deleted through the API
+    status, body = call(app_event("delete"))
+    # Then it is refused, saying what to do, and no teardown starts
+    assert body["message"] == f"provision execution {arn} has no request in its input: tear it down by hand"
+    assert status >= 400  # 502 today, as if Step Functions had refused: the caller's case, noted for a 4xx
+    assert executions(machines["teardown"]) == []
+
+
+def test_an_execution_arn_is_its_state_machines_with_the_name() -> None:
+    machine = "arn:aws:states:us-west-2:111122223333:stateMachine:fargate-app-provision"
+    assert (
+        execution_arn(machine, "blog-x-1")
+        == "arn:aws:states:us-west-2:111122223333:execution:fargate-app-provision:blog-x-1"
+    )
 
 
 def test_delete_tears_down_what_the_provision_built_once(machines: dict[str, str], call: Any) -> None:
