@@ -313,6 +313,45 @@ def test_losing_the_create_race_adopts_the_winners_profile(
     assert profile.created is False
 
 
+def test_our_profile_name_taken_by_a_profile_being_deleted_waits_to_create_it_anew(
+    per_namespace: Settings, cluster: str, network: Network
+) -> None:
+    # Given a profile under our name that an earlier teardown is deleting (EKS keeps the name until it is gone)
+    from fargate_app.aws.eks import profile_name
+
+    ours = profile_name(per_namespace, request())
+    boto3.client("eks").create_fargate_profile(
+        fargateProfileName=ours,
+        clusterName="blog",
+        podExecutionRoleArn=ROLE,
+        subnets=network.private,
+        selectors=[{"namespace": "fargate", "labels": MANAGED_PODS}],
+    )
+    _set_status(ours, "DELETING")
+    # When this execution ensures its profile, then it is told to retry (the state's Retry), not to reuse it
+    with pytest.raises(ProfileOperationInProgress) as busy:
+        ensure_fargate_profile(per_namespace, request(), ROLE)
+    assert str(busy.value) == f"cluster blog: profile {ours} is DELETING; will create it anew"
+
+
+def test_a_profile_under_our_name_with_other_labels_is_not_ours(
+    per_namespace: Settings, cluster: str, network: Network
+) -> None:
+    # Given a profile under our name selecting the namespace but not the managed pods' labels
+    from fargate_app.aws.eks import profile_name
+
+    ours = profile_name(per_namespace, request())
+    boto3.client("eks").create_fargate_profile(
+        fargateProfileName=ours,
+        clusterName="blog",
+        podExecutionRoleArn=ROLE,
+        subnets=network.private,
+        selectors=[{"namespace": "fargate", "labels": {"tier": "batch"}}],
+    )
+    with pytest.raises(ProfileCreateFailed, match="delete it or choose other labels"):
+        ensure_fargate_profile(per_namespace, request(), ROLE)
+
+
 def test_other_invalid_parameters_are_not_blamed_on_private_subnets(
     settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
