@@ -70,3 +70,31 @@ def test_pods_that_remain_too_long_end_with_poll_timeout(start_emulator, setting
 
     with pytest.raises(PollTimeout, match="1 pod"):
         check_pods_gone(settings, event, apis, clock=later)
+
+
+def test_every_remaining_pod_is_named_and_the_wait_ends_at_the_timeout_exactly(start_emulator, settings):
+    # Given a running app of two replicas that was not deleted
+    emulator = start_emulator(scheduler=fargate_scheduler())
+    apis = apis_for(emulator)
+    two = step_event(request={**step_event()["request"], "replicas": 2})
+    apply_app(settings, parse(ApplyAppEvent, two), apis)
+    started = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    event = parse(CheckPodsGoneEvent, {**two, "startedAt": started.isoformat()})
+    pods = sorted(pod["metadata"]["name"] for pod in emulator.objects("Pod", "fargate"))
+
+    # When it is checked just before the timeout, Then both pods are listed and the Retry goes on
+    def just_before() -> datetime:
+        return started + timedelta(seconds=settings.pods_gone_timeout_seconds - 1)
+
+    with pytest.raises(PodsNotYetGone) as waiting:
+        check_pods_gone(settings, event, apis, clock=just_before)
+    assert sorted(str(waiting.value).split(": ", 1)[1].split(", ")) == [f"{pod} (Running)" for pod in pods]
+
+    # When it is checked at the timeout, Then the wait ends
+    def at_the_timeout() -> datetime:
+        return started + timedelta(seconds=settings.pods_gone_timeout_seconds)
+
+    with pytest.raises(
+        PollTimeout, match=rf"2 pod\(s\) of fargate/demo-app still exist {settings.pods_gone_timeout_seconds:.0f} s"
+    ):
+        check_pods_gone(settings, event, apis, clock=at_the_timeout)
