@@ -6,6 +6,7 @@ model, so a wrong parameter name or type fails here as it would in AWS.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,19 @@ SECRET = "arn:aws:secretsmanager:us-west-2:111122223333:secret:ecr-pullthroughca
 OTHER_TEAMS_SECRET = "arn:aws:secretsmanager:us-west-2:111122223333:secret:ecr-pullthroughcache/team-b-GhIjKl"
 DOCKER_HUB = "docker.io/library/redis:7"
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+class SameJson:
+    """Matches a JSON string (a parameter the Stubber checks) by what it means, not how it is spelled."""
+
+    def __init__(self, document: Any) -> None:
+        self.document = document
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and json.loads(other) == self.document
+
+    def __repr__(self) -> str:
+        return f"SameJson({self.document!r})"
 
 
 class Stubs:
@@ -126,7 +140,23 @@ def test_reuses_an_existing_rule_for_the_upstream_under_its_own_prefix(settings:
     stubs.iam.add_response(
         "put_role_policy",
         {},
-        {"RoleName": "FargateAppPodExecution-blog", "PolicyName": "pull-through-cache-public", "PolicyDocument": ANY},
+        {
+            "RoleName": "FargateAppPodExecution-blog",
+            "PolicyName": "pull-through-cache-public",
+            "PolicyDocument": SameJson(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "PullThroughCacheFirstPull",
+                            "Effect": "Allow",
+                            "Action": ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"],
+                            "Resource": "arn:aws:ecr:us-west-2:111122223333:repository/public/*",
+                        }
+                    ],
+                }
+            ),
+        },
     )
     rule = ensure_cache_rule(settings, request(), role_name="FargateAppPodExecution-blog")
     assert (rule.ecr_repository_prefix, rule.created) == ("public", False)
