@@ -2,6 +2,7 @@
 
     python tools/mutation_run.py            # every module (`make mutation`, then tools/mutation_report.py)
     python tools/mutation_run.py --sample   # `make test`: a fixed sample whose mutants must all be killed
+    python tools/mutation_run.py --again    # after adding tests: judge the last run's live mutants again
 
 Why mutmut (3.x) rather than cosmic-ray or pytest-gremlins: it forks after the test session has imported everything
 and runs, per mutant, only the tests that called the mutated function (recorded in one traced run), fastest first,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -122,7 +124,49 @@ def statuses() -> dict[str, str]:
 def run(sample: bool) -> int:
     started = time.monotonic()
     prepare(sample)
-    answer = subprocess.run([str(MUTMUT), "run"], cwd=WORK, capture_output=True, text=True, check=False)
+    return judge(sample, mutmut_run([]), started)
+
+
+def mutmut_run(names: list[str]) -> subprocess.CompletedProcess[str]:
+    # Most tests that call the package wait on a server (the Kubernetes emulator, a registry), not on the CPU:
+    # more children than cores keep the cores busy.
+    children = str(max(2, 2 * (os.cpu_count() or 1)))
+    return subprocess.run(
+        [str(MUTMUT), "run", "--max-children", children, *names], cwd=WORK, capture_output=True, text=True, check=False
+    )
+
+
+def again() -> int:
+    """Judge again, against the tests as they are now, the mutants the last full run left alive or found no test
+    for: only the tests change, so the package must be the one that run mutated (else a full run is needed)."""
+    started = time.monotonic()
+    changed = package_changes()
+    if changed:
+        print(f"the package changed since the last run ({', '.join(changed[:5])}): run `make mutation` in full")
+        return 1
+    for copy in (WORK / "tests", WORK / "mutants" / "tests"):
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(ROOT / "tests", copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    alive = [name for name, status in statuses().items() if status not in KILLED]
+    print(f"judging {len(alive)} mutants again")
+    return judge(False, mutmut_run(alive), started)
+
+
+def package_changes() -> list[str]:
+    """Files of the package that differ from the copy the last run mutated (``.mutation/src``)."""
+    mutated = WORK / "src" / "fargate_app"
+    if not mutated.is_dir():
+        return ["no earlier run"]
+    ours = {p.relative_to(ROOT / PACKAGE): p for p in (ROOT / PACKAGE).rglob("*.py")}
+    theirs = {p.relative_to(mutated): p for p in mutated.rglob("*.py")}
+    return sorted(
+        str(name)
+        for name in ours.keys() | theirs.keys()
+        if name not in ours or name not in theirs or ours[name].read_bytes() != theirs[name].read_bytes()
+    )
+
+
+def judge(sample: bool, answer: subprocess.CompletedProcess[str], started: float) -> int:
     found = statuses() if answer.returncode == 0 else {}
     if not found:
         print(answer.stdout[-4000:], answer.stderr[-4000:], sep="\n")
@@ -146,7 +190,9 @@ def run(sample: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sample", action="store_true", help="only the fixed sample; fail on any surviving mutant")
-    return run(parser.parse_args(argv).sample)
+    parser.add_argument("--again", action="store_true", help="judge the last run's live mutants with today's tests")
+    args = parser.parse_args(argv)
+    return again() if args.again else run(args.sample)
 
 
 if __name__ == "__main__":
