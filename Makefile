@@ -71,6 +71,7 @@ test: $(STAMP) $(NODE_STAMP) registry-bin skopeo-bin checkov lint typecheck
 	KUBECTL=$$($(BIN)/python tools/kubectl.py --dest $(BIN)) KUBECTL_CONFORMANCE_DOC=$(CURDIR)/docs/sandbox.md \
 	  IAM_RESULTS_DIR=$(CURDIR)/$(IAM_RESULTS) $(BIN)/pytest -q -n 2 --dist loadgroup
 	$(BIN)/python tools/iam_report.py --results $(IAM_RESULTS) --out docs/iam.md
+	$(BIN)/python tools/mutation_run.py --sample
 	$(MAKE) validate build
 
 # Least privilege, proven: every grant beside the calls it allowed, the mutation test, parliament (docs/iam.md). Fails when
@@ -127,4 +128,4 @@ diagrams: $(STAMP)
 	$(BIN)/python tools/asl_diagram.py statemachine/*.asl.json --out docs/statemachines
 
 clean:
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache $(IAM_RESULTS) .mutation
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache $(IAM_RESULTS) .mutation .mutation-sample

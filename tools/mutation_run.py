@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / ".mutation"
+WORK = ROOT / ".mutation"  # the full run's copy: tools/mutation_report.py reads its results
+SAMPLE_WORK = ROOT / ".mutation-sample"  # the sample's own, so `make test` leaves the full run's results alone
 MUTMUT = Path(sys.executable).with_name("mutmut")
 TRIAGE = ROOT / "tools" / "mutation_triage.json"
 PACKAGE = "layers/core/fargate_app"
@@ -38,6 +39,7 @@ SKIP = {
     ".git",
     ".venv",
     ".mutation",
+    ".mutation-sample",
     "mutants",
     "node_modules",
     ".aws-sam",
@@ -192,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", action="store_true", help="only the fixed sample; fail on any surviving mutant")
     parser.add_argument("--again", action="store_true", help="judge the last run's live mutants with today's tests")
     args = parser.parse_args(argv)
+    if args.sample:
+        global WORK
+        WORK = SAMPLE_WORK
     return again() if args.again else run(args.sample)
 
 
