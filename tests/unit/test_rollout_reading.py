@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from fargate_app.kube.rollout import parse_time, pending_since, pod_problem
+from fargate_app.kube.rollout import (
+    deployment_progress,
+    deployment_settled,
+    on_fargate,
+    parse_time,
+    pending_since,
+    pod_problem,
+    summarize_pod,
+)
 
 START = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 
@@ -110,3 +118,125 @@ class TestTimes:
         assert pending_since(pod(), START + timedelta(minutes=1)) == START + timedelta(minutes=1)
         assert pending_since(pod(), None) == created
         assert pending_since({"metadata": {}}, None) is None
+
+
+def container(name: str, ready: bool, restarts: int = 0, **state: Any) -> dict[str, Any]:
+    return {"name": name, "ready": ready, "restartCount": restarts, "state": state or {"running": {}}}
+
+
+class TestPodColumns:
+    """``kubectl get pods -o wide``'s columns (kubectl's printer: a waiting reason over the pod's reason over the
+    phase, Terminating once deleted)."""
+
+    def test_a_running_pod_reads_as_kubectl_prints_it(self) -> None:
+        running = {
+            "metadata": {"name": "web-1"},
+            "spec": {"nodeName": "fargate-ip-10-0-1-5.us-west-2.compute.internal", "containers": [{}, {}]},
+            "status": {
+                "phase": "Running",
+                "podIP": "10.0.1.5",
+                "containerStatuses": [container("a", True, restarts=2), container("b", False, restarts=1)],
+            },
+        }
+
+        summary = summarize_pod(running)
+
+        assert summary.to_json() == {
+            "name": "web-1",
+            "ready": "1/2",
+            "status": "Running",
+            "phase": "Running",
+            "restarts": 3,
+            "ip": "10.0.1.5",
+            "node": "fargate-ip-10-0-1-5.us-west-2.compute.internal",
+            "message": None,
+        }
+        assert on_fargate(running)
+
+    def test_a_waiting_container_shows_its_reason_and_message(self) -> None:
+        stuck = pod(**waiting("ImagePullBackOff", "Back-off pulling image"))
+        stuck["spec"]["containers"] = [{}]
+
+        summary = summarize_pod(stuck)
+
+        assert (summary.status, summary.phase, summary.message, summary.ready) == (
+            "ImagePullBackOff",
+            "Pending",
+            "Back-off pulling image",
+            "0/1",
+        )
+
+    def test_the_pods_reason_and_message_when_no_container_waits(self) -> None:
+        evicted = pod(phase="Failed", reason="Evicted", message="The node was low on resource: memory.")
+
+        summary = summarize_pod(evicted)
+
+        assert (summary.status, summary.message, summary.restarts, summary.ip, summary.node) == (
+            "Evicted",
+            "The node was low on resource: memory.",
+            0,
+            None,
+            None,
+        )
+
+    def test_a_deleted_pod_is_terminating_whatever_its_phase(self) -> None:
+        going = pod(phase="Running", node="fargate-ip-1", **waiting("ContainerCreating"))
+        going["metadata"]["deletionTimestamp"] = "2026-12-01T03:01:00Z"
+
+        assert summarize_pod(going).status == "Terminating"
+
+    def test_without_a_spec_the_container_statuses_count(self) -> None:
+        bare = {"metadata": {"name": "x"}, "status": {"containerStatuses": [container("a", True)]}}
+
+        summary = summarize_pod(bare)
+
+        assert (summary.ready, summary.status, summary.phase) == ("1/1", "Unknown", "Unknown")
+
+    @pytest.mark.parametrize(
+        ("node", "phase"),
+        [("ip-10-0-1-5.us-west-2.compute.internal", "Running"), ("fargate-ip-1", "Pending"), (None, "Running")],
+    )
+    def test_only_a_running_pod_on_a_fargate_node_is_on_fargate(self, node: str | None, phase: str) -> None:
+        assert not on_fargate(pod(node=node, phase=phase))
+
+
+def deployment(
+    generation: int = 2, observed: int | None = 2, replicas: int | None = 2, **status: Any
+) -> dict[str, Any]:
+    spec = {} if replicas is None else {"replicas": replicas}
+    observed_generation = {} if observed is None else {"observedGeneration": observed}
+    return {
+        "metadata": {"namespace": "fargate", "name": "web", "generation": generation},
+        "spec": spec,
+        "status": {**observed_generation, **status},
+    }
+
+
+class TestDeploymentSettled:
+    def test_settled_when_the_latest_spec_is_seen_and_every_replica_updated_and_ready(self) -> None:
+        assert deployment_settled(deployment(readyReplicas=2, updatedReplicas=2, availableReplicas=2))
+
+    @pytest.mark.parametrize(
+        "unsettled",
+        [
+            deployment(observed=1, readyReplicas=2, updatedReplicas=2),  # the controller has not seen the new spec
+            deployment(observed=None, readyReplicas=2, updatedReplicas=2),
+            deployment(readyReplicas=1, updatedReplicas=2),
+            deployment(readyReplicas=2, updatedReplicas=1),
+            deployment(replicas=None, readyReplicas=2, updatedReplicas=2),  # the default: 1 replica, 2 ready
+        ],
+    )
+    def test_not_settled_otherwise(self, unsettled: dict[str, Any]) -> None:
+        assert not deployment_settled(unsettled)
+
+    def test_progress_reads_the_counts_and_defaults(self) -> None:
+        progress = deployment_progress(deployment(replicas=None, readyReplicas=None, availableReplicas=1))
+
+        assert progress.to_json() == {
+            "namespace": "fargate",
+            "name": "web",
+            "replicas": 1,
+            "readyReplicas": 0,
+            "updatedReplicas": 0,
+            "availableReplicas": 1,
+        }
