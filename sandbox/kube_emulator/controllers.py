@@ -60,6 +60,23 @@ def terminating(pod: dict[str, Any]) -> bool:
 DEFAULT_GRACE_SECONDS = 30  # a pod's terminationGracePeriodSeconds when its spec has none (core/v1 defaults)
 
 
+def qos_class(spec: dict[str, Any]) -> str:
+    """Kubernetes' GetPodQOS (pkg/apis/core/helper/qos): Guaranteed when every container limits CPU and memory and
+    requests what it limits (a request left out defaults to the limit), BestEffort when none requests or limits
+    anything, else Burstable."""
+    containers = [*spec.get("containers", []), *spec.get("initContainers", [])]
+    resources = [container.get("resources") or {} for container in containers]
+    if not any(r.get("requests") or r.get("limits") for r in resources):
+        return "BestEffort"
+    for r in resources:
+        limits, requests = r.get("limits") or {}, r.get("requests") or {}
+        if any(name not in limits for name in ("cpu", "memory")):
+            return "Burstable"
+        if any(name in requests and requests[name] != limits[name] for name in ("cpu", "memory")):
+            return "Burstable"
+    return "Guaranteed"
+
+
 class Controllers:
     def __init__(
         self,
@@ -228,7 +245,6 @@ class Controllers:
                 "ownerReferences": [owner_reference(replica_set)],
             },
             "spec": spec,
-            "status": {"phase": "Pending", "qosClass": "Guaranteed"},
         }
         self.admit(pod)
         self.store.create(POD, pod)
@@ -239,6 +255,8 @@ class Controllers:
         if admit is not None:
             admit(pod)
         pod.setdefault("spec", {}).setdefault("schedulerName", self.scheduler.scheduler_name)
+        # The pod strategy's PrepareForCreate (pkg/registry/core/pod/strategy.go): a new pod is Pending, with its QoS.
+        pod["status"] = {"phase": "Pending", "qosClass": qos_class(pod["spec"])}
 
     def evict(self, annotation: str, value: str) -> list[str]:
         """Delete (gracefully) every pod annotated ``annotation: value``; their owners recreate them. The pods'

@@ -8,6 +8,7 @@ body of every failure, "HTTP Status codes" for 200/201/400/401/404/409/415/422; 
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -148,3 +149,36 @@ def test_authentication_like_eks(http):
     refused = http("GET", NS, {}, None, token="")  # empty bearer
     assert refused.status in (401, 403)
     assert refused.json()["kind"] == "Status"
+
+
+def pod_with(*resources: dict[str, Any]) -> dict[str, Any]:
+    containers = [{"name": f"c{i}", "image": "nginx", "resources": r} for i, r in enumerate(resources)]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": containers}}
+
+
+QOS_NAMESPACES = itertools.count()  # one namespace per case: the module's emulator is shared
+GUARANTEED = {"limits": {"cpu": "250m", "memory": "512Mi"}}
+EQUAL = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "250m", "memory": "512Mi"}}
+
+
+@pytest.mark.parametrize(
+    ("containers", "qos"),
+    [
+        ((GUARANTEED,), "Guaranteed"),  # requests default to the limits
+        ((EQUAL, GUARANTEED), "Guaranteed"),
+        (({},), "BestEffort"),
+        (({"requests": {"cpu": "250m"}},), "Burstable"),
+        (({"limits": {"cpu": "250m"}},), "Burstable"),  # no memory limit
+        (({"requests": {"cpu": "100m"}, "limits": {"cpu": "250m", "memory": "512Mi"}},), "Burstable"),
+        ((EQUAL, {}), "Burstable"),
+    ],
+)
+def test_a_created_pod_is_pending_with_the_api_servers_qos_class(http, containers, qos):
+    # Given a namespace; When a pod is created directly (not by a ReplicaSet), status sent or not
+    namespace = f"qos-{next(QOS_NAMESPACES)}"
+    http("POST", NS, JSON, {"metadata": {"name": namespace}})
+    sent = {**pod_with(*containers), "status": {"phase": "Running"}}
+    created = http("POST", f"{NS}/{namespace}/pods", JSON, sent)
+    # Then the API server sets its status as pkg/registry/core/pod's PrepareForCreate does
+    assert created.status == 201, created.json()
+    assert created.json()["status"] == {"phase": "Pending", "qosClass": qos}

@@ -106,3 +106,50 @@ def test_a_deployment_deleted_during_its_rollout_fails_it(start_emulator, settin
     # When its rollout is checked, Then RolloutFailed says the deployment is gone
     with pytest.raises(RolloutFailed, match="disappeared"):
         check_rollout(settings, parse(CheckRolloutEvent, step_event()), apis)
+
+
+def a_pod_of_the_app(api, name: str, image: str) -> None:
+    """A pod carrying the app's name label (a rollout's new or old pod, as the check sees it)."""
+    api.core.create_namespaced_pod(
+        "fargate",
+        {
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "demo-app"}},
+            "spec": {"containers": [{"name": "c", "image": image}], "terminationGracePeriodSeconds": 30},
+        },
+    )
+
+
+def test_a_stuck_pod_is_found_behind_a_running_one(start_emulator, settings):
+    # Given the app running, then a second pod of it whose image cannot be pulled
+    scheduler = fargate_scheduler(
+        "fargate", image_error=lambda image: "manifest unknown" if "broken" in image else None
+    )
+    emulator = start_emulator(scheduler=scheduler)
+    apis = apis_for(emulator)
+    event = step_event()
+    apply_app(settings, parse(ApplyAppEvent, event), apis)
+    a_pod_of_the_app(apis.get("blog", "us-west-2"), "demo-app-stuck", "public.ecr.aws/broken/image:1")
+
+    # When the rollout is checked past the grace period, Then the stuck pod is named with the kubelet's words
+    with pytest.raises(RolloutFailed) as raised:
+        check_rollout(settings.model_copy(update={"rollout_grace_seconds": 0}), parse(CheckRolloutEvent, event), apis)
+    assert raised.value.message == (
+        "deployment fargate/demo-app cannot run on Fargate: pod demo-app-stuck: ErrImagePull: manifest unknown"
+    )
+
+
+def test_a_terminating_pod_is_not_part_of_the_rollout(start_emulator, settings):
+    # Given the app running, and an old pod of it that is Terminating (its grace period of 30 s not over)
+    emulator = start_emulator(scheduler=fargate_scheduler())
+    emulator.scheduler.timing = PodTiming(grace_scale=1.0)
+    apis = apis_for(emulator)
+    event = step_event()
+    apply_app(settings, parse(ApplyAppEvent, event), apis)
+    api = apis.get("blog", "us-west-2")
+    a_pod_of_the_app(api, "demo-app-old", "public.ecr.aws/nginx/nginx:stable")
+    api.core.delete_namespaced_pod("demo-app-old", "fargate")
+
+    # When the rollout is checked, Then it is ready with the app's pod alone
+    status = check_rollout(settings, parse(CheckRolloutEvent, event), apis)
+    assert [pod.name for pod in status.pods] != [] and "demo-app-old" not in [pod.name for pod in status.pods]
+    assert len(status.pods) == 1
