@@ -47,6 +47,7 @@ SKIP = {
     ".ruff_cache",
     ".pytest_cache",
 }
+REFRESHED = ["tests", "sandbox", "tools", "fargate_app_cli", "functions", "statemachine", "template.yaml", "examples"]
 ALL_TESTS = ["tests/unit", "tests/integration"]
 # Left out of every run: the layer-pruning and packaging tests import the package or pip-install the project in a
 # clean interpreter without mutmut, the architecture test reads the package where the repository keeps it
@@ -146,9 +147,14 @@ def again() -> int:
     if changed:
         print(f"the package changed since the last run ({', '.join(changed[:5])}): run `make mutation` in full")
         return 1
-    for copy in (WORK / "tests", WORK / "mutants" / "tests"):
-        shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(ROOT / "tests", copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # Everything the tests use but the package: the tests, and the emulators and tools they run against.
+    for name in REFRESHED:
+        for copy in (WORK / name, WORK / "mutants" / name):
+            if (ROOT / name).is_dir():
+                shutil.rmtree(copy, ignore_errors=True)
+                shutil.copytree(ROOT / name, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(ROOT / name, copy)
     alive = [name for name, status in statuses().items() if status not in KILLED]
     print(f"judging {len(alive)} mutants again")
     return judge(False, mutmut_run(alive), started)
