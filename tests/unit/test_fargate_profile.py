@@ -19,6 +19,7 @@ from fargate_app.errors import (
     ClusterNotActive,
     ClusterNotFound,
     IamRoleNotYetPropagated,
+    PermanentError,
     PollTimeout,
     ProfileCreateFailed,
     ProfileNotYetActive,
@@ -365,6 +366,47 @@ def test_other_invalid_parameters_are_not_blamed_on_private_subnets(
     with pytest.raises(Exception, match="does not exist") as caught:
         ensure_fargate_profile(settings, request(), ROLE)
     assert type(caught.value).__name__ == "InvalidRequest"
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "error", "says"),
+    [
+        (
+            "InvalidParameterException",
+            "Misconfigured PodExecutionRole Trust Policy; Please add the eks-fargate-pods.amazonaws.com Service Principal",
+            IamRoleNotYetPropagated,
+            "EKS does not yet see the trust policy of the pod execution role: Misconfigured PodExecutionRole Trust "
+            "Policy; Please add the eks-fargate-pods.amazonaws.com Service Principal",
+        ),
+        (
+            "InvalidParameterException",
+            "Subnet subnet-0abc1234 provided in Fargate Profile is not a private subnet",
+            SubnetNotPrivate,
+            "cluster blog: Subnet subnet-0abc1234 provided in Fargate Profile is not a private subnet",
+        ),
+        ("ClientException", "Cluster is not reachable", PermanentError, ": ClientException: Cluster is not reachable"),
+    ],
+)
+def test_each_refusal_of_the_create_reads_as_its_error(
+    settings: Settings,
+    cluster: str,
+    monkeypatch: pytest.MonkeyPatch,
+    code: str,
+    message: str,
+    error: type[Exception],
+    says: str,
+) -> None:
+    # Given EKS refusing CreateFargateProfile
+    eks = boto3.client("eks")
+    fail_with(eks, "CreateFargateProfile", code, message)
+    monkeypatch.setattr(
+        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
+    )
+    # When the step runs, then the refusal is its named error, in EKS's words where it has them
+    with pytest.raises(error) as caught:
+        ensure_fargate_profile(settings, request(), ROLE)
+    assert type(caught.value) is error
+    assert str(caught.value).endswith(says)
 
 
 def test_a_retried_ensure_finds_its_own_profile_still_its_own(settings: Settings, cluster: str) -> None:
