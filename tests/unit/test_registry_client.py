@@ -30,6 +30,8 @@ from fargate_app.registry import RegistryCredentials, RetryPolicy, cache_reposit
 from fargate_app.registry.manifests import (
     MANIFEST_ACCEPT,
     OCI_INDEX,
+    OCI_MANIFEST,
+    Descriptor,
     ImageIndex,
     Platform,
     check_config_platform,
@@ -237,6 +239,41 @@ def test_missing_platform_lists_the_runnable_platforms_only() -> None:
         PlatformNotAvailable, match=r"no image for platform linux/amd64 \(it has: linux/arm64/v8, linux/s390x\)"
     ):
         select_platform(index, Platform.parse("linux/amd64"), "image x")
+
+
+def test_the_exact_variant_wins_over_an_earlier_entry_that_satisfies_it() -> None:
+    # Given an index listing arm64 without a variant before arm64/v8
+    index = ImageIndex(
+        media_type=OCI_INDEX,
+        digest="sha256:" + "0" * 64,
+        manifests=(
+            Descriptor(OCI_MANIFEST, "sha256:" + "1" * 64, 10, Platform.parse("linux/arm64")),
+            Descriptor(OCI_MANIFEST, "sha256:" + "2" * 64, 10, Platform.parse("linux/arm64/v8")),
+        ),
+    )
+    # When arm64/v8 is wanted, then its exact entry is chosen; for arm64, the first entry satisfying it
+    assert select_platform(index, Platform.parse("linux/arm64/v8"), "m").digest == "sha256:" + "2" * 64
+    assert select_platform(index, Platform.parse("linux/arm64"), "m").digest == "sha256:" + "1" * 64
+
+
+def test_an_index_without_platforms_says_it_has_none() -> None:
+    index = ImageIndex(media_type=OCI_INDEX, digest="sha256:" + "0" * 64, manifests=())
+    with pytest.raises(PlatformNotAvailable) as refused:
+        select_platform(index, Platform.parse("linux/amd64"), "image x")
+    assert str(refused.value) == (
+        "image x has no image for platform linux/amd64 (it has: none); choose one of those platforms or another image"
+    )
+
+
+def test_an_index_inside_an_index_is_not_an_image() -> None:
+    index = ImageIndex(
+        media_type=OCI_INDEX,
+        digest="sha256:" + "0" * 64,
+        manifests=(Descriptor(OCI_INDEX, "sha256:" + "1" * 64, 10, Platform.parse("linux/amd64")),),
+    )
+    with pytest.raises(ManifestInvalid) as refused:
+        select_platform(index, Platform.parse("linux/amd64"), "image x")
+    assert str(refused.value) == f"image x: the entry for linux/amd64 is {OCI_INDEX!r}, not an image manifest"
 
 
 def test_a_single_platform_config_must_name_the_requested_platform() -> None:
