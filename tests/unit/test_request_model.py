@@ -275,3 +275,18 @@ def test_a_key_given_twice_is_refused_naming_it() -> None:
         loads_request_document('{"cluster": "blog", "replicas": 1, "replicas": 3}')
     with pytest.raises(InvalidRequest, match="path: is given twice"):
         loads_request_document('{"expose": {"ingress": {"path": "/a", "path": "/b"}}}')
+
+
+def test_problems_read_as_rules_not_as_pydantic_says_them() -> None:
+    # Given a request with an unknown field, a rule of our own (a value error) and a body that is no object
+    with pytest.raises(InvalidRequest) as unknown:
+        parse_request(with_(colour="red"))
+    with pytest.raises(InvalidRequest) as ours:
+        parse_request(with_(app="9lives", port=80))
+    with pytest.raises(InvalidRequest) as not_an_object:
+        parse_request(["cluster"])
+    # Then an unknown field says what v1 accepts, our rules lose pydantic's "Value error, " and a body that is no
+    # object is the request's problem
+    assert unknown.value.problems["colour"] == "unknown field (v1 requests accept only the documented fields)"
+    assert ours.value.problems["app"].startswith("must start with a letter when port is given")
+    assert list(not_an_object.value.problems) == ["request"]
