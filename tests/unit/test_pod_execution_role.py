@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from fargate_app.aws.errors import translate
-from fargate_app.aws.iam import ensure_pod_execution_role, role_name, trust_policy
+from fargate_app.aws.iam import delete_pod_execution_role, ensure_pod_execution_role, role_name, trust_policy
 from fargate_app.config import Settings
 from fargate_app.errors import AwsThrottled, IamRoleNotYetPropagated, RoleConflict
 
@@ -120,6 +120,32 @@ def test_refuses_to_overwrite_a_foreign_role_with_another_trust(settings: Settin
     kept = iam.get_role(RoleName=role_name(settings, "blog"))["Role"]["AssumeRolePolicyDocument"]
     assert kept["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
     assert iam.list_attached_role_policies(RoleName=role_name(settings, "blog"))["AttachedPolicies"] == []
+
+
+def test_a_foreign_role_whose_trust_has_several_statements_is_a_conflict_too(settings: Settings) -> None:
+    # Given a role under our name trusting two services (two statements: compared by meaning, in any order)
+    statement = {"Effect": "Allow", "Action": "sts:AssumeRole"}
+    foreign = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {**statement, "Principal": {"Service": "ec2.amazonaws.com"}},
+            {**statement, "Principal": {"Service": ["lambda.amazonaws.com", "eks-fargate-pods.amazonaws.com"]}},
+        ],
+    }
+    boto3.client("iam").create_role(RoleName=role_name(settings, "blog"), AssumeRolePolicyDocument=json.dumps(foreign))
+    # When the step runs, then it is refused as a conflict (not a crash comparing the statements)
+    with pytest.raises(RoleConflict, match="exists with a different trust policy"):
+        ensure_pod_execution_role(settings, "blog", "ecr-public")
+
+
+def test_compensation_deletes_the_role_with_its_policies_and_finds_a_missing_one_gone(settings: Settings) -> None:
+    # Given the role as the step leaves it (a managed policy attached, an inline one for the cache prefix)
+    role = ensure_pod_execution_role(settings, "blog", "ecr-public")
+    # When compensation deletes it, twice
+    first, again = delete_pod_execution_role(role.name), delete_pod_execution_role(role.name)
+    # Then it is gone; the second call finds nothing to delete
+    assert (first, again) == (True, False)
+    assert role.name not in [r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]]
 
 
 def test_repairs_the_trust_of_a_role_it_owns(settings: Settings) -> None:
