@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -532,3 +533,16 @@ def test_eks_refusing_the_profile_for_its_quota_is_permanent(
     )
     with pytest.raises(ProfileQuotaExceeded, match="delete profiles you no longer need"):
         ensure_fargate_profile(settings, request(), ROLE)
+
+
+def test_a_per_namespace_profile_name_is_stable_per_namespace_and_labels(per_namespace: Settings) -> None:
+    from fargate_app.aws.eks import profile_name
+
+    same = profile_name(per_namespace, request(labels={"team": "blue", "tier": "web"}))
+    reordered = profile_name(per_namespace, request(labels={"tier": "web", "team": "blue"}))
+    other = profile_name(per_namespace, request(labels={"team": "red", "tier": "web"}))
+    unlabelled = profile_name(per_namespace, request())
+    assert same == reordered
+    assert len({same, other, unlabelled}) == 3
+    for name in (same, other, unlabelled):
+        assert re.fullmatch(r"fargate-app-fargate-[0-9a-f]{8}", name), name
