@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from request_edits import walkthrough_request
-from unit_support import ROLE, Network, create_cluster
+from unit_support import ROLE, Network, create_cluster, fill_cluster
 
 from fargate_app.aws.eks import (
     check_fargate_profile,
@@ -315,20 +315,26 @@ def test_losing_the_create_race_adopts_the_winners_profile(
     assert profile.created is False
 
 
-def test_our_profile_name_taken_by_a_profile_being_deleted_waits_to_create_it_anew(
-    per_namespace: Settings, cluster: str, network: Network
-) -> None:
-    # Given a profile under our name that an earlier teardown is deleting (EKS keeps the name until it is gone)
+def profile_under_our_name(settings: Settings, network: Network, selector: dict[str, Any]) -> str:
+    """A profile someone made under the name this stack would give the walkthrough's profile; its name."""
     from fargate_app.aws.eks import profile_name
 
-    ours = profile_name(per_namespace, request())
+    ours = profile_name(settings, request())
     boto3.client("eks").create_fargate_profile(
         fargateProfileName=ours,
         clusterName="blog",
         podExecutionRoleArn=ROLE,
         subnets=network.private,
-        selectors=[{"namespace": "fargate", "labels": MANAGED_PODS}],
+        selectors=[selector],
     )
+    return ours
+
+
+def test_our_profile_name_taken_by_a_profile_being_deleted_waits_to_create_it_anew(
+    per_namespace: Settings, cluster: str, network: Network
+) -> None:
+    # Given a profile under our name that an earlier teardown is deleting (EKS keeps the name until it is gone)
+    ours = profile_under_our_name(per_namespace, network, {"namespace": "fargate", "labels": MANAGED_PODS})
     _set_status(ours, "DELETING")
     # When this execution ensures its profile, then it is told to retry (the state's Retry), not to reuse it
     with pytest.raises(ProfileOperationInProgress) as busy:
@@ -340,16 +346,7 @@ def test_a_profile_under_our_name_with_other_labels_is_not_ours(
     per_namespace: Settings, cluster: str, network: Network
 ) -> None:
     # Given a profile under our name selecting the namespace but not the managed pods' labels
-    from fargate_app.aws.eks import profile_name
-
-    ours = profile_name(per_namespace, request())
-    boto3.client("eks").create_fargate_profile(
-        fargateProfileName=ours,
-        clusterName="blog",
-        podExecutionRoleArn=ROLE,
-        subnets=network.private,
-        selectors=[{"namespace": "fargate", "labels": {"tier": "batch"}}],
-    )
+    profile_under_our_name(per_namespace, network, {"namespace": "fargate", "labels": {"tier": "batch"}})
     with pytest.raises(ProfileCreateFailed, match="delete it or choose other labels"):
         ensure_fargate_profile(per_namespace, request(), ROLE)
 
@@ -479,24 +476,12 @@ def test_requests_with_their_own_subnets_share_a_profile_per_subnet_set(
     assert own.name != default.name
 
 
-def _fill_cluster(network: Network, count: int) -> None:
-    """Profiles someone else made, one namespace each."""
-    for index in range(count):
-        boto3.client("eks").create_fargate_profile(
-            fargateProfileName=f"theirs-{index}",
-            clusterName="blog",
-            podExecutionRoleArn=ROLE,
-            subnets=network.private,
-            selectors=[{"namespace": f"theirs-{index}"}],
-        )
-
-
 @pytest.mark.parametrize("strategy", ["shared", "per-namespace"])
 def test_an_eleventh_profile_is_refused_before_anything_is_created(
     settings: Settings, cluster: str, network: Network, strategy: str
 ) -> None:
     # Given a cluster with EKS's 10 profiles, none of which schedules the app
-    _fill_cluster(network, 10)
+    fill_cluster(network, 10)
     chosen = settings.model_copy(update={"profile_strategy": strategy})
     # When ValidateRequest checks, and when EnsureFargateProfile runs anyway
     from fargate_app.aws.eks import check_profile_quota
@@ -516,7 +501,7 @@ def test_a_full_cluster_still_serves_an_app_its_profiles_schedule(
     from fargate_app.aws.eks import check_profile_quota
 
     first = ensure_fargate_profile(settings, request(), ROLE)
-    _fill_cluster(network, 9)
+    fill_cluster(network, 9)
     check_profile_quota(settings, request(namespace="new-team"), sorted(network.private))  # no error: reused
     assert ensure_fargate_profile(settings, request(namespace="new-team"), ROLE).name == first.name
 

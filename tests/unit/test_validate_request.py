@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto.eks.models import eks_backends
 from request_edits import walkthrough_request
-from unit_support import ROLE, Network, create_cluster
+from unit_support import ROLE, Network, create_cluster, fill_cluster
 
 from fargate_app.config import Settings
 from fargate_app.errors import (
@@ -182,19 +182,8 @@ class TestSubnets:
 
 
 class TestProfileQuota:
-    def fill_the_cluster(self, network: Network, count: int = 10) -> None:
-        """``count`` profiles of someone else, none of which schedules the walkthrough's app."""
-        for index in range(count):
-            boto3.client("eks").create_fargate_profile(
-                fargateProfileName=f"team-{index}",
-                clusterName="blog",
-                podExecutionRoleArn=ROLE,
-                subnets=network.private,
-                selectors=[{"namespace": f"team-{index}"}],
-            )
-
     def test_ten_profiles_of_others_leave_no_room(self, settings: Settings, cluster: str, network: Network) -> None:
-        self.fill_the_cluster(network)
+        fill_cluster(network, 10)
 
         with pytest.raises(ProfileQuotaExceeded) as refused:
             start(settings, walkthrough_request())
@@ -207,20 +196,20 @@ class TestProfileQuota:
     def test_the_per_namespace_strategy_is_told_to_share(
         self, settings: Settings, cluster: str, network: Network
     ) -> None:
-        self.fill_the_cluster(network)
+        fill_cluster(network, 10)
 
         with pytest.raises(ProfileQuotaExceeded, match="switch the stack's FargateProfileStrategy to shared"):
             start(settings.model_copy(update={"profile_strategy": "per-namespace"}), walkthrough_request())
 
     def test_nine_profiles_leave_room(self, settings: Settings, cluster: str, network: Network) -> None:
-        self.fill_the_cluster(network, count=9)
+        fill_cluster(network, 9)
 
         assert start(settings, walkthrough_request()).request.app == "demo-app"
 
     def test_a_full_cluster_with_a_profile_for_the_app_needs_no_new_one(
         self, settings: Settings, cluster: str, network: Network
     ) -> None:
-        self.fill_the_cluster(network, count=9)
+        fill_cluster(network, 9)
         boto3.client("eks").create_fargate_profile(
             fargateProfileName="fargate",
             clusterName="blog",

@@ -27,3 +27,16 @@ def create_cluster(
     eks.create_cluster(name=name, roleArn=role, resourcesVpcConfig={"subnetIds": subnets}, version=version)
     account = boto3.client("sts").get_caller_identity()["Account"]
     eks_backends[account][eks.meta.region_name].clusters[name].resources_vpc_config["vpcId"] = vpc
+
+
+def fill_cluster(network: Network, count: int) -> None:
+    """``count`` Fargate profiles someone else made on cluster blog, one namespace each (``theirs-<n>``), none of which
+    schedules the walkthrough's app."""
+    for index in range(count):
+        boto3.client("eks").create_fargate_profile(
+            fargateProfileName=f"theirs-{index}",
+            clusterName="blog",
+            podExecutionRoleArn=ROLE,
+            subnets=network.private,
+            selectors=[{"namespace": f"theirs-{index}"}],
+        )
