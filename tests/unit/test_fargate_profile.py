@@ -274,16 +274,7 @@ def test_a_foreign_profile_holding_our_name_is_a_permanent_error(
 ) -> None:
     settings = per_namespace
     # Given a profile that has the name we would choose but selects another namespace
-    from fargate_app.aws.eks import profile_name
-
-    ours = profile_name(settings, request())
-    boto3.client("eks").create_fargate_profile(
-        fargateProfileName=ours,
-        clusterName="blog",
-        podExecutionRoleArn=ROLE,
-        subnets=network.private,
-        selectors=[{"namespace": "elsewhere"}],
-    )
+    ours = profile_under_our_name(settings, network, {"namespace": "elsewhere"})
     # Then creating it is refused for good, naming the profile (retrying could never help)
     with pytest.raises(ProfileCreateFailed, match=f"{ours} exists \\(ACTIVE\\) and does not schedule app demo-app"):
         ensure_fargate_profile(settings, request(), ROLE)
