@@ -64,6 +64,18 @@ EXPECTED_FAULTS = {
     "execution stopped mid-way (StopExecution in CheckFargateProfile)": CLEANED,
     "execution stopped mid-way (StopExecution in WarmImageCache)": CLEANED,
 }
+# Every update case of test_reliability_updates.py and its expected end: the update's objects, the first revision's
+# applied again by the rollback, or the first revision never touched (the update failed before ApplyApp).
+UPDATED, ROLLED_BACK, UNTOUCHED = "updated", "rolled back", "untouched"
+EXPECTED_UPDATES = {
+    "another manager owns replicas (kubectl scale)": UPDATED,
+    "port changed": UPDATED,
+    "ingress dropped": UPDATED,
+    "Kubernetes 409 Conflict on apply": ROLLED_BACK,
+    "Kubernetes 422 Invalid on apply": ROLLED_BACK,
+    "Kubernetes 503 on apply past its retries": ROLLED_BACK,
+    "image missing upstream": UNTOUCHED,
+}
 BAD_INPUT_PATHS = ("API POST /apps", "console start", "account check")
 # The goal of each figure of the concurrency table (section 4); the summary judges them.
 CONCURRENCY_GOALS = {
@@ -105,6 +117,22 @@ def alone_check(alone: dict[str, bool]) -> tuple[str, str, str, bool]:
         if alone
         else "not measured",
         bool(alone) and all(alone.values()),
+    )
+
+
+def update_as_expected(row: dict[str, Any]) -> bool:
+    """An update row whose end is its kind's: the expected revision Running, the neighbour untouched, nothing
+    deleted, and the status (and rollback) the kind implies."""
+    expected = EXPECTED_UPDATES.get(row["kind"])
+    status = {UPDATED: "SUCCEEDED"}.get(expected or "", "FAILED")
+    rolled_back = bool(row["rolled_back_to"]) == (expected == ROLLED_BACK)
+    return bool(
+        expected
+        and row["status"] == status
+        and rolled_back
+        and row["running_expected_revision"]
+        and row["neighbour_untouched"]
+        and not row["deleted"]
     )
 
 
@@ -252,6 +280,9 @@ def render(data: dict[str, Any]) -> tuple[str, list[str]]:
     fault_kinds = [f["kind"] for f in faults]
     unexpected = [f["kind"] for f in faults if EXPECTED_FAULTS.get(f["kind"]) != f["outcome"] or not f["faults"]]
     missing_kinds = sorted(set(EXPECTED_FAULTS) - set(fault_kinds))
+    updates = rows.get("updates", [])
+    updates_as_expected = [u for u in updates if update_as_expected(u)]
+    missing_updates = sorted(set(EXPECTED_UPDATES) - {u["kind"] for u in updates})
     replays = rows.get("replays", [{}])[0] if rows.get("replays") else {}
     crowd = rows.get("concurrency", [{}])[0] if rows.get("concurrency") else {}
     security = rows.get("security", [])
@@ -309,6 +340,13 @@ def render(data: dict[str, Any]) -> tuple[str, list[str]]:
             f"{len(faults)} rows ({len(survived)} survived, {len(compensated)} compensated, {len(cleaned)} cleaned by "
             f"teardown); missing: {', '.join(missing_kinds) or 'none'}; not as expected: {', '.join(unexpected) or 'none'}",
             sorted(fault_kinds) == sorted(EXPECTED_FAULTS) and not unexpected,
+        ),
+        (
+            "Updates of a running app meeting a fault",
+            f"all {len(EXPECTED_UPDATES)} kinds; 100 % end with the expected revision Running, the neighbour app "
+            "untouched, nothing deleted",
+            f"{len(updates_as_expected)}/{len(updates)} as expected; missing: {', '.join(missing_updates) or 'none'}",
+            bool(updates) and len(updates_as_expected) == len(updates) and not missing_updates,
         ),
         (
             "Replays: executions for 5 identical requests (and a late one)",
@@ -526,6 +564,38 @@ def render(data: dict[str, Any]) -> tuple[str, list[str]]:
             f"- {f['kind']}: left by the stop: {f.get('left_by_stop')}; after the teardown: {f.get('left_after_teardown')}"
             for f in cleaned
         ],
+        "",
+        "### Updates of a running app",
+        "",
+        "Each case provisions revision 1 of an app (port and ALB Ingress) beside a neighbour app in the same namespace,",
+        "arms its fault, then posts an update. *Updated*: the update SUCCEEDED and its objects run; *rolled back*: it",
+        "FAILED and Compensate applied revision 1 again (`rolledBackTo`); *untouched*: it failed before ApplyApp, so",
+        "revision 1 was never changed. In every case the expected revision's pods run on `fargate-` nodes, the",
+        "neighbour's Deployment keeps its resourceVersion, and the failure report lists nothing deleted.",
+        "",
+        *table(
+            [
+                "update case",
+                "expected",
+                "status / error",
+                "rolled back to",
+                "expected revision Running",
+                "neighbour untouched",
+                "deleted",
+            ],
+            [
+                (
+                    u["kind"],
+                    EXPECTED_UPDATES.get(u["kind"], "(not an expected kind)"),
+                    " / ".join(filter(None, (u["status"], u["error"]))),
+                    u["rolled_back_to"] or "",
+                    "yes" if u["running_expected_revision"] else "NO",
+                    "yes" if u["neighbour_untouched"] else "NO",
+                    ", ".join(u["deleted"]) or "nothing",
+                )
+                for u in updates
+            ],
+        ),
         "",
         "## 3. Replays",
         "",

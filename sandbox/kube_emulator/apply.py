@@ -226,7 +226,9 @@ def apply(live: dict[str, Any] | None, config: dict[str, Any], manager: str, for
         if other != mine and force:
             owned[other] = owned[other] - {path for _, path in conflicts}
     others = set().union(*(paths for key, paths in owned.items() if key != mine)) if owned else set()
-    for path in sorted(owned.get(mine, set()) - new_fields - others, key=len, reverse=True):
+    # Shortest first: a list item dropped from the configuration goes whole (its key fields with it). Removing its
+    # fields first would leave a keyless item that no longer matches its own ``k:`` path, e.g. ``ports: [{}]``.
+    for path in sorted(owned.get(mine, set()) - new_fields - others, key=len):
         remove_at(base, path)
     merged = merge(base, {k: v for k, v in config.items() if k != "status"})
     owned[mine] = new_fields

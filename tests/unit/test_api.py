@@ -131,8 +131,20 @@ def finish(arn: str, status: str, output: Any = None, error: str | None = None, 
     execution.error, execution.cause = error, cause
 
 
+CACHED = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/ecr-public/nginx/nginx@sha256:{'ab' * 32}"
+
+
 def provision_result(arn: str) -> dict[str, Any]:
-    return {"status": "SUCCEEDED", "executionArn": arn, "request": execution_input(arn)["request"], "ingress": None}
+    """ReportResult's output (the parts the API reads)."""
+    return {
+        "status": "SUCCEEDED",
+        "executionArn": arn,
+        "caller": CALLER,
+        "request": execution_input(arn)["request"],
+        "image": {"requested": "public.ecr.aws/nginx/nginx:stable", "cached": CACHED},
+        "fargateProfile": {"name": "fargate-app-shared-0a1b2c3d", "status": "ACTIVE"},
+        "ingress": None,
+    }
 
 
 # --- POST /apps ---
@@ -591,6 +603,46 @@ def test_delete_after_a_failed_update_tears_down_the_last_good_provision(machine
     # Then the teardown works from the succeeded provision's request
     assert status == 202
     assert execution_input(body["executionArn"])["request"]["replicas"] == 1
+
+
+def test_an_update_carries_the_last_good_revision_for_its_rollback(machines: dict[str, str], call: Any) -> None:
+    # Given a provision that succeeded, then an update that failed
+    _, good = call(post(REQUEST))
+    finish(good["executionArn"], "SUCCEEDED", provision_result(good["executionArn"]))
+    _, bad = call(post({**REQUEST, "replicas": 3}))
+    finish(bad["executionArn"], "FAILED", error="RolloutFailed", cause="pods never became ready")
+    assert execution_input(bad["executionArn"])["previous"]["executionArn"] == good["executionArn"]
+    # When another update is posted
+    status, update = call(post({**REQUEST, "cpu": "500m"}))
+    # Then it starts with the succeeded provision as its last good revision: what ApplyApp applied for it
+    assert status == 202
+    assert execution_input(update["executionArn"]) == {
+        "request": {**execution_input(good["executionArn"])["request"], "cpu": "500m"},
+        "caller": CALLER,
+        "previous": {
+            "executionArn": good["executionArn"],
+            "request": execution_input(good["executionArn"])["request"],
+            "image": {"cached": CACHED},
+            "caller": CALLER,
+            "fargateProfileName": "fargate-app-shared-0a1b2c3d",
+        },
+    }
+
+
+def test_a_first_provision_has_no_last_good_revision(machines: dict[str, str], call: Any) -> None:
+    # Given an app provisioned and torn down, and another whose only provision failed
+    _, first = call(post(REQUEST))
+    finish(first["executionArn"], "SUCCEEDED", provision_result(first["executionArn"]))
+    _, teardown = call(app_event("delete"))
+    finish(teardown["executionArn"], "SUCCEEDED", {"teardown": {"status": "SUCCEEDED", "leftovers": []}})
+    _, failed = call(post({**REQUEST, "app": "other"}))
+    finish(failed["executionArn"], "FAILED", error="ImageNotFound", cause="no such tag")
+    # When each is provisioned again with another request
+    _, again = call(post({**REQUEST, "replicas": 2}))
+    _, other = call(post({**REQUEST, "app": "other", "replicas": 2}))
+    # Then neither carries a revision to roll back to: a failure compensates by deleting, as for a first provision
+    assert "previous" not in execution_input(again["executionArn"])
+    assert "previous" not in execution_input(other["executionArn"])
 
 
 def test_post_after_teardown_provisions_again(machines: dict[str, str], call: Any) -> None:

@@ -70,6 +70,7 @@ def test_removes_the_profile_and_role_it_created(settings: Settings, cluster: st
         "compensated": result.compensated,
         "leftovers": [],
         "kept": [],
+        "rolledBackTo": None,
         "compensationFailed": False,
     }
 

@@ -59,11 +59,46 @@ def test_a_fault_row_that_is_missing_or_not_as_expected_misses_the_goal(report: 
     assert missed_named(report, "Faults", faults=spoil(fault_rows(report)))
 
 
+def update_rows(report: ModuleType) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": kind,
+            "status": "SUCCEEDED" if expected == report.UPDATED else "FAILED",
+            "error": "" if expected == report.UPDATED else "KubernetesConflict",
+            "rolled_back_to": "app-1" if expected == report.ROLLED_BACK else "",
+            "running_expected_revision": True,
+            "neighbour_untouched": True,
+            "deleted": [],
+        }
+        for kind, expected in report.EXPECTED_UPDATES.items()
+    ]
+
+
+def test_every_update_case_ending_as_expected_meets_the_goal(report: ModuleType) -> None:
+    assert not missed_named(report, "Updates", updates=update_rows(report))
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda rows: rows[1:],  # a case went missing
+        lambda rows: [{**rows[0], "deleted": ["Deployment updates/web"]}, *rows[1:]],  # the failure deleted the app
+        lambda rows: [{**rows[0], "running_expected_revision": False}, *rows[1:]],
+        lambda rows: [{**rows[0], "neighbour_untouched": False}, *rows[1:]],
+        lambda rows: [{**row, "rolled_back_to": ""} for row in rows],  # failed updates that did not roll back
+        lambda rows: [{**row, "status": "FAILED"} for row in rows],  # the updates that should succeed failed
+    ],
+    ids=["missing case", "deleted", "revision not running", "neighbour touched", "no rollback", "updates failed"],
+)
+def test_an_update_row_that_is_missing_or_not_as_expected_misses_the_goal(report: ModuleType, spoil: Any) -> None:
+    assert missed_named(report, "Updates", updates=spoil(update_rows(report)))
+
+
 def test_a_figure_never_recorded_misses_its_goal(report: ModuleType) -> None:
     # Given a run that recorded nothing (its tests failed before measuring, say)
     _, missed = report.render(data())
     # Then every measured figure is missed, none is met by default
-    for prefix in ("Replays", "Concurrency: 20 apps", "Concurrency: busy", "Profiles", "Security: checkov"):
+    for prefix in ("Updates", "Replays", "Concurrency: 20 apps", "Concurrency: busy", "Profiles", "Security: checkov"):
         assert any(name.startswith(prefix) for name in missed), prefix
 
 

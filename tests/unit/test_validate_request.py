@@ -84,6 +84,21 @@ class TestWhoAsked:
     def test_an_api_start_without_a_caller_counts_as_the_console(self, settings: Settings, cluster: str) -> None:
         assert start(settings, {"request": walkthrough_request()}).caller == "console"
 
+    def test_an_update_carries_its_last_good_revision_as_given(self, settings: Settings, cluster: str) -> None:
+        # Given an API start of an update, whose last good revision today's rules would refuse (cpu "1.5")
+        previous = {"executionArn": EXECUTION, "request": {**walkthrough_request(), "cpu": "1.5"}, "image": {}}
+        # When it is validated
+        validated = start(settings, {"request": walkthrough_request(), "caller": CALLER, "previous": previous})
+        # Then the state carries it unchanged for Compensate; a console start carries none
+        assert validated.to_json()["previous"] == previous
+        assert start(settings, walkthrough_request()).previous is None
+
+    def test_a_last_good_revision_that_is_no_object_is_refused_by_name(self, settings: Settings, cluster: str) -> None:
+        with pytest.raises(InvalidRequest) as refused:
+            start(settings, {"request": walkthrough_request(), "previous": "demo-app-1"})
+
+        assert list(refused.value.problems) == ["previous"]
+
     def test_a_caller_that_is_no_principal_arn_is_refused_by_name(self, settings: Settings, cluster: str) -> None:
         with pytest.raises(InvalidRequest) as refused:
             start(settings, {"request": walkthrough_request(), "caller": "root; drop"})

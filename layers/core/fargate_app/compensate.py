@@ -40,16 +40,27 @@ class FailedProvision(ApiModel):
     pod_execution_role: PodExecutionRole | None = None
     fargate_profile: FargateProfile | None = None
     cache_rule: CacheRule | None = None
+    # An update's last good revision (ValidateRequest carries it unchecked): ApplyApp's input of that revision.
+    previous: dict[str, Any] | None = None
+
+    @property
+    def previous_revision(self) -> str | None:
+        """The last good revision's execution name, when this execution was an update."""
+        if self.previous is None:
+            return None
+        return str(self.previous.get("executionArn") or "unknown").rsplit(":", 1)[-1]
 
 
 class Compensation(ApiModel):
     error: str
-    # JSON: {"step", "error", "cause", "compensated", "leftovers", "kept", "compensationFailed"}: the Fail's Cause.
-    # leftovers: what should be gone and is not; kept: what this execution made that something else now uses.
+    # JSON: {"step", "error", "cause", "compensated", "leftovers", "kept", "rolledBackTo", "compensationFailed"}: the
+    # Fail's Cause. leftovers: what should be gone and is not; kept: what this execution made that something else now
+    # uses; rolledBackTo: the revision (execution name) a failed update applied again, or null.
     cause: str
     compensated: list[str]
     leftovers: list[str]
     kept: list[str] = Field(default_factory=list)
+    rolled_back_to: str | None = None
 
 
 def failure_message(cause: Any) -> str:
@@ -87,10 +98,11 @@ def compensate(settings: Settings, state: dict[str, Any], *, failed_before: str 
     compensated: list[str] = []
     leftovers: list[str] = []
     kept: list[str] = []  # created by this execution, but now used by something else: kept on purpose
+    rolled_back: list[str] = []  # the revision a failed update applied again
     if failed_before is not None:
         leftovers = [f"{name} (not undone: {failed_before})" for name in _created(failed)]
     else:
-        for name, undo in _undo_steps(settings, failed, compensated, kept):
+        for name, undo in _undo_steps(settings, failed, compensated, kept, rolled_back):
             try:
                 undo()
             except RetryableError:
@@ -105,10 +117,26 @@ def compensate(settings: Settings, state: dict[str, Any], *, failed_before: str 
         "compensated": compensated,
         "leftovers": leftovers,
         "kept": kept,
+        "rolledBackTo": rolled_back[0] if rolled_back else None,
         "compensationFailed": failed_before is not None or any("(could not be undone" in item for item in leftovers),
     }
-    logger.info("compensated", extra={"failed_step": failed.failed_step, "compensated": compensated, "kept": kept})
-    return Compensation(error=error, cause=json.dumps(cause), compensated=compensated, leftovers=leftovers, kept=kept)
+    logger.info(
+        "compensated",
+        extra={
+            "failed_step": failed.failed_step,
+            "compensated": compensated,
+            "kept": kept,
+            "rolled_back_to": cause["rolledBackTo"],
+        },
+    )
+    return Compensation(
+        error=error,
+        cause=json.dumps(cause),
+        compensated=compensated,
+        leftovers=leftovers,
+        kept=kept,
+        rolled_back_to=cause["rolledBackTo"],
+    )
 
 
 def _created(failed: FailedProvision) -> list[str]:
@@ -116,7 +144,7 @@ def _created(failed: FailedProvision) -> list[str]:
     request = failed.request
     names = []
     if request is not None and failed.failed_step in KUBERNETES_STEPS:
-        names.append(f"the objects of app {request.namespace}/{request.app}")
+        names.append(_objects_name(failed, request))
     if failed.cache_rule is not None and failed.cache_rule.created:
         names.append(f"pull-through-cache rule {failed.cache_rule.ecr_repository_prefix}")
     if failed.fargate_profile is not None and failed.fargate_profile.created:
@@ -126,16 +154,37 @@ def _created(failed: FailedProvision) -> list[str]:
     return names
 
 
+def _objects_name(failed: FailedProvision, request: ProvisionRequest) -> str:
+    name = f"the objects of app {request.namespace}/{request.app}"
+    revision = failed.previous_revision
+    return name if revision is None else f"{name} (to roll back to {revision})"
+
+
 def _undo_steps(
-    settings: Settings, failed: FailedProvision, compensated: list[str], kept: list[str]
+    settings: Settings, failed: FailedProvision, compensated: list[str], kept: list[str], rolled_back: list[str]
 ) -> list[tuple[str, Callable[[], None]]]:
     """(name, undo) for each thing the execution created, newest first; each undo appends to ``compensated`` what
-    it deleted, or to ``kept`` what it left because something else uses it."""
+    it deleted, or to ``kept`` what it left because something else uses it. A failed update's objects are not
+    deleted: the last good revision is applied again (``rolled_back`` gets its name), so the app keeps running."""
     request = failed.request
     steps: list[tuple[str, Callable[[], None]]] = []
     released: list[str] = []  # the profile being deleted, for the role's check
+    previous, revision = failed.previous, failed.previous_revision
 
-    if request is not None and failed.failed_step in KUBERNETES_STEPS:
+    if request is not None and failed.failed_step in KUBERNETES_STEPS and previous is not None and revision:
+
+        def restore_previous() -> None:
+            from fargate_app.kube.models import ApplyAppEvent
+            from fargate_app.kube.steps import apply_app
+
+            event = ApplyAppEvent.parse(previous, region=settings.region, account=settings.account_id)
+            restored = apply_app(settings, event)
+            compensated.append(f"app {request.namespace}/{request.app} rolled back to {revision}")
+            compensated.extend(f"{ref.kind} {ref.namespace}/{ref.name} (pruned)" for ref in restored.pruned)
+            rolled_back.append(revision)
+
+        steps.append((_objects_name(failed, request), restore_previous))
+    elif request is not None and failed.failed_step in KUBERNETES_STEPS:
 
         def delete_objects() -> None:
             from fargate_app.kube.steps import delete_app

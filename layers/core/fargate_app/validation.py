@@ -24,17 +24,22 @@ from fargate_app.errors import InvalidRequest
 from fargate_app.models import CALLER, ApiModel, ProvisionRequest, parse_request_for
 
 CONSOLE_CALLER = "console"
-# The API's execution input: the request and who asked (from API Gateway's request context, never from the body).
-API_INPUT_KEYS = frozenset({"request", "caller"})
+# The API's execution input: the request, who asked (from API Gateway's request context, never from the body) and,
+# for an update, the app's last good revision (the API reads it from the last successful provision).
+API_INPUT_KEYS = frozenset({"request", "caller", "previous"})
 
 
 class ValidatedRequest(ApiModel):
-    """The state the provision workflow carries from here on: the normalised request, the execution's ARN and who
-    asked for it (the API caller's principal ARN, or ``console``)."""
+    """The state the provision workflow carries from here on: the normalised request, the execution's ARN, who
+    asked for it (the API caller's principal ARN, or ``console``) and, for an update, the last good revision: the
+    ApplyApp input of the app's last successful provision, which Compensate applies again if the update fails at or
+    after ApplyApp. It is carried as given and checked only if it is needed: a revision that today's rules would
+    refuse must still be restorable, or at least never turn a failed update into a deleted app."""
 
     request: ProvisionRequest
     execution_arn: str
     caller: str = CONSOLE_CALLER
+    previous: dict[str, Any] | None = None
 
 
 def validate_start(settings: Settings, event: dict[str, Any]) -> ValidatedRequest:
@@ -49,15 +54,21 @@ def validate_start(settings: Settings, event: dict[str, Any]) -> ValidatedReques
     """
     raw = event.get("request")
     caller = CONSOLE_CALLER
+    previous = None
     # A v1 request has no field named "request": this is the API's input. A console start's input is the request.
     if isinstance(raw, dict) and "request" in raw and set(raw) <= API_INPUT_KEYS:
         caller = str(raw.get("caller") or CONSOLE_CALLER)
         if not CALLER.fullmatch(caller):
             raise InvalidRequest.of("caller", "must be 'console' or the IAM principal ARN API Gateway reported")
+        previous = raw.get("previous")
+        if previous is not None and not isinstance(previous, dict):
+            raise InvalidRequest.of("previous", "must be the last good revision's ApplyApp input (a JSON object)")
         raw = raw["request"]
     request = parse_request_for(settings, raw)
     check_in_account(settings, request)
-    return ValidatedRequest(request=request, execution_arn=str(event.get("executionArn", "")), caller=caller)
+    return ValidatedRequest(
+        request=request, execution_arn=str(event.get("executionArn", "")), caller=caller, previous=previous
+    )
 
 
 def check_in_account(settings: Settings, request: ProvisionRequest) -> None:

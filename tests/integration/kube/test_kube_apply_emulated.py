@@ -73,29 +73,106 @@ def test_a_changed_request_bumps_the_generation(start_emulator, settings):
     assert deployment["spec"]["replicas"] == 2
 
 
-def test_a_field_owned_by_another_manager_is_a_conflict_naming_the_field(start_emulator, settings):
-    # Given a deployment whose replicas another manager set to 3 with server-side apply
-    emulator = start_emulator()
-    apis = apis_for(emulator)
-    apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
-    api = apis.get("blog", "us-west-2")
+def _apply_as(api: Any, manager: str, spec: dict[str, Any]) -> None:
+    """Another field manager takes ``spec`` fields of the app's Deployment with a forced server-side apply."""
     api.apps.patch_namespaced_deployment(
         "demo-app",
         "fargate",
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "demo-app"}, "spec": {"replicas": 3}},
-        field_manager="platform-team",
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "demo-app"}, "spec": spec},
+        field_manager=manager,
         force=True,
         _content_type="application/apply-patch+yaml",
     )
 
-    # When the provisioner applies its own replica count
+
+def test_a_field_owned_by_another_manager_is_a_conflict_naming_the_field(start_emulator, settings):
+    # Given a deployment whose container image another manager set with server-side apply
+    emulator = start_emulator()
+    apis = apis_for(emulator)
+    apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
+    api = apis.get("blog", "us-west-2")
+    other_image = CACHED_IMAGE.replace("ab" * 32, "cd" * 32)
+    _apply_as(api, "platform-team", {"template": {"spec": {"containers": [{"name": "app", "image": other_image}]}}})
+
+    # When the provisioner applies its own image
     with pytest.raises(KubernetesConflict) as raised:
         apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
 
     # Then the error names the field and the manager that owns it, and the other value stays
-    assert ".spec.replicas" in raised.value.message
+    assert '.spec.template.spec.containers[name="app"].image' in raised.value.message
     assert "platform-team" in raised.value.message
-    assert _stored(emulator, "Deployment", "demo-app")["spec"]["replicas"] == 3
+    containers = _stored(emulator, "Deployment", "demo-app")["spec"]["template"]["spec"]["containers"]
+    assert containers[0]["image"] == other_image
+
+
+@pytest.mark.parametrize("scaler", ["server-side apply", "scale subresource"])
+def test_replicas_another_manager_owns_are_left_to_it(start_emulator, settings, scaler):
+    # Given an applied app that an autoscaler (SSA) or `kubectl scale` (the scale subresource) scaled to 3
+    emulator = start_emulator()
+    apis = apis_for(emulator)
+    apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
+    api = apis.get("blog", "us-west-2")
+    if scaler == "server-side apply":
+        _apply_as(api, "platform-team", {"replicas": 3})
+    else:
+        api.apps.patch_namespaced_deployment_scale("demo-app", "fargate", {"spec": {"replicas": 3}})
+
+    # When an update of the app (another cpu) is applied with its own replica count
+    event = step_event()
+    event["request"]["cpu"] = "500m"
+    applied = apply_app(settings, parse(ApplyAppEvent, event), apis)
+
+    # Then the update lands, the replica count stays the other manager's, and the result says who owns it
+    deployment = _stored(emulator, "Deployment", "demo-app")
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "500m"
+    assert applied.replicas_managed_by is not None and applied.replicas_managed_by != FIELD_MANAGER
+
+
+def test_a_changed_port_replaces_the_old_one(start_emulator, settings):
+    # Given an app applied with port 80
+    emulator = start_emulator()
+    apis = apis_for(emulator)
+    apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
+
+    # When an update moves it to port 8080
+    event = step_event()
+    event["request"]["port"] = 8080
+    apply_app(settings, parse(ApplyAppEvent, event), apis)
+
+    # Then the container and the Service expose 8080 only (no port left behind, none without its number)
+    container = _stored(emulator, "Deployment", "demo-app")["spec"]["template"]["spec"]["containers"][0]
+    assert [port["containerPort"] for port in container["ports"]] == [8080]
+    assert [port["port"] for port in _stored(emulator, "Service", "demo-app")["spec"]["ports"]] == [8080]
+
+
+def test_objects_a_new_revision_drops_are_deleted_but_not_someone_elses(start_emulator, settings):
+    # Given an app applied with a port and an ingress
+    emulator = start_emulator()
+    apis = apis_for(emulator)
+    apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
+
+    # When an update drops the ingress
+    event = step_event()
+    del event["request"]["expose"]
+    dropped_ingress = apply_app(settings, parse(ApplyAppEvent, event), apis)
+
+    # Then the Ingress is gone and the Service stays
+    assert [(ref.kind, ref.name) for ref in dropped_ingress.pruned] == [("Ingress", "demo-app")]
+    assert emulator.objects("Ingress", "fargate") == []
+    assert [obj["metadata"]["name"] for obj in emulator.objects("Service", "fargate")] == ["demo-app"]
+
+    # When a Service of the app's name that someone else made exists and the next update drops the port
+    api = apis.get("blog", "us-west-2")
+    api.core.delete_namespaced_service("demo-app", "fargate")
+    service = {"metadata": {"name": "demo-app"}, "spec": {"ports": [{"port": 81}]}}
+    api.core.create_namespaced_service("fargate", service)
+    del event["request"]["port"]
+    dropped_port = apply_app(settings, parse(ApplyAppEvent, event), apis)
+
+    # Then that Service is left in place: only objects the provisioner manages are pruned
+    assert dropped_port.pruned == []
+    assert [obj["spec"]["ports"][0]["port"] for obj in emulator.objects("Service", "fargate")] == [81]
 
 
 def test_an_object_the_api_server_rejects_is_manifest_invalid(start_emulator, settings, monkeypatch):

@@ -145,3 +145,109 @@ def test_teardown_deletes_the_shared_profile_when_the_last_app_leaves(
     release = release_fargate_profile(settings, teardown_event(event))
     # Then the profile is being deleted and nothing is reported kept for it
     assert (release.deleting, release.kept, deleted_profiles) == (True, None, [PROFILE])
+
+
+def revision(event: dict[str, Any]) -> dict[str, Any]:
+    """What the API passes as ``previous`` for a provision that succeeded with ``event`` as its ApplyApp input."""
+    return {
+        "executionArn": event["executionArn"],
+        "request": event["request"],
+        "image": {"cached": event["image"]["cached"]},
+        "caller": "console",
+        "fargateProfileName": event["fargateProfileName"],
+    }
+
+
+def an_update(event: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The state of an update execution of the app: the same app with ``changes``, by another execution."""
+    request = {key: value for key, value in {**event["request"], **changes}.items() if value is not None}
+    arn = event["executionArn"].replace("demo-app-1", "demo-app-2")
+    reused_profile = {**created_profile(), "created": False}
+    return {**event, "request": request, "executionArn": arn, "fargateProfile": reused_profile}
+
+
+def test_a_failed_update_applies_the_last_good_revision_again_and_deletes_nothing(
+    emulator: KubeEmulator, settings: Settings, deleted_profiles: list[str]
+) -> None:
+    # Given the app running, then an update (2 replicas, port 8080, no ingress) applied, whose rollout failed
+    first = our_app(settings)
+    update = an_update(first, replicas=2, port=8080, expose=None)
+    apply_app(settings, parse(ApplyAppEvent, update), client.DEFAULT_APIS)
+    assert emulator.objects("Ingress", "fargate") == []
+
+    # When compensating the update, which carries the last good revision
+    result = compensate(settings, failed_at(update, "CheckRollout", previous=revision(first)))
+
+    # Then the first revision's objects are back (its spec, its annotation, its Ingress) and nothing was deleted
+    assert result.rolled_back_to == "demo-app-1"
+    assert json.loads(result.cause)["rolledBackTo"] == "demo-app-1"
+    assert result.compensated == ["app fargate/demo-app rolled back to demo-app-1"]
+    assert (result.leftovers, deleted_profiles) == ([], [])
+    [deployment] = emulator.objects("Deployment", "fargate")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["metadata"]["annotations"]["fargate-app.io/execution-arn"] == first["executionArn"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 80
+    assert [obj["metadata"]["name"] for obj in emulator.objects("Ingress", "fargate")] == ["demo-app"]
+
+
+def test_an_update_that_added_an_ingress_loses_it_in_the_rollback(
+    emulator: KubeEmulator, settings: Settings, deleted_profiles: list[str]
+) -> None:
+    # Given the app running without port or ingress, then an update that adds both and fails in its rollout
+    first = our_app_without_exposure(settings)
+    update = an_update(first, port=80, expose={"ingress": {"scheme": "internal", "path": "/"}})
+    apply_app(settings, parse(ApplyAppEvent, update), client.DEFAULT_APIS)
+
+    # When compensating the update
+    result = compensate(settings, failed_at(update, "CheckRollout", previous=revision(first)))
+
+    # Then the Ingress and Service it added are gone again, and the Deployment remains
+    assert result.compensated == [
+        "app fargate/demo-app rolled back to demo-app-1",
+        "Ingress fargate/demo-app (pruned)",
+        "Service fargate/demo-app (pruned)",
+    ]
+    assert [emulator.objects(kind, "fargate") for kind in ("Service", "Ingress")] == [[], []]
+    assert len(emulator.objects("Deployment", "fargate")) == 1
+
+
+def our_app_without_exposure(settings: Settings) -> dict[str, Any]:
+    event = step_event(fargateProfileName=PROFILE)
+    event["request"] = {k: v for k, v in event["request"].items() if k not in ("port", "expose")}
+    apply_app(settings, parse(ApplyAppEvent, event), client.DEFAULT_APIS)
+    return event
+
+
+def test_a_rollback_that_cannot_apply_leaves_the_app_in_place_and_says_so(
+    emulator: KubeEmulator, settings: Settings, deleted_profiles: list[str]
+) -> None:
+    # Given the app running, and another manager that took its container image, so both the update and the
+    # rollback conflict with it
+    first = our_app(settings)
+    api = client.DEFAULT_APIS.get("blog", REGION)
+    other_image = first["image"]["cached"].replace("ab" * 32, "cd" * 32)
+    api.apps.patch_namespaced_deployment(
+        "demo-app",
+        "fargate",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "demo-app"},
+            "spec": {"template": {"spec": {"containers": [{"name": "app", "image": other_image}]}}},
+        },
+        field_manager="platform-team",
+        force=True,
+        _content_type="application/apply-patch+yaml",
+    )
+    update = an_update(first, cpu="500m")
+
+    # When compensating the update that failed in ApplyApp
+    result = compensate(settings, failed_at(update, "ApplyApp", previous=revision(first)))
+
+    # Then nothing is deleted: the objects stay, the failed rollback is a leftover naming the conflict
+    assert result.rolled_back_to is None
+    assert [len(emulator.objects(kind, "fargate")) for kind in ("Deployment", "Service", "Ingress")] == [1, 1, 1]
+    [leftover] = result.leftovers
+    assert leftover.startswith("the objects of app fargate/demo-app (to roll back to demo-app-1) (could not be undone")
+    assert "platform-team" in leftover
+    assert json.loads(result.cause)["compensationFailed"] is True

@@ -255,13 +255,42 @@ def _start_or_replay(
 
 
 def _without_caller(document: Any) -> Any:
-    """The input as the execution name hashes it: who asked does not make another request."""
-    return {k: v for k, v in document.items() if k != "caller"} if isinstance(document, dict) else document
+    """The input as the execution name hashes it: who asked, and what ran before, do not make another request."""
+    if not isinstance(document, dict):
+        return document
+    return {k: v for k, v in document.items() if k not in ("caller", "previous")}
+
+
+def last_good_revision(executions: list[ExecutionSummary]) -> dict[str, Any] | None:
+    """The ApplyApp input of the app's last good revision: its newest successful provision, unless a successful
+    teardown came after it (then the app is gone and a provision is a first one). Its result holds everything
+    ApplyApp needs; a result without it (a provision of an older version) gives None.
+
+    Raises:
+        AwsThrottled, PermanentError: Step Functions refused (translated).
+    """
+    succeeded = next((e for e in executions if e.status == SUCCEEDED), None)
+    if succeeded is None or succeeded.kind != "provision":
+        return None
+    result = _parse_json(describe_execution(succeeded.arn).get("output"))
+    if not isinstance(result, dict):
+        return None
+    image, profile = result.get("image"), result.get("fargateProfile")
+    if not (isinstance(result.get("request"), dict) and isinstance(image, dict) and isinstance(profile, dict)):
+        return None
+    return {
+        "executionArn": succeeded.arn,
+        "request": result["request"],
+        "image": {"cached": image.get("cached")},
+        "caller": result.get("caller") or "console",
+        "fargateProfileName": profile.get("name"),
+    }
 
 
 def start_provision(settings: Settings, request: ProvisionRequest, caller: str) -> StartedExecution:
     """Start (or replay) the provision execution for a validated request, recording ``caller`` (the IAM principal
-    API Gateway authorized) in its input.
+    API Gateway authorized) in its input, and for an update the app's last good revision (``previous``): a failed
+    update applies it again instead of deleting the app.
 
     Raises:
         ExecutionConflict: an execution for another request of the app, or its teardown, is running.
@@ -270,14 +299,17 @@ def start_provision(settings: Settings, request: ProvisionRequest, caller: str) 
     app = AppRef(request.cluster, request.namespace, request.app)
     document = request.to_json()
     executions = list_app_executions(settings, app)
-    return _start_or_replay(
-        settings,
-        app,
-        "provision",
-        provision_base_name(app, document),
-        {"request": document, "caller": caller},
-        executions,
-    )
+    base = provision_base_name(app, document)
+    execution_input: dict[str, Any] = {"request": document, "caller": caller}
+    # The last good revision costs a DescribeExecution: read it only when an execution may start (nothing runs, and
+    # this is not a replay of the app's newest execution, which succeeded).
+    newest = executions[0] if executions else None
+    replay = newest is not None and newest.kind == "provision" and attempt_of(newest.name, base) is not None
+    if not any(e.status == RUNNING for e in executions) and not (replay and newest and newest.status == SUCCEEDED):
+        previous = last_good_revision(executions)
+        if previous is not None:
+            execution_input["previous"] = previous
+    return _start_or_replay(settings, app, "provision", base, execution_input, executions)
 
 
 def start_teardown(settings: Settings, app: AppRef, caller: str) -> StartedExecution:

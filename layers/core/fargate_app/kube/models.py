@@ -46,6 +46,10 @@ class AppliedApp(ApiModel):
     objects: list[KubeObjectRef]
     namespace_created: bool
     applied: bool = True
+    # The Ingress/Service an earlier revision had and this one does not: deleted.
+    pruned: list[KubeObjectRef] = Field(default_factory=list)
+    # Another field manager (an autoscaler, ``kubectl scale``) owns spec.replicas: the request's count was not set.
+    replicas_managed_by: str | None = None
     ingress: ExposedIngress | None = None
     # When the objects were applied: CheckRollout's grace period and timeout count from here.
     applied_at: datetime

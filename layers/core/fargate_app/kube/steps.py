@@ -91,13 +91,45 @@ def _namespace_exists(api: KubeApi, namespace: str) -> bool:
     return True
 
 
+def _replicas_owner(api: KubeApi, request: ProvisionRequest) -> str | None:
+    """The field manager other than ours that owns the live Deployment's ``spec.replicas`` (a HorizontalPodAutoscaler,
+    ``kubectl scale``), or None. Setting the field again would be a conflict; forcing it would fight that manager."""
+    where = f"{request.namespace}/{request.app}"
+    try:
+        live = as_dict(
+            api,
+            call_api(f"read deployment {where}", api.apps.read_namespaced_deployment, request.app, request.namespace),
+        )
+    except KubernetesNotFound:
+        return None
+    for entry in live["metadata"].get("managedFields") or []:
+        spec = (entry.get("fieldsV1") or {}).get("f:spec") or {}
+        if entry.get("manager") != FIELD_MANAGER and "f:replicas" in spec:
+            return str(entry.get("manager"))
+    return None
+
+
+def _prune(api: KubeApi, request: ProvisionRequest, kept_kinds: set[str]) -> list[KubeObjectRef]:
+    """Delete the app's Ingress and Service when the request no longer has them (``expose.ingress`` or ``port``
+    dropped): apply sets the desired state completely. Objects of that name we do not manage are left alone."""
+    pruned = []
+    for kind, read, delete in _app_object_apis(api):
+        if kind in kept_kinds or kind == "Deployment":
+            continue
+        if _delete_if_ours(api, kind, read, delete, request, foreign_ok=True):
+            pruned.append(KubeObjectRef(kind=kind, name=request.app, namespace=request.namespace))
+    return pruned
+
+
 def apply_app(
     settings: Settings, event: ApplyAppEvent, apis: KubeApiCache = DEFAULT_APIS, clock: Clock = _utcnow
 ) -> AppliedApp:
     """Validate every object against the cluster's schemas, then server-side apply them in order.
 
     An existing namespace is left as it is (it may be shared and is not ours to label); a missing one is created.
-    Applying twice with the same input changes nothing (same resourceVersion and generation).
+    Applying twice with the same input changes nothing (same resourceVersion and generation). The request is the
+    whole desired state: an Ingress or Service the request no longer asks for is deleted. ``replicas`` is left out
+    while another field manager owns it (an autoscaler or ``kubectl scale``): that manager decides the count.
 
     Raises:
         ManifestInvalid: an object fails the cluster version's schema, or the API server answers 400/422.
@@ -114,6 +146,10 @@ def apply_app(
     for manifest in manifests:
         validate_manifest(manifest, api.cluster.version)
     namespace_created = not _namespace_exists(api, request.namespace)
+    replicas_owner = None if namespace_created else _replicas_owner(api, request)
+    if replicas_owner is not None:
+        deployment = next(manifest for manifest in manifests if manifest["kind"] == "Deployment")
+        del deployment["spec"]["replicas"]
     applied: list[KubeObjectRef] = []
     for manifest in manifests:
         if manifest["kind"] == "Namespace" and not namespace_created:
@@ -121,9 +157,17 @@ def apply_app(
         _apply(api, manifest)
         metadata = manifest["metadata"]
         applied.append(KubeObjectRef(kind=manifest["kind"], name=metadata["name"], namespace=metadata.get("namespace")))
+    pruned = [] if namespace_created else _prune(api, request, {manifest["kind"] for manifest in manifests})
     logger.info(
         "applied app",
-        extra={"cluster": request.cluster, "namespace": request.namespace, "app": request.app, "objects": len(applied)},
+        extra={
+            "cluster": request.cluster,
+            "namespace": request.namespace,
+            "app": request.app,
+            "objects": len(applied),
+            "pruned": [ref.kind for ref in pruned],
+            "replicas_owner": replicas_owner,
+        },
     )
     exposed = request.expose.ingress if request.expose else None
     ingress = (
@@ -138,6 +182,8 @@ def apply_app(
         name=request.app,
         objects=applied,
         namespace_created=namespace_created,
+        pruned=pruned,
+        replicas_managed_by=replicas_owner,
         ingress=ingress,
         applied_at=clock(),
     )
@@ -220,8 +266,19 @@ def check_rollout(
     )
 
 
-def _delete_if_ours(api: KubeApi, kind: str, read: Any, delete: Any, request: ProvisionRequest) -> bool:
-    """Delete one object of the app; False when it is already gone.
+def _app_object_apis(api: KubeApi) -> list[tuple[str, Any, Any]]:
+    """(kind, read, delete) of the app's objects, in the order they are deleted (traffic stops before the pods go)."""
+    return [
+        ("Ingress", api.networking.read_namespaced_ingress, api.networking.delete_namespaced_ingress),
+        ("Service", api.core.read_namespaced_service, api.core.delete_namespaced_service),
+        ("Deployment", api.apps.read_namespaced_deployment, api.apps.delete_namespaced_deployment),
+    ]
+
+
+def _delete_if_ours(
+    api: KubeApi, kind: str, read: Any, delete: Any, request: ProvisionRequest, *, foreign_ok: bool = False
+) -> bool:
+    """Delete one object of the app; False when it is already gone (or, with ``foreign_ok``, not ours).
 
     Raises:
         KubernetesConflict: an object of that name exists but this provisioner does not manage it.
@@ -231,6 +288,8 @@ def _delete_if_ours(api: KubeApi, kind: str, read: Any, delete: Any, request: Pr
         current = as_dict(api, call_api(f"read {where}", read, request.app, request.namespace))
         manager = (current["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL)
         if manager != MANAGED_BY:
+            if foreign_ok:
+                return False
             raise KubernetesConflict(
                 f"{where} is not managed by {MANAGED_BY} (label {MANAGED_BY_LABEL}={manager!r}); it was left in place"
             )
@@ -257,12 +316,7 @@ def delete_app(
     api = apis.get(request.cluster, settings.region)
     deleted: list[KubeObjectRef] = []
     gone: list[KubeObjectRef] = []
-    targets = [
-        ("Ingress", api.networking.read_namespaced_ingress, api.networking.delete_namespaced_ingress),
-        ("Service", api.core.read_namespaced_service, api.core.delete_namespaced_service),
-        ("Deployment", api.apps.read_namespaced_deployment, api.apps.delete_namespaced_deployment),
-    ]
-    for kind, read, delete in targets:
+    for kind, read, delete in _app_object_apis(api):
         ref = KubeObjectRef(kind=kind, name=request.app, namespace=request.namespace)
         (deleted if _delete_if_ours(api, kind, read, delete, request) else gone).append(ref)
     logger.info("deleted app", extra={"namespace": request.namespace, "app": request.app, "deleted": len(deleted)})
