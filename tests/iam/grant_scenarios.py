@@ -200,6 +200,64 @@ def a_failed_apply_is_compensated(session: SandboxSession) -> None:
             raise ScenarioFailed(f"compensation left {expected!r}: {cause}")
 
 
+def updates_prune_and_roll_back(session: SandboxSession) -> None:
+    """Updates through the API: one that drops the app's port and Ingress fails in its rollout check after ApplyApp
+    deleted them, and is rolled back (Compensate applies the last good revision again, creating them anew); sent
+    again, it succeeds and ApplyApp deletes the Service and the Ingress for good."""
+    body = request(unique("upd"), port=80, expose={"ingress": {}})
+    namespace = body["namespace"]
+    good = _api(session, "POST", "/apps", body)
+    finished(session, "ProvisionStateMachine", good["executionArn"])
+    slim = {key: value for key, value in body.items() if key not in ("port", "expose")}
+    session.sandbox.faults.fail_kubernetes(rf"/namespaces/{namespace}/pods", 1, 403, method="GET", reason="Forbidden")
+    try:
+        refused = _api(session, "POST", "/apps", slim)
+        cause = finished(session, "ProvisionStateMachine", refused["executionArn"], error="KubernetesForbidden")
+    finally:
+        session.sandbox.faults.clear()
+    if cause.get("rolledBackTo") != good["executionName"] or _exposure(session, namespace) != ["Service", "Ingress"]:
+        raise ScenarioFailed(f"the failed update was not rolled back to {good['executionName']}: {cause}")
+    finished(session, "ProvisionStateMachine", _api(session, "POST", "/apps", slim)["executionArn"])
+    if _exposure(session, namespace):
+        raise ScenarioFailed(f"the update without port and ingress left {_exposure(session, namespace)}")
+
+
+def _exposure(session: SandboxSession, namespace: str) -> list[str]:
+    kubernetes = session.sandbox.kubernetes
+    assert kubernetes is not None
+    return [kind for kind in ("Service", "Ingress") if kubernetes.objects(kind, namespace)]
+
+
+def a_failing_provision_keeps_what_a_running_one_reused(session: SandboxSession) -> None:
+    """Two provisions in a fresh account, the second started once the first created the cache rule (the first then
+    waits on the registry): the first, for a tag that does not exist, fails and keeps the rule it created, because
+    the second reused it (Compensate lists and reads the provisions running, or succeeded since it started)."""
+    fresh_account(session)
+    namespace = unique("pair")
+    sandbox = session.sandbox
+    ecr = sandbox.boto3_client("ecr")
+    sandbox.faults.hang_registry(r"/manifests/no-such-tag", 1, 5.0)
+    try:
+        typo = session.workflows.start(
+            "ProvisionStateMachine", request(namespace, image="public.ecr.aws/nginx/nginx:no-such-tag")
+        )
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"]:
+            if time.monotonic() > deadline:
+                raise ScenarioFailed("the first provision created no cache rule")
+            time.sleep(0.05)
+        web = session.workflows.start("ProvisionStateMachine", request(namespace))
+        cause = finished(session, "ProvisionStateMachine", typo, error="ImageNotFound")
+        result = finished(session, "ProvisionStateMachine", web)
+    finally:
+        sandbox.faults.clear()
+    if result["cacheRule"]["created"] or not any(
+        item.startswith("pull-through-cache rule") and "(kept: provision" in item for item in cause["kept"]
+    ):
+        raise ScenarioFailed(f"the failed provision did not keep what the running one reused: {cause}")
+    execute(session, "TeardownStateMachine", {"request": result["request"], "provision": result})
+
+
 def a_console_teardown_finds_the_profile_by_its_tag(session: SandboxSession) -> None:
     """A teardown started from the console with the request alone: the profile is found among the cluster's by
     its tags, and released."""
@@ -292,6 +350,8 @@ SCENARIOS = tuple(
         first_app_in_a_new_account,
         apps_beside_each_other,
         a_failed_apply_is_compensated,
+        updates_prune_and_roll_back,
+        a_failing_provision_keeps_what_a_running_one_reused,
         a_console_teardown_finds_the_profile_by_its_tag,
         a_drifted_pod_role_is_repaired,
         a_cache_rule_made_by_hand_is_reused,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
+from moto.stepfunctions.models import stepfunctions_backends
 from request_edits import walkthrough_request
 
 from fargate_app.aws.eks import ensure_fargate_profile
@@ -220,3 +222,87 @@ def test_handler_reads_the_state(
     state = failed_state(settings, "CheckFargateProfile")
     answer = handler("compensate").lambda_handler({"state": state}, lambda_context)
     assert answer["error"] == "ImageNotFound" and len(answer["compensated"]) == 2
+
+
+def running_provision(request: dict[str, Any], name: str = "web-1") -> str:
+    """Another provision of this execution's state machine, started after it and still running (moto keeps both
+    RUNNING: it executes nothing), as the API starts it."""
+    sfn = boto3.client("stepfunctions", region_name="us-west-2")
+    machines = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
+    machine = (
+        machines.get("provision")
+        or sfn.create_state_machine(
+            name="provision",
+            definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}}),
+            roleArn="arn:aws:iam::111122223333:role/sfn",
+        )["stateMachineArn"]
+    )
+    if not sfn.list_executions(stateMachineArn=machine)["executions"]:  # this one (EXECUTION) started first
+        sfn.start_execution(stateMachineArn=machine, name=EXECUTION.rsplit(":", 1)[-1], input=json.dumps(REQUEST))
+    body = json.dumps({"request": request, "caller": "console"})
+    return str(sfn.start_execution(stateMachineArn=machine, name=name, input=body)["executionArn"])
+
+
+def with_created_rule(state: dict[str, Any]) -> dict[str, Any]:
+    """The state when this execution also created the default pull-through-cache rule for public.ecr.aws."""
+    rule = {"ecrRepositoryPrefix": "ecr-public", "upstreamRegistryUrl": "public.ecr.aws", "created": True}
+    return {**state, "cacheRule": rule}
+
+
+@pytest.fixture
+def deleted_rules(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """DeletePullThroughCacheRule, recorded (moto has no pull-through-cache rules)."""
+    deleted: list[str] = []
+    monkeypatch.setattr("fargate_app.compensate.delete_cache_rule", lambda prefix: deleted.append(prefix) or True)
+    return deleted
+
+
+def test_keeps_the_rule_and_profile_a_running_provision_may_be_about_to_use(
+    settings: Settings, cluster: str, other_apps: list[str], deleted_rules: list[str]
+) -> None:
+    # Given WarmImageCache failed after this execution created the profile and the rule, while another provision
+    # of the same upstream and cluster runs (it reused both and has applied nothing yet: the cluster does not show it)
+    state = with_created_rule(failed_state(settings, "WarmImageCache"))
+    running_provision({**REQUEST, "app": "web"}, name="web-1")
+    # When compensating
+    result = compensate(settings, state)
+    # Then the rule and the profile stay, naming the execution, and so does the role the profile uses
+    profile = state["fargateProfile"]["name"]
+    assert result.kept == [
+        "pull-through-cache rule ecr-public (kept: provision web-1 may use it)",
+        f"Fargate profile {profile} (kept: provision web-1 may place its pods there)",
+        f"IAM role FargateAppPodExecution-blog (kept: profiles {profile} use it)",
+    ]
+    assert result.compensated == []
+    assert deleted_rules == []
+    assert boto3.client("eks").list_fargate_profiles(clusterName="blog")["fargateProfileNames"] == [profile]
+
+
+def test_a_running_provision_of_another_cluster_and_upstream_keeps_nothing(
+    settings: Settings, cluster: str, other_apps: list[str], deleted_rules: list[str]
+) -> None:
+    # Given the same failure, while a provision for another cluster and another upstream (Docker Hub) runs
+    state = with_created_rule(failed_state(settings, "WarmImageCache"))
+    running_provision({**REQUEST, "cluster": "other", "image": "docker.io/library/nginx:stable"}, name="other-1")
+    # When compensating
+    result = compensate(settings, state)
+    # Then everything this execution created is deleted
+    assert result.kept == []
+    assert "pull-through-cache rule ecr-public" in result.compensated
+    assert deleted_rules == ["ecr-public"]
+
+
+def test_keeps_the_rule_a_provision_that_succeeded_since_reused(
+    settings: Settings, cluster: str, other_apps: list[str], deleted_rules: list[str]
+) -> None:
+    # Given the same failure, after another provision of the same upstream started later and already succeeded
+    # (its app may run in another cluster: a rule serves them all)
+    state = with_created_rule(failed_state(settings, "WarmImageCache"))
+    web = running_provision({**REQUEST, "cluster": "other", "app": "web"}, name="web-2")
+    execution = stepfunctions_backends["111122223333"]["us-west-2"].describe_execution(web)
+    execution.status, execution.stop_date = "SUCCEEDED", datetime.now(UTC).isoformat()
+    # When compensating
+    result = compensate(settings, state)
+    # Then the rule stays, naming that provision
+    assert "pull-through-cache rule ecr-public (kept: provision web-2 may use it)" in result.kept
+    assert deleted_rules == []

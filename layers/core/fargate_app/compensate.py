@@ -2,8 +2,9 @@
 
 The Catch of every provision Task routes here with the whole state: each ensure-step recorded ``created`` in its
 result, so this step knows exactly what is this execution's to delete. Shared things are kept when something else
-now depends on them: a Fargate profile another managed app's pods match, a pod execution role another profile uses.
-Every delete is idempotent (already gone counts as done), so the state machine may retry this step.
+now depends on them: a Fargate profile another managed app's pods match, a pod execution role another profile uses,
+a cache rule or profile another provision (running now, or succeeded since) may use (``concurrent_provisions.py``).
+A failed update does not delete the app's objects: it applies the last good revision again. Every delete is idempotent (already gone counts as done), so the state machine may retry this step.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fargate_app.aws.eks import delete_fargate_profile
 from fargate_app.aws.errors import aws_errors
 from fargate_app.aws.iam import delete_pod_execution_role
 from fargate_app.aws.tags import LAST_ENSURED_TAG, execution_tag
+from fargate_app.concurrent_provisions import ConcurrentProvision, concurrent_provisions
 from fargate_app.config import Settings
 from fargate_app.errors import ClusterNotFound, FargateAppError, RetryableError, truncate
 from fargate_app.models import ApiModel, CacheRule, FargateProfile, PodExecutionRole, ProvisionRequest
@@ -170,6 +172,7 @@ def _undo_steps(
     steps: list[tuple[str, Callable[[], None]]] = []
     released: list[str] = []  # the profile being deleted, for the role's check
     previous, revision = failed.previous, failed.previous_revision
+    others = _ConcurrentProvisions(settings, failed.execution_arn)
 
     if request is not None and failed.failed_step in KUBERNETES_STEPS and previous is not None and revision:
 
@@ -200,6 +203,13 @@ def _undo_steps(
     if rule is not None and rule.created:
 
         def delete_rule() -> None:
+            users = [provision.name for provision in others.get() if provision.may_use_rule(rule)]
+            if users:
+                kept.append(
+                    f"pull-through-cache rule {rule.ecr_repository_prefix} (kept: provision {', '.join(users)} may "
+                    "use it)"
+                )
+                return
             delete_cache_rule(rule.ecr_repository_prefix)
             compensated.append(f"pull-through-cache rule {rule.ecr_repository_prefix}")
 
@@ -208,7 +218,7 @@ def _undo_steps(
     if request is not None and profile is not None and profile.created:
 
         def release_profile() -> None:
-            if _release_profile(settings, request, profile, compensated, kept):
+            if _release_profile(settings, request, profile, others, compensated, kept):
                 released.append(profile.name)
 
         steps.append((f"Fargate profile {profile.name}", release_profile))
@@ -223,16 +233,40 @@ def _undo_steps(
     return steps
 
 
+class _ConcurrentProvisions:
+    """The other provisions that may use what this one created: found once, and only when something shared may be
+    deleted."""
+
+    def __init__(self, settings: Settings, execution_arn: str) -> None:
+        self._settings, self._execution_arn = settings, execution_arn
+        self._found: list[ConcurrentProvision] | None = None
+
+    def get(self) -> list[ConcurrentProvision]:
+        if self._found is None:
+            self._found = concurrent_provisions(self._settings, self._execution_arn)
+        return self._found
+
+
 def _release_profile(
-    settings: Settings, request: ProvisionRequest, profile: FargateProfile, done: list[str], kept: list[str]
+    settings: Settings,
+    request: ProvisionRequest,
+    profile: FargateProfile,
+    others: _ConcurrentProvisions,
+    done: list[str],
+    kept: list[str],
 ) -> bool:
-    """Delete the profile unless something else uses it (deleting it deletes its pods); True when being deleted."""
+    """Delete the profile unless something else uses it (deleting it deletes its pods) or another provision may be
+    about to place pods with it; True when being deleted."""
     from fargate_app.kube.usage import profile_users
 
     selectors = [selector.to_json() for selector in profile.selectors]
     users = profile_users(settings, request, {"fargateProfileName": profile.name, "selectors": selectors})
     if users:
         kept.append(f"Fargate profile {profile.name} (kept: it schedules {', '.join(users)})")
+        return False
+    placing = [provision.name for provision in others.get() if provision.may_use_profile(profile)]
+    if placing:
+        kept.append(f"Fargate profile {profile.name} (kept: provision {', '.join(placing)} may place its pods there)")
         return False
     delete_fargate_profile(profile.cluster, profile.name)
     done.append(f"Fargate profile {profile.name}")
