@@ -222,7 +222,7 @@ def test_an_update_meeting_a_fault_leaves_the_app_running(
     assert cause["rolledBackTo"] == (first["executionName"] if case.expect == "rolled back" else None)
 
 
-def test_a_deleted_app_is_gone_after_its_update_history(sandbox: Sandbox, workflows: Workflows) -> None:
+def test_an_app_with_a_rolled_back_update_tears_down_completely(sandbox: Sandbox, workflows: Workflows) -> None:
     # Given an app that was updated once (a failed update, then a good one)
     app = unique("hist")
     request = {**REQUEST, "namespace": NAMESPACE, "app": app}

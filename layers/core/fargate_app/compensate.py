@@ -4,7 +4,8 @@ The Catch of every provision Task routes here with the whole state: each ensure-
 result, so this step knows exactly what is this execution's to delete. Shared things are kept when something else
 now depends on them: a Fargate profile another managed app's pods match, a pod execution role another profile uses,
 a cache rule or profile another provision (running now, or succeeded since) may use (``concurrent_provisions.py``).
-A failed update does not delete the app's objects: it applies the last good revision again. Every delete is idempotent (already gone counts as done), so the state machine may retry this step.
+A failed update does not delete the app's objects: it applies the last good revision again. Every delete is
+idempotent (already gone counts as done), so the state machine may retry this step.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from fargate_app.aws.errors import aws_errors
 from fargate_app.config import MANAGED_BY, Settings
 from fargate_app.errors import InvalidRequest
 from fargate_app.models import MANAGED_BY_LABEL, CacheRule, FargateProfile, ProvisionRequest, parse_request_for
-from fargate_app.validation import API_INPUT_KEYS
+from fargate_app.validation import is_api_input
 
 # Longer than a provision can take to reach EnsureCacheRule after it started (the profile wait is 20 minutes): an
 # execution that started earlier than this before ours cannot have reused what ours created.
@@ -126,7 +126,7 @@ def _request_of(settings: Settings, execution_input: str | None) -> ProvisionReq
         document = json.loads(execution_input or "null")
     except ValueError:
         return None
-    if isinstance(document, dict) and "request" in document and set(document) <= API_INPUT_KEYS:
+    if is_api_input(document):
         document = document["request"]
     try:
         return parse_request_for(settings, document)

@@ -10,7 +10,7 @@ rule it needs. Each refusal is a named permanent error, and nothing has been cre
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from fargate_app.aws.ecr import check_cache_rule, check_secret
 from fargate_app.aws.eks import (
@@ -27,6 +27,12 @@ CONSOLE_CALLER = "console"
 # The API's execution input: the request, who asked (from API Gateway's request context, never from the body) and,
 # for an update, the app's last good revision (the API reads it from the last successful provision).
 API_INPUT_KEYS = frozenset({"request", "caller", "previous"})
+
+
+def is_api_input(document: Any) -> TypeGuard[dict[str, Any]]:
+    """A v1 request has no field named "request": a document that has one, beside only the API's other keys, is the
+    API's execution input; a console start's input is the request itself."""
+    return isinstance(document, dict) and "request" in document and set(document) <= API_INPUT_KEYS
 
 
 class ValidatedRequest(ApiModel):
@@ -55,8 +61,7 @@ def validate_start(settings: Settings, event: dict[str, Any]) -> ValidatedReques
     raw = event.get("request")
     caller = CONSOLE_CALLER
     previous = None
-    # A v1 request has no field named "request": this is the API's input. A console start's input is the request.
-    if isinstance(raw, dict) and "request" in raw and set(raw) <= API_INPUT_KEYS:
+    if is_api_input(raw):
         caller = str(raw.get("caller") or CONSOLE_CALLER)
         if not CALLER.fullmatch(caller):
             raise InvalidRequest.of("caller", "must be 'console' or the IAM principal ARN API Gateway reported")

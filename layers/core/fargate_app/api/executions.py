@@ -261,6 +261,11 @@ def _without_caller(document: Any) -> Any:
     return {k: v for k, v in document.items() if k not in ("caller", "previous")}
 
 
+def _replays(execution: ExecutionSummary, base: str) -> bool:
+    """The execution is an attempt of the provision named ``base`` (the same request)."""
+    return execution.kind == "provision" and attempt_of(execution.name, base) is not None
+
+
 def last_good_revision(executions: list[ExecutionSummary]) -> dict[str, Any] | None:
     """The ApplyApp input of the app's last good revision: its newest successful provision, unless a successful
     teardown came after it (then the app is gone and a provision is a first one). Its result holds everything
@@ -303,9 +308,8 @@ def start_provision(settings: Settings, request: ProvisionRequest, caller: str) 
     execution_input: dict[str, Any] = {"request": document, "caller": caller}
     # The last good revision costs a DescribeExecution: read it only when an execution may start (nothing runs, and
     # this is not a replay of the app's newest execution, which succeeded).
-    newest = executions[0] if executions else None
-    replay = newest is not None and newest.kind == "provision" and attempt_of(newest.name, base) is not None
-    if not any(e.status == RUNNING for e in executions) and not (replay and newest and newest.status == SUCCEEDED):
+    replays_success = bool(executions) and _replays(executions[0], base) and executions[0].status == SUCCEEDED
+    if not any(e.status == RUNNING for e in executions) and not replays_success:
         previous = last_good_revision(executions)
         if previous is not None:
             execution_input["previous"] = previous
