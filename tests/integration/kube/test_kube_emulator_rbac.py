@@ -195,7 +195,7 @@ def test_a_principal_without_an_access_entry_is_unauthorized(cluster: KubeEmulat
 
 def test_the_documented_manifests_grant_each_step_exactly_what_it_does(cluster: KubeEmulator) -> None:
     applied = apply_as_creator(cluster, documented_manifests(ROOT / "docs" / "eks-access.md"))
-    assert len(applied) == 10
+    assert len(applied) == 12
     apply_role = entry(cluster, "ApplyAppFunctionRole", "fargate-app:apply")
     check_role = entry(cluster, "CheckRolloutFunctionRole", "fargate-app:check-rollout")
     delete_role = entry(cluster, "DeleteAppFunctionRole", "fargate-app:delete")
@@ -203,9 +203,15 @@ def test_the_documented_manifests_grant_each_step_exactly_what_it_does(cluster: 
     assert call(cluster, apply_role, "GET", "/api/v1/namespaces/team-c")[0] == 404
     assert apply_namespace(cluster, apply_role, "team-c")[0] == 201
     assert apply_deployment(cluster, apply_role, "team-c", "web")[0] == 201
-    # but reads no pods, no secrets, and deletes nothing
+    # but reads no pods, no secrets, and deletes no Deployment (only a Service or Ingress a new revision dropped)
     assert call(cluster, apply_role, "GET", "/api/v1/namespaces/team-c/secrets")[0] == 403
     assert call(cluster, apply_role, "DELETE", "/apis/apps/v1/namespaces/team-c/deployments/web")[0] == 403
+    assert call(cluster, apply_role, "DELETE", "/api/v1/namespaces/team-c/services/web")[0] == 404
+    # Compensate's rollback applies the last good Deployment again, and can neither create a namespace nor delete
+    rollback_role = entry(cluster, "CompensateFunctionRole", "fargate-app:rollback")
+    assert apply_deployment(cluster, rollback_role, "team-c", "web")[0] == 200
+    assert apply_namespace(cluster, rollback_role, "team-d")[0] == 403
+    assert call(cluster, rollback_role, "DELETE", "/apis/apps/v1/namespaces/team-c/deployments/web")[0] == 403
     # CheckRollout reads; it cannot change the Deployment
     assert call(cluster, check_role, "GET", "/apis/apps/v1/namespaces/team-c/deployments/web")[0] == 200
     assert call(cluster, check_role, "GET", "/api/v1/namespaces/team-c/pods")[0] == 200

@@ -48,8 +48,10 @@ def emulator(start_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[K
 
 @pytest.fixture
 def deleted_profiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """EKS's DeleteFargateProfile, recorded; DescribeFargateProfile answers the shared profile."""
+    """EKS's DeleteFargateProfile, recorded; DescribeFargateProfile answers the shared profile; Step Functions
+    knows no other provision (these tests are about what the cluster shows)."""
     deleted: list[str] = []
+    monkeypatch.setattr("fargate_app.compensate.concurrent_provisions", lambda settings, arn: [])
     for module in ("fargate_app.compensate", "fargate_app.teardown"):
         monkeypatch.setattr(f"{module}.delete_fargate_profile", lambda cluster, name: deleted.append(name) or True)
     monkeypatch.setattr("fargate_app.teardown._describe", lambda cluster, name: SHARED if name == PROFILE else None)
