@@ -203,7 +203,9 @@ def a_failed_apply_is_compensated(session: SandboxSession) -> None:
 def updates_prune_and_roll_back(session: SandboxSession) -> None:
     """Updates through the API: one that drops the app's port and Ingress fails in its rollout check after ApplyApp
     deleted them, and is rolled back (Compensate applies the last good revision again, creating them anew); sent
-    again, it succeeds and ApplyApp deletes the Service and the Ingress for good."""
+    again, it succeeds and ApplyApp deletes the Service and the Ingress for good; the teardown releases the profile.
+    It starts from a fresh account: each run makes a namespace of its own, whose profile counts against EKS's 10."""
+    fresh_account(session)
     body = request(unique("upd"), port=80, expose={"ingress": {}})
     namespace = body["namespace"]
     good = _api(session, "POST", "/apps", body)
@@ -217,9 +219,10 @@ def updates_prune_and_roll_back(session: SandboxSession) -> None:
         session.sandbox.faults.clear()
     if cause.get("rolledBackTo") != good["executionName"] or _exposure(session, namespace) != ["Service", "Ingress"]:
         raise ScenarioFailed(f"the failed update was not rolled back to {good['executionName']}: {cause}")
-    finished(session, "ProvisionStateMachine", _api(session, "POST", "/apps", slim)["executionArn"])
+    result = finished(session, "ProvisionStateMachine", _api(session, "POST", "/apps", slim)["executionArn"])
     if _exposure(session, namespace):
         raise ScenarioFailed(f"the update without port and ingress left {_exposure(session, namespace)}")
+    execute(session, "TeardownStateMachine", {"request": result["request"], "provision": result})
 
 
 def _exposure(session: SandboxSession, namespace: str) -> list[str]:
