@@ -34,11 +34,9 @@ class GatewayResponse:
     body: bytes = b""
 
     def json(self) -> Any:
-        """The body as JSON; ``{}`` when it is empty or not JSON (an error page, say)."""
-        try:
-            return json.loads(self.body) if self.body else {}
-        except ValueError:
-            return {}
+        """The body as JSON, ``{}`` when empty. Every body here is the handlers' or the gateway's own JSON: anything
+        else is a bug to see, not an error page to tolerate (the CLI's remote ``ApiResponse`` does tolerate them)."""
+        return json.loads(self.body) if self.body else {}
 
 
 def match_route(path: str) -> tuple[str, dict[str, str]] | None:

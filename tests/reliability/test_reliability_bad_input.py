@@ -35,6 +35,13 @@ def request_with(**changes: Any) -> dict[str, Any]:
     return edited(REQUEST, **changes)
 
 
+def docker_hub_with(
+    region: str = "us-west-2", account: str = "111122223333", name: str = "ecr-pullthroughcache/docker-hub"
+) -> dict[str, Any]:
+    """A Docker Hub image with a credential ARN differing from the sandbox's valid one in what the case names."""
+    return request_with(image=DOCKER_HUB, credentialArn=SECRET_ARN.format(region=region, account=account, name=name))
+
+
 CASES: list[tuple[str, dict[str, Any], str]] = [
     ("missing-cluster", request_with(cluster=...), "cluster"),
     ("missing-app", request_with(app=...), "app"),
@@ -85,34 +92,9 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("image-shell-injection", request_with(image="nginx:stable;rm -rf /"), "image"),
     ("image-too-long", request_with(image="public.ecr.aws/" + "a" * 600 + ":1"), "image"),
     ("credential-missing-for-docker-hub", request_with(image=DOCKER_HUB), "credentialArn"),
-    (
-        "credential-wrong-region",
-        request_with(
-            image=DOCKER_HUB,
-            credentialArn=SECRET_ARN.format(
-                region="us-east-1", account="111122223333", name="ecr-pullthroughcache/docker-hub"
-            ),
-        ),
-        "credentialArn",
-    ),
-    (
-        "credential-wrong-account",
-        request_with(
-            image=DOCKER_HUB,
-            credentialArn=SECRET_ARN.format(
-                region="us-west-2", account="999988887777", name="ecr-pullthroughcache/docker-hub"
-            ),
-        ),
-        "credentialArn",
-    ),
-    (
-        "credential-without-prefix",
-        request_with(
-            image=DOCKER_HUB,
-            credentialArn=SECRET_ARN.format(region="us-west-2", account="111122223333", name="dockerhub"),
-        ),
-        "credentialArn",
-    ),
+    ("credential-wrong-region", docker_hub_with(region="us-east-1"), "credentialArn"),
+    ("credential-wrong-account", docker_hub_with(account="999988887777"), "credentialArn"),
+    ("credential-without-prefix", docker_hub_with(name="dockerhub"), "credentialArn"),
     (
         "credential-not-an-arn",
         request_with(image=DOCKER_HUB, credentialArn="ecr-pullthroughcache/docker-hub"),

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from deployments import deployment
 from figures import Figures, record_polls
 from reliability_support import REQUEST, per_namespace_workflows, run, unique
 
@@ -33,19 +34,7 @@ def their_app(sandbox: Sandbox, namespace: str) -> list[str]:
     """Another team's Deployment (kubectl, as the cluster's administrator) once our profile is ACTIVE: its running
     pods, each placed by our profile."""
     assert sandbox.kubernetes is not None
-    body = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "their-app"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "their-app"}},
-            "template": {
-                "metadata": {"labels": {"app": "their-app"}},
-                "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]},
-            },
-        },
-    }
+    body = deployment("their-app", "registry.k8s.io/pause:3.10", replicas=2)
     code, answer = sandbox.kubernetes.api.handle(
         "POST", f"/apis/apps/v1/namespaces/{namespace}/deployments", {}, "application/json", json.dumps(body).encode()
     )

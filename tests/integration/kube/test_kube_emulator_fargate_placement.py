@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from deployments import deployment
 from kube_helpers import REGION
 
 from kube_emulator import FargateLikeScheduler, KubeEmulator
@@ -34,20 +35,7 @@ def emulator_with(profiles: Profiles) -> KubeEmulator:
 
 
 def deploy(emulator: KubeEmulator, name: str = "web", labels: dict[str, str] | None = None) -> None:
-    pod_labels = {"app": name, **(labels or {})}
-    body = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": pod_labels},
-                "spec": {"containers": [{"name": "c", "image": "registry/web@sha256:" + "a" * 64}]},
-            },
-        },
-    }
+    body = deployment(name, pod_labels=labels)
     code, answer = emulator.api.handle(
         "POST", "/apis/apps/v1/namespaces/fargate/deployments", {}, "application/json", json.dumps(body).encode()
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from deployments import deployment
 from kube_helpers import REGION
 
 from kube_emulator import FargateLikeScheduler, KubeEmulator, PodTiming, static_profiles
@@ -25,20 +26,9 @@ def namespace(emulator: KubeEmulator, name: str = "fargate") -> None:
     )
 
 
-def deployment(emulator: KubeEmulator, replicas: int = 1, grace: int | None = None) -> None:
-    spec: dict[str, Any] = {"containers": [{"name": "web", "image": "registry/web@sha256:" + "a" * 64}]}
-    if grace is not None:
-        spec["terminationGracePeriodSeconds"] = grace
-    body = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}}, "spec": spec},
-        },
-    }
+def deploy(emulator: KubeEmulator, replicas: int = 1, grace: int | None = None) -> None:
+    spec: dict[str, Any] = {} if grace is None else {"terminationGracePeriodSeconds": grace}
+    body = deployment("web", container="web", replicas=replicas, **spec)
     emulator.api.handle(
         "POST", "/apis/apps/v1/namespaces/fargate/deployments", {}, "application/json", json.dumps(body).encode()
     )
@@ -75,7 +65,7 @@ def test_a_fargate_pod_starts_in_two_phases_like_a_micro_vm_then_an_image_pull()
     # Given Fargate's timing (40 s to a node, 60 s to Running) and a Deployment of one pod
     clock = Clock()
     emulator = emulator_with(clock, PodTiming.fargate())
-    deployment(emulator)
+    deploy(emulator)
 
     # Then it is Pending without a node, without any FailedScheduling event (it is not unschedulable)
     ((phase, node, waiting, _),) = pod_view(emulator)
@@ -102,7 +92,7 @@ def test_a_deleted_pod_is_terminating_for_its_grace_period_then_goes_with_its_no
     # Given a running pod (timing scaled by 0.1: its 30 s grace period lasts 3 s)
     clock = Clock()
     emulator = emulator_with(clock, PodTiming.fargate(0.1))
-    deployment(emulator)
+    deploy(emulator)
     clock.now += 6
     ((_, node, _, _),) = pod_view(emulator)
 
@@ -124,7 +114,7 @@ def test_a_pod_deleted_through_the_api_is_answered_terminating_and_replaced_at_o
     # Given a Deployment of one running pod whose grace period is 10 s
     clock = Clock()
     emulator = emulator_with(clock, PodTiming.fargate(0.1))
-    deployment(emulator, replicas=1, grace=10)
+    deploy(emulator, replicas=1, grace=10)
     clock.now += 6
     (pod,) = emulator.objects("Pod", "fargate")
 
@@ -149,7 +139,7 @@ def test_pod_addresses_are_reused_after_their_pods_are_gone() -> None:
     # Given pods started and deleted 300 times (more than the 244 addresses of the /24 the scheduler hands out)
     clock = Clock()
     emulator = emulator_with(clock, PodTiming())
-    deployment(emulator)
+    deploy(emulator)
     seen = set()
     for _ in range(300):
         (pod,) = emulator.objects("Pod", "fargate")

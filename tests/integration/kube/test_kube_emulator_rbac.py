@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deployments import deployment
 
 from fargate_sandbox.cluster_setup import apply_as_creator, documented_manifests
 from kube_emulator import KubeEmulator, rbac
@@ -83,19 +84,8 @@ def apply_namespace(emulator: KubeEmulator, caller: str, name: str) -> tuple[int
 
 
 def apply_deployment(emulator: KubeEmulator, caller: str, namespace: str, name: str) -> tuple[int, Any]:
-    manifest = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": name, "image": "nginx"}]},
-            },
-        },
-    }
+    manifest = deployment(name, "nginx", container=name)
+    manifest["metadata"]["namespace"] = namespace
     path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
     return call(emulator, caller, "PATCH", path, manifest, fieldManager="test")
 

@@ -22,23 +22,13 @@ from typing import Any, NamedTuple
 
 import pytest
 import yaml
+from deployments import deployment
 
 from kube_emulator import AllowAll, FargateLikeScheduler, KubeEmulator, PodTiming, static_profiles
 
 START, END = "<!-- kubectl-conformance:start -->", "<!-- kubectl-conformance:end -->"
-DEPLOYMENT = {
-    "apiVersion": "apps/v1",
-    "kind": "Deployment",
-    "metadata": {"name": "web"},
-    "spec": {
-        "replicas": 1,
-        "selector": {"matchLabels": {"app": "web"}},
-        "template": {
-            "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}]},
-        },
-    },
-}
+DEPLOYMENT = deployment("web", "nginx:1.27", container="web")
+DEPLOYMENT["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 80}]
 
 
 def kubectl_binary() -> str:
