@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -60,6 +61,12 @@ def median(samples: Sequence[float]) -> float:
 
 def ratio(value: float, baseline: float) -> float:
     return value / baseline if baseline else float("inf")
+
+
+def ratio_row(subject: str, value: float, baseline: float, goal: float, **extra: Any) -> Row:
+    """``value / baseline`` as a row whose goal is at most ``goal``."""
+    quotient = ratio(value, baseline)
+    return Row(subject, quotient, "x", f"<= {goal}", quotient <= goal, baseline=baseline, **extra)
 
 
 def fmt(value: float | None, digits: int = 2) -> str:

@@ -122,28 +122,24 @@ def _node(node: dict[str, Any]) -> list[Any]:
 
 def _deployment(deployment: dict[str, Any]) -> list[Any]:
     spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
-    names, images = _containers((spec.get("template") or {}).get("spec") or {})
-    return [
-        deployment["metadata"]["name"],
-        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
-        status.get("updatedReplicas", 0),
-        status.get("availableReplicas", 0),
-        age(deployment["metadata"].get("creationTimestamp")),
-        names,
-        images,
-        _selector(spec.get("selector")),
-    ]
+    ready = f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}"
+    return _workload(deployment, [ready, status.get("updatedReplicas", 0), status.get("availableReplicas", 0)])
 
 
 def _replica_set(replica_set: dict[str, Any]) -> list[Any]:
     spec, status = replica_set.get("spec") or {}, replica_set.get("status") or {}
+    return _workload(replica_set, [spec.get("replicas", 1), status.get("replicas", 0), status.get("readyReplicas", 0)])
+
+
+def _workload(workload: dict[str, Any], counts: list[Any]) -> list[Any]:
+    """NAME, the kind's replica counts, AGE, and the wide columns CONTAINERS, IMAGES, SELECTOR."""
+    spec = workload.get("spec") or {}
     names, images = _containers((spec.get("template") or {}).get("spec") or {})
+    metadata = workload["metadata"]
     return [
-        replica_set["metadata"]["name"],
-        spec.get("replicas", 1),
-        status.get("replicas", 0),
-        status.get("readyReplicas", 0),
-        age(replica_set["metadata"].get("creationTimestamp")),
+        metadata["name"],
+        *counts,
+        age(metadata.get("creationTimestamp")),
         names,
         images,
         _selector(spec.get("selector")),

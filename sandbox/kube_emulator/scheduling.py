@@ -34,29 +34,32 @@ from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
-class Bind:
+class _Placed:
+    """A node and address were given to the pod (what the decisions below have in common)."""
+
     node: str
     pod_ip: str
     node_labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Bind(_Placed):
+    """The pod runs."""
+
+
+@dataclass(frozen=True)
+class Starting(_Placed):
+    """The pod is on its node, its containers not yet started."""
+
+
+@dataclass(frozen=True)
+class ImagePullFailed(_Placed):
+    message: str = ""
 
 
 @dataclass(frozen=True)
 class Unschedulable:
     message: str
-
-
-@dataclass(frozen=True)
-class ImagePullFailed:
-    node: str
-    pod_ip: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Starting:
-    node: str
-    pod_ip: str
-    node_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -88,11 +88,7 @@ def namespace_manifest(request: ProvisionRequest) -> dict[str, Any]:
 
 
 def deployment_manifest(
-    request: ProvisionRequest,
-    image: str,
-    execution_arn: str,
-    caller: str = "console",
-    fargate_profile: str | None = None,
+    request: ProvisionRequest, image: str, metadata: dict[str, Any], fargate_profile: str | None
 ) -> dict[str, Any]:
     """Raises: ManifestInvalid when the image is not a digest-pinned private reference or a label is malformed."""
     if not _CACHED_IMAGE.fullmatch(image):
@@ -115,7 +111,7 @@ def deployment_manifest(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(request, execution_arn, caller),
+        "metadata": metadata,
         "spec": {
             "replicas": request.replicas,
             # Only the app name: a selector is immutable, the request's other labels may change.
@@ -177,7 +173,7 @@ def app_manifests(
             raise ManifestInvalid(f"{field} {name!r} is not a DNS-1123 label")
     objects = [
         namespace_manifest(request),
-        deployment_manifest(request, image, execution_arn, caller, fargate_profile),
+        deployment_manifest(request, image, _metadata(request, execution_arn, caller), fargate_profile),
         service_manifest(request, execution_arn, caller),
         ingress_manifest(request, execution_arn, caller),
     ]

@@ -128,6 +128,13 @@ def verify_manifest_digest(body: bytes, header_digest: str | None, reference: st
     return actual
 
 
+def _listed(document: dict[str, Any], key: str, what: str) -> list[Any]:
+    entries = document.get(key)
+    if not isinstance(entries, list):
+        raise ManifestInvalid(f"{what} has no {key} list")
+    return entries
+
+
 def _descriptor(entry: Any, where: str, *, with_platform: bool = False) -> Descriptor:
     if not isinstance(entry, dict):
         raise ManifestInvalid(f"{where}: a descriptor is not a JSON object")
@@ -167,24 +174,15 @@ def parse_manifest(body: bytes, content_type: str | None, digest: str, where: st
     header_type = (content_type or "").split(";")[0].strip()
     media_type = document.get("mediaType") or header_type
     if media_type in INDEX_MEDIA_TYPES:
-        entries = document.get("manifests")
-        if not isinstance(entries, list):
-            raise ManifestInvalid(f"{where}: the image index has no manifests list")
-        return ImageIndex(
-            media_type=media_type,
-            digest=digest,
-            manifests=tuple(_descriptor(e, where, with_platform=True) for e in entries),
-        )
+        entries = _listed(document, "manifests", f"{where}: the image index")
+        manifests = tuple(_descriptor(entry, where, with_platform=True) for entry in entries)
+        return ImageIndex(media_type=media_type, digest=digest, manifests=manifests)
     if media_type in IMAGE_MEDIA_TYPES:
-        layers = document.get("layers")
-        if not isinstance(layers, list):
-            raise ManifestInvalid(f"{where}: the image manifest has no layers list")
-        return ImageManifest(
-            media_type=media_type,
-            digest=digest,
-            config=_descriptor(document.get("config"), where),
-            layers=tuple(_descriptor(layer, where) for layer in layers),
+        layers = tuple(
+            _descriptor(layer, where) for layer in _listed(document, "layers", f"{where}: the image manifest")
         )
+        config = _descriptor(document.get("config"), where)
+        return ImageManifest(media_type=media_type, digest=digest, config=config, layers=layers)
     raise ManifestInvalid(
         f"{where}: unsupported manifest media type {truncate(str(media_type), 100)!r}; expected an OCI or Docker v2 "
         "image manifest or index (legacy schema1 images cannot run on EKS Fargate's containerd)"
