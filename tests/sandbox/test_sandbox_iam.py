@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 from sandbox_test_support import PROFILE_SECONDS
 
 from fargate_sandbox.eks_rules import ManualClock
+from fargate_sandbox.iam_enforcement import LOG_DELIVERY_ACTIONS
 from fargate_sandbox.iam_requests import SERVICE_LINKED_ROLES
 from fargate_sandbox.sandbox import Sandbox
 
@@ -265,17 +266,7 @@ def test_a_state_machine_role_without_log_delivery_cannot_log(sandbox: Sandbox) 
         "Code": "AccessDeniedException",
         "Message": "The state machine IAM Role is not authorized to access the Log Destination",
     }
-    delivery = [
-        "logs:CreateLogDelivery",
-        "logs:GetLogDelivery",
-        "logs:UpdateLogDelivery",
-        "logs:DeleteLogDelivery",
-        "logs:ListLogDeliveries",
-        "logs:PutResourcePolicy",
-        "logs:DescribeResourcePolicies",
-        "logs:DescribeLogGroups",
-    ]
-    logger = RoleSession(sandbox, [allow(delivery, "*")])
+    logger = RoleSession(sandbox, [allow(list(LOG_DELIVERY_ACTIONS), "*")])
     sfn.create_state_machine(
         name=f"sm-{uuid.uuid4().hex[:6]}",
         definition=definition,

@@ -287,8 +287,11 @@ def test_a_single_platform_config_must_name_the_requested_platform() -> None:
 @pytest.mark.parametrize(
     ("config", "complaint"),
     [
-        (b"\xff not text", "m: the image config is not JSON"),
-        (b"{not json", "m: the image config is not JSON"),
+        (
+            b"\xff not text",
+            "m: the image config is not JSON ('utf-8' codec can't decode byte 0xff in position 0: invalid start byte)",
+        ),
+        (b"{not json", "m: the image config is not JSON (Expecting property name enclosed in double quotes)"),
         (b'["os", "linux"]', "m: the image config is not a JSON object"),
         (b'{"architecture": "amd64"}', "m: the image config names no os/architecture"),
         (b'{"os": "linux"}', "m: the image config names no os/architecture"),

@@ -186,29 +186,46 @@ def test_a_principal_without_an_access_entry_is_unauthorized(cluster: KubeEmulat
 def test_the_documented_manifests_grant_each_step_exactly_what_it_does(cluster: KubeEmulator) -> None:
     applied = apply_as_creator(cluster, documented_manifests(ROOT / "docs" / "eks-access.md"))
     assert len(applied) == 12
-    apply_role = entry(cluster, "ApplyAppFunctionRole", "fargate-app:apply")
-    check_role = entry(cluster, "CheckRolloutFunctionRole", "fargate-app:check-rollout")
-    delete_role = entry(cluster, "DeleteAppFunctionRole", "fargate-app:delete")
-    # ApplyApp creates a missing namespace and applies its Deployment (the old doc's [get, create] could not)
-    assert call(cluster, apply_role, "GET", "/api/v1/namespaces/team-c")[0] == 404
-    assert apply_namespace(cluster, apply_role, "team-c")[0] == 201
-    assert apply_deployment(cluster, apply_role, "team-c", "web")[0] == 201
-    # but reads no pods, no secrets, and deletes no Deployment (only a Service or Ingress a new revision dropped)
-    assert call(cluster, apply_role, "GET", "/api/v1/namespaces/team-c/secrets")[0] == 403
-    assert call(cluster, apply_role, "DELETE", "/apis/apps/v1/namespaces/team-c/deployments/web")[0] == 403
-    assert call(cluster, apply_role, "DELETE", "/api/v1/namespaces/team-c/services/web")[0] == 404
-    # Compensate's rollback applies the last good Deployment again, and can neither create a namespace nor delete
-    rollback_role = entry(cluster, "CompensateFunctionRole", "fargate-app:rollback")
-    assert apply_deployment(cluster, rollback_role, "team-c", "web")[0] == 200
-    assert apply_namespace(cluster, rollback_role, "team-d")[0] == 403
-    assert call(cluster, rollback_role, "DELETE", "/apis/apps/v1/namespaces/team-c/deployments/web")[0] == 403
-    # CheckRollout reads; it cannot change the Deployment
-    assert call(cluster, check_role, "GET", "/apis/apps/v1/namespaces/team-c/deployments/web")[0] == 200
-    assert call(cluster, check_role, "GET", "/api/v1/namespaces/team-c/pods")[0] == 200
-    assert apply_deployment(cluster, check_role, "team-c", "web")[0] == 403
-    # DeleteApp deletes the app's Deployment, never a namespace
-    assert call(cluster, delete_role, "DELETE", "/api/v1/namespaces/team-c")[0] == 403
-    assert call(cluster, delete_role, "DELETE", "/apis/apps/v1/namespaces/team-c/deployments/web")[0] == 200
+    roles = {
+        "ApplyApp": entry(cluster, "ApplyAppFunctionRole", "fargate-app:apply"),
+        "CheckRollout": entry(cluster, "CheckRolloutFunctionRole", "fargate-app:check-rollout"),
+        "DeleteApp": entry(cluster, "DeleteAppFunctionRole", "fargate-app:delete"),
+        "Compensate": entry(cluster, "CompensateFunctionRole", "fargate-app:rollback"),
+    }
+    web = "/apis/apps/v1/namespaces/team-c/deployments/web"
+    # In order: (step, what it does, its target, the status the cluster answers)
+    expected = [
+        # ApplyApp creates a missing namespace and applies its Deployment (the old doc's [get, create] could not)
+        ("ApplyApp", "GET", "/api/v1/namespaces/team-c", 404),
+        ("ApplyApp", "apply Namespace", "team-c", 201),
+        ("ApplyApp", "apply Deployment", "team-c", 201),
+        # but reads no secrets and deletes no Deployment (only a Service or Ingress a new revision dropped)
+        ("ApplyApp", "GET", "/api/v1/namespaces/team-c/secrets", 403),
+        ("ApplyApp", "DELETE", web, 403),
+        ("ApplyApp", "DELETE", "/api/v1/namespaces/team-c/services/web", 404),
+        # Compensate's rollback applies the last good Deployment again, and can neither create a namespace nor delete
+        ("Compensate", "apply Deployment", "team-c", 200),
+        ("Compensate", "apply Namespace", "team-d", 403),
+        ("Compensate", "DELETE", web, 403),
+        # CheckRollout reads; it cannot change the Deployment
+        ("CheckRollout", "GET", web, 200),
+        ("CheckRollout", "GET", "/api/v1/namespaces/team-c/pods", 200),
+        ("CheckRollout", "apply Deployment", "team-c", 403),
+        # DeleteApp deletes the app's Deployment, never a namespace
+        ("DeleteApp", "DELETE", "/api/v1/namespaces/team-c", 403),
+        ("DeleteApp", "DELETE", web, 200),
+    ]
+    observed = []
+    for step, action, target, _ in expected:
+        role = roles[step]
+        if action == "apply Namespace":
+            status = apply_namespace(cluster, role, target)[0]
+        elif action == "apply Deployment":
+            status = apply_deployment(cluster, role, target, "web")[0]
+        else:
+            status = call(cluster, role, action, target)[0]
+        observed.append((step, action, target, status))
+    assert observed == expected
 
 
 def test_decisions_name_what_allowed_them(cluster: KubeEmulator) -> None:

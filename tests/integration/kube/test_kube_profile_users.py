@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from deployments import deployment
 from kube_helpers import REGION, apis_for, parse, step_event
 
 from fargate_app.kube.models import ApplyAppEvent
@@ -21,31 +22,24 @@ def scheduler() -> FargateLikeScheduler:
     return FargateLikeScheduler(REGION, lambda: [SHARED, TEAM])
 
 
-def someone_elses_deployment(api: Any, namespace: str, name: str, labels: dict[str, str]) -> None:
-    """kubectl or Helm: a Deployment the provisioner does not manage (its own labels carry no managed-by)."""
-    api.apps.create_namespaced_deployment(
-        namespace,
-        {
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name, **labels}},
-                    "spec": {"containers": [{"name": "c", "image": "registry/x@sha256:" + "c" * 64}]},
-                },
-            },
-        },
-        field_manager="kubectl",
-    )
-
-
-def test_an_unmanaged_pod_our_profile_placed_keeps_the_profile(start_emulator: Any, settings: Any) -> None:
-    # Given our app on the shared profile, and someone else's Deployment whose pods the profile also placed
+def our_app_on_the_shared_profile(start_emulator: Any, settings: Any) -> tuple[Any, Any, ApplyAppEvent]:
+    """The emulator placing pods with SHARED and TEAM, and our app applied on the shared profile."""
     emulator = start_emulator(scheduler=scheduler())
     apis = apis_for(emulator)
     event = parse(ApplyAppEvent, step_event(fargateProfileName="fp-shared"))
     apply_app(settings, event, apis)
+    return emulator, apis, event
+
+
+def someone_elses_deployment(api: Any, namespace: str, name: str, labels: dict[str, str]) -> None:
+    """kubectl or Helm: a Deployment the provisioner does not manage (its own labels carry no managed-by)."""
+    manifest = deployment(name, "registry/x@sha256:" + "c" * 64, pod_labels=labels)
+    api.apps.create_namespaced_deployment(namespace, manifest, field_manager="kubectl")
+
+
+def test_an_unmanaged_pod_our_profile_placed_keeps_the_profile(start_emulator: Any, settings: Any) -> None:
+    # Given our app on the shared profile, and someone else's Deployment whose pods the profile also placed
+    emulator, apis, event = our_app_on_the_shared_profile(start_emulator, settings)
     api = apis.get("blog", REGION)
     api.core.create_namespace({"metadata": {"name": "other"}})
     someone_elses_deployment(api, "other", "helm-app", MANAGED)
@@ -60,10 +54,7 @@ def test_an_unmanaged_pod_our_profile_placed_keeps_the_profile(start_emulator: A
 
 def test_our_own_pods_and_unplaced_apps_do_not_keep_a_profile(start_emulator: Any, settings: Any) -> None:
     # Given only our app on the profile, and someone else's app in a namespace another profile places
-    emulator = start_emulator(scheduler=scheduler())
-    apis = apis_for(emulator)
-    event = parse(ApplyAppEvent, step_event(fargateProfileName="fp-shared"))
-    apply_app(settings, event, apis)
+    emulator, apis, event = our_app_on_the_shared_profile(start_emulator, settings)
     api = apis.get("blog", REGION)
     api.core.create_namespace({"metadata": {"name": "team"}})
     someone_elses_deployment(api, "team", "their-app", {})

@@ -128,6 +128,16 @@ def verify_manifest_digest(body: bytes, header_digest: str | None, reference: st
     return actual
 
 
+def _json_object(body: bytes, what: str) -> dict[str, Any]:
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestInvalid(f"{what} is not JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from exc
+    if not isinstance(document, dict):
+        raise ManifestInvalid(f"{what} is not a JSON object")
+    return document
+
+
 def _listed(document: dict[str, Any], key: str, what: str) -> list[Any]:
     entries = document.get(key)
     if not isinstance(entries, list):
@@ -165,12 +175,7 @@ def parse_manifest(body: bytes, content_type: str | None, digest: str, where: st
     Raises:
         ManifestInvalid: not JSON, an unsupported media type (schema1, a Helm chart, …), or a malformed descriptor.
     """
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestInvalid(f"{where}: the manifest is not JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from exc
-    if not isinstance(document, dict):
-        raise ManifestInvalid(f"{where}: the manifest is not a JSON object")
+    document = _json_object(body, f"{where}: the manifest")
     header_type = (content_type or "").split(";")[0].strip()
     media_type = document.get("mediaType") or header_type
     if media_type in INDEX_MEDIA_TYPES:
@@ -221,12 +226,7 @@ def check_config_platform(config: bytes, wanted: Platform, where: str) -> Platfo
         PlatformNotAvailable: the image is built for another platform.
         ManifestInvalid: the config is not an image config.
     """
-    try:
-        document = json.loads(config)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestInvalid(f"{where}: the image config is not JSON") from exc
-    if not isinstance(document, dict):
-        raise ManifestInvalid(f"{where}: the image config is not a JSON object")
+    document = _json_object(config, f"{where}: the image config")
     os_name, arch, variant = document.get("os"), document.get("architecture"), document.get("variant")
     if not isinstance(os_name, str) or not isinstance(arch, str):
         raise ManifestInvalid(f"{where}: the image config names no os/architecture")
