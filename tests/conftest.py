@@ -30,6 +30,7 @@ for key, value in {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_SERVICE_NAME": "fargate-app-provisioner-tests",
     "POWERTOOLS_DEV": "false",
+    "APPS_TABLE_NAME": "fargate-app-provisioner-apps",  # tests/project_template.py APPS_TABLE
 }.items():
     os.environ[key] = value
 os.environ.pop("AWS_PROFILE", None)
@@ -116,13 +117,22 @@ def settings() -> Settings:
 UNIT_MOTO_CONFIG: dict[str, Any] = {"stepfunctions": {"execute_state_machine": False}}
 
 
+def _with_inventory() -> None:
+    """The stack's app inventory table, in moto (ValidateRequest and the API read it)."""
+    import boto3
+    from project_template import APPS_TABLE
+
+    boto3.client("dynamodb").create_table(**APPS_TABLE)
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
-    """moto for every AWS call."""
+    """moto for every AWS call, with the stack's inventory table."""
     from moto import mock_aws
 
     reset_clients()
     with mock_aws(config=UNIT_MOTO_CONFIG):
+        _with_inventory()
         yield
     reset_clients()
 
@@ -134,6 +144,7 @@ def aws_iam() -> Iterator[None]:
 
     reset_clients()
     with mock_aws(config={**UNIT_MOTO_CONFIG, "iam": {"load_aws_managed_policies": True}}):
+        _with_inventory()
         yield
     reset_clients()
 

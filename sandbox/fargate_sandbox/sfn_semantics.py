@@ -4,14 +4,17 @@ AWS (developer guide, "Handling errors in Step Functions workflows"): ``States.R
 ``States.ALL`` included; a path that does not resolve is such an error wherever a state reads it; a failed Lambda
 ``Invoke`` is ``Lambda.<exception>``. moto 5.x hands a failed ``Parameters``/``ResultSelector``/``ItemsPath`` path
 to the Task's or Map's Retry and Catch, lets ``States.ALL`` catch ``States.Runtime``, sends a Choice whose variable
-is missing to its Default, and names every Lambda service error ``Exception``. ``install`` replaces exactly those
-behaviours; everything else is moto's. AWS's causes, word for word, and the known gaps: docs/sandbox.md.
+is missing to its Default, names every Lambda service error ``Exception``, and gives ``$$.Execution.StartTime`` as a
+Python datetime where AWS gives an ISO 8601 string (developer guide, "Accessing execution data from the Context
+object": ``"StartTime": "2019-03-26T20:14:13.192Z"``), which no service integration can send. ``install`` replaces
+exactly those behaviours; everything else is moto's. AWS's causes, word for word, and the known gaps: docs/sandbox.md.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+from datetime import UTC, datetime
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +49,24 @@ def install(replace: Replace) -> None:
     )
     replace(comparison_variable.ComparisonVariable, "_eval_body", _choice_variable_must_resolve)
     replace(items_path.ItemsPath, "_eval_body", _items_path_must_resolve)
+    worker = _module("backend.execution_worker").ExecutionWorker
+    replace(worker, "_get_evaluation_environment", _start_time_as_text(worker._get_evaluation_environment))
+
+
+def _start_time_as_text(environment: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``$$.Execution.StartTime`` as AWS writes it: UTC, milliseconds, a ``Z``."""
+
+    @functools.wraps(environment)
+    def with_text(self: Any) -> Any:
+        env = environment(self)
+        execution = env.states.context_object.context_object_data["Execution"]
+        started = execution.get("StartTime")
+        if isinstance(started, datetime):
+            utc = started.astimezone(UTC) if started.tzinfo else started.replace(tzinfo=UTC)
+            execution["StartTime"] = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+        return env
+
+    return with_text
 
 
 def _runtime_failure(env: Any, cause: str, *, execution_level: bool = False) -> Exception:

@@ -35,6 +35,7 @@ _ARN_NAMING = {  # resource type → (service, resource part of the ARN given th
     "AWS::Lambda::LayerVersion": ("lambda", "layer:{name}:1"),
     "AWS::Logs::LogGroup": ("logs", "log-group:{name}:*"),  # Fn::GetAtt's Arn ends in ":*" (CloudFormation docs)
     "AWS::CloudWatch::Alarm": ("cloudwatch", "alarm:{name}"),
+    "AWS::DynamoDB::Table": ("dynamodb", "table/{name}"),
 }
 _GLOBAL_ARN_SERVICES = {"iam"}  # ARNs without region and with the account (arn:aws:iam::123:role/x)
 # CloudFormation's Ref answer per type: the ARN for these, the physical name for everything else.
@@ -118,12 +119,27 @@ class ParameterSpec:
 
 
 @dataclass(frozen=True)
+class TableSpec:
+    """An ``AWS::DynamoDB::Table`` of the template (the app inventory): CreateTable's arguments, as CloudFormation
+    passes its properties (they share their names), with the name CloudFormation would give it."""
+
+    name: str
+    create: Mapping[str, Any]
+
+
+# The AWS::DynamoDB::Table properties that CreateTable takes under the same name and shape. The others (point-in-time
+# recovery, encryption: SSESpecification's SSEEnabled is the API's Enabled) change nothing the sandbox reads back.
+_CREATE_TABLE_ARGUMENTS = ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "BillingMode")
+
+
+@dataclass(frozen=True)
 class SandboxTemplate:
     path: Path
     functions: Mapping[str, FunctionSpec]  # by logical id
     state_machines: Mapping[str, StateMachineSpec]  # by logical id
     event_rules: list[EventRuleSpec] = field(default_factory=list)
     parameters: list[ParameterSpec] = field(default_factory=list)
+    tables: list[TableSpec] = field(default_factory=list)
 
     def function_named(self, name_or_arn: str) -> FunctionSpec | None:
         """The function a Lambda ``FunctionName`` designates: name, full or partial ARN, with or without qualifier."""
@@ -163,6 +179,7 @@ def load_template(
     state_machines: dict[str, StateMachineSpec] = {}
     rules: list[EventRuleSpec] = []
     parameters: list[ParameterSpec] = []
+    tables: list[TableSpec] = []
     for logical_id, resource in (document.get("Resources") or {}).items():
         kind = resource.get("Type")
         properties = dict(resource.get("Properties") or {})
@@ -176,7 +193,10 @@ def load_template(
             parameters.append(
                 ParameterSpec(name, str(properties.get("Type", "String")), str(resolver.resolve(properties["Value"])))
             )
-    return SandboxTemplate(template_path, functions, state_machines, rules, parameters)
+        elif kind == "AWS::DynamoDB::Table":
+            create = {key: resolver.resolve(properties[key]) for key in _CREATE_TABLE_ARGUMENTS if key in properties}
+            tables.append(TableSpec(resolver.name_of(logical_id), create))
+    return SandboxTemplate(template_path, functions, state_machines, rules, parameters, tables)
 
 
 def _function(
@@ -335,6 +355,7 @@ class _Resolver:
             "TopicName",
             "LayerName",
             "LogGroupName",
+            "TableName",
         ):
             if key in properties:
                 return str(self.resolve(properties[key]))

@@ -138,6 +138,7 @@ class Workflows(HoldsStack):
             ssm = self.sandbox.boto3_client("ssm")
             for parameter in self.template.parameters:
                 ssm.put_parameter(Name=parameter.name, Type=parameter.type, Value=parameter.value, Overwrite=True)
+            self._create_tables()
             self.deploy_state_machines()
             self._patches = stack.enter_context(_InterpreterPatches(self.sandbox, self.time_scale))
             stack.callback(self.sandbox.intercept_aws(self.dispatcher.intercept))
@@ -148,6 +149,15 @@ class Workflows(HoldsStack):
                 self.sandbox.events.add_rule(rule.name, dict(rule.pattern), self._event_target(rule))
             self._stack = stack.pop_all()
         return self
+
+    def _create_tables(self) -> None:
+        """The template's tables, once per sandbox: a stack opened again finds its data, as an updated stack would."""
+        dynamodb = self.sandbox.boto3_client("dynamodb")
+        for table in self.template.tables:
+            try:
+                dynamodb.create_table(TableName=table.name, **table.create)
+            except dynamodb.exceptions.ResourceInUseException:
+                continue
 
     def close(self) -> None:
         """Stop running executions, undo the patches, restore ``os.environ``; idempotent."""

@@ -48,6 +48,15 @@ def profiles(sandbox: Sandbox) -> dict[str, str]:
     return {p["fargateProfileName"]: p["status"] for p in sandbox.fargate_profiles("blog")}
 
 
+def inventory_item(sandbox: Sandbox, workflows: Workflows, key: str) -> dict[str, Any]:
+    """The app's item in the stack's inventory table, as plain values (read past the sandbox's front)."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    (table,) = workflows.template.tables
+    item = sandbox.moto_client("dynamodb").get_item(TableName=table.name, Key={"app": {"S": key}})["Item"]
+    return {name: TypeDeserializer().deserialize(value) for name, value in item.items()}
+
+
 SHARED_SELECTORS = [{"namespace": "*", "labels": {"app.kubernetes.io/managed-by": "fargate-app-provisioner"}}]
 
 
@@ -87,6 +96,7 @@ def test_the_walkthrough_provisions_then_tears_down(sandbox: Sandbox, workflows:
     # in the walkthrough's order
     assert collapse(outcome["states"]) == [
         "ValidateRequest",
+        "RecordProvisionStart",
         "EnsurePodExecutionRole",
         "EnsureFargateProfile",
         "CheckFargateProfile",
@@ -95,7 +105,19 @@ def test_the_walkthrough_provisions_then_tears_down(sandbox: Sandbox, workflows:
         "ApplyApp",
         "CheckRollout",
         "ReportResult",
+        "RecordProvisionSucceeded",
     ]
+    # and the app inventory records it RUNNING at this revision, its last good one, pinned to the cached digest
+    item = inventory_item(sandbox, workflows, "blog/fargate/demo-app")
+    assert {k: item[k] for k in ("appState", "executionStatus", "executionArn", "cachedImage", "kind")} == {
+        "appState": "RUNNING",
+        "executionStatus": "SUCCEEDED",
+        "executionArn": outcome["executionArn"],
+        "cachedImage": result["image"]["cached"],
+        "kind": "provision",
+    }
+    assert item["lastGood"]["executionArn"] == outcome["executionArn"]
+    assert json.loads(item["resultJson"]) == result
     # and the rollout was checked more than once (Fargate takes its time to start a pod), each check one retry of
     # the same state with the same input
     assert outcome["states"].count("CheckRollout") == 1
@@ -108,6 +130,10 @@ def test_the_walkthrough_provisions_then_tears_down(sandbox: Sandbox, workflows:
     assert teardown["status"] == "SUCCEEDED", teardown.get("cause")
     report = json.loads(teardown["output"])
     assert report["leftovers"] == []
+    # and the inventory records the app TORN_DOWN, with no last good revision left to roll back to
+    item = inventory_item(sandbox, workflows, "blog/fargate/demo-app")
+    assert (item["appState"], item["kind"], item["executionStatus"]) == ("TORN_DOWN", "teardown", "SUCCEEDED")
+    assert "lastGood" not in item and json.loads(item["resultJson"]) == report
     # pods are Terminating for their grace period: checked more than once
     assert [i.error_type for i in workflows.invocations("CheckPodsGoneFunction")][-2:] == ["PodsNotYetGone", None]
     # and the shared profile is deleted when no other app uses it, else kept naming what still uses it
@@ -201,7 +227,17 @@ def test_a_missing_tag_compensates_what_the_execution_created(sandbox: Sandbox, 
     # and what it did not create is kept
     assert "FargateAppPodExecution-blog" in [r["RoleName"] for r in iam.list_roles()["Roles"]]
     assert not any("IAM role" in item for item in cause["compensated"])
-    assert collapse(outcome["states"])[-3:] == ["WarmImageCacheFailed", "Compensate", "ProvisionFailed"]
+    assert collapse(outcome["states"])[-4:] == [
+        "WarmImageCacheFailed",
+        "Compensate",
+        "RecordProvisionFailed",
+        "ProvisionFailed",
+    ]
+    # and the inventory records the first provision FAILED with the report the execution fails with
+    item = inventory_item(sandbox, workflows, f"blog/{namespace}/demo-app")
+    assert (item["appState"], item["executionStatus"], item["revision"]) == ("FAILED", "FAILED", 1)
+    assert item["failure"] == {"error": "ImageNotFound", "cause": outcome["cause"]}
+    assert "lastGood" not in item
 
 
 def test_a_profile_that_never_becomes_active_ends_in_poll_timeout(sandbox: Sandbox, workflows: Workflows) -> None:

@@ -81,8 +81,8 @@ def task_results(machine: str, overrides: dict[str, type[BaseModel]] | None = No
             processor = state.get("ItemProcessor") or state.get("Iterator")
             if processor:
                 visit(processor["States"])
-            if state["Type"] != "Task":
-                continue
+            if state["Type"] != "Task" or not str(state["Resource"]).startswith("${"):
+                continue  # a service integration's result (DynamoDB's answer) is whatever that API returns
             function = str(state["Resource"]).removeprefix("${").removesuffix("Arn}")
             code_dir = TEMPLATE["Resources"][function]["Properties"]["CodeUri"].strip("/").rsplit("/", 1)[-1]
             model = (overrides or {}).get(name) or result_model(code_dir)

@@ -31,6 +31,16 @@ LAMBDA_TRANSIENT = {
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 }
+# The DynamoDB integration's throttling and server errors (Step Functions developer guide, "Handling errors":
+# an optimized integration's errors are the service's exception names prefixed with "DynamoDB.").
+DYNAMODB_TRANSIENT = {
+    "DynamoDB.ProvisionedThroughputExceededException",
+    "DynamoDB.RequestLimitExceeded",
+    "DynamoDB.ThrottlingException",
+    "DynamoDB.InternalServerErrorException",
+    "DynamoDB.AmazonDynamoDBException",
+}
+DYNAMODB_UPDATE = "arn:aws:states:::dynamodb:updateItem"
 
 
 def _definition(machine: str) -> dict[str, Any]:
@@ -41,7 +51,7 @@ def _substituted(machine: str) -> str:
     text = (ROOT / MACHINES[machine]["DefinitionUri"]).read_text()
     for key in MACHINES[machine]["DefinitionSubstitutions"]:
         fake = f"arn:aws:lambda:us-west-2:111122223333:function:{key.removesuffix('Arn')}"
-        text = text.replace("${" + key + "}", fake)
+        text = text.replace("${" + key + "}", fake if key.endswith("FunctionArn") else "fargate-app-apps")
     return text
 
 
@@ -76,20 +86,42 @@ def test_every_placeholder_is_substituted_by_the_template(machine: str) -> None:
     assert placeholders == set(MACHINES[machine]["DefinitionSubstitutions"])
 
 
+def _granted(machine: str, action: str) -> list[Any]:
+    return [
+        statement["Resource"]
+        for policy in MACHINES[machine]["Policies"]
+        for statement in policy.get("Statement", [])
+        if statement["Action"] == action
+    ]
+
+
 @pytest.mark.parametrize("machine", sorted(MACHINES))
 def test_every_substituted_function_exists_and_may_be_invoked(machine: str) -> None:
     properties = MACHINES[machine]
-    invokable = [
-        statement["Resource"]
-        for policy in properties["Policies"]
-        for statement in policy.get("Statement", [])
-        if statement["Action"] == "lambda:InvokeFunction"
-    ]
-    for key, value in properties["DefinitionSubstitutions"].items():
+    invokable = _granted(machine, "lambda:InvokeFunction")
+    functions = {key: value for key, value in properties["DefinitionSubstitutions"].items() if key.endswith("Arn")}
+    for key, value in functions.items():
         function = value["Fn::GetAtt"][0]
         assert TEMPLATE["Resources"][function]["Type"] == "AWS::Serverless::Function", key
         assert {"Fn::GetAtt": [function, "Arn"]} in invokable, f"{machine} may not invoke {function}"
-    assert len(invokable) == len(properties["DefinitionSubstitutions"]), "a grant for a function it does not call"
+    assert len(invokable) == len(functions), "a grant for a function it does not call"
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_the_inventory_writes_go_to_the_apps_table_the_machine_may_update(machine: str) -> None:
+    # Given the machine's DynamoDB tasks
+    writes = [s for s in _states(_definition(machine)).values() if str(s.get("Resource", "")).startswith("arn:")]
+    updatable = _granted(machine, "dynamodb:UpdateItem")
+    if not writes:
+        # Then a machine that records nothing may update nothing
+        assert updatable == [] and "AppsTableName" not in MACHINES[machine]["DefinitionSubstitutions"]
+        return
+    # Then each is an UpdateItem of the stack's AppsTable, the one table the machine's role may update
+    assert {s["Resource"] for s in writes} == {DYNAMODB_UPDATE}
+    assert {s["Parameters"]["TableName"] for s in writes} == {"${AppsTableName}"}
+    assert MACHINES[machine]["DefinitionSubstitutions"]["AppsTableName"] == {"Ref": "AppsTable"}
+    assert TEMPLATE["Resources"]["AppsTable"]["Type"] == "AWS::DynamoDB::Table"
+    assert updatable == [{"Fn::GetAtt": ["AppsTable", "Arn"]}]
 
 
 @pytest.mark.parametrize("machine", sorted(MACHINES))
@@ -98,8 +130,8 @@ def test_every_custom_error_name_is_an_error_class(machine: str) -> None:
     for name, state in _states(_definition(machine)).items():
         for rule in state.get("Retry", []) + state.get("Catch", []):
             for error in rule["ErrorEquals"]:
-                # States.*, Lambda.* and Sandbox.Timedout (a Lambda timeout on current runtimes) are AWS's names.
-                if not error.startswith(("States.", "Lambda.", "Sandbox.")):
+                # States.*, Lambda.*, DynamoDB.* and Sandbox.Timedout (a Lambda timeout on current runtimes) are AWS's.
+                if not error.startswith(("States.", "Lambda.", "DynamoDB.", "Sandbox.")):
                     assert error in known, f"{machine}.{name}: {error} is not in fargate_app.errors"
 
 
@@ -109,15 +141,19 @@ def test_every_task_retries_with_jittered_backoff_and_catches(machine: str) -> N
         if state["Type"] != "Task":
             continue
         retried = {error for rule in state["Retry"] for error in rule["ErrorEquals"]}
-        assert retried >= LAMBDA_TRANSIENT, f"{machine}.{name} does not retry Lambda's transient errors"
-        # ReportWhatIsLeft calls no AWS API (it only reports): nothing to throttle it.
-        assert "AwsThrottled" in retried or name == "ReportWhatIsLeft", f"{machine}.{name} does not retry throttling"
+        if state["Resource"] == DYNAMODB_UPDATE:
+            assert retried == DYNAMODB_TRANSIENT, f"{machine}.{name} does not retry DynamoDB's transient errors"
+        else:
+            assert retried >= LAMBDA_TRANSIENT, f"{machine}.{name} does not retry Lambda's transient errors"
+            # ReportWhatIsLeft calls no AWS API (it only reports): nothing to throttle it.
+            assert "AwsThrottled" in retried or name == "ReportWhatIsLeft", f"{machine}.{name}: throttling not retried"
         for rule in state["Retry"]:
             if set(rule["ErrorEquals"]) & (set(POLLED_BY_RETRY) | LONG_WAITS):
                 continue  # checked by the two tests below
             assert rule["BackoffRate"] >= 1 and rule["JitterStrategy"] == "FULL", f"{machine}.{name}"
             assert 0 < rule["MaxAttempts"] <= 30, f"{machine}.{name}: retries must be bounded"
-        assert [c["ErrorEquals"] for c in state["Catch"]] == [["States.ALL"]], f"{machine}.{name} has no catch-all"
+        assert state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], f"{machine}.{name} has no catch-all"
+        assert all("States.ALL" not in c["ErrorEquals"] for c in state["Catch"][:-1]), f"{machine}.{name}"
 
 
 def _retriers(errors: set[str]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -221,13 +257,22 @@ def test_provision_fails_naming_the_step_after_compensating() -> None:
     tasks = [
         n
         for n, s in states.items()
-        if s["Type"] == "Task" and n not in ("ValidateRequest", "Compensate", "ReportWhatIsLeft")
+        if s["Type"] == "Task"
+        and n not in ("ValidateRequest", "Compensate", "ReportWhatIsLeft")
+        and s["Resource"] != DYNAMODB_UPDATE
     ]
+    assert tasks, "no step to compensate"
     for name in tasks:
         (catch,) = states[name]["Catch"]
         recorder = states[catch["Next"]]
         assert (recorder["Result"], recorder["Next"]) == (name, "Compensate"), name
-    assert states["Compensate"]["Next"] == "ProvisionFailed"
+    # Compensate's report is recorded in the inventory, then the execution fails with it (also when recording fails)
+    record = states[states["Compensate"]["Next"]]
+    assert (record["Resource"], record["Next"], record["Catch"][-1]["Next"]) == (
+        DYNAMODB_UPDATE,
+        "ProvisionFailed",
+        "ProvisionFailed",
+    )
     assert states["ProvisionFailed"]["Type"] == "Fail"
 
 
@@ -247,7 +292,7 @@ def test_a_compensation_that_fails_still_reports_the_steps_error() -> None:
     report = states[catch["Next"]]
     assert report["Resource"] == states["Compensate"]["Resource"]
     assert report["Parameters"] == {"state.$": "$", "reportOnly": True}
-    assert (report["ResultPath"], report["Next"]) == ("$.compensation", "ProvisionFailed")
+    assert (report["ResultPath"], report["Next"]) == ("$.compensation", states["Compensate"]["Next"])
     (last,) = report["Catch"]
     assert states[last["Next"]]["Error"] == "CompensationFailed"
 

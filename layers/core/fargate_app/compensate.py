@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError
 
@@ -25,6 +25,7 @@ from fargate_app.aws.tags import LAST_ENSURED_TAG, execution_tag
 from fargate_app.concurrent_provisions import ConcurrentProvision, concurrent_provisions
 from fargate_app.config import Settings
 from fargate_app.errors import ClusterNotFound, FargateAppError, RetryableError, truncate
+from fargate_app.inventory import FAILED, RUNNING
 from fargate_app.models import ApiModel, CacheRule, FargateProfile, PodExecutionRole, ProvisionRequest
 from fargate_app.observability import logger
 
@@ -64,6 +65,8 @@ class Compensation(ApiModel):
     leftovers: list[str]
     kept: list[str] = Field(default_factory=list)
     rolled_back_to: str | None = None
+    # What the app inventory records: the app still runs its last good revision, or it failed.
+    app_state: Literal["RUNNING", "FAILED"] = FAILED
 
 
 def failure_message(cause: Any) -> str:
@@ -139,6 +142,7 @@ def compensate(settings: Settings, state: dict[str, Any], *, failed_before: str 
         leftovers=leftovers,
         kept=kept,
         rolled_back_to=cause["rolledBackTo"],
+        app_state=RUNNING if rolled_back else FAILED,
     )
 
 

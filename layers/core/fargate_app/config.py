@@ -61,6 +61,9 @@ class Settings(BaseModel):
         default=None, alias="TEARDOWN_STATE_MACHINE_ARN", pattern=STATE_MACHINE_ARN
     )
 
+    # The app inventory (DynamoDB), read by ValidateRequest and the API function (template.yaml AppsTable).
+    apps_table_name: str | None = Field(default=None, alias="APPS_TABLE_NAME", pattern=r"^[A-Za-z0-9_.-]{3,255}$")
+
     @property
     def platforms(self) -> tuple[str, ...]:
         return tuple(self.fargate_platforms.split(","))

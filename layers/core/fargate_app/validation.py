@@ -21,6 +21,7 @@ from fargate_app.aws.eks import (
 )
 from fargate_app.config import Settings
 from fargate_app.errors import InvalidRequest
+from fargate_app.inventory import RevisionPlan, plan_revision
 from fargate_app.models import CALLER, ApiModel, ProvisionRequest, parse_request_for
 
 CONSOLE_CALLER = "console"
@@ -40,12 +41,14 @@ class ValidatedRequest(ApiModel):
     asked for it (the API caller's principal ARN, or ``console``) and, for an update, the last good revision: the
     ApplyApp input of the app's last successful provision, which Compensate applies again if the update fails at or
     after ApplyApp. It is carried as given and checked only if it is needed: a revision that today's rules would
-    refuse must still be restorable, or at least never turn a failed update into a deleted app."""
+    refuse must still be restorable, or at least never turn a failed update into a deleted app. ``inventory`` is what
+    the start records in the app inventory (``fargate_app.inventory``)."""
 
     request: ProvisionRequest
     execution_arn: str
     caller: str = CONSOLE_CALLER
     previous: dict[str, Any] | None = None
+    inventory: RevisionPlan
 
 
 def validate_start(settings: Settings, event: dict[str, Any]) -> ValidatedRequest:
@@ -57,6 +60,7 @@ def validate_start(settings: Settings, event: dict[str, Any]) -> ValidatedReques
         ClusterNotFound, ClusterNotActive, ClusterVersionUnsupported, SubnetNotFound, SubnetNotPrivate, ProfileQuotaExceeded,
             UpstreamCredentialInvalid, CacheRuleConflict, CacheRuleMissing: what the account says, before anything is created.
         AwsThrottled: retried by the state.
+        InventoryMisconfigured, PermanentError: the app inventory cannot be read.
     """
     raw = event.get("request")
     caller = CONSOLE_CALLER
@@ -72,7 +76,11 @@ def validate_start(settings: Settings, event: dict[str, Any]) -> ValidatedReques
     request = parse_request_for(settings, raw)
     check_in_account(settings, request)
     return ValidatedRequest(
-        request=request, execution_arn=str(event.get("executionArn", "")), caller=caller, previous=previous
+        request=request,
+        execution_arn=str(event.get("executionArn", "")),
+        caller=caller,
+        previous=previous,
+        inventory=plan_revision(settings, request, caller),
     )
 
 

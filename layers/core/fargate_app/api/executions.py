@@ -165,27 +165,52 @@ def describe_execution(arn: str) -> dict[str, Any]:
         return dict(client("stepfunctions").describe_execution(executionArn=arn))
 
 
-def last_entered_state(arn: str) -> str | None:
-    """The state the execution entered last. History is read newest first and without inputs/outputs (smaller, and
-    they may be large); within a page the highest event id wins, so the answer does not depend on page order.
+# The history event that ends an execution → the status it ends with (Step Functions API reference, HistoryEvent).
+ENDING_EVENTS = {
+    "ExecutionSucceeded": "SUCCEEDED",
+    "ExecutionFailed": "FAILED",
+    "ExecutionAborted": "ABORTED",
+    "ExecutionTimedOut": "TIMED_OUT",
+}
+
+
+@dataclass(frozen=True)
+class ExecutionTail:
+    """What the newest page of an execution's history says: the state it entered last, and how it ended (None while
+    it runs), with the error and cause of a failure."""
+
+    current_state: str | None
+    ended: str | None = None
+    error: dict[str, str] | None = None
+
+
+def execution_tail(arn: str) -> ExecutionTail:
+    """One GetExecutionHistory call, newest first and without inputs/outputs (smaller, and they may be large): a
+    profile poll adds three events per retry, so one large page finds the latest state at once. Within the page the
+    highest event id wins, so the answer does not depend on page order.
 
     Raises:
         AwsThrottled, PermanentError: Step Functions refused (translated).
     """
     with aws_errors(f"read the history of execution {arn}"):
-        pages = client("stepfunctions").get_paginator("get_execution_history")
-        for page in pages.paginate(
-            executionArn=arn,
-            reverseOrder=True,
-            includeExecutionData=False,
-            # A profile poll adds three events per retry: one large page finds the latest state at once.
-            PaginationConfig={"PageSize": 1000, "MaxItems": MAX_HISTORY_EVENTS},
-        ):
-            entered = [e for e in page.get("events", []) if str(e.get("type", "")).endswith("StateEntered")]
-            if entered:
-                latest = max(entered, key=lambda e: int(e["id"]))
-                return str(latest.get("stateEnteredEventDetails", {}).get("name")) or None
-    return None
+        page = client("stepfunctions").get_execution_history(
+            executionArn=arn, reverseOrder=True, includeExecutionData=False, maxResults=MAX_HISTORY_EVENTS
+        )
+    events = sorted(page.get("events", []), key=lambda e: int(e.get("id", 0)), reverse=True)
+    entered = next((e for e in events if str(e.get("type", "")).endswith("StateEntered")), None)
+    current = str((entered or {}).get("stateEnteredEventDetails", {}).get("name") or "") or None
+    ending = next((e for e in events if e.get("type") in ENDING_EVENTS), None)
+    if ending is None:
+        return ExecutionTail(current)
+    status = ENDING_EVENTS[str(ending["type"])]
+    details = ending.get("executionFailedEventDetails") or {}
+    error = None
+    if status != SUCCEEDED:
+        error = {
+            "error": str(details.get("error") or CLOSED_WITH_ERROR[status]),
+            "cause": truncate(str(details.get("cause") or f"the execution ended {status}"), MAX_CAUSE),
+        }
+    return ExecutionTail(current, status, error)
 
 
 def _parse_json(text: str | None) -> Any:
@@ -400,7 +425,7 @@ def app_status(settings: Settings, app: AppRef) -> dict[str, Any]:
         "executionName": latest.name,
         "startDate": latest.start_date.isoformat(),
         "stopDate": stop_date.isoformat() if stop_date else None,
-        "currentState": last_entered_state(latest.arn),
+        "currentState": execution_tail(latest.arn).current_state,
         "result": _parse_json(described.get("output")) if status == SUCCEEDED else None,
         "error": error,
     }

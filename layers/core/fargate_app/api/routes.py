@@ -1,7 +1,9 @@
-"""The REST API (API Gateway proxy, AWS_IAM auth): PUT, GET and DELETE /apps/{cluster}/{namespace}/{app}, POST /apps.
+"""The REST API (API Gateway proxy, AWS_IAM auth): PUT, GET and DELETE /apps/{cluster}/{namespace}/{app}, POST and
+GET /apps.
 
 The path of PUT/GET/DELETE names cluster and namespace, so IAM policies on their method ARNs scope a team to its
-namespaces (docs/api-access.md); POST /apps carries them in the body, out of IAM's sight: it is for administrators.
+namespaces (docs/api-access.md); POST /apps carries them in the body and GET /apps lists every namespace's apps, out
+of IAM's sight: they are for administrators.
 Every execution records its caller, the principal API Gateway authorized (``requestContext.identity.userArn``).
 
 Every answer is a JSON object with ``Content-Type: application/json``. Errors carry ``error`` (a stable name) and
@@ -19,8 +21,9 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
+from fargate_app.api.app_records import DEFAULT_PAGE, app_record, list_apps
 from fargate_app.api.executions import (
     ApiMisconfigured,
     AppNotFound,
@@ -169,9 +172,32 @@ def put_app(cluster: str, namespace: str, app: str) -> Response[str]:
 
 @resolver.get("/apps/<cluster>/<namespace>/<app>")
 def get_app(cluster: str, namespace: str, app: str) -> Response[str]:
+    """From the app inventory; an app it has no item for (a console start ValidateRequest refused, an app provisioned
+    before the inventory existed) is looked up among the executions."""
     ref = _app_path(cluster, namespace, app)
     logger.append_keys(app=str(ref))
-    return _json(HTTPStatus.OK, app_status(get_settings(), ref))
+    settings = get_settings()
+    return _json(HTTPStatus.OK, app_record(settings, ref) or app_status(settings, ref))
+
+
+class ListQuery(ApiModel):
+    """GET /apps's query string, held to the request's rules."""
+
+    cluster: ClusterName | None = None
+    namespace: DnsLabel | None = None
+    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=100)
+    next_token: str | None = Field(default=None, max_length=4096)
+
+
+@resolver.get("/apps")
+def get_apps() -> Response[str]:
+    """Every app (or a cluster's, or a namespace's), newest first: for administrators, like POST /apps."""
+    try:
+        query = ListQuery.model_validate(resolver.current_event.query_string_parameters or {})
+    except ValidationError as exc:
+        raise InvalidRequest(validation_problems(exc)) from None
+    page = list_apps(get_settings(), query.cluster, query.namespace, query.limit, query.next_token)
+    return _json(HTTPStatus.OK, page)
 
 
 @resolver.delete("/apps/<cluster>/<namespace>/<app>")
@@ -235,7 +261,7 @@ def _no_route(exc: NotFoundError) -> Response[str]:
         HTTPStatus.NOT_FOUND,
         "NotFound",
         f"no route for {event.http_method} {truncate(event.path, 200)}: use PUT|GET|DELETE "
-        "/apps/<cluster>/<namespace>/<app> or POST /apps",
+        "/apps/<cluster>/<namespace>/<app>, or POST|GET /apps",
     )
 
 

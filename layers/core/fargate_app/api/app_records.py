@@ -1,0 +1,158 @@
+"""The API's reads of the app inventory (``fargate_app.inventory``): one app's status, and the list of apps.
+
+One app costs one GetItem, plus one GetExecutionHistory while its execution runs (the state it is in, and whether
+it ended without recording it: aborted, timed out, or a record that failed for good), whatever the length of the
+app's history. The list is one Query of an index per page, newest first.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any
+
+from fargate_app.api.executions import MAX_CAUSE, SUCCEEDED, AppRef, describe_execution, execution_tail
+from fargate_app.aws.clients import client
+from fargate_app.aws.errors import aws_errors
+from fargate_app.config import Settings
+from fargate_app.errors import InvalidRequest, truncate
+from fargate_app.inventory import LISTING, app_key, plain, read_item, table_name
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 50
+# index → its partition key attribute (template.yaml AppsTable); every index sorts by updatedAt.
+INDEX_KEYS = {"ByUpdate": "listing", "ByCluster": "clusterName", "ByNamespace": "clusterNamespace"}
+
+
+def _iso(text: Any) -> str | None:
+    """A Step Functions timestamp as the API writes dates (ISO 8601 with its offset)."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).isoformat()
+    except ValueError:
+        return str(text)
+
+
+def _json(text: Any) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def app_record(settings: Settings, app: AppRef) -> dict[str, Any] | None:
+    """GET /apps/{cluster}/{namespace}/{app}: the app's status document from its inventory item, or None when the
+    inventory has no item for it.
+
+    Raises:
+        InventoryMisconfigured: no table is configured.
+        AwsThrottled, PermanentError: DynamoDB or Step Functions refused (translated).
+    """
+    item = read_item(settings, app_key(app.cluster, app.namespace, app.app))
+    if item is None:
+        return None
+    arn = str(item.get("executionArn", ""))
+    status = str(item.get("executionStatus", "RUNNING"))
+    failure = item.get("failure")
+    document: dict[str, Any] = {
+        "status": status,
+        "kind": item.get("kind", "provision"),
+        "caller": item.get("caller", "console"),
+        "executionArn": arn,
+        "executionName": arn.rsplit(":", 1)[-1],
+        "startDate": _iso(item.get("startDate")),
+        "stopDate": _iso(item.get("stopDate")),
+        "currentState": None,
+        "result": _json(item.get("resultJson")) if status == SUCCEEDED else None,
+        "error": {"error": failure["error"], "cause": truncate(failure["cause"], MAX_CAUSE)} if failure else None,
+        **_summary(item),
+    }
+    if status == "RUNNING":
+        tail = execution_tail(arn)
+        document["currentState"] = tail.current_state
+        if tail.ended is not None:  # it ended without recording how (aborted, timed out, its record failed)
+            document.update(status=tail.ended, error=tail.error)
+            if tail.ended == SUCCEEDED:
+                document["result"] = _json(describe_execution(arn).get("output"))
+    return document
+
+
+def _summary(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "cluster": item.get("clusterName"),
+        "namespace": item.get("namespace"),
+        "app": item.get("appName"),
+        "state": item.get("appState"),
+        "revision": item.get("revision"),
+        "image": {"requested": item.get("requestedImage"), "cached": item.get("cachedImage")},
+        "updatedAt": _iso(item.get("updatedAt")),
+    }
+
+
+def list_apps(
+    settings: Settings,
+    cluster: str | None = None,
+    namespace: str | None = None,
+    limit: int = DEFAULT_PAGE,
+    next_token: str | None = None,
+) -> dict[str, Any]:
+    """GET /apps: one page of apps, newest first (every app, a cluster's, or a namespace's of a cluster).
+
+    Raises:
+        InvalidRequest: a namespace without its cluster, a limit out of 1..100, a token this listing did not make.
+        InventoryMisconfigured, AwsThrottled, PermanentError: as ``app_record``.
+    """
+    if namespace is not None and cluster is None:
+        raise InvalidRequest.of("namespace", "needs cluster: a namespace is listed within its cluster")
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest.of("limit", f"must be a whole number from 1 to {MAX_PAGE}")
+    if namespace is not None:
+        index, value = "ByNamespace", f"{cluster}/{namespace}"
+    elif cluster is not None:
+        index, value = "ByCluster", cluster
+    else:
+        index, value = "ByUpdate", LISTING
+    key = INDEX_KEYS[index]
+    query: dict[str, Any] = {
+        "TableName": table_name(settings),
+        "IndexName": index,
+        "KeyConditionExpression": f"{key} = :key",
+        "ExpressionAttributeValues": {":key": {"S": value}},
+        "ScanIndexForward": False,
+        "Limit": limit,
+    }
+    if next_token:
+        query["ExclusiveStartKey"] = _start_key(next_token, {"app", key, "updatedAt"})
+    with aws_errors(f"list apps of {query['TableName']}"):
+        page = client("dynamodb").query(**query)
+    last = page.get("LastEvaluatedKey")
+    return {
+        "apps": [
+            {**_summary(item), "executionArn": item.get("executionArn")}
+            for item in (plain(raw) for raw in page.get("Items", []))
+        ],
+        "nextToken": base64.urlsafe_b64encode(json.dumps(last, sort_keys=True).encode()).decode() if last else None,
+    }
+
+
+def _start_key(token: str, attributes: set[str]) -> dict[str, Any]:
+    """The page's start, from a token of the same listing (the index's key attributes, each a string).
+
+    Raises:
+        InvalidRequest: anything else.
+    """
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (binascii.Error, ValueError, UnicodeError):
+        key = None
+    well_formed = (
+        isinstance(key, dict)
+        and set(key) == attributes
+        and all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in key.values())
+    )
+    if not well_formed:
+        raise InvalidRequest.of("nextToken", "is not a token this listing returned: send the one it gave, unchanged")
+    return dict(key)

@@ -1,0 +1,144 @@
+"""The app inventory: one DynamoDB item per app (template.yaml ``AppsTable``), the record the API reads.
+
+The state machines write it through Step Functions' DynamoDB integration (statemachine/*.asl.json, the ``Record…``
+states): the start of an execution, and how it ended. ValidateRequest reads it first (``plan_revision``): which
+revision this start makes, whether it is an update, and the item's version, which the start's write requires
+unchanged (optimistic locking: two starts that read the same version cannot both record themselves).
+
+Item attributes (none is a DynamoDB reserved word, so the ASL's expressions need no aliases):
+``app`` (key: cluster/namespace/app), ``clusterName``, ``namespace``, ``appName``, ``clusterNamespace`` and
+``listing`` (the keys of the ByCluster, ByNamespace and ByUpdate indexes, each sorted by ``updatedAt``),
+``appState``, ``revision``, ``requestHash``, ``requestJson``, ``requestedImage``, ``cachedImage``, ``kind``,
+``executionStatus``, ``caller``, ``executionArn``, ``startDate``, ``stopDate``, ``updatedAt``, ``resultJson``,
+``failure`` (error, cause), ``lastGood`` (the last good revision: ApplyApp's input of the last successful provision)
+and ``version``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Final, Literal
+
+from fargate_app.aws.clients import client
+from fargate_app.aws.errors import aws_errors
+from fargate_app.config import Settings
+from fargate_app.errors import Misconfigured
+from fargate_app.models import ApiModel, ProvisionRequest
+
+# appState values (docs/design.md, "The inventory")
+PROVISIONING = "PROVISIONING"
+UPDATING = "UPDATING"
+RUNNING: Final[Literal["RUNNING"]] = "RUNNING"
+FAILED: Final[Literal["FAILED"]] = "FAILED"
+TEARING_DOWN = "TEARING_DOWN"
+TORN_DOWN = "TORN_DOWN"
+IN_PROGRESS = frozenset({PROVISIONING, UPDATING, TEARING_DOWN})
+LISTING = "apps"  # the ByUpdate index's one partition: every app, newest first
+
+
+class InventoryMisconfigured(Misconfigured):
+    """The function's environment names no inventory table: a deployment fault."""
+
+
+def table_name(settings: Settings) -> str:
+    """Raises: InventoryMisconfigured when the function's environment does not name the table."""
+    if not settings.apps_table_name:
+        raise InventoryMisconfigured("the function's environment is incomplete: APPS_TABLE_NAME: Field required")
+    return settings.apps_table_name
+
+
+def app_key(cluster: str, namespace: str, app: str) -> str:
+    return f"{cluster}/{namespace}/{app}"
+
+
+def request_hash(document: dict[str, Any]) -> str:
+    """The desired state's identity: the same request (keys in any order) has the same hash."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def plain(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item (typed attribute values) as plain Python values (numbers as int)."""
+    from boto3.dynamodb.types import TypeDeserializer  # imported on first use: the API's cold start does not pay
+
+    deserializer = TypeDeserializer()
+    return {key: _numbers(deserializer.deserialize(value)) for key, value in item.items()}
+
+
+def _numbers(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_numbers(v) for v in value]
+    return value
+
+
+def read_item(settings: Settings, key: str) -> dict[str, Any] | None:
+    """The app's item (a strongly consistent read), or None when the inventory has none.
+
+    Raises:
+        InventoryMisconfigured: no table is configured.
+        AwsThrottled, PermanentError: DynamoDB refused (translated).
+    """
+    table = table_name(settings)
+    with aws_errors(f"read app {key} from {table}"):
+        answer = client("dynamodb").get_item(TableName=table, Key={"app": {"S": key}}, ConsistentRead=True)
+    item = answer.get("Item")
+    return plain(item) if item else None
+
+
+class RevisionPlan(ApiModel):
+    """What the start's record writes (statemachine/provision.asl.json ``RecordProvisionStart``): the values of the
+    item, and ``version``, the item's version this plan was made from (0: no item yet), which the write requires."""
+
+    key: str
+    cluster_name: str
+    namespace: str
+    app_name: str
+    cluster_namespace: str
+    listing: str = LISTING
+    app_state: str
+    revision: str  # DynamoDB's number type travels as a string
+    request_hash: str
+    request_json: str
+    requested_image: str
+    caller: str
+    version: str
+    next_version: str
+
+
+def plan_revision(settings: Settings, request: ProvisionRequest, caller: str) -> RevisionPlan:
+    """The revision a provision of ``request`` makes: the item's revision again when the request is the one it
+    records (a retry, a replay), else the next one; UPDATING when the app has a last good revision to keep.
+
+    Raises:
+        InventoryMisconfigured, AwsThrottled, PermanentError: as ``read_item``.
+    """
+    document = request.to_json()
+    key = app_key(request.cluster, request.namespace, request.app)
+    item = read_item(settings, key) or {}
+    digest = request_hash(document)
+    revision = int(item.get("revision", 0))
+    if digest != item.get("requestHash"):
+        revision += 1
+    version = int(item.get("version", 0))
+    return RevisionPlan(
+        key=key,
+        cluster_name=request.cluster,
+        namespace=request.namespace,
+        app_name=request.app,
+        cluster_namespace=f"{request.cluster}/{request.namespace}",
+        app_state=UPDATING if item.get("lastGood") else PROVISIONING,
+        revision=str(max(revision, 1)),
+        request_hash=digest,
+        request_json=json.dumps(document, sort_keys=True, separators=(",", ":")),
+        requested_image=request.image,
+        caller=caller,
+        version=str(version),
+        next_version=str(version + 1),
+    )
