@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import functools
 import importlib
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
