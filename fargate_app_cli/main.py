@@ -239,3 +239,34 @@ def teardown_command(
     from fargate_app_cli.remote_commands import teardown
 
     raise typer.Exit(teardown(api, cluster, namespace, app_name, region, out=sys.stdout, err=sys.stderr))
+
+
+@app.command("list")
+def list_command(
+    api: ApiUrl,
+    cluster: Annotated[str | None, typer.Option("--cluster", help="Only this cluster's apps.")] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Only this namespace's (with --cluster).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="Apps per page (the API's limit: 100).")] = 50,
+    next_token: Annotated[str | None, typer.Option("--next-token", help="Go on from where a page ended.")] = None,
+    every_page: Annotated[bool, typer.Option("--all", help="Read every page.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON: apps and nextToken.")] = False,
+    region: Region = None,
+) -> None:
+    """GET /apps on a deployed stack (SigV4-signed): the apps of its inventory, newest first (for administrators)."""
+    from fargate_app_cli.remote_commands import list_apps
+
+    code = list_apps(
+        api,
+        region,
+        cluster=cluster,
+        namespace=namespace,
+        limit=limit,
+        next_token=next_token,
+        every_page=every_page,
+        as_json=as_json,
+        out=sys.stdout,
+        err=sys.stderr,
+    )
+    raise typer.Exit(code)

@@ -1,4 +1,5 @@
-"""``fargate-app request | status | teardown --api URL …``: the same API as ``sandbox serve``, on a deployed stack."""
+"""``fargate-app request | status | teardown | list --api URL …``: the same API as ``sandbox serve``, on a deployed
+stack."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import time
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlencode
 
 from fargate_app_cli import render
 from fargate_app_cli.outcomes import RUNNING, SUCCEEDED, status_document
@@ -118,3 +120,45 @@ def status(
     else:
         render.print_outcomes(out, [document])
     return EXIT_OK if document.get("status") in (SUCCEEDED, RUNNING) else EXIT_FAILED
+
+
+def list_apps(
+    api_url: str,
+    region: str | None,
+    *,
+    cluster: str | None,
+    namespace: str | None,
+    limit: int,
+    next_token: str | None,
+    every_page: bool,
+    as_json: bool,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """GET /apps, one page (or every page): a table, or the API's JSON (``apps`` of all pages read, ``nextToken``)."""
+    api = _api(api_url, region, err)
+    if api is None:
+        return EXIT_INVALID
+    apps: list[dict[str, Any]] = []
+    token = next_token
+    try:
+        while True:
+            query = {"cluster": cluster, "namespace": namespace, "limit": limit, "nextToken": token}
+            response = api.call("GET", "/apps?" + urlencode({k: v for k, v in query.items() if v is not None}))
+            if response.status != 200:
+                return _answer(response, out, err) or EXIT_FAILED
+            page = response.json()
+            apps.extend(page.get("apps") or [])
+            token = page.get("nextToken")
+            if not (every_page and token):
+                break
+    except RemoteCallError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_FAILED
+    if as_json:
+        out.write(json.dumps({"apps": apps, "nextToken": token}, indent=2) + "\n")
+    else:
+        out.write((render.apps_table(apps) if apps else "no apps") + "\n")
+        if token:
+            print(f"more: fargate-app list --api {api_url} --next-token {token} (or --all)", file=err)
+    return EXIT_OK

@@ -161,6 +161,21 @@ def print_teardowns(out: TextIO, outcomes: list[dict[str, Any]]) -> None:
     print(file=out)
 
 
+def apps_table(apps: list[dict[str, Any]]) -> str:
+    """GET /apps's page as ``fargate-app list`` prints it, newest first."""
+    rows = [
+        [
+            f"{a.get('cluster')}/{a.get('namespace')}/{a.get('app')}",
+            str(a.get("state") or "-"),
+            str(a.get("revision") or "-"),
+            str((a.get("image") or {}).get("requested") or "-"),
+            _age(a.get("updatedAt")),
+        ]
+        for a in apps
+    ]
+    return _table(["APP", "STATE", "REVISION", "IMAGE", "UPDATED"], rows)
+
+
 def print_cluster(out: TextIO, pods: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> None:
     print("$ kubectl get pods -A -o wide", file=out)
     print(pods_table(pods) if pods else "No resources found", file=out)

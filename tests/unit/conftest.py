@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import boto3
 import pytest
+from api_support import ACCOUNT, PASS_ASL
 from unit_support import Network, create_cluster
+
+from fargate_app.aws.clients import client
+from fargate_app.config import reset_settings
 
 
 @pytest.fixture
@@ -33,3 +41,32 @@ def network() -> Network:
 def cluster(network: Network) -> str:
     create_cluster("blog", [*network.private, network.public], network.vpc)
     return "blog"
+
+
+@pytest.fixture
+def machines(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The provision and teardown state machines (a Pass state each: moto does not run them here)."""
+    sfn = client("stepfunctions")
+    arns = {
+        kind: sfn.create_state_machine(
+            name=f"fargate-app-{kind}", definition=PASS_ASL, roleArn=f"arn:aws:iam::{ACCOUNT}:role/states-{kind}"
+        )["stateMachineArn"]
+        for kind in ("provision", "teardown")
+    }
+    monkeypatch.setenv("PROVISION_STATE_MACHINE_ARN", arns["provision"])
+    monkeypatch.setenv("TEARDOWN_STATE_MACHINE_ARN", arns["teardown"])
+    reset_settings()
+    yield arns
+    reset_settings()
+
+
+@pytest.fixture
+def call(handler: Callable[[str], Any], lambda_context: Any) -> Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]:
+    api = handler("api")
+
+    def invoke(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        response = api.lambda_handler(event, lambda_context)
+        assert response["multiValueHeaders"]["Content-Type"] == ["application/json"]
+        return response["statusCode"], json.loads(response["body"])
+
+    return invoke

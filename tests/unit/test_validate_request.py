@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
 import pytest
 from moto.eks.models import eks_backends
+from project_template import APPS_TABLE_NAME
 from request_edits import walkthrough_request
 from unit_support import ROLE, Network, create_cluster, fill_cluster
 
@@ -56,6 +58,48 @@ def other_vpc_subnet() -> str:
     ec2 = boto3.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     return str(ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"])
+
+
+class TestTheRevisionItMakes:
+    """What RecordProvisionStart writes, planned from the app's inventory item (its one read of the table)."""
+
+    def _recorded(self, **attributes: Any) -> None:
+        item = {"app": {"S": "blog/fargate/demo-app"}, "version": {"N": "4"}, **attributes}
+        boto3.client("dynamodb").put_item(TableName=APPS_TABLE_NAME, Item=item)
+
+    def test_a_first_provision_is_revision_one_of_a_new_item(self, settings: Settings, cluster: str) -> None:
+        plan = start(settings, {"request": walkthrough_request(), "caller": CALLER}).inventory
+        assert (plan.key, plan.app_state, plan.revision, plan.version, plan.next_version) == (
+            "blog/fargate/demo-app",
+            "PROVISIONING",
+            "1",
+            "0",
+            "1",
+        )
+        assert (plan.cluster_namespace, plan.caller, plan.requested_image) == (
+            "blog/fargate",
+            CALLER,
+            "public.ecr.aws/nginx/nginx:stable",
+        )
+        assert json.loads(plan.request_json)["app"] == "demo-app"
+
+    def test_a_changed_request_of_a_running_app_is_an_update_to_the_next_revision(
+        self, settings: Settings, cluster: str
+    ) -> None:
+        # Given the app running revision 3 of another request
+        self._recorded(revision={"N": "3"}, requestHash={"S": "0" * 64}, lastGood={"M": {"cached": {"S": "x"}}})
+        # When a changed request is validated (a console start: the inventory tells it is an update)
+        plan = start(settings, walkthrough_request()).inventory
+        # Then it makes revision 4 from version 4 of the item
+        assert (plan.app_state, plan.revision, plan.version, plan.next_version) == ("UPDATING", "4", "4", "5")
+
+    def test_the_same_request_again_keeps_its_revision(self, settings: Settings, cluster: str) -> None:
+        # Given the app's item recording this very request (a retry after a failure)
+        first = start(settings, walkthrough_request()).inventory
+        self._recorded(revision={"N": "2"}, requestHash={"S": first.request_hash})
+        # When it is validated again, then the revision is the same, and without a last good one it is no update
+        plan = start(settings, walkthrough_request()).inventory
+        assert (plan.app_state, plan.revision, plan.version) == ("PROVISIONING", "2", "4")
 
 
 class TestWhoAsked:
