@@ -16,6 +16,7 @@ import pytest
 from api_support import CACHED, CALLER, REQUEST, app_event, finish, give_history, post
 from project_template import APPS_TABLE_NAME
 
+from fargate_app.api.executions import AppRef
 from fargate_app.aws.clients import client
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -158,12 +159,48 @@ def test_a_failed_update_rolled_back_keeps_the_app_running_with_the_updates_erro
 
 
 def test_an_app_without_an_item_is_looked_up_among_the_executions(machines: dict[str, str], call: Any) -> None:
-    # Given a provision the inventory has no item for (ValidateRequest refused a console start, say)
-    _, started = call(post(REQUEST))
-    give_history(started["executionArn"], ["ValidateRequest"])
+    # Given a console start the inventory has no item for (ValidateRequest refused it, say)
+    name = f"{AppRef('blog', 'fargate', 'demo-app').name_prefix}-console"
+    arn = client("stepfunctions").start_execution(stateMachineArn=machines["provision"], name=name, input="{}")
+    give_history(arn["executionArn"], ["ValidateRequest"], end="FAILED")
+    finish(arn["executionArn"], "FAILED", error="InvalidRequest", cause="image: is required")
     # When its status is read, then the execution answers
     status, body = call(app_event("get"))
-    assert (status, body["executionArn"], body["status"]) == (200, started["executionArn"], "RUNNING")
+    assert (status, body["executionArn"], body["status"]) == (200, arn["executionArn"], "FAILED")
+    assert body["error"] == {"error": "InvalidRequest", "cause": "image: is required"}
+
+
+def test_a_start_not_recorded_yet_is_the_apps_status_not_the_older_record(
+    machines: dict[str, str], call: Any, aws_calls: list[str]
+) -> None:
+    # Given a running app (its item) and an update the API has just started, still in ValidateRequest
+    record()
+    _, started = call(post({**REQUEST, "replicas": 2}))
+    give_history(started["executionArn"], ["ValidateRequest"])
+    aws_calls.clear()
+    # When its status is read
+    status, body = call(app_event("get"))
+    # Then the update is the answer (two calls), with who started it; the record's revision is still the last one
+    assert status == 200 and aws_calls == ["GetItem", "GetExecutionHistory"]
+    assert (body["status"], body["executionArn"], body["currentState"]) == (
+        "RUNNING",
+        started["executionArn"],
+        "ValidateRequest",
+    )
+    assert (body["caller"], body["state"], body["revision"]) == (CALLER, "RUNNING", 1)
+
+
+def test_a_start_refused_before_it_recorded_itself_reports_the_refusal(machines: dict[str, str], call: Any) -> None:
+    # Given an update the API started that ValidateRequest refused (it never recorded itself)
+    record()
+    _, started = call(post({**REQUEST, "replicas": 2}))
+    payload = {"errorType": "ClusterNotActive", "errorMessage": "cluster blog is UPDATING"}
+    give_history(started["executionArn"], ["ValidateRequest"], end="FAILED")
+    finish(started["executionArn"], "FAILED", error="ClusterNotActive", cause=json.dumps(payload))
+    # When its status is read, then the refusal is reported in the failure report's shape
+    _, body = call(app_event("get"))
+    assert (body["status"], body["executionArn"]) == ("FAILED", started["executionArn"])
+    assert json.loads(body["error"]["cause"])["step"] == "ValidateRequest"
 
 
 # --- GET /apps ---

@@ -11,7 +11,9 @@ Item attributes (none is a DynamoDB reserved word, so the ASL's expressions need
 ``appState``, ``revision``, ``requestHash``, ``requestJson``, ``requestedImage``, ``cachedImage``, ``kind``,
 ``executionStatus``, ``caller``, ``executionArn``, ``startDate``, ``stopDate``, ``updatedAt``, ``resultJson``,
 ``failure`` (error, cause), ``lastGood`` (the last good revision: ApplyApp's input of the last successful provision)
-and ``version``.
+and ``version``. The API adds ``pendingExecution``, ``pendingKind``, ``pendingStart`` and ``pendingCaller`` when it starts an execution
+(``note_started``): until that execution records itself, the app's status is that execution's, not the item's older
+one. The API's note leaves ``version`` alone, so it never defeats a start's lock.
 """
 
 from __future__ import annotations
@@ -90,6 +92,29 @@ def read_item(settings: Settings, key: str) -> dict[str, Any] | None:
         answer = client("dynamodb").get_item(TableName=table, Key={"app": {"S": key}}, ConsistentRead=True)
     item = answer.get("Item")
     return plain(item) if item else None
+
+
+def note_started(settings: Settings, key: str, kind: str, execution_arn: str, started: str, caller: str) -> None:
+    """Record that the API started ``execution_arn`` for the app (one UpdateItem; creates a bare item if none).
+
+    Raises:
+        InventoryMisconfigured, AwsThrottled, PermanentError: as ``read_item``.
+    """
+    table = table_name(settings)
+    with aws_errors(f"note execution {execution_arn} in {table}"):
+        client("dynamodb").update_item(
+            TableName=table,
+            Key={"app": {"S": key}},
+            UpdateExpression=(
+                "SET pendingExecution = :execution, pendingKind = :kind, pendingStart = :started, pendingCaller = :caller"
+            ),
+            ExpressionAttributeValues={
+                ":execution": {"S": execution_arn},
+                ":kind": {"S": kind},
+                ":started": {"S": started},
+                ":caller": {"S": caller},
+            },
+        )
 
 
 class RevisionPlan(ApiModel):

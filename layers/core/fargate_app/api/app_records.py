@@ -13,7 +13,15 @@ import json
 from datetime import datetime
 from typing import Any
 
-from fargate_app.api.executions import MAX_CAUSE, SUCCEEDED, AppRef, describe_execution, execution_tail
+from fargate_app.api.executions import (
+    CLOSED_WITH_ERROR,
+    MAX_CAUSE,
+    SUCCEEDED,
+    AppRef,
+    describe_execution,
+    execution_tail,
+    refusal_cause,
+)
 from fargate_app.aws.clients import client
 from fargate_app.aws.errors import aws_errors
 from fargate_app.config import Settings
@@ -54,6 +62,9 @@ def app_record(settings: Settings, app: AppRef) -> dict[str, Any] | None:
     item = read_item(settings, app_key(app.cluster, app.namespace, app.app))
     if item is None:
         return None
+    pending = item.get("pendingExecution")
+    if pending and pending != item.get("executionArn"):
+        return _pending(item, str(pending))
     arn = str(item.get("executionArn", ""))
     status = str(item.get("executionStatus", "RUNNING"))
     failure = item.get("failure")
@@ -74,9 +85,51 @@ def app_record(settings: Settings, app: AppRef) -> dict[str, Any] | None:
         tail = execution_tail(arn)
         document["currentState"] = tail.current_state
         if tail.ended is not None:  # it ended without recording how (aborted, timed out, its record failed)
-            document.update(status=tail.ended, error=tail.error)
-            if tail.ended == SUCCEEDED:
-                document["result"] = _json(describe_execution(arn).get("output"))
+            document.update(_ended(arn, str(document["kind"])))
+    return document
+
+
+def _ended(arn: str, kind: str) -> dict[str, Any]:
+    """How an execution the item does not know the end of ended, from Step Functions (a third call, only then)."""
+    described = describe_execution(arn)
+    status = str(described["status"])
+    error = None
+    if status in CLOSED_WITH_ERROR:
+        cause = described.get("cause")
+        reshaped = refusal_cause(cause) if kind == "provision" else None
+        error = {
+            "error": described.get("error") or CLOSED_WITH_ERROR[status],
+            "cause": truncate(reshaped or cause or f"the execution ended {status}", MAX_CAUSE),
+        }
+    stopped = described.get("stopDate")
+    return {
+        "status": status,
+        "stopDate": stopped.isoformat() if isinstance(stopped, datetime) else _iso(stopped),
+        "result": _json(described.get("output")) if status == SUCCEEDED else None,
+        "error": error,
+    }
+
+
+def _pending(item: dict[str, Any], arn: str) -> dict[str, Any]:
+    """An execution the API started that has not recorded itself (yet: ValidateRequest runs; or never: it refused
+    the request), read from its history: its state, or how it ended."""
+    tail = execution_tail(arn)
+    kind = str(item.get("pendingKind") or "provision")
+    document = {
+        "status": "RUNNING",
+        "kind": kind,
+        "caller": item.get("pendingCaller", "console"),
+        "executionArn": arn,
+        "executionName": arn.rsplit(":", 1)[-1],
+        "startDate": _iso(item.get("pendingStart")),
+        "stopDate": None,
+        "currentState": tail.current_state,
+        "result": None,
+        "error": None,
+        **_summary(item),
+    }
+    if tail.ended is not None:
+        document.update(_ended(arn, kind))
     return document
 
 

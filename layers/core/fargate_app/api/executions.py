@@ -19,6 +19,7 @@ from fargate_app.aws.clients import client
 from fargate_app.aws.errors import aws_errors
 from fargate_app.config import Settings
 from fargate_app.errors import FargateAppError, Misconfigured, PermanentError, truncate
+from fargate_app.inventory import app_key, note_started
 from fargate_app.models import ProvisionRequest
 from fargate_app.observability import logger
 
@@ -268,6 +269,8 @@ def _start_or_replay(
     with aws_errors(f"start {kind} execution {name}", absent={"ExecutionAlreadyExists"}):
         started = sfn.start_execution(stateMachineArn=machine, name=name, input=body)
         logger.info("execution started", extra={"execution_arn": started["executionArn"], "kind": kind})
+        caller = str(input_document.get("caller") or "console")
+        _note_started(settings, app, kind, started["executionArn"], started.get("startDate"), caller)
         return StartedExecution(started["executionArn"], name, RUNNING, kind, replayed=False)
     # Another call with the same name won the race between our listing and our start.
     existing = describe_execution(execution_arn(machine, name))
@@ -277,6 +280,16 @@ def _start_or_replay(
             existing["executionArn"],
         )
     return StartedExecution(existing["executionArn"], name, existing["status"], kind, replayed=True)
+
+
+def _note_started(settings: Settings, app: AppRef, kind: Kind, arn: str, started: Any, caller: str) -> None:
+    """The app's status is this execution's from now on, also before it records itself. A note that cannot be
+    written is logged, not raised: the execution runs, and its own record soon says so."""
+    when = started.isoformat() if isinstance(started, datetime) else str(started or "")
+    try:
+        note_started(settings, app_key(app.cluster, app.namespace, app.app), kind, arn, when, caller)
+    except FargateAppError as exc:
+        logger.warning("inventory note failed", extra={"execution_arn": arn, "error": type(exc).__name__})
 
 
 def _without_caller(document: Any) -> Any:
