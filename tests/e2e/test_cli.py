@@ -406,11 +406,27 @@ def test_sandbox_serve_answers_post_get_delete_over_plain_http(served: Served) -
     )
     assert shown.returncode == 0, shown.stderr
     assert shown.json() == provisioned["result"]
+    # and the app inventory lists it RUNNING (GET /apps, and `fargate-app list` as a table)
+    status, listed = http("GET", f"{url}/apps?cluster=blog&namespace=served")
+    assert (status, [(a["app"], a["state"], a["revision"]) for a in listed["apps"]]) == (200, [("web", "RUNNING", 1)])
+    table = run_cli(
+        ["list", "--api", url, "--cluster", "blog", "--namespace", "served", "--region", "us-west-2"],
+        env=cli_environment(AWS_ACCESS_KEY_ID=SANDBOX_ADMIN[0], AWS_SECRET_ACCESS_KEY=SANDBOX_ADMIN[1]),
+    )
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.split("\n")[0].split() == ["APP", "STATE", "REVISION", "IMAGE", "UPDATED"]
+    assert table.stdout.split("\n")[1].split()[:4] == [
+        "blog/served/web",
+        "RUNNING",
+        "1",
+        "public.ecr.aws/nginx/nginx:stable",
+    ]
     # When it is deleted, then the teardown runs and leaves nothing
     status, body = http("DELETE", app_url)
     assert (status, body["kind"]) == (202, "teardown")
     torn_down = wait_until_done(app_url, "teardown")
     assert torn_down["status"] == "SUCCEEDED" and torn_down["result"]["leftovers"] == []
+    assert torn_down["state"] == "TORN_DOWN"
     # When it is interrupted (Ctrl-C), then it stops cleanly
     server.process.send_signal(signal.SIGINT)
     finished = server.finish(timeout=30)

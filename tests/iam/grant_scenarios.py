@@ -134,6 +134,9 @@ def first_app_in_a_new_account(session: SandboxSession) -> None:
     _warmed(finished(session, "WarmCacheStateMachine", _started_warm_cache(session, earlier)))
     if _api(session, "GET", path)["status"] != "SUCCEEDED":
         raise ScenarioFailed(f"GET {path} does not report the provision")
+    listed = _api(session, "GET", f"/apps?cluster={CLUSTER}&namespace={body['namespace']}")["apps"]
+    if [(a["app"], a["state"]) for a in listed] != [(body["app"], "RUNNING")]:
+        raise ScenarioFailed(f"GET /apps does not list the app running: {listed}")
     report = finished(session, "TeardownStateMachine", _api(session, "DELETE", path)["executionArn"])
     if report["leftovers"] or not report["fargateProfile"]["deleting"]:
         raise ScenarioFailed(f"the teardown left {report['leftovers']} or kept the profile")

@@ -131,6 +131,7 @@ CROSS_TENANT: list[tuple[str, str, str, str, Any, int, str]] = [
     ("namespace sharing the prefix", "team-a", "PUT", "/apps/blog/team-ab/web", {"image": IMAGE}, 403, "not authorized"),
     ("other cluster", "team-a", "PUT", "/apps/shop/team-a/web", {"image": IMAGE}, 403, "not authorized"),
     ("POST without the admin grant", "team-a", "POST", "/apps", body("team-a", "web"), 403, "not authorized"),
+    ("POST without the admin grant: the inventory", "team-a", "GET", "/apps?cluster=blog&namespace=team-a", None, 403, "not authorized"),
     ("protected namespace (team)", "team-a", "PUT", "/apps/blog/kube-system/web", {"image": IMAGE}, 403, "not authorized"),
     ("protected namespace (admin PUT)", "admin", "PUT", "/apps/blog/kube-system/web", {"image": IMAGE}, 400, "protected namespace"),
     ("protected namespace (admin POST)", "admin", "POST", "/apps", body("kube-node-lease", "web"), 400, "protected namespace"),
