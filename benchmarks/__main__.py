@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _figures(runs: int, time_scale: float) -> dict[int, tuple[str, Callable[[], Figure]]]:
     from benchmarks import (
+        api_reads,
         cold_import,
         concurrency,
         end_to_end,
@@ -56,6 +57,7 @@ def _figures(runs: int, time_scale: float) -> dict[int, tuple[str, Callable[[], 
         6: ("concurrency", lambda: concurrency.run(1, concurrency.TIME_SCALE, informational_scale=time_scale)),
         7: ("profiles at cluster scale", profiles.run),
         8: ("real clients", lambda: real_clients.run(few)),
+        9: ("API reads", api_reads.run),
     }
 
 

@@ -63,10 +63,13 @@ class SandboxSession(StartStop):
         profile_seconds: float = PROFILE_SECONDS,
         environment: Mapping[str, str] | None = None,
         template: Path | None = None,
+        pod_timing: PodTiming | None = None,
     ) -> None:
         """``environment``: variables that override the template's for the functions (e.g. a stack parameter);
-        ``template``: see ``find_template``."""
+        ``template``: see ``find_template``; ``pod_timing``: Fargate's pod start and stop (default: its times scaled
+        like the workflow's waits)."""
         self.template = template
+        self.pod_timing = pod_timing or PodTiming.fargate(time_scale)
         self.time_scale = time_scale
         self.profile_seconds = profile_seconds
         self.environment = dict(environment or {})
@@ -92,7 +95,7 @@ class SandboxSession(StartStop):
                     Sandbox(
                         profile_create_seconds=self.profile_seconds,
                         profile_delete_seconds=self.profile_seconds,
-                        pod_timing=PodTiming.fargate(self.time_scale),
+                        pod_timing=self.pod_timing,
                     )
                 )
                 self._workflows = stack.enter_context(

@@ -128,6 +128,7 @@ def first_app_in_a_new_account(session: SandboxSession) -> None:
     path = f"/apps/{CLUSTER}/{body['namespace']}/{body['app']}"
     earlier = set(session.workflows.executions())
     started = _api(session, "POST", "/apps", body)
+    _reports_running(session, path, started["executionArn"])
     result = finished(session, "ProvisionStateMachine", started["executionArn"])
     if not (result["fargateProfile"]["created"] and result["cacheRule"]["created"] and result["ingress"]):
         raise ScenarioFailed(f"the first provision reused what it should have created: {result}")
@@ -137,11 +138,20 @@ def first_app_in_a_new_account(session: SandboxSession) -> None:
     listed = _api(session, "GET", f"/apps?cluster={CLUSTER}&namespace={body['namespace']}")["apps"]
     if [(a["app"], a["state"]) for a in listed] != [(body["app"], "RUNNING")]:
         raise ScenarioFailed(f"GET /apps does not list the app running: {listed}")
-    report = finished(session, "TeardownStateMachine", _api(session, "DELETE", path)["executionArn"])
+    deleting = _api(session, "DELETE", path)["executionArn"]
+    _reports_running(session, path, deleting)
+    report = finished(session, "TeardownStateMachine", deleting)
     if report["leftovers"] or not report["fargateProfile"]["deleting"]:
         raise ScenarioFailed(f"the teardown left {report['leftovers']} or kept the profile")
     if _api(session, "GET", path)["status"] != "SUCCEEDED":
         raise ScenarioFailed(f"GET {path} does not report the teardown")
+
+
+def _reports_running(session: SandboxSession, path: str, execution_arn: str) -> None:
+    """GET right after a start: the execution just started, running (its state read from its history)."""
+    status = _api(session, "GET", path)
+    if (status["executionArn"], status["status"]) != (execution_arn, "RUNNING") or not status["currentState"]:
+        raise ScenarioFailed(f"GET {path} right after the start does not report it running: {status}")
 
 
 def _started_warm_cache(session: SandboxSession, earlier: set[str]) -> str:

@@ -24,6 +24,7 @@ from grant_scenarios import SCENARIOS, Scenario, ScenarioFailed
 
 from fargate_sandbox import iam_policy
 from fargate_sandbox.session import SandboxSession
+from kube_emulator import PodTiming
 
 GRANTS: list[Grant] = [*iam_grants(), *kubernetes_grants()]
 # Two sandboxes (one per xdist worker) share the mutations; each runs the scenarios once first.
@@ -81,8 +82,13 @@ def recorded(session: SandboxSession) -> Iterator[Recording]:
 def session() -> Iterator[SandboxSession]:
     # Per-namespace profiles: each scenario's namespace gets (and releases) a profile of its own, so no scenario's
     # grants depend on a profile an earlier scenario left (the shared strategy's profile is one for all).
+    # A pod takes 2 s to run (Fargate's 60 s would be 0.6 s at this scale): every rollout's first check then finds
+    # it still starting, so the rollout reads the pod events in every scenario that rolls out, not by chance of load.
     with SandboxSession(
-        time_scale=0.01, profile_seconds=0.3, environment={"FARGATE_PROFILE_STRATEGY": "per-namespace"}
+        time_scale=0.01,
+        profile_seconds=0.3,
+        environment={"FARGATE_PROFILE_STRATEGY": "per-namespace"},
+        pod_timing=PodTiming(node_seconds=0.4, start_seconds=2.0, grace_scale=0.01),
     ) as running:
         yield running
 

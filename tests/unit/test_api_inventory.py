@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from api_support import CACHED, CALLER, REQUEST, app_event, finish, give_history, post
+from api_support import CACHED, CALLER, REQUEST, app_event, executions, finish, give_history, post
+from botocore.stub import Stubber
 from project_template import APPS_TABLE_NAME
 
 from fargate_app.api.executions import AppRef
@@ -201,6 +202,21 @@ def test_a_start_refused_before_it_recorded_itself_reports_the_refusal(machines:
     _, body = call(app_event("get"))
     assert (body["status"], body["executionArn"]) == ("FAILED", started["executionArn"])
     assert json.loads(body["error"]["cause"])["step"] == "ValidateRequest"
+
+
+def test_a_start_the_inventory_cannot_note_is_503_and_its_retry_notes_it(machines: dict[str, str], call: Any) -> None:
+    # Given DynamoDB throttling the API's note of the execution it starts
+    dynamodb = client("dynamodb")
+    with Stubber(dynamodb) as stub:
+        stub.add_client_error("update_item", "ProvisionedThroughputExceededException", http_status_code=400)
+        # When the request is sent, then the answer is retryable, though the execution runs
+        status, body = call(post(REQUEST))
+    assert (status, body["error"], len(executions(machines["provision"]))) == (503, "AwsThrottled", 1)
+    # When it is sent again, then it is a replay of the running execution, noted this time
+    status, again = call(post(REQUEST))
+    assert (status, again["replayed"]) == (202, True)
+    item = dynamodb.get_item(TableName=APPS_TABLE_NAME, Key={"app": {"S": "blog/fargate/demo-app"}})["Item"]
+    assert item["pendingExecution"]["S"] == again["executionArn"]
 
 
 # --- GET /apps ---

@@ -102,6 +102,7 @@ class StartedExecution:
     status: str
     kind: Kind
     replayed: bool
+    start_date: datetime | None = None
 
 
 def canonical_json(document: Any) -> str:
@@ -255,7 +256,7 @@ def _start_or_replay(
     if lineage:
         newest = max((e for e in executions if e.arn in lineage), key=lambda e: lineage[e.arn])
         if newest.status == RUNNING or (newest.status == SUCCEEDED and executions[0].arn == newest.arn):
-            return StartedExecution(newest.arn, newest.name, newest.status, kind, replayed=True)
+            return StartedExecution(newest.arn, newest.name, newest.status, kind, True, newest.start_date)
         attempt = lineage[newest.arn] + 1
         if attempt > MAX_ATTEMPTS:  # the caller's to change (409 with the last attempt), not Step Functions' (502)
             raise ExecutionConflict(
@@ -269,9 +270,7 @@ def _start_or_replay(
     with aws_errors(f"start {kind} execution {name}", absent={"ExecutionAlreadyExists"}):
         started = sfn.start_execution(stateMachineArn=machine, name=name, input=body)
         logger.info("execution started", extra={"execution_arn": started["executionArn"], "kind": kind})
-        caller = str(input_document.get("caller") or "console")
-        _note_started(settings, app, kind, started["executionArn"], started.get("startDate"), caller)
-        return StartedExecution(started["executionArn"], name, RUNNING, kind, replayed=False)
+        return StartedExecution(started["executionArn"], name, RUNNING, kind, False, started.get("startDate"))
     # Another call with the same name won the race between our listing and our start.
     existing = describe_execution(execution_arn(machine, name))
     if _without_caller(_parse_json(existing.get("input"))) != _without_caller(input_document):
@@ -279,17 +278,21 @@ def _start_or_replay(
             f"execution name {name} is taken by an execution with another input; change the request",
             existing["executionArn"],
         )
-    return StartedExecution(existing["executionArn"], name, existing["status"], kind, replayed=True)
+    return StartedExecution(existing["executionArn"], name, existing["status"], kind, True, existing.get("startDate"))
 
 
-def _note_started(settings: Settings, app: AppRef, kind: Kind, arn: str, started: Any, caller: str) -> None:
-    """The app's status is this execution's from now on, also before it records itself. A note that cannot be
-    written is logged, not raised: the execution runs, and its own record soon says so."""
-    when = started.isoformat() if isinstance(started, datetime) else str(started or "")
-    try:
-        note_started(settings, app_key(app.cluster, app.namespace, app.app), kind, arn, when, caller)
-    except FargateAppError as exc:
-        logger.warning("inventory note failed", extra={"execution_arn": arn, "error": type(exc).__name__})
+def _noted(settings: Settings, app: AppRef, started: StartedExecution, caller: str) -> StartedExecution:
+    """A running execution is noted in the app's item (a replay too: its first answer may not have got that far), so
+    that the app's status is its own from now on, also before it records itself.
+
+    Raises:
+        AwsThrottled, PermanentError: DynamoDB refused (translated); a retry of the call replays the execution and
+            notes it again.
+    """
+    if started.status == RUNNING:
+        when = started.start_date.isoformat() if started.start_date else ""
+        note_started(settings, app_key(app.cluster, app.namespace, app.app), started.kind, started.arn, when, caller)
+    return started
 
 
 def _without_caller(document: Any) -> Any:
@@ -337,7 +340,7 @@ def start_provision(settings: Settings, request: ProvisionRequest, caller: str) 
 
     Raises:
         ExecutionConflict: an execution for another request of the app, or its teardown, is running.
-        AwsThrottled, PermanentError: Step Functions refused (translated).
+        AwsThrottled, PermanentError: Step Functions or DynamoDB refused (translated).
     """
     app = AppRef(request.cluster, request.namespace, request.app)
     document = request.to_json()
@@ -351,7 +354,8 @@ def start_provision(settings: Settings, request: ProvisionRequest, caller: str) 
         previous = last_good_revision(executions)
         if previous is not None:
             execution_input["previous"] = previous
-    return _start_or_replay(settings, app, "provision", base, execution_input, executions)
+    started = _start_or_replay(settings, app, "provision", base, execution_input, executions)
+    return _noted(settings, app, started, caller)
 
 
 def start_teardown(settings: Settings, app: AppRef, caller: str) -> StartedExecution:
@@ -382,7 +386,8 @@ def start_teardown(settings: Settings, app: AppRef, caller: str) -> StartedExecu
         raise PermanentError(f"provision execution {source.arn} has no request in its input: tear it down by hand")
     document = {"request": provision_input["request"], "provision": _parse_json(described.get("output"))}
     base = teardown_base_name(app, document, source.name)
-    return _start_or_replay(settings, app, "teardown", base, {**document, "caller": caller}, executions)
+    started = _start_or_replay(settings, app, "teardown", base, {**document, "caller": caller}, executions)
+    return _noted(settings, app, started, caller)
 
 
 def refusal_cause(cause: str | None) -> str | None:
@@ -408,7 +413,7 @@ def app_status(settings: Settings, app: AppRef) -> dict[str, Any]:
 
     Raises:
         AppNotFound: the app has no execution.
-        AwsThrottled, PermanentError: Step Functions refused (translated).
+        AwsThrottled, PermanentError: Step Functions or DynamoDB refused (translated).
     """
     executions = list_app_executions(settings, app)
     if not executions:

@@ -1,0 +1,191 @@
+"""Figure 9: AWS calls of the API's reads, against a long history and a large inventory.
+
+The API function's handler in process, on moto (Step Functions, DynamoDB), with the stack's table
+(template.yaml AppsTable). The app has 5,000 past provision executions, named as the API names them. GET
+/apps/{cluster}/{namespace}/{app} is counted for a finished app (its item alone), for a running one (its item and
+the newest page of its execution's history), and for the same app without an item, which is the executions listing
+the API falls back to (and what every GET cost before the inventory): ListExecutions pages of 1,000 through both
+state machines. GET /apps then lists 1,000 apps 100 a page. Calls are counted on botocore's ``before-call`` event
+of the clients the handler uses, so every call is one the API makes (pagination included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from benchmarks.report import Figure, Row
+
+HISTORY = 5_000
+APPS = 1_000
+PAGE = 100
+CALLS_GOAL = 2
+QUERIES_PER_PAGE_GOAL = 1
+ACCOUNT, REGION = "111122223333", "us-west-2"
+TABLE = "fargate-app-provisioner-apps"
+CALLER = "arn:aws:sts::111122223333:assumed-role/platform-admin/team-a"
+
+
+@contextmanager
+def _api() -> Iterator[tuple[Callable[[str, str, dict[str, str] | None], dict[str, Any]], list[str], dict[str, str]]]:
+    """The handler on moto with the stack's table and state machines; (call, calls made, state machine ARNs)."""
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "ACCOUNT_ID": ACCOUNT,
+            "MOTO_ACCOUNT_ID": ACCOUNT,
+            "APPS_TABLE_NAME": TABLE,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+    )
+    from moto import mock_aws
+
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": False}}):
+        import boto3
+        from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
+
+        from benchmarks.sandbox_runs import ROOT
+
+        template = cfn_yaml.load(str(ROOT / "template.yaml"))
+        table = template["Resources"]["AppsTable"]["Properties"]
+        keys = ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "BillingMode")
+        boto3.client("dynamodb").create_table(TableName=TABLE, **{k: table[k] for k in keys})
+        sfn = boto3.client("stepfunctions")
+        asl = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+        arns = {
+            kind: sfn.create_state_machine(
+                name=f"fargate-app-{kind}", definition=asl, roleArn=f"arn:aws:iam::{ACCOUNT}:role/states"
+            )["stateMachineArn"]
+            for kind in ("provision", "teardown")
+        }
+        os.environ["PROVISION_STATE_MACHINE_ARN"] = arns["provision"]
+        os.environ["TEARDOWN_STATE_MACHINE_ARN"] = arns["teardown"]
+        from fargate_app.api import routes
+        from fargate_app.aws.clients import client
+        from fargate_app.config import reset_settings
+
+        reset_settings()
+        made: list[str] = []
+
+        def count(model: Any, **_: Any) -> None:
+            made.append(model.name)
+
+        for service in ("dynamodb", "stepfunctions"):
+            client(service).meta.events.register("before-call", count)
+
+        def call(method: str, path: str, query: dict[str, str] | None) -> dict[str, Any]:
+            parts = path.strip("/").split("/")
+            event = {
+                "resource": "/apps" if len(parts) == 1 else "/apps/{cluster}/{namespace}/{app}",
+                "path": path,
+                "httpMethod": method,
+                "headers": {},
+                "queryStringParameters": query,
+                "pathParameters": dict(zip(("cluster", "namespace", "app"), parts[1:], strict=True)) or None,
+                "requestContext": {"requestId": "bench", "identity": {"userArn": CALLER}, "stage": "v1"},
+                "body": None,
+                "isBase64Encoded": False,
+            }
+            answer = routes.resolver.resolve(event, None)
+            assert answer["statusCode"] == 200, answer
+            return json.loads(answer["body"])  # type: ignore[no-any-return]
+
+        yield call, made, arns
+
+
+def _item(n: int, execution: str, state: str = "RUNNING", status: str = "SUCCEEDED") -> dict[str, Any]:
+    cluster, namespace, app = "blog", f"team-{n % 10}", f"app-{n}"
+    return {
+        "app": {"S": f"{cluster}/{namespace}/{app}"},
+        "clusterName": {"S": cluster},
+        "namespace": {"S": namespace},
+        "appName": {"S": app},
+        "clusterNamespace": {"S": f"{cluster}/{namespace}"},
+        "listing": {"S": "apps"},
+        "appState": {"S": state},
+        "executionStatus": {"S": status},
+        "kind": {"S": "provision"},
+        "revision": {"N": "1"},
+        "executionArn": {"S": execution},
+        "requestedImage": {"S": "public.ecr.aws/nginx/nginx:stable"},
+        "updatedAt": {"S": f"2026-12-01T10:{n // 60 % 60:02d}:{n % 60:02d}.{n:03d}Z"},
+        "resultJson": {"S": "{}"},
+        "version": {"N": "2"},
+    }
+
+
+def run() -> Figure:
+    figure = Figure(9, "AWS calls of the API's reads", __doc__.split("\n\n", 1)[1].replace("\n", " ").strip())
+    with _api() as (call, made, arns):
+        import boto3
+
+        from fargate_app.api.executions import AppRef
+
+        sfn, dynamodb = boto3.client("stepfunctions"), boto3.client("dynamodb")
+        prefix = AppRef("blog", "team-0", "app-0").name_prefix
+        for n in range(HISTORY):
+            sfn.start_execution(stateMachineArn=arns["provision"], name=f"{prefix}-{n:016x}", input="{}")
+        running = sfn.start_execution(stateMachineArn=arns["provision"], name=f"{prefix}-now", input="{}")
+        path = "/apps/blog/team-0/app-0"
+        measured: dict[str, int] = {}
+        for case, item in (
+            ("finished app", _item(0, running["executionArn"])),
+            ("running app", _item(0, running["executionArn"], "UPDATING", "RUNNING")),
+        ):
+            dynamodb.put_item(TableName=TABLE, Item=item)
+            made.clear()
+            call("GET", path, None)
+            measured[case] = len(made)
+        dynamodb.delete_item(TableName=TABLE, Key={"app": {"S": "blog/team-0/app-0"}})
+        made.clear()
+        call("GET", path, None)
+        listing = len(made)
+
+        for n in range(1, APPS + 1):
+            dynamodb.put_item(TableName=TABLE, Item=_item(n, f"{running['executionArn']}-{n}"))
+        made.clear()
+        pages, token, listed = 0, None, 0
+        while True:
+            page = call("GET", "/apps", {"limit": str(PAGE), **({"nextToken": token} if token else {})})
+            pages, listed, token = pages + 1, listed + len(page["apps"]), page["nextToken"]
+            if token is None:
+                break
+        queries = made.count("Query")
+    figure.rows += [
+        Row(
+            f"GET /apps/{{…}}, finished app, {HISTORY:,} executions",
+            measured["finished app"],
+            "calls",
+            f"<= {CALLS_GOAL}",
+            measured["finished app"] <= CALLS_GOAL,
+        ),
+        Row(
+            f"GET /apps/{{…}}, running app, {HISTORY:,} executions",
+            measured["running app"],
+            "calls",
+            f"<= {CALLS_GOAL}",
+            measured["running app"] <= CALLS_GOAL,
+        ),
+        Row(
+            "GET /apps/{…} without an item (the executions listing; every GET before the inventory)",
+            listing,
+            "calls",
+            "",
+            None,
+        ),
+        Row(
+            f"GET /apps of {APPS:,} apps, {PAGE} a page: Queries per page",
+            queries / pages,
+            "queries",
+            f"<= {QUERIES_PER_PAGE_GOAL}",
+            queries / pages <= QUERIES_PER_PAGE_GOAL and listed == APPS,
+            note=f"{pages} pages, {listed} apps listed, {len(made)} calls in all",
+        ),
+    ]
+    return figure
