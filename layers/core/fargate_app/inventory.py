@@ -1,7 +1,7 @@
 """The app inventory: one DynamoDB item per app (template.yaml ``AppsTable``), the record the API reads.
 
 The state machines write it through Step Functions' DynamoDB integration (statemachine/*.asl.json, the ``Record…``
-states): the start of an execution, and how it ended. ValidateRequest reads it first (``plan_revision``): which
+states): the start of an execution, and how it ended. ValidateRequest reads it first (``fargate_app.validation.plan_revision``): which
 revision this start makes, whether it is an update, and the item's version, which the start's write requires
 unchanged (optimistic locking: two starts that read the same version cannot both record themselves).
 
@@ -26,7 +26,6 @@ from fargate_app.aws.clients import client
 from fargate_app.aws.errors import aws_errors
 from fargate_app.config import Settings
 from fargate_app.errors import Misconfigured
-from fargate_app.models import ApiModel, ProvisionRequest
 
 # appState values (docs/design.md, "The inventory")
 PROVISIONING = "PROVISIONING"
@@ -115,55 +114,3 @@ def note_started(settings: Settings, key: str, kind: str, execution_arn: str, st
                 ":caller": {"S": caller},
             },
         )
-
-
-class RevisionPlan(ApiModel):
-    """What the start's record writes (statemachine/provision.asl.json ``RecordProvisionStart``): the values of the
-    item, and ``version``, the item's version this plan was made from (0: no item yet), which the write requires."""
-
-    key: str
-    cluster_name: str
-    namespace: str
-    app_name: str
-    cluster_namespace: str
-    listing: str = LISTING
-    app_state: str
-    revision: str  # DynamoDB's number type travels as a string
-    request_hash: str
-    request_json: str
-    requested_image: str
-    caller: str
-    version: str
-    next_version: str
-
-
-def plan_revision(settings: Settings, request: ProvisionRequest, caller: str) -> RevisionPlan:
-    """The revision a provision of ``request`` makes: the item's revision again when the request is the one it
-    records (a retry, a replay), else the next one; UPDATING when the app has a last good revision to keep.
-
-    Raises:
-        InventoryMisconfigured, AwsThrottled, PermanentError: as ``read_item``.
-    """
-    document = request.to_json()
-    key = app_key(request.cluster, request.namespace, request.app)
-    item = read_item(settings, key) or {}
-    digest = request_hash(document)
-    revision = int(item.get("revision", 0))
-    if digest != item.get("requestHash"):
-        revision += 1
-    version = int(item.get("version", 0))
-    return RevisionPlan(
-        key=key,
-        cluster_name=request.cluster,
-        namespace=request.namespace,
-        app_name=request.app,
-        cluster_namespace=f"{request.cluster}/{request.namespace}",
-        app_state=UPDATING if item.get("lastGood") else PROVISIONING,
-        revision=str(max(revision, 1)),
-        request_hash=digest,
-        request_json=json.dumps(document, sort_keys=True, separators=(",", ":")),
-        requested_image=request.image,
-        caller=caller,
-        version=str(version),
-        next_version=str(version + 1),
-    )

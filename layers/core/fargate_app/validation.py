@@ -10,6 +10,7 @@ rule it needs. Each refusal is a named permanent error, and nothing has been cre
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeGuard
 
 from fargate_app.aws.ecr import check_cache_rule, check_secret
@@ -21,7 +22,7 @@ from fargate_app.aws.eks import (
 )
 from fargate_app.config import Settings
 from fargate_app.errors import InvalidRequest
-from fargate_app.inventory import RevisionPlan, plan_revision
+from fargate_app.inventory import LISTING, PROVISIONING, UPDATING, app_key, read_item, request_hash
 from fargate_app.models import CALLER, ApiModel, ProvisionRequest, parse_request_for
 
 CONSOLE_CALLER = "console"
@@ -49,6 +50,58 @@ class ValidatedRequest(ApiModel):
     caller: str = CONSOLE_CALLER
     previous: dict[str, Any] | None = None
     inventory: RevisionPlan
+
+
+class RevisionPlan(ApiModel):
+    """What the start's record writes (statemachine/provision.asl.json ``RecordProvisionStart``): the values of the
+    item, and ``version``, the item's version this plan was made from (0: no item yet), which the write requires."""
+
+    key: str
+    cluster_name: str
+    namespace: str
+    app_name: str
+    cluster_namespace: str
+    listing: str = LISTING
+    app_state: str
+    revision: str  # DynamoDB's number type travels as a string
+    request_hash: str
+    request_json: str
+    requested_image: str
+    caller: str
+    version: str
+    next_version: str
+
+
+def plan_revision(settings: Settings, request: ProvisionRequest, caller: str) -> RevisionPlan:
+    """The revision a provision of ``request`` makes: the item's revision again when the request is the one it
+    records (a retry, a replay), else the next one; UPDATING when the app has a last good revision to keep.
+
+    Raises:
+        InventoryMisconfigured, AwsThrottled, PermanentError: as ``read_item``.
+    """
+    document = request.to_json()
+    key = app_key(request.cluster, request.namespace, request.app)
+    item = read_item(settings, key) or {}
+    digest = request_hash(document)
+    revision = int(item.get("revision", 0))
+    if digest != item.get("requestHash"):
+        revision += 1
+    version = int(item.get("version", 0))
+    return RevisionPlan(
+        key=key,
+        cluster_name=request.cluster,
+        namespace=request.namespace,
+        app_name=request.app,
+        cluster_namespace=f"{request.cluster}/{request.namespace}",
+        app_state=UPDATING if item.get("lastGood") else PROVISIONING,
+        revision=str(max(revision, 1)),
+        request_hash=digest,
+        request_json=json.dumps(document, sort_keys=True, separators=(",", ":")),
+        requested_image=request.image,
+        caller=caller,
+        version=str(version),
+        next_version=str(version + 1),
+    )
 
 
 def validate_start(settings: Settings, event: dict[str, Any]) -> ValidatedRequest:
