@@ -162,8 +162,8 @@ def render(
         "",
         "Each grant is removed in a running sandbox (the statement from its role's inline policy, or the verb from "
         "its ClusterRole rule), the function's execution environments restarted, and the quickest scenario "
-        "(tests/iam/grant_scenarios.py) that used it run again: it must fail, and the grant's call must be the one "
-        "refused.",
+        "(tests/iam/grant_scenarios.py) that used it run again from the same start (nothing running, an account "
+        "that never ran the stack): it must fail, and the grant's call must be the one refused.",
         "",
         *table(
             ["grant", "scenario that fails without it", "how it fails"],

@@ -2,8 +2,10 @@
 does (or a fault the stack must clean up after) and states how it must end.
 
 A scenario raises ``ScenarioFailed`` when it does not end as stated, with the execution's error and cause (an
-AccessDenied or Forbidden names the call the grants did not allow). Each one creates the names it uses, so they run
-in any order in one sandbox; ``fresh_account`` puts the account back to one that never ran the stack.
+AccessDenied or Forbidden names the call the grants did not allow). Each one creates the names it uses, and
+``Scenario.prepare`` gives every run the same start (nothing running, an account that never ran the stack): which
+calls a scenario makes must not depend on the scenarios run before it, or a grant's removal tested with it could go
+unnoticed (a role left by an earlier scenario is tagged where this one would have created it).
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ class Scenario:
     summary: str
     run: Callable[[SandboxSession], None]
 
+    def prepare(self, session: SandboxSession) -> None:
+        """The start every run of a scenario has, made as the administrator: no execution still running (the
+        warm-cache runs EventBridge started for an earlier scenario's rules) and a fresh account."""
+        settle(session)
+        fresh_account(session)
+
     def __str__(self) -> str:
         return self.name
 
@@ -71,6 +79,14 @@ def finished(session: SandboxSession, machine: str, arn: str, error: str | None 
     if answer.get("compensationFailed") or answer.get("leftovers"):
         raise ScenarioFailed(f"{machine}: left behind {answer.get('leftovers')}")
     return answer
+
+
+def settle(session: SandboxSession) -> None:
+    """Wait until no execution of the stack's state machines runs."""
+    sfn = session.sandbox.boto3_client("stepfunctions")
+    for machine in session.workflows.state_machine_arns.values():
+        for running in sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]:
+            session.workflows.wait(running["executionArn"], timeout_s=WAIT_SECONDS)
 
 
 def fresh_account(session: SandboxSession) -> None:
@@ -123,7 +139,6 @@ def first_app_in_a_new_account(session: SandboxSession) -> None:
     """The README's first call, through the API: every resource is created (service-linked roles too), the app is
     exposed, the new cache rule warms its watch list, the status is read, then the app is deleted and its profile
     released."""
-    fresh_account(session)
     body = request(unique("first"), port=80, expose={"ingress": {}})
     path = f"/apps/{CLUSTER}/{body['namespace']}/{body['app']}"
     earlier = set(session.workflows.executions())
@@ -191,7 +206,6 @@ def a_failed_apply_is_compensated(session: SandboxSession) -> None:
     """The API server refuses the Service after the Deployment was applied: compensation deletes the app's objects
     and everything the execution created (its profile, its cache rule, and its role, which no other profile of the
     cluster uses)."""
-    fresh_account(session)
     sandbox = session.sandbox
     other_role = sandbox.moto_client("iam").create_role(
         RoleName=unique("other-pods"), AssumeRolePolicyDocument=json.dumps(POD_TRUST)
@@ -218,8 +232,7 @@ def updates_prune_and_roll_back(session: SandboxSession) -> None:
     """Updates through the API: one that drops the app's port and Ingress fails in its rollout check after ApplyApp
     deleted them, and is rolled back (Compensate applies the last good revision again, creating them anew); sent
     again, it succeeds and ApplyApp deletes the Service and the Ingress for good; the teardown releases the profile.
-    It starts from a fresh account: each run makes a namespace of its own, whose profile counts against EKS's 10."""
-    fresh_account(session)
+    Each run makes a namespace of its own, whose profile counts against EKS's 10 until the next fresh start."""
     body = request(unique("upd"), port=80, expose={"ingress": {}})
     namespace = body["namespace"]
     good = _api(session, "POST", "/apps", body)
@@ -246,10 +259,9 @@ def _exposure(session: SandboxSession, namespace: str) -> list[str]:
 
 
 def a_failing_provision_keeps_what_a_running_one_reused(session: SandboxSession) -> None:
-    """Two provisions in a fresh account, the second started once the first created the cache rule (the first then
+    """Two provisions, the second started once the first created the cache rule (the first then
     waits on the registry): the first, for a tag that does not exist, fails and keeps the rule it created, because
     the second reused it (Compensate lists and reads the provisions running, or succeeded since it started)."""
-    fresh_account(session)
     namespace = unique("pair")
     sandbox = session.sandbox
     ecr = sandbox.boto3_client("ecr")
@@ -298,7 +310,6 @@ def a_drifted_pod_role_is_repaired(session: SandboxSession) -> None:
 
 def a_cache_rule_made_by_hand_is_reused(session: SandboxSession) -> None:
     """A rule for the upstream exists under another prefix: it is reused and the pod role granted its prefix."""
-    fresh_account(session)
     prefix = unique("shared")
     session.sandbox.boto3_client("ecr").create_pull_through_cache_rule(
         ecrRepositoryPrefix=prefix, upstreamRegistryUrl="public.ecr.aws"

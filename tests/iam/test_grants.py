@@ -108,6 +108,7 @@ def outcomes() -> Iterator[list[dict[str, Any]]]:
 def usage(session: SandboxSession, outcomes: list[dict[str, Any]]) -> Usage:
     found = Usage({}, {}, {})
     for scenario in SCENARIOS:
+        scenario.prepare(session)
         started = time.monotonic()
         with recorded(session) as calls:
             scenario.run(session)
@@ -143,6 +144,33 @@ def test_every_scenario_runs_with_no_call_refused(scenario: Scenario, usage: Usa
     assert refused == []
 
 
+# Scenarios that leave the stack's pod role behind, tagged by their executions, and that delete it (compensation).
+BEFORE = ("a_drifted_pod_role_is_repaired", "a_failed_apply_is_compensated")
+
+
+@pytest.mark.parametrize("before", [pytest.param(b, marks=pytest.mark.xdist_group(WORKER_GROUPS[1])) for b in BEFORE])
+def test_a_scenario_makes_the_same_calls_whatever_ran_before_it(
+    before: str, session: SandboxSession, usage: Usage
+) -> None:
+    # Given a scenario run before, which changes the account
+    earlier, scenario = (
+        next(s for s in SCENARIOS if s.name == name) for name in (before, "a_wrong_upstream_credential_is_refused")
+    )
+    earlier.prepare(session)
+    earlier.run(session)
+    # When the credential scenario runs next, as the mutation test runs it
+    scenario.prepare(session)
+    with recorded(session) as calls:
+        scenario.run(session)
+    # Then it makes the calls it made in the usage run, no more, no fewer: a grant is tested with the calls it was
+    # chosen for (the role existing or not decides whether it is created or tagged)
+    assert _actions(calls.aws) == _actions(usage.aws[scenario.name])
+
+
+def _actions(decisions: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(decision["principal"], decision["action"]) for decision in decisions}
+
+
 @pytest.mark.parametrize(
     "grant",
     [pytest.param(g, marks=pytest.mark.xdist_group(WORKER_GROUPS[i % 2])) for i, g in enumerate(GRANTS)],
@@ -153,6 +181,7 @@ def test_without_the_grant_a_scenario_fails_with_a_refusal(
 ) -> None:
     scenario = usage.scenario_for(grant)
     assert scenario is not None, f"{grant} allowed no call of any scenario: remove it, or add the scenario needing it"
+    scenario.prepare(session)  # as the administrator, with every grant: the start the usage run had
     restore = grant.drop(session)
     if isinstance(grant, IamGrant) and grant.function is not None:
         # Fresh execution environments, as after a deployment: nothing cached from a call made with the grant.
