@@ -27,14 +27,11 @@ from fargate_app.aws.errors import aws_errors
 from fargate_app.config import Settings
 from fargate_app.errors import Misconfigured
 
-# appState values (docs/design.md, "The inventory")
+# The appState values the Lambda steps compute (the ASL writes TEARING_DOWN and TORN_DOWN itself; docs/design.md §5)
 PROVISIONING = "PROVISIONING"
 UPDATING = "UPDATING"
 RUNNING: Final[Literal["RUNNING"]] = "RUNNING"
 FAILED: Final[Literal["FAILED"]] = "FAILED"
-TEARING_DOWN = "TEARING_DOWN"
-TORN_DOWN = "TORN_DOWN"
-IN_PROGRESS = frozenset({PROVISIONING, UPDATING, TEARING_DOWN})
 LISTING = "apps"  # the ByUpdate index's one partition: every app, newest first
 
 
@@ -53,10 +50,14 @@ def app_key(cluster: str, namespace: str, app: str) -> str:
     return f"{cluster}/{namespace}/{app}"
 
 
+def canonical_json(document: Any) -> str:
+    """One text per JSON value, whatever the order of its keys: what execution names and the request hash digest."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
 def request_hash(document: dict[str, Any]) -> str:
     """The desired state's identity: the same request (keys in any order) has the same hash."""
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
 
 
 def plain(item: dict[str, Any]) -> dict[str, Any]:

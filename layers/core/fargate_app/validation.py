@@ -10,7 +10,6 @@ rule it needs. Each refusal is a named permanent error, and nothing has been cre
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeGuard
 
 from fargate_app.aws.ecr import check_cache_rule, check_secret
@@ -22,7 +21,7 @@ from fargate_app.aws.eks import (
 )
 from fargate_app.config import Settings
 from fargate_app.errors import InvalidRequest
-from fargate_app.inventory import LISTING, PROVISIONING, UPDATING, app_key, read_item, request_hash
+from fargate_app.inventory import LISTING, PROVISIONING, UPDATING, app_key, canonical_json, read_item, request_hash
 from fargate_app.models import CALLER, ApiModel, ProvisionRequest, parse_request_for
 
 CONSOLE_CALLER = "console"
@@ -96,7 +95,7 @@ def plan_revision(settings: Settings, request: ProvisionRequest, caller: str) ->
         app_state=UPDATING if item.get("lastGood") else PROVISIONING,
         revision=str(max(revision, 1)),
         request_hash=digest,
-        request_json=json.dumps(document, sort_keys=True, separators=(",", ":")),
+        request_json=canonical_json(document),
         requested_image=request.image,
         caller=caller,
         version=str(version),

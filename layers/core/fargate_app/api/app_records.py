@@ -14,13 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from fargate_app.api.executions import (
-    CLOSED_WITH_ERROR,
     MAX_CAUSE,
     SUCCEEDED,
     AppRef,
+    closed_error,
     describe_execution,
     execution_tail,
-    refusal_cause,
 )
 from fargate_app.aws.clients import client
 from fargate_app.aws.errors import aws_errors
@@ -53,7 +52,8 @@ def _json(text: Any) -> Any:
 
 def app_record(settings: Settings, app: AppRef) -> dict[str, Any] | None:
     """GET /apps/{cluster}/{namespace}/{app}: the app's status document from its inventory item, or None when the
-    inventory has no item for it.
+    inventory has no item for it. The app's execution is the one the API noted last, until it records itself
+    (while ValidateRequest runs, or for good when it refused the request), else the one the item records.
 
     Raises:
         InventoryMisconfigured: no table is configured.
@@ -64,28 +64,46 @@ def app_record(settings: Settings, app: AppRef) -> dict[str, Any] | None:
         return None
     pending = item.get("pendingExecution")
     if pending and pending != item.get("executionArn"):
-        return _pending(item, str(pending))
-    arn = str(item.get("executionArn", ""))
-    status = str(item.get("executionStatus", "RUNNING"))
-    failure = item.get("failure")
+        arn, kind, caller, start_attribute = (
+            str(pending),
+            item.get("pendingKind"),
+            item.get("pendingCaller"),
+            "pendingStart",
+        )
+        status, stopped, result, error = "RUNNING", None, None, None
+    else:
+        arn, kind, caller, start_attribute = (
+            str(item.get("executionArn", "")),
+            item.get("kind"),
+            item.get("caller"),
+            "startDate",
+        )
+        status, stopped, failure = (
+            str(item.get("executionStatus", "RUNNING")),
+            item.get("stopDate"),
+            item.get("failure"),
+        )
+        result = _json(item.get("resultJson")) if status == SUCCEEDED else None
+        error = {"error": failure["error"], "cause": truncate(failure["cause"], MAX_CAUSE)} if failure else None
+    kind = str(kind or "provision")
     document: dict[str, Any] = {
         "status": status,
-        "kind": item.get("kind", "provision"),
-        "caller": item.get("caller", "console"),
+        "kind": kind,
+        "caller": caller or "console",
         "executionArn": arn,
         "executionName": arn.rsplit(":", 1)[-1],
-        "startDate": _iso(item.get("startDate")),
-        "stopDate": _iso(item.get("stopDate")),
+        "startDate": _iso(item.get(start_attribute)),
+        "stopDate": _iso(stopped),
         "currentState": None,
-        "result": _json(item.get("resultJson")) if status == SUCCEEDED else None,
-        "error": {"error": failure["error"], "cause": truncate(failure["cause"], MAX_CAUSE)} if failure else None,
+        "result": result,
+        "error": error,
         **_summary(item),
     }
     if status == "RUNNING":
         tail = execution_tail(arn)
         document["currentState"] = tail.current_state
-        if tail.ended is not None:  # it ended without recording how (aborted, timed out, its record failed)
-            document.update(_ended(arn, str(document["kind"])))
+        if tail.ended is not None:  # it ended without recording how (aborted, timed out, refused, its record failed)
+            document.update(_ended(arn, kind))
     return document
 
 
@@ -93,44 +111,13 @@ def _ended(arn: str, kind: str) -> dict[str, Any]:
     """How an execution the item does not know the end of ended, from Step Functions (a third call, only then)."""
     described = describe_execution(arn)
     status = str(described["status"])
-    error = None
-    if status in CLOSED_WITH_ERROR:
-        cause = described.get("cause")
-        reshaped = refusal_cause(cause) if kind == "provision" else None
-        error = {
-            "error": described.get("error") or CLOSED_WITH_ERROR[status],
-            "cause": truncate(reshaped or cause or f"the execution ended {status}", MAX_CAUSE),
-        }
     stopped = described.get("stopDate")
     return {
         "status": status,
         "stopDate": stopped.isoformat() if isinstance(stopped, datetime) else _iso(stopped),
         "result": _json(described.get("output")) if status == SUCCEEDED else None,
-        "error": error,
+        "error": closed_error(described, kind),
     }
-
-
-def _pending(item: dict[str, Any], arn: str) -> dict[str, Any]:
-    """An execution the API started that has not recorded itself (yet: ValidateRequest runs; or never: it refused
-    the request), read from its history: its state, or how it ended."""
-    tail = execution_tail(arn)
-    kind = str(item.get("pendingKind") or "provision")
-    document = {
-        "status": "RUNNING",
-        "kind": kind,
-        "caller": item.get("pendingCaller", "console"),
-        "executionArn": arn,
-        "executionName": arn.rsplit(":", 1)[-1],
-        "startDate": _iso(item.get("pendingStart")),
-        "stopDate": None,
-        "currentState": tail.current_state,
-        "result": None,
-        "error": None,
-        **_summary(item),
-    }
-    if tail.ended is not None:
-        document.update(_ended(arn, kind))
-    return document
 
 
 def _summary(item: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from fargate_app.aws.clients import client
 from fargate_app.aws.errors import aws_errors
 from fargate_app.config import Settings
 from fargate_app.errors import FargateAppError, Misconfigured, PermanentError, truncate
-from fargate_app.inventory import app_key, note_started
+from fargate_app.inventory import app_key, canonical_json, note_started
 from fargate_app.models import ProvisionRequest
 from fargate_app.observability import logger
 
@@ -105,10 +105,6 @@ class StartedExecution:
     start_date: datetime | None = None
 
 
-def canonical_json(document: Any) -> str:
-    return json.dumps(document, sort_keys=True, separators=(",", ":"))
-
-
 def _digest(text: str, length: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
@@ -178,12 +174,11 @@ ENDING_EVENTS = {
 
 @dataclass(frozen=True)
 class ExecutionTail:
-    """What the newest page of an execution's history says: the state it entered last, and how it ended (None while
-    it runs), with the error and cause of a failure."""
+    """What the newest page of an execution's history says: the state it entered last, and the status it ended with
+    (None while it runs)."""
 
     current_state: str | None
     ended: str | None = None
-    error: dict[str, str] | None = None
 
 
 def execution_tail(arn: str) -> ExecutionTail:
@@ -202,17 +197,21 @@ def execution_tail(arn: str) -> ExecutionTail:
     entered = next((e for e in events if str(e.get("type", "")).endswith("StateEntered")), None)
     current = str((entered or {}).get("stateEnteredEventDetails", {}).get("name") or "") or None
     ending = next((e for e in events if e.get("type") in ENDING_EVENTS), None)
-    if ending is None:
-        return ExecutionTail(current)
-    status = ENDING_EVENTS[str(ending["type"])]
-    details = ending.get("executionFailedEventDetails") or {}
-    error = None
-    if status != SUCCEEDED:
-        error = {
-            "error": str(details.get("error") or CLOSED_WITH_ERROR[status]),
-            "cause": truncate(str(details.get("cause") or f"the execution ended {status}"), MAX_CAUSE),
-        }
-    return ExecutionTail(current, status, error)
+    return ExecutionTail(current, ENDING_EVENTS[str(ending["type"])] if ending else None)
+
+
+def closed_error(described: dict[str, Any], kind: str) -> dict[str, str] | None:
+    """The ``error`` of a status document for a DescribeExecution answer: None unless it closed with an error; a
+    provision ValidateRequest refused reads as every other failure report (``refusal_cause``)."""
+    status = str(described["status"])
+    if status not in CLOSED_WITH_ERROR:
+        return None
+    cause = described.get("cause")
+    reshaped = refusal_cause(cause) if kind == "provision" else None
+    return {
+        "error": described.get("error") or CLOSED_WITH_ERROR[status],
+        "cause": truncate(reshaped or cause or f"the execution ended {status}", MAX_CAUSE),
+    }
 
 
 def _parse_json(text: str | None) -> Any:
@@ -421,17 +420,7 @@ def app_status(settings: Settings, app: AppRef) -> dict[str, Any]:
     latest = executions[0]
     described = describe_execution(latest.arn)
     status = str(described["status"])
-    error = None
-    if status in CLOSED_WITH_ERROR:
-        error = {
-            "error": described.get("error") or CLOSED_WITH_ERROR[status],
-            "cause": truncate(
-                (refusal_cause(described.get("cause")) if latest.kind == "provision" else None)
-                or described.get("cause")
-                or f"the execution ended {status}",
-                MAX_CAUSE,
-            ),
-        }
+    error = closed_error(described, latest.kind)
     stop_date = described.get("stopDate")
     started_with = _parse_json(described.get("input"))
     return {
