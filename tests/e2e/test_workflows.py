@@ -105,6 +105,7 @@ def test_the_walkthrough_provisions_then_tears_down(sandbox: Sandbox, workflows:
         "ApplyApp",
         "CheckRollout",
         "ReportResult",
+        "LastGoodRevisionKnown",
         "RecordProvisionSucceeded",
     ]
     # and the app inventory records it RUNNING at this revision, its last good one, pinned to the cached digest

@@ -252,6 +252,19 @@ def updates_prune_and_roll_back(session: SandboxSession) -> None:
     execute(session, "TeardownStateMachine", {"request": result["request"], "provision": result})
 
 
+def an_update_with_new_labels_moves_to_another_profile(session: SandboxSession) -> None:
+    """An update through the API that changes the app's labels: it runs on the profile of its new labels, and the
+    provision releases (deletes) the profile its last good revision ran on; the teardown releases the new one."""
+    body = request(unique("move"), labels={"tier": "web"})
+    first = finished(session, "ProvisionStateMachine", _api(session, "POST", "/apps", body)["executionArn"])
+    relabelled = {**body, "labels": {"tier": "api"}}
+    moved = finished(session, "ProvisionStateMachine", _api(session, "POST", "/apps", relabelled)["executionArn"])
+    release = moved.get("previousProfile") or {}
+    if not release.get("deleting") or (release.get("profile") or {}).get("name") != first["fargateProfile"]["name"]:
+        raise ScenarioFailed(f"the profile the update left was not released: {release}")
+    execute(session, "TeardownStateMachine", {"request": moved["request"], "provision": moved})
+
+
 def _exposure(session: SandboxSession, namespace: str) -> list[str]:
     kubernetes = session.sandbox.kubernetes
     assert kubernetes is not None
@@ -379,6 +392,7 @@ SCENARIOS = tuple(
         apps_beside_each_other,
         a_failed_apply_is_compensated,
         updates_prune_and_roll_back,
+        an_update_with_new_labels_moves_to_another_profile,
         a_failing_provision_keeps_what_a_running_one_reused,
         a_console_teardown_finds_the_profile_by_its_tag,
         a_drifted_pod_role_is_repaired,

@@ -161,6 +161,15 @@ def assign(shape: Shape, path: list[str | int], value: Shape) -> Shape | None:
     return None if updated is None else shape.with_field(head, updated)
 
 
+def present(shape: Shape, path: list[str | int]) -> Shape:
+    """``shape`` where ``path`` is known to exist (a Choice rule's ``IsPresent: true`` matched): every value on the
+    way is an object, none of them null."""
+    if not path or isinstance(path[0], int) or shape.kind not in ("object", "any"):
+        return shape
+    base = replace(shape, kind="object", nullable=False)
+    return base.with_field(path[0], present(base.field(path[0]) or ANY, path[1:]))
+
+
 def paths_in(value: Any) -> list[str]:
     """The paths a ``"x.$"`` value reads: a path, or the path arguments of an intrinsic function."""
     text = str(value)
@@ -387,7 +396,7 @@ class Machine:
             if variable is not None and "IsPresent" in rule:
                 parts = segments(variable)
                 if rule["IsPresent"] is True and resolve(shape, parts) is None:
-                    narrowed = assign(shape, parts, ANY) or shape
+                    narrowed = present(shape, parts)
             else:
                 for condition in _conditions(rule):
                     self.read(shape, condition["Variable"], name, "Choices.Variable")

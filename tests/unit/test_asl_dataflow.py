@@ -213,6 +213,29 @@ def test_is_present_guarantees_the_path_on_its_branch_only() -> None:
     ]
 
 
+def test_is_present_on_a_field_of_a_value_that_may_be_null_guarantees_both() -> None:
+    # Given $.previous that may be null (ValidateRequest's ``previous``), and a Choice testing IsPresent on one of its
+    # fields before a rule compares that field
+    definition = machine(
+        {
+            "A": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.previous.name", "IsPresent": True, "Next": "B"}],
+                "Default": "C",
+            },
+            "B": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.previous.name", "StringEqualsPath": "$.name", "Next": "C"}],
+                "Default": "C",
+            },
+            "C": {"Type": "Pass", "End": True},
+        }
+    )
+
+    # Then the comparison reads paths that are there
+    assert check(definition, {}, obj(previous=Shape("object", nullable=True), name=SCALAR)) == []
+
+
 def test_a_result_path_into_a_value_that_may_not_be_an_object_is_a_problem() -> None:
     # Given an input that may be anything (a console start), and a Pass writing $.error into it
     definition = machine({"A": {"Type": "Pass", "Result": 1, "ResultPath": "$.error", "End": True}})

@@ -140,6 +140,64 @@ class TestWhichProfileIsTheApps:
         assert status_of("fp-a") == "ACTIVE"
 
 
+class TestTheProfileAnUpdateLeft:
+    """An update whose labels changed runs on another profile: ReleasePreviousProfile names the one it left."""
+
+    @staticmethod
+    def left(name: str) -> ReleaseProfileEvent:
+        return ReleaseProfileEvent.parse(
+            {"request": walkthrough_request(), "profileName": name}, region="us-west-2", account="111122223333"
+        )
+
+    def test_a_profile_of_this_project_nothing_else_uses_is_deleted(
+        self, settings: Settings, network: Network, users: list[str]
+    ) -> None:
+        # Given the profile the last good revision ran on, created for another app of the namespace, now unused
+        make_profile(network, "fp-old", {**OURS, CREATED_FOR_TAG: "fargate.other-app"})
+        make_profile(network, "fp-new", {**OURS, CREATED_FOR_TAG: "fargate.demo-app"})
+
+        release = release_fargate_profile(settings, self.left("fp-old"))
+
+        assert (release.deleting, release.kept, profiles()) == (True, None, ["fp-new"])
+        assert release.profile is not None and (release.profile.name, release.profile.status) == ("fp-old", "DELETING")
+        assert release.kept_resources == []  # the update keeps its role, rule and image: nothing to report
+
+    def test_one_that_still_schedules_another_app_is_kept_naming_it(
+        self, settings: Settings, network: Network, users: list[str]
+    ) -> None:
+        make_profile(network, "fp-old", OURS)
+        users.append("deployment fargate/other-app")
+
+        release = release_fargate_profile(settings, self.left("fp-old"))
+
+        assert (release.deleting, release.kept, status_of("fp-old")) == (
+            False,
+            "it still schedules deployment fargate/other-app",
+            "ACTIVE",
+        )
+
+    def test_one_this_stack_does_not_manage_is_kept(
+        self, settings: Settings, network: Network, users: list[str]
+    ) -> None:
+        make_profile(network, "theirs", {"owner": "team-b"})
+
+        release = release_fargate_profile(settings, self.left("theirs"))
+
+        assert (release.deleting, release.kept, status_of("theirs")) == (
+            False,
+            "this stack does not manage it",
+            "ACTIVE",
+        )
+        assert release.kept_resources == [{"fargateProfile": "theirs", "reason": "this stack does not manage it"}]
+
+    def test_one_already_gone_is_nothing_to_do(self, settings: Settings, network: Network, users: list[str]) -> None:
+        make_profile(network, "fp-new", OURS)
+
+        release = release_fargate_profile(settings, self.left("fp-gone"))
+
+        assert (release.profile, release.deleting, release.kept, profiles()) == (None, False, None, ["fp-new"])
+
+
 class TestWhenItIsKept:
     def test_a_profile_that_still_schedules_others_is_kept_naming_them(
         self, settings: Settings, network: Network, users: list[str]

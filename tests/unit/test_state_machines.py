@@ -200,6 +200,7 @@ def test_waits_for_a_busy_cluster_are_short_jittered_and_bounded() -> None:
     assert {(machine, name) for machine, name, _ in waits} == {
         ("ProvisionStateMachine", "EnsureFargateProfile"),
         ("ProvisionStateMachine", "Compensate"),
+        ("ProvisionStateMachine", "ReleasePreviousProfile"),
         ("TeardownStateMachine", "ReleaseFargateProfile"),
     }
     for machine, name, rule in waits:
@@ -258,7 +259,7 @@ def test_provision_fails_naming_the_step_after_compensating() -> None:
         n
         for n, s in states.items()
         if s["Type"] == "Task"
-        and n not in ("ValidateRequest", "Compensate", "ReportWhatIsLeft")
+        and n not in ("ValidateRequest", "Compensate", "ReportWhatIsLeft", "ReleasePreviousProfile")
         and s["Resource"] != DYNAMODB_UPDATE
     ]
     assert tasks, "no step to compensate"
@@ -274,6 +275,33 @@ def test_provision_fails_naming_the_step_after_compensating() -> None:
         "ProvisionFailed",
     )
     assert states["ProvisionFailed"]["Type"] == "Fail"
+
+
+def test_an_update_releases_the_profile_it_left_and_succeeds_whatever_the_release_says() -> None:
+    # The app runs its new revision when the release comes: a failed release is reported in the result, and nothing
+    # the update made is compensated; a first provision, or an update on the same profile, releases nothing.
+    states = _definition("ProvisionStateMachine")["States"]
+    known = states[states["ReportResult"]["Next"]]
+    (present,) = [(c["Variable"], c["IsPresent"], c["Next"]) for c in known["Choices"]]
+    assert known["Default"] == "RecordProvisionSucceeded"
+    assert present[:2] == ("$.previous.fargateProfileName", True)
+    choice = states[present[2]]
+    assert [(c["Variable"], c["Next"]) for c in choice["Choices"]] == [
+        ("$.previous.fargateProfileName", "RecordProvisionSucceeded")
+    ] * 2
+    assert choice["Choices"][-1]["StringEqualsPath"] == "$.fargateProfile.name"
+    release = states[choice["Default"]]
+    (catch,) = release["Catch"]
+    assert (release["Parameters"]["profileName.$"], release["ResultPath"], release["Next"]) == (
+        "$.previous.fargateProfileName",
+        "$.result.previousProfile",
+        "RecordProvisionSucceeded",
+    )
+    assert (catch["ErrorEquals"], catch["ResultPath"], catch["Next"]) == (
+        ["States.ALL"],
+        "$.result.previousProfile",
+        "RecordProvisionSucceeded",
+    )
 
 
 def test_a_refused_request_ends_without_compensation() -> None:

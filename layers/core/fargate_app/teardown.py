@@ -43,7 +43,12 @@ class ProvisionSummary(ApiModel):
 
 
 class ReleaseProfileEvent(RequestEvent):
+    """The teardown's release of the app's profile (``provision``, or found by its tag), or an update's release of
+    ``profileName``, the profile its last good revision ran on, which the updated app no longer uses (its labels or
+    subnets changed); a profile this stack does not manage is kept either way."""
+
     provision: ProvisionSummary | None = None
+    profile_name: str | None = None
 
 
 class TeardownInput(ApiModel):
@@ -101,6 +106,18 @@ def _released(
     return ProfileRelease(profile=profile, deleting=deleting, kept=kept, kept_resources=resources)
 
 
+def _tracked(cluster: str, found: dict[str, Any], created: bool) -> FargateProfile:
+    """DescribeFargateProfile's answer as the workflow tracks a profile."""
+    return FargateProfile(
+        cluster=cluster,
+        name=found["fargateProfileName"],
+        status=str(found.get("status") or "UNKNOWN"),  # EKS's model makes no output member required
+        created=created,
+        selectors=[ProfileSelector(namespace=s["namespace"], labels=s.get("labels") or {}) for s in found["selectors"]],
+        subnets=sorted(found.get("subnets", [])),
+    )
+
+
 def _describe(cluster: str, name: str) -> dict[str, Any] | None:
     with aws_errors(f"describe Fargate profile {name}", absent={"ResourceNotFoundException"}):
         return client("eks").describe_fargate_profile(clusterName=cluster, fargateProfileName=name)["fargateProfile"]  # type: ignore[no-any-return]
@@ -136,23 +153,31 @@ def release_fargate_profile(settings: Settings, event: ReleaseProfileEvent) -> P
 
     request = event.request
     provision = event.provision
-    recorded = provision.fargate_profile if provision else None
-    found = _describe(request.cluster, recorded.name) if recorded else _created_for_app(request)
-    if recorded is not None and not recorded.created and not _managed(settings, found):
-        return _released(
-            recorded, False, "the provision reused a profile this stack does not manage", provision, request.cluster
-        )
-    if found is None:
-        return _released(recorded, False, None if recorded else "no profile was created", provision, request.cluster)
+    if event.profile_name is not None:
+        found = _describe(request.cluster, event.profile_name)
+        if found is not None and not _managed(settings, found):
+            return _released(
+                _tracked(request.cluster, found, created=False),
+                False,
+                "this stack does not manage it",
+                None,
+                request.cluster,
+            )
+        if found is None:
+            return _released(None, False, None, None, request.cluster)
+    else:
+        recorded = provision.fargate_profile if provision else None
+        found = _describe(request.cluster, recorded.name) if recorded else _created_for_app(request)
+        if recorded is not None and not recorded.created and not _managed(settings, found):
+            return _released(
+                recorded, False, "the provision reused a profile this stack does not manage", provision, request.cluster
+            )
+        if found is None:
+            return _released(
+                recorded, False, None if recorded else "no profile was created", provision, request.cluster
+            )
     users = profile_users(settings, request, found)
-    profile = FargateProfile(
-        cluster=request.cluster,
-        name=found["fargateProfileName"],
-        status=str(found.get("status") or "UNKNOWN"),  # EKS's model makes no output member required
-        created=True,
-        selectors=[ProfileSelector(namespace=s["namespace"], labels=s.get("labels") or {}) for s in found["selectors"]],
-        subnets=sorted(found.get("subnets", [])),
-    )
+    profile = _tracked(request.cluster, found, created=True)
     if users:
         return _released(profile, False, f"it still schedules {', '.join(users)}", provision, request.cluster)
     if found.get("status") != "DELETING":  # another app's teardown may have started it: EKS would refuse a second
