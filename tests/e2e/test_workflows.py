@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from inventory_items import inventory_item
 from request_edits import walkthrough_request
 
 from fargate_app.aws.iam import role_name, trust_policy
@@ -46,15 +47,6 @@ def run(workflows: Workflows, machine: str, payload: dict[str, Any], timeout: fl
 
 def profiles(sandbox: Sandbox) -> dict[str, str]:
     return {p["fargateProfileName"]: p["status"] for p in sandbox.fargate_profiles("blog")}
-
-
-def inventory_item(sandbox: Sandbox, workflows: Workflows, key: str) -> dict[str, Any]:
-    """The app's item in the stack's inventory table, as plain values (read past the sandbox's front)."""
-    from boto3.dynamodb.types import TypeDeserializer
-
-    (table,) = workflows.template.tables
-    item = sandbox.moto_client("dynamodb").get_item(TableName=table.name, Key={"app": {"S": key}})["Item"]
-    return {name: TypeDeserializer().deserialize(value) for name, value in item.items()}
 
 
 SHARED_SELECTORS = [{"namespace": "*", "labels": {"app.kubernetes.io/managed-by": "fargate-app-provisioner"}}]

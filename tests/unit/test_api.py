@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,6 +26,7 @@ from api_support import (
     executions,
     finish,
     give_history,
+    moto_execution,
     post,
     provision_result,
     put,
@@ -88,6 +89,32 @@ def test_a_replay_after_success_returns_the_finished_execution(machines: dict[st
     # Then the finished execution is the answer (200: nothing started)
     assert (status, again["executionArn"], again["status"]) == (200, first["executionArn"], "SUCCEEDED")
     assert len(executions(machines["provision"])) == 1
+
+
+def test_the_same_request_after_the_replay_window_re_applies_the_app(machines: dict[str, str], call: Any) -> None:
+    # Given a provision that succeeded longer ago than the replay window (someone may have deleted its Deployment)
+    _, first = call(post(REQUEST))
+    finish(first["executionArn"], "SUCCEEDED", provision_result(first["executionArn"]))
+    moto_execution(first["executionArn"]).stop_date = datetime.now(UTC) - timedelta(seconds=301)
+    # When the same request is posted again
+    status, again = call(post(REQUEST))
+    # Then it runs again, as the next attempt of the same request, with the first as its last good revision
+    assert (status, again["executionName"], again["replayed"]) == (202, f"{first['executionName']}-2", False)
+    assert execution_input(again["executionArn"])["previous"]["executionArn"] == first["executionArn"]
+    assert len(executions(machines["provision"])) == 2
+
+
+def test_a_teardown_that_succeeded_is_replayed_whenever_it_ended(machines: dict[str, str], call: Any) -> None:
+    # Given an app torn down long ago
+    _, first = call(post(REQUEST))
+    finish(first["executionArn"], "SUCCEEDED", provision_result(first["executionArn"]))
+    _, deleted = call(app_event("delete"))
+    finish(deleted["executionArn"], "SUCCEEDED", {"status": "SUCCEEDED"})
+    moto_execution(deleted["executionArn"]).stop_date = datetime.now(UTC) - timedelta(days=1)
+    # When it is deleted again
+    status, again = call(app_event("delete"))
+    # Then the teardown that ran is the answer: there is nothing to re-apply
+    assert (status, again["executionArn"], again["replayed"]) == (200, deleted["executionArn"], True)
 
 
 def test_a_failed_provision_is_retried_as_a_new_attempt(machines: dict[str, str], call: Any) -> None:

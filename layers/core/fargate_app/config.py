@@ -61,6 +61,11 @@ class Settings(BaseModel):
         default=None, alias="TEARDOWN_STATE_MACHINE_ARN", pattern=STATE_MACHINE_ARN
     )
 
+    # The API function's: a provision that succeeded answers the same request again (a client's retry of its POST)
+    # for this long after it ended; later, the same request runs again and re-applies the app's objects (someone
+    # deleted or edited them by hand), as `kubectl apply` of an unchanged manifest would.
+    replay_window_seconds: int = Field(default=300, ge=0, alias="REPLAY_WINDOW_SECONDS")
+
     # The app inventory (DynamoDB), read by ValidateRequest and the API function (template.yaml AppsTable).
     apps_table_name: str | None = Field(default=None, alias="APPS_TABLE_NAME", pattern=r"^[A-Za-z0-9_.-]{3,255}$")
 

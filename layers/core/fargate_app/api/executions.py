@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fargate_app.aws.clients import client
@@ -93,6 +93,7 @@ class ExecutionSummary:
     status: str
     start_date: datetime
     kind: Kind
+    stop_date: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,14 @@ def list_app_executions(settings: Settings, app: AppRef) -> list[ExecutionSummar
                 stateMachineArn=machine, PaginationConfig={"PageSize": LIST_PAGE_SIZE, "MaxItems": MAX_LISTED}
             ):
                 found.extend(
-                    ExecutionSummary(item["executionArn"], item["name"], item["status"], item["startDate"], kind)
+                    ExecutionSummary(
+                        item["executionArn"],
+                        item["name"],
+                        item["status"],
+                        item["startDate"],
+                        kind,
+                        item.get("stopDate"),
+                    )
                     for item in page.get("executions", [])
                     if item["name"].startswith(prefix)
                 )
@@ -235,8 +243,10 @@ def _start_or_replay(
     """Start ``base`` (or its next attempt), or return the execution a replay of the same call refers to.
 
     A replay gets the same execution while it runs, and after it succeeded as long as nothing newer happened to the
-    app. A failed execution, or one superseded by a later execution for the app, is followed by a new attempt
-    (``base-2``…): its name is taken for 90 days, and the caller clearly wants the work done again.
+    app (a provision's success only within REPLAY_WINDOW_SECONDS of its end: later, the same request re-applies the
+    app). A failed execution, one superseded by a later execution for the app, or a provision's success past that
+    window is followed by a new attempt (``base-2``…): its name is taken for 90 days, and the caller clearly wants
+    the work done again.
 
     Raises:
         ExecutionConflict: another execution for the app is running, the name is taken by another input, or the
@@ -254,7 +264,7 @@ def _start_or_replay(
     attempt = 1
     if lineage:
         newest = max((e for e in executions if e.arn in lineage), key=lambda e: lineage[e.arn])
-        if newest.status == RUNNING or (newest.status == SUCCEEDED and executions[0].arn == newest.arn):
+        if newest.status == RUNNING or _answers_a_replay(settings, newest, executions[0]):
             return StartedExecution(newest.arn, newest.name, newest.status, kind, True, newest.start_date)
         attempt = lineage[newest.arn] + 1
         if attempt > MAX_ATTEMPTS:  # the caller's to change (409 with the last attempt), not Step Functions' (502)
@@ -299,6 +309,16 @@ def _without_caller(document: Any) -> Any:
     if not isinstance(document, dict):
         return document
     return {k: v for k, v in document.items() if k not in ("caller", "previous")}
+
+
+def _answers_a_replay(settings: Settings, execution: ExecutionSummary, newest_of_app: ExecutionSummary) -> bool:
+    """A finished execution still answers its request: it succeeded, nothing happened to the app since, and, for a
+    provision, it ended within REPLAY_WINDOW_SECONDS (a client's retry; later, the request re-applies the app)."""
+    if execution.status != SUCCEEDED or execution.arn != newest_of_app.arn:
+        return False
+    if execution.kind != "provision" or execution.stop_date is None:
+        return True
+    return (datetime.now(UTC) - execution.stop_date).total_seconds() <= settings.replay_window_seconds
 
 
 def _replays(execution: ExecutionSummary, base: str) -> bool:
@@ -348,7 +368,9 @@ def start_provision(settings: Settings, request: ProvisionRequest, caller: str) 
     execution_input: dict[str, Any] = {"request": document, "caller": caller}
     # The last good revision costs a DescribeExecution: read it only when an execution may start (nothing runs, and
     # this is not a replay of the app's newest execution, which succeeded).
-    replays_success = bool(executions) and _replays(executions[0], base) and executions[0].status == SUCCEEDED
+    replays_success = (
+        bool(executions) and _replays(executions[0], base) and _answers_a_replay(settings, executions[0], executions[0])
+    )
     if not any(e.status == RUNNING for e in executions) and not replays_success:
         previous = last_good_revision(executions)
         if previous is not None:
