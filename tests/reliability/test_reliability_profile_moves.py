@@ -35,6 +35,11 @@ PROFILE_LABEL = "eks.amazonaws.com/fargate-profile"
 
 @pytest.fixture(scope="module")
 def workflows(sandbox: Sandbox, figures: Figures) -> Iterator[Workflows]:
+    # moto's state outlives a sandbox in the process: a shared profile an earlier module left (namespace "*") would
+    # schedule every app here, and no app would need a profile of its own
+    eks = sandbox.moto_client("eks")
+    for name in eks.list_fargate_profiles(clusterName=CLUSTER)["fargateProfileNames"]:
+        eks.delete_fargate_profile(clusterName=CLUSTER, fargateProfileName=name)
     forget_kubernetes_clients()
     environment = {**ENVIRONMENT, "FARGATE_PROFILE_STRATEGY": "per-namespace"}
     with Workflows(sandbox, ROOT / "template.yaml", time_scale=TIME_SCALE, environment=environment) as harness:
@@ -43,21 +48,17 @@ def workflows(sandbox: Sandbox, figures: Figures) -> Iterator[Workflows]:
     forget_kubernetes_clients()
 
 
+def succeeded(workflows: Workflows, answer: tuple[int, dict[str, Any]]) -> dict[str, Any]:
+    """The API's answer to a start (202), once that execution succeeded: its output."""
+    status, started = answer
+    assert status == 202, started
+    outcome = workflows.wait(started["executionArn"], timeout_s=120)
+    assert outcome["status"] == "SUCCEEDED", outcome.get("cause")
+    return dict(json.loads(outcome["output"]))
+
+
 def provisioned(sandbox: Sandbox, workflows: Workflows, request: dict[str, Any]) -> dict[str, Any]:
-    """POST the request and wait: the execution's result (it must succeed)."""
-    status, started = post_app(sandbox, workflows, request)
-    assert status == 202, started
-    outcome = workflows.wait(started["executionArn"], timeout_s=120)
-    assert outcome["status"] == "SUCCEEDED", outcome.get("cause")
-    return dict(json.loads(outcome["output"]))
-
-
-def torn_down(sandbox: Sandbox, workflows: Workflows, request: dict[str, Any]) -> dict[str, Any]:
-    status, started = delete_app(sandbox, workflows, request)
-    assert status == 202, started
-    outcome = workflows.wait(started["executionArn"], timeout_s=120)
-    assert outcome["status"] == "SUCCEEDED", outcome.get("cause")
-    return dict(json.loads(outcome["output"]))
+    return succeeded(workflows, post_app(sandbox, workflows, request))
 
 
 def profiles(sandbox: Sandbox, namespace: str) -> dict[str, str]:
@@ -94,7 +95,7 @@ def test_an_update_with_new_labels_moves_the_app_and_deletes_the_profile_it_left
     assert (release["profile"]["name"], release["deleting"], release["kept"]) == (left, True, None)
     assert profiles(sandbox, namespace).get(left) in (None, "DELETING")
     # And its teardown leaves no profile of the namespace
-    report = torn_down(sandbox, workflows, {**request, "labels": {"tier": "api"}})
+    report = succeeded(workflows, delete_app(sandbox, workflows, {**request, "labels": {"tier": "api"}}))
     assert report["leftovers"] == [] and report["fargateProfile"]["deleting"] is True
     assert profiles(sandbox, namespace) == {}  # the teardown waited for its own; the left one went first
 
@@ -116,3 +117,7 @@ def test_the_profile_it_left_is_kept_while_another_app_runs_on_it(sandbox: Sandb
     assert release["kept"] == f"it still schedules deployment {namespace}/{stayer['app']}"
     assert profiles(sandbox, namespace)[shared] == "ACTIVE"
     assert pinned_profile(sandbox, namespace, stayer["app"]) == shared
+    # And once both are torn down, no profile of the namespace is left (the next modules count the cluster's)
+    for request in (stayer, {**mover, "labels": {"tier": "api"}}):
+        assert succeeded(workflows, delete_app(sandbox, workflows, request))["leftovers"] == []
+    assert profiles(sandbox, namespace) == {}
