@@ -162,14 +162,17 @@ class FargateProfileRules:
         """The cluster's profiles as DescribeFargateProfile shows them (the Fargate scheduler reads this)."""
         eks = self._moto.client("eks")
         with self._lock:
-            self._finish_deletions()
+            # One reading of the clock: a deletion completing between two readings would list a profile without
+            # a status (neither DELETING nor gone).
+            now = self._clock()
+            self._finish_deletions(now)
             names = eks.list_fargate_profiles(clusterName=cluster).get("fargateProfileNames", [])
             profiles = []
             for name in names:
                 profile = eks.describe_fargate_profile(clusterName=cluster, fargateProfileName=name)["fargateProfile"]
                 timeline = self._timelines.get((cluster, name))
                 if timeline is not None:
-                    profile["status"] = timeline.status(self._clock())
+                    profile["status"] = timeline.status(now)
                 profiles.append(profile)
             return profiles
 
@@ -258,8 +261,8 @@ class FargateProfileRules:
                 )
 
     # --- helpers ----------------------------------------------------------------------------------------------------
-    def _finish_deletions(self) -> None:
-        now = self._clock()
+    def _finish_deletions(self, now: float | None = None) -> None:
+        now = self._clock() if now is None else now
         eks = self._moto.client("eks")
         for (cluster, name), timeline in list(self._timelines.items()):
             if timeline.gone_at is not None and timeline.status(now) is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from botocore.exceptions import ClientError
 from sandbox_test_support import PROFILE_SECONDS, profile_args
@@ -70,6 +72,34 @@ def test_delete_is_deleting_then_gone_and_blocks_other_deletes(
         eks.describe_fargate_profile(clusterName=cluster, fargateProfileName="one")
     assert gone.value.response["Error"]["Code"] == "ResourceNotFoundException"
     assert eks.list_fargate_profiles(clusterName=cluster)["fargateProfileNames"] == ["two"]
+
+
+def test_a_deletion_completing_while_profiles_are_listed_lists_it_with_a_status(
+    sandbox: Sandbox, sandbox_clock: ManualClock, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a profile being deleted
+    eks = sandbox.boto3_client("eks")
+    eks.create_fargate_profile(**profile_args(sandbox, cluster, "leaving"))
+    sandbox_clock.advance(PROFILE_SECONDS)
+    eks.delete_fargate_profile(clusterName=cluster, fargateProfileName="leaving")
+    # and a clock that passes the end of its deletion right after this thread first reads it (a loaded machine)
+    reader, read = threading.get_ident(), ManualClock.__call__
+    first_read = [True]
+
+    def passing_the_deletion(clock: ManualClock) -> float:
+        now = read(clock)
+        if first_read and threading.get_ident() == reader:
+            first_read.clear()
+            clock.advance(PROFILE_SECONDS)
+        return now
+
+    monkeypatch.setattr(ManualClock, "__call__", passing_the_deletion)
+    # When the cluster's profiles are listed
+    listed = sandbox.fargate_profiles(cluster)
+    # Then the profile is DELETING as of the listing's moment, never listed without a status
+    monkeypatch.undo()
+    assert [(p["fargateProfileName"], p["status"]) for p in listed] == [("leaving", "DELETING")]
+    assert sandbox.fargate_profiles(cluster) == []
 
 
 def test_six_selectors_are_rejected(sandbox: Sandbox, cluster: str) -> None:
