@@ -49,12 +49,12 @@ def _measure(runs: int, time_scale: float) -> dict[str, list[float]]:
             requests = [
                 {**SEED_REQUEST, "namespace": namespaces[i % NAMESPACES], "app": f"app-{i:02d}"} for i in range(APPS)
             ]
-            before_created, before_attempts = len(calls.created), calls.create_attempts
+            before_created, before_attempts = calls.profiles_started, calls.create_attempts
             makespan, failures = _makespan(workflows, requests, timeout=600)
             all_failures += failures
             singles.append(single)
             many.append(makespan)
-            created.append(len(calls.created) - before_created)
+            created.append(calls.profiles_started - before_created)
             attempts.append(calls.create_attempts - before_attempts)
     if all_failures:
         raise RuntimeError(f"{len(all_failures)} provision(s) failed: {all_failures[:3]}")

@@ -41,10 +41,13 @@ SEED_REQUEST = {
 
 @dataclass
 class ProfileCalls:
-    """When the workflows called CreateFargateProfile / DeleteFargateProfile (time.time()), by profile name."""
+    """When the workflows called CreateFargateProfile / DeleteFargateProfile (time.time()), by profile name: the
+    latest life of each name (a profile deleted and created again under its name, as the shared profile is by one
+    provision and teardown after another, starts anew)."""
 
     created: dict[str, float] = field(default_factory=dict)
     deleted: dict[str, float] = field(default_factory=dict)
+    profiles_started: int = 0
     create_attempts: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -56,7 +59,10 @@ class ProfileCalls:
             if request.operation == "CreateFargateProfile":
                 self.create_attempts += 1
                 name = json.loads(request.body or b"{}").get("fargateProfileName", "")
-                self.created.setdefault(name, now)  # the first call starts the profile; a busy cluster's 409s do not
+                # The first call of a life starts the profile; a busy cluster's 409s and a retry's replay do not.
+                if name not in self.created or self.deleted.pop(name, None) is not None:
+                    self.created[name] = now
+                    self.profiles_started += 1
             else:
                 self.deleted.setdefault(request.path.rstrip("/").rsplit("/", 1)[-1], now)
         return None
