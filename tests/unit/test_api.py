@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -737,3 +739,22 @@ def test_a_call_without_an_iam_identity_is_refused_as_a_misconfigured_route(
     assert (status, body["error"]) == (500, "ApiMisconfigured")
     assert "AWS_IAM" in body["message"]
     assert executions(machines["provision"]) == []
+
+
+def test_the_api_cold_start_builds_no_step_model() -> None:
+    # Given a fresh interpreter, When it imports the API's routes (what the Api function's cold start imports)
+    code = (
+        "import json\n"
+        "from fargate_app.api import routes\n"
+        "from fargate_app.models import ProvisionRequest, StepModel\n"
+        "def loaded(model): return [model, *(m for sub in model.__subclasses__() for m in loaded(sub))]\n"
+        "print(json.dumps({'request': ProvisionRequest.__pydantic_complete__,\n"
+        "  'built': sorted(m.__name__ for m in loaded(StepModel) if m.__pydantic_complete__),\n"
+        "  'steps': len(loaded(StepModel))}))"
+    )
+    answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported = json.loads(answer.stdout)
+    # Then the request model (POST and PUT validate with it) is ready, and no step's input or result model was built:
+    # each is built by the step that first validates one
+    assert imported["request"] is True
+    assert imported["steps"] > 5 and imported["built"] == []

@@ -26,14 +26,14 @@ from fargate_app.concurrent_provisions import ConcurrentProvision, concurrent_pr
 from fargate_app.config import Settings
 from fargate_app.errors import ClusterNotFound, FargateAppError, RetryableError, truncate
 from fargate_app.inventory import FAILED, RUNNING
-from fargate_app.models import ApiModel, CacheRule, FargateProfile, PodExecutionRole, ProvisionRequest
+from fargate_app.models import CacheRule, FargateProfile, PodExecutionRole, ProvisionRequest, StepModel
 from fargate_app.observability import logger
 
 # Steps after which Kubernetes objects of the app may exist (ApplyApp may fail after the Namespace was applied).
 KUBERNETES_STEPS = ("ApplyApp", "CheckRollout")
 
 
-class FailedProvision(ApiModel):
+class FailedProvision(StepModel):
     """The parts of a failed provision's state that compensation reads; everything else is ignored."""
 
     model_config = ConfigDict(extra="ignore")
@@ -55,7 +55,7 @@ class FailedProvision(ApiModel):
         return str(self.previous.get("executionArn") or "unknown").rsplit(":", 1)[-1]
 
 
-class Compensation(ApiModel):
+class Compensation(StepModel):
     error: str
     # JSON: {"step", "error", "cause", "compensated", "leftovers", "kept", "rolledBackTo", "compensationFailed"}: the
     # Fail's Cause. leftovers: what should be gone and is not; kept: what this execution made that something else now

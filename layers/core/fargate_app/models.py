@@ -421,19 +421,26 @@ def loads_request_document(text: str | bytes, source: str = "body") -> Any:
         raise InvalidRequest.of(source, f"is not valid JSON ({exc})") from None
 
 
+class StepModel(ApiModel):
+    """A step's input or result. Its validator is built when first used (``defer_build``), not at import: each
+    function uses one or two of these, and the API none, so no cold start pays for the others."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 # --- step results (docs/design.md §3) ---
-class PodExecutionRole(ApiModel):
+class PodExecutionRole(StepModel):
     arn: str
     name: str
     created: bool
 
 
-class ProfileSelector(ApiModel):
+class ProfileSelector(StepModel):
     namespace: str
     labels: dict[str, str] = Field(default_factory=dict)
 
 
-class FargateProfile(ApiModel):
+class FargateProfile(StepModel):
     """A profile as the workflow tracks it: EnsureFargateProfile (or ReleaseFargateProfile) makes it, the check that
     sees it ACTIVE (or gone) updates ``status``; ``waitingSince`` starts the clock of PROFILE_WAIT_TIMEOUT_SECONDS.
 
@@ -451,7 +458,7 @@ class FargateProfile(ApiModel):
     waiting_since: AwareDatetime | None = None
 
 
-class CacheRule(ApiModel):
+class CacheRule(StepModel):
     ecr_repository_prefix: str
     upstream_registry_url: str
     created: bool
@@ -460,7 +467,7 @@ class CacheRule(ApiModel):
 
 
 # --- step inputs: what the state machine passes to each Lambda ---
-class RequestEvent(ApiModel):
+class RequestEvent(StepModel):
     """A step that needs only the (already validated, normalised) request."""
 
     model_config = ConfigDict(extra="ignore")  # the state carries earlier results the step does not read
@@ -487,7 +494,7 @@ class EnsureCacheRuleEvent(RequestEvent):
     pod_execution_role: PodExecutionRole | None = None
 
 
-class CheckProfileEvent(ApiModel):
+class CheckProfileEvent(StepModel):
     """One poll of a profile: until it is ACTIVE (provision) or gone (teardown; its status becomes DELETED)."""
 
     model_config = ConfigDict(extra="ignore")

@@ -23,18 +23,18 @@ from fargate_app.aws.tags import CREATED_FOR_TAG, MANAGED_BY_TAG
 from fargate_app.config import MANAGED_BY, Settings
 from fargate_app.kube.models import CachedImage
 from fargate_app.models import (
-    ApiModel,
     CacheRule,
     FargateProfile,
     PodExecutionRole,
     ProfileSelector,
     ProvisionRequest,
     RequestEvent,
+    StepModel,
 )
 from fargate_app.observability import logger
 
 
-class ProvisionSummary(ApiModel):
+class ProvisionSummary(StepModel):
     model_config = ConfigDict(extra="ignore")
     fargate_profile: FargateProfile | None = None
     pod_execution_role: PodExecutionRole | None = None
@@ -51,7 +51,7 @@ class ReleaseProfileEvent(RequestEvent):
     profile_name: str | None = None
 
 
-class TeardownInput(ApiModel):
+class TeardownInput(StepModel):
     """The teardown workflow's input: the app's normalised request and, when known, what its provision returned
     (``provision`` may be left out: a console start that has no record; the profile is then found by its tag)."""
 
@@ -60,7 +60,7 @@ class TeardownInput(ApiModel):
     provision: ProvisionSummary | None = None
 
 
-class ProfileRelease(ApiModel):
+class ProfileRelease(StepModel):
     profile: FargateProfile | None
     deleting: bool
     kept: str | None = None

@@ -22,7 +22,7 @@ from fargate_app.aws.eks import (
 from fargate_app.config import Settings
 from fargate_app.errors import InvalidRequest
 from fargate_app.inventory import LISTING, PROVISIONING, UPDATING, app_key, canonical_json, read_item, request_hash
-from fargate_app.models import CALLER, ApiModel, ProvisionRequest, parse_request_for
+from fargate_app.models import CALLER, ProvisionRequest, StepModel, parse_request_for
 
 CONSOLE_CALLER = "console"
 # The API's execution input: the request, who asked (from API Gateway's request context, never from the body) and,
@@ -36,7 +36,7 @@ def is_api_input(document: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(document, dict) and "request" in document and set(document) <= API_INPUT_KEYS
 
 
-class ValidatedRequest(ApiModel):
+class ValidatedRequest(StepModel):
     """The state the provision workflow carries from here on: the normalised request, the execution's ARN, who
     asked for it (the API caller's principal ARN, or ``console``) and, for an update, the last good revision: the
     ApplyApp input of the app's last successful provision, which Compensate applies again if the update fails at or
@@ -51,7 +51,7 @@ class ValidatedRequest(ApiModel):
     inventory: RevisionPlan
 
 
-class RevisionPlan(ApiModel):
+class RevisionPlan(StepModel):
     """What the start's record writes (statemachine/provision.asl.json ``RecordProvisionStart``): the values of the
     item, and ``version``, the item's version this plan was made from (0: no item yet), which the write requires."""
 

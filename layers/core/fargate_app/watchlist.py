@@ -16,35 +16,35 @@ from fargate_app.aws.clients import client
 from fargate_app.aws.errors import aws_errors
 from fargate_app.errors import InvalidRequest, UpstreamCredentialInvalid
 from fargate_app.images import InvalidReference, parse_reference, upstream_for_registry_url
-from fargate_app.models import ECR_PREFIX, ApiModel
+from fargate_app.models import ECR_PREFIX, StepModel
 
 DEFAULT_PLATFORM = "linux/amd64"
 
 
-class RuleParameters(ApiModel):
+class RuleParameters(StepModel):
     model_config = ConfigDict(extra="ignore")
     ecr_repository_prefix: str = Field(min_length=2, max_length=30, pattern=ECR_PREFIX.pattern)
     upstream_registry_url: str
 
 
-class CloudTrailDetail(ApiModel):
+class CloudTrailDetail(StepModel):
     model_config = ConfigDict(extra="ignore")
     event_name: str = Field(pattern="^CreatePullThroughCacheRule$")
     request_parameters: RuleParameters
 
 
-class ValidateCacheRuleEvent(ApiModel):
+class ValidateCacheRuleEvent(StepModel):
     model_config = ConfigDict(extra="ignore")
     detail: CloudTrailDetail
 
 
-class WatchedImage(ApiModel):
+class WatchedImage(StepModel):
     image: str
     cache_prefix: str
     platform: str = DEFAULT_PLATFORM
 
 
-class ValidatedRule(ApiModel):
+class ValidatedRule(StepModel):
     rule: RuleParameters
     images: list[WatchedImage]
     skipped: list[str] = Field(default_factory=list)

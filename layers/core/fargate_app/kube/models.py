@@ -6,10 +6,10 @@ from datetime import datetime
 
 from pydantic import ConfigDict, Field
 
-from fargate_app.models import ApiModel, RequestEvent
+from fargate_app.models import RequestEvent, StepModel
 
 
-class CachedImage(ApiModel):
+class CachedImage(StepModel):
     """The WarmImageCache result; only the digest-pinned reference matters here."""
 
     model_config = ConfigDict(extra="ignore")
@@ -23,13 +23,13 @@ class ApplyAppEvent(RequestEvent):
     fargate_profile_name: str | None = None  # the profile EnsureFargateProfile chose: the pods name it in a label
 
 
-class KubeObjectRef(ApiModel):
+class KubeObjectRef(StepModel):
     kind: str
     name: str
     namespace: str | None = None
 
 
-class ExposedIngress(ApiModel):
+class ExposedIngress(StepModel):
     """The ALB Ingress the AWS Load Balancer Controller reconciles; its address appears on the Ingress status."""
 
     namespace: str
@@ -40,7 +40,7 @@ class ExposedIngress(ApiModel):
     port: int
 
 
-class AppliedApp(ApiModel):
+class AppliedApp(StepModel):
     namespace: str
     name: str
     objects: list[KubeObjectRef]
@@ -61,7 +61,7 @@ class CheckRolloutEvent(RequestEvent):
     started_at: datetime
 
 
-class DeploymentProgress(ApiModel):
+class DeploymentProgress(StepModel):
     namespace: str
     name: str
     replicas: int
@@ -70,7 +70,7 @@ class DeploymentProgress(ApiModel):
     available_replicas: int = 0
 
 
-class PodSummary(ApiModel):
+class PodSummary(StepModel):
     """One row of ``kubectl get pods -o wide``."""
 
     name: str
@@ -83,7 +83,7 @@ class PodSummary(ApiModel):
     message: str | None = None
 
 
-class RolloutStatus(ApiModel):
+class RolloutStatus(StepModel):
     """The rollout once every pod runs on a Fargate node (a check that finds it not ready raises instead)."""
 
     deployment: DeploymentProgress
@@ -91,7 +91,7 @@ class RolloutStatus(ApiModel):
     nodes: list[str]
 
 
-class DeletedApp(ApiModel):
+class DeletedApp(StepModel):
     deleted: list[KubeObjectRef]
     already_gone: list[KubeObjectRef]
     # When the deletes were sent: CheckPodsGone's timeout counts from here.
@@ -104,6 +104,6 @@ class CheckPodsGoneEvent(RequestEvent):
     started_at: datetime
 
 
-class PodsGone(ApiModel):
+class PodsGone(StepModel):
     namespace: str
     name: str

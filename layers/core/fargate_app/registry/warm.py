@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from fargate_app.errors import ImageDigestMismatch, InvalidRequest, ManifestInvalid
 from fargate_app.images import ImageReference, InvalidReference, parse_reference
-from fargate_app.models import ECR_PREFIX, ApiModel, RequestEvent
+from fargate_app.models import ECR_PREFIX, RequestEvent, StepModel
 from fargate_app.observability import logger
 from fargate_app.registry.client import RegistryClient, RetryPolicy
 from fargate_app.registry.credentials import CredentialSource, ecr_credentials
@@ -34,7 +34,7 @@ LAYER_CONCURRENCY = 4
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 
 
-class CacheRuleRef(ApiModel):
+class CacheRuleRef(StepModel):
     """The part of EnsureCacheRule's result this step reads: the prefix that routes to the image's upstream."""
 
     model_config = ConfigDict(extra="ignore")
@@ -56,7 +56,7 @@ class WarmImageCacheEvent(RequestEvent):
         return self
 
 
-class WarmedImage(ApiModel):
+class WarmedImage(StepModel):
     """The ``image`` object of docs/design.md §3.
 
     ``digest`` is what the tag resolved to (the index for a multi-arch image), so the pinned reference ``cached``
