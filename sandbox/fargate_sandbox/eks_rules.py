@@ -111,8 +111,9 @@ class FargateProfileRules:
         if request.operation == "DeleteFargateProfile":
             name = request.path_params.get("fargateProfileName", "")
             with self._lock:
-                self._finish_deletions()
-                response = self._delete(cluster, name, request, forward)
+                now = self._clock()  # one reading for the whole call: see _delete
+                self._finish_deletions(now)
+                response = self._delete(cluster, name, request, forward, now)
             if response[0] == 200 and self.on_delete is not None:
                 self.on_delete(cluster, name)  # outside the lock: the cluster reads profiles under its own lock
             return response
@@ -199,17 +200,15 @@ class FargateProfileRules:
             body = self._overlay(body)
         return status, headers, body
 
-    def _delete(self, cluster: str, name: str, request: AwsRequest, forward: Forward) -> Response:
+    def _delete(self, cluster: str, name: str, request: AwsRequest, forward: Forward, now: float) -> Response:
+        # ``now`` is the call's one reading of the clock: a deletion ending between two readings would be judged
+        # still pending by the first and over by the second, and a profile already gone would start deleting again.
         timeline = self._timelines.get((cluster, name))
-        if timeline is not None and timeline.status(self._clock()) is None:  # its deletion just finished
-            self._finish_deletions()
-            raise _profile_not_found(name)
         if timeline is not None or self._exists(cluster, name):
-            self._check_one_in_progress(cluster, name, verb="Delete", include_self=True)
+            self._check_one_in_progress(cluster, name, verb="Delete", include_self=True, now=now)
         else:
             # Unknown profile or cluster: moto answers ResourceNotFoundException as EKS does.
             return forward(request)
-        now = self._clock()
         if timeline is None:  # a profile created before the front saw it (seeded directly in moto)
             timeline = _Timeline(token=None, active_at=now)
             self._timelines[(cluster, name)] = timeline
@@ -244,8 +243,10 @@ class FargateProfileRules:
             if _routes_to_internet_gateway(ec2, subnet, found[0]["VpcId"]):
                 raise _invalid(f"Subnet {subnet} provided in Fargate Profile is not a private subnet")
 
-    def _check_one_in_progress(self, cluster: str, name: str, verb: str, include_self: bool = False) -> None:
-        now = self._clock()
+    def _check_one_in_progress(
+        self, cluster: str, name: str, verb: str, include_self: bool = False, now: float | None = None
+    ) -> None:
+        now = self._clock() if now is None else now
         for (other_cluster, other), timeline in sorted(self._timelines.items()):
             if other_cluster != cluster or (other == name and not include_self):
                 continue

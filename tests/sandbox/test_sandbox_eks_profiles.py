@@ -8,7 +8,8 @@ import pytest
 from botocore.exceptions import ClientError
 from sandbox_test_support import PROFILE_SECONDS, profile_args
 
-from fargate_sandbox.eks_rules import ManualClock
+from fargate_sandbox.aws_protocol import AwsRequest
+from fargate_sandbox.eks_rules import FargateProfileRules, Forward, ManualClock, Response
 from fargate_sandbox.sandbox import Sandbox
 
 
@@ -74,32 +75,72 @@ def test_delete_is_deleting_then_gone_and_blocks_other_deletes(
     assert eks.list_fargate_profiles(clusterName=cluster)["fargateProfileNames"] == ["two"]
 
 
+def _clock_passes_after(monkeypatch: pytest.MonkeyPatch, reads: int, seconds: float, operation: str = "") -> None:
+    """The sandbox's clock moves ``seconds`` on right after the ``reads``-th reading (a loaded machine) by this thread,
+    or with ``operation``, by the thread of the AWS front that serves that EKS call."""
+    read = ManualClock.__call__
+    reader = [None if operation else threading.get_ident()]
+    left = [reads]
+
+    def passing(clock: ManualClock) -> float:
+        now = read(clock)
+        if reader[0] == threading.get_ident() and left[0] > 0:
+            left[0] -= 1
+            if left[0] == 0:
+                clock.advance(seconds)
+        return now
+
+    monkeypatch.setattr(ManualClock, "__call__", passing)
+    if operation:
+        handle = FargateProfileRules.handle
+
+        def serving(rules: FargateProfileRules, request: AwsRequest, forward: Forward) -> Response:
+            if request.operation == operation:
+                reader[0] = threading.get_ident()
+            return handle(rules, request, forward)
+
+        monkeypatch.setattr(FargateProfileRules, "handle", serving)
+
+
+def _deleting(sandbox: Sandbox, sandbox_clock: ManualClock, cluster: str, name: str) -> None:
+    eks = sandbox.boto3_client("eks")
+    eks.create_fargate_profile(**profile_args(sandbox, cluster, name))
+    sandbox_clock.advance(PROFILE_SECONDS)
+    eks.delete_fargate_profile(clusterName=cluster, fargateProfileName=name)
+
+
 def test_a_deletion_completing_while_profiles_are_listed_lists_it_with_a_status(
     sandbox: Sandbox, sandbox_clock: ManualClock, cluster: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a profile being deleted
-    eks = sandbox.boto3_client("eks")
-    eks.create_fargate_profile(**profile_args(sandbox, cluster, "leaving"))
-    sandbox_clock.advance(PROFILE_SECONDS)
-    eks.delete_fargate_profile(clusterName=cluster, fargateProfileName="leaving")
-    # and a clock that passes the end of its deletion right after this thread first reads it (a loaded machine)
-    reader, read = threading.get_ident(), ManualClock.__call__
-    first_read = [True]
-
-    def passing_the_deletion(clock: ManualClock) -> float:
-        now = read(clock)
-        if first_read and threading.get_ident() == reader:
-            first_read.clear()
-            clock.advance(PROFILE_SECONDS)
-        return now
-
-    monkeypatch.setattr(ManualClock, "__call__", passing_the_deletion)
+    # Given a profile being deleted, and a clock that passes the end of its deletion right after the listing's first
+    # reading
+    _deleting(sandbox, sandbox_clock, cluster, "leaving")
+    _clock_passes_after(monkeypatch, reads=1, seconds=PROFILE_SECONDS)
     # When the cluster's profiles are listed
     listed = sandbox.fargate_profiles(cluster)
     # Then the profile is DELETING as of the listing's moment, never listed without a status
     monkeypatch.undo()
     assert [(p["fargateProfileName"], p["status"]) for p in listed] == [("leaving", "DELETING")]
     assert sandbox.fargate_profiles(cluster) == []
+
+
+def test_a_delete_racing_the_end_of_a_deletion_never_starts_it_again(
+    sandbox: Sandbox, sandbox_clock: ManualClock, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a profile being deleted, and a clock that passes the end of its deletion during a second delete call
+    _deleting(sandbox, sandbox_clock, cluster, "leaving")
+    _clock_passes_after(monkeypatch, reads=2, seconds=PROFILE_SECONDS, operation="DeleteFargateProfile")
+    # When it is deleted again
+    eks = sandbox.boto3_client("eks")
+    with pytest.raises(ClientError) as raised:
+        eks.delete_fargate_profile(clusterName=cluster, fargateProfileName="leaving")
+    monkeypatch.undo()
+    # Then the call is judged at one moment (before, its second reading came after the end of the deletion, and the
+    # call started deleting a profile already gone): the profile is still DELETING, EKS's answer for a profile in
+    # progress, and its deletion ends as it was due
+    assert raised.value.response["Error"]["Code"] == "ResourceInUseException"
+    sandbox_clock.advance(PROFILE_SECONDS)
+    assert eks.list_fargate_profiles(clusterName=cluster)["fargateProfileNames"] == []
 
 
 def test_six_selectors_are_rejected(sandbox: Sandbox, cluster: str) -> None:
