@@ -4,6 +4,7 @@ a poll timeout, and the EventBridge start."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 import uuid
@@ -52,7 +53,9 @@ def profiles(sandbox: Sandbox) -> dict[str, str]:
 SHARED_SELECTORS = [{"namespace": "*", "labels": {"app.kubernetes.io/managed-by": "fargate-app-provisioner"}}]
 
 
-def test_the_walkthrough_provisions_then_tears_down(sandbox: Sandbox, workflows: Workflows) -> None:
+def test_the_walkthrough_provisions_then_tears_down(
+    sandbox: Sandbox, workflows: Workflows, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given the cluster's profiles before (an earlier test's app may have made the shared one)
     before = profiles(sandbox)
     # When the walkthrough's request is provisioned (the console's input: the request itself)
@@ -117,8 +120,13 @@ def test_the_walkthrough_provisions_then_tears_down(sandbox: Sandbox, workflows:
     checks = [i.error_type for i in workflows.invocations("CheckRolloutFunction")]
     assert len(checks) >= 2 and checks[-1] is None and set(checks[:-1]) == {"RolloutNotYetReady"}
 
-    # When it is torn down with the provision's record
+    # When it is torn down with the provision's record, its pods taking 15 s to stop (half their 30 s grace period:
+    # more than a loaded machine takes from DeleteApp to the first CheckPodsGone, so the poll is seen waiting)
+    assert sandbox.kubernetes is not None
+    controllers = sandbox.kubernetes.controllers
+    monkeypatch.setattr(controllers, "timing", dataclasses.replace(controllers.timing, grace_scale=0.5))
     teardown = run(workflows, "TeardownStateMachine", {"request": result["request"], "provision": result})
+    monkeypatch.undo()
     # Then the app, its pods and Fargate node, and the profile it created are gone
     assert teardown["status"] == "SUCCEEDED", teardown.get("cause")
     report = json.loads(teardown["output"])
