@@ -81,11 +81,6 @@ def _invalid(message: str) -> EksProfileError:
     return EksProfileError(AwsError("InvalidParameterException", message, 400))
 
 
-def _profile_not_found(name: str) -> EksProfileError:
-    # EKS's (and moto's) text for a profile that does not exist.
-    return EksProfileError(AwsError("ResourceNotFoundException", f"No Fargate Profile found with name: {name}.", 404))
-
-
 class FargateProfileRules:
     def __init__(
         self, moto: MotoBackend, clock: Clock = time.monotonic, create_seconds: float = 3.0, delete_seconds: float = 3.0
@@ -108,25 +103,25 @@ class FargateProfileRules:
         if request.operation != "DescribeCluster" and not self._cluster_exists(cluster):
             # moto answers 500 (a KeyError) for profile calls on a missing cluster; EKS answers 404 with this text.
             raise EksProfileError(AwsError("ResourceNotFoundException", f"No cluster found for name: {cluster}.", 404))
+        # Every call is judged at one reading of the clock: with two, a deletion ending in between would be seen
+        # pending by the first and over by the second (a profile listed without a status, or deleted again).
         if request.operation == "DeleteFargateProfile":
             name = request.path_params.get("fargateProfileName", "")
             with self._lock:
-                now = self._clock()  # one reading for the whole call: see _delete
+                now = self._clock()
                 self._finish_deletions(now)
                 response = self._delete(cluster, name, request, forward, now)
             if response[0] == 200 and self.on_delete is not None:
                 self.on_delete(cluster, name)  # outside the lock: the cluster reads profiles under its own lock
             return response
         with self._lock:
-            self._finish_deletions()
+            now = self._clock()
+            self._finish_deletions(now)
             if request.operation == "CreateFargateProfile":
-                return self._create(cluster, request, forward)
+                return self._create(cluster, request, forward, now)
             status, headers, body = forward(request)
             if request.operation == "DescribeFargateProfile" and status == 200:
-                body = self._overlay(body)
-                if json.loads(body).get("fargateProfile", {}).get("status") is None:  # deleted since the check above
-                    self._finish_deletions()
-                    raise _profile_not_found(request.path_params.get("fargateProfileName", ""))
+                body = self._overlay(body, now)
             if request.operation == "DescribeCluster" and status == 200:
                 body = self._complete_cluster(cluster, body)
             return status, headers, body
@@ -163,9 +158,7 @@ class FargateProfileRules:
         """The cluster's profiles as DescribeFargateProfile shows them (the Fargate scheduler reads this)."""
         eks = self._moto.client("eks")
         with self._lock:
-            # One reading of the clock: a deletion completing between two readings would list a profile without
-            # a status (neither DELETING nor gone).
-            now = self._clock()
+            now = self._clock()  # one reading, as in ``handle``
             self._finish_deletions(now)
             names = eks.list_fargate_profiles(clusterName=cluster).get("fargateProfileNames", [])
             profiles = []
@@ -178,7 +171,7 @@ class FargateProfileRules:
             return profiles
 
     # --- operations -------------------------------------------------------------------------------------------------
-    def _create(self, cluster: str, request: AwsRequest, forward: Forward) -> Response:
+    def _create(self, cluster: str, request: AwsRequest, forward: Forward, now: float) -> Response:
         params = request.json_body()
         name = str(params.get("fargateProfileName", ""))
         token = params.get("clientRequestToken")
@@ -186,26 +179,23 @@ class FargateProfileRules:
         if token and replay is not None and replay.token == token and replay.gone_at is None:
             if self._exists(cluster, name):
                 # EKS idempotency: a retried request with the same token answers the profile the first one created.
-                return self._describe_as_response(cluster, name, wrap_status=200)
+                return self._describe_as_response(cluster, name, 200, now)
             # Removed behind the API's back (a test cleaning moto directly): nothing to replay, a new create.
             self._timelines.pop((cluster, name), None)
         self._check_selectors(params.get("selectors") or [])
         self._check_subnets(params.get("subnets") or [])
         self._check_quota(cluster)
-        self._check_one_in_progress(cluster, name, verb="create")
+        self._check_one_in_progress(cluster, name, "create", now)
         status, headers, body = forward(request)
         if status == 200:
-            now = self._clock()
             self._timelines[(cluster, name)] = _Timeline(token=token, active_at=now + self.create_seconds)
-            body = self._overlay(body)
+            body = self._overlay(body, now)
         return status, headers, body
 
     def _delete(self, cluster: str, name: str, request: AwsRequest, forward: Forward, now: float) -> Response:
-        # ``now`` is the call's one reading of the clock: a deletion ending between two readings would be judged
-        # still pending by the first and over by the second, and a profile already gone would start deleting again.
         timeline = self._timelines.get((cluster, name))
         if timeline is not None or self._exists(cluster, name):
-            self._check_one_in_progress(cluster, name, verb="Delete", include_self=True, now=now)
+            self._check_one_in_progress(cluster, name, "Delete", now, include_self=True)
         else:
             # Unknown profile or cluster: moto answers ResourceNotFoundException as EKS does.
             return forward(request)
@@ -213,7 +203,7 @@ class FargateProfileRules:
             timeline = _Timeline(token=None, active_at=now)
             self._timelines[(cluster, name)] = timeline
         timeline.gone_at = now + self.delete_seconds
-        return self._describe_as_response(cluster, name, wrap_status=200)
+        return self._describe_as_response(cluster, name, 200, now)
 
     # --- rules ------------------------------------------------------------------------------------------------------
     def _check_selectors(self, selectors: list[dict[str, Any]]) -> None:
@@ -244,9 +234,8 @@ class FargateProfileRules:
                 raise _invalid(f"Subnet {subnet} provided in Fargate Profile is not a private subnet")
 
     def _check_one_in_progress(
-        self, cluster: str, name: str, verb: str, include_self: bool = False, now: float | None = None
+        self, cluster: str, name: str, verb: str, now: float, include_self: bool = False
     ) -> None:
-        now = self._clock() if now is None else now
         for (other_cluster, other), timeline in sorted(self._timelines.items()):
             if other_cluster != cluster or (other == name and not include_self):
                 continue
@@ -262,8 +251,7 @@ class FargateProfileRules:
                 )
 
     # --- helpers ----------------------------------------------------------------------------------------------------
-    def _finish_deletions(self, now: float | None = None) -> None:
-        now = self._clock() if now is None else now
+    def _finish_deletions(self, now: float) -> None:
         eks = self._moto.client("eks")
         for (cluster, name), timeline in list(self._timelines.items()):
             if timeline.gone_at is not None and timeline.status(now) is None:
@@ -272,30 +260,22 @@ class FargateProfileRules:
                     eks.delete_fargate_profile(clusterName=cluster, fargateProfileName=name)
                 del self._timelines[(cluster, name)]
 
-    def _exists(self, cluster: str, name: str) -> bool:
-        eks = self._moto.client("eks")
-        try:
-            eks.describe_fargate_profile(clusterName=cluster, fargateProfileName=name)
-        except eks.exceptions.ResourceNotFoundException:
-            return False
-        return True
-
-    def _overlay(self, body: bytes) -> bytes:
+    def _overlay(self, body: bytes, now: float) -> bytes:
         answer = json.loads(body)
         profile = answer.get("fargateProfile") or {}
         timeline = self._timelines.get((profile.get("clusterName", ""), profile.get("fargateProfileName", "")))
         if timeline is not None:
-            profile["status"] = timeline.status(self._clock())
+            profile["status"] = timeline.status(now)
         return json.dumps(answer).encode()
 
     def _exists(self, cluster: str, name: str) -> bool:
         names = self._moto.client("eks").list_fargate_profiles(clusterName=cluster).get("fargateProfileNames", [])
         return name in names
 
-    def _describe_as_response(self, cluster: str, name: str, wrap_status: int) -> Response:
+    def _describe_as_response(self, cluster: str, name: str, wrap_status: int, now: float) -> Response:
         profile = self._moto.client("eks").describe_fargate_profile(clusterName=cluster, fargateProfileName=name)
         body = json.dumps({"fargateProfile": profile["fargateProfile"]}, default=_json_default).encode()
-        return wrap_status, {"Content-Type": "application/json"}, self._overlay(body)
+        return wrap_status, {"Content-Type": "application/json"}, self._overlay(body, now)
 
 
 def _json_default(value: Any) -> Any:
