@@ -58,6 +58,14 @@ def test_the_walkthrough_provisions_then_tears_down(
 ) -> None:
     # Given the cluster's profiles before (an earlier test's app may have made the shared one)
     before = profiles(sandbox)
+    # and Fargate taking 15 s to start a pod and 15 s to stop one (a quarter of its start time, half the 30 s grace
+    # period): more than a loaded machine takes from ApplyApp to the first CheckRollout and from DeleteApp to the first
+    # CheckPodsGone (CI saw both exceed the module's 3.6 s), so each poll is seen waiting
+    assert sandbox.kubernetes is not None
+    controllers = sandbox.kubernetes.controllers
+    slow = dataclasses.replace(controllers.timing, node_seconds=10.0, start_seconds=15.0, grace_scale=0.5)
+    monkeypatch.setattr(controllers, "timing", slow)
+    monkeypatch.setattr(controllers.scheduler, "timing", slow)
     # When the walkthrough's request is provisioned (the console's input: the request itself)
     outcome = run(workflows, "ProvisionStateMachine", WALKTHROUGH)
     # Then it succeeds with the result of docs/design.md §3
@@ -120,11 +128,7 @@ def test_the_walkthrough_provisions_then_tears_down(
     checks = [i.error_type for i in workflows.invocations("CheckRolloutFunction")]
     assert len(checks) >= 2 and checks[-1] is None and set(checks[:-1]) == {"RolloutNotYetReady"}
 
-    # When it is torn down with the provision's record, its pods taking 15 s to stop (half their 30 s grace period:
-    # more than a loaded machine takes from DeleteApp to the first CheckPodsGone, so the poll is seen waiting)
-    assert sandbox.kubernetes is not None
-    controllers = sandbox.kubernetes.controllers
-    monkeypatch.setattr(controllers, "timing", dataclasses.replace(controllers.timing, grace_scale=0.5))
+    # When it is torn down with the provision's record
     teardown = run(workflows, "TeardownStateMachine", {"request": result["request"], "provision": result})
     monkeypatch.undo()
     # Then the app, its pods and Fargate node, and the profile it created are gone
