@@ -146,6 +146,43 @@ def test_an_execution_that_ended_without_recording_it_is_reported_as_it_ended(
     assert body["error"]["error"] == "ImageNotFound"
 
 
+def test_an_execution_that_records_its_end_while_the_status_is_read_is_reported_as_recorded(
+    machines: dict[str, str], call: Any, aws_calls: list[str]
+) -> None:
+    # Given a teardown running when its item is read, which records its end (TORN_DOWN) and ends before the history is
+    # read: the race a client polling the status of a teardown meets at its last state
+    _, started = call(post(REQUEST))
+    arn = started["executionArn"]
+    give_history(arn, ["ReadTeardownInput", "DeleteApp", "CheckPodsGone", "RecordTeardownSucceeded"], end="SUCCEEDED")
+    record(state="TEARING_DOWN", status="RUNNING", execution=arn, kind={"S": "teardown"})
+    report = {"leftovers": [], "kept": []}
+
+    def teardown_ends(model: Any, **_: Any) -> None:
+        if model.name == "GetExecutionHistory":
+            record(state="TORN_DOWN", execution=arn, kind={"S": "teardown"}, resultJson={"S": json.dumps(report)})
+            finish(arn, "SUCCEEDED", output=report)
+
+    sfn = client("stepfunctions")
+    sfn.meta.events.register("before-call", teardown_ends)
+    aws_calls.clear()
+    try:
+        # When its status is read
+        _, body = call(app_event("get"))
+    finally:
+        sfn.meta.events.unregister("before-call", teardown_ends)
+    # Then the answer is the item's record of the end, as the next read gives it: the app's state with its status
+    assert (body["status"], body["kind"], body["state"], body["result"]) == (
+        "SUCCEEDED",
+        "teardown",
+        "TORN_DOWN",
+        report,
+    )
+    _, again = call(app_event("get"))
+    assert again == body
+    # read again once the history said it ended (PutItem: the end the execution recorded)
+    assert [c for c in aws_calls if c != "PutItem"][:3] == ["GetItem", "GetExecutionHistory", "GetItem"]
+
+
 def test_a_failed_update_rolled_back_keeps_the_app_running_with_the_updates_error(
     machines: dict[str, str], call: Any
 ) -> None:

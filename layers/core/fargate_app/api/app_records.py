@@ -2,7 +2,7 @@
 
 One app costs one GetItem, plus one GetExecutionHistory while its execution runs (the state it is in, and whether
 it ended without recording it: aborted, timed out, or a record that failed for good), whatever the length of the
-app's history. The list is one Query of an index per page, newest first.
+app's history; an execution that ended between the two costs one more read of how it ended. The list is one Query of an index per page, newest first.
 """
 
 from __future__ import annotations
@@ -59,9 +59,31 @@ def app_record(settings: Settings, app: AppRef) -> dict[str, Any] | None:
         InventoryMisconfigured: no table is configured.
         AwsThrottled, PermanentError: DynamoDB or Step Functions refused (translated).
     """
-    item = read_item(settings, app_key(app.cluster, app.namespace, app.app))
+    key = app_key(app.cluster, app.namespace, app.app)
+    item = read_item(settings, key)
     if item is None:
         return None
+    document = _document(item)
+    if document["status"] != "RUNNING":
+        return document
+    arn, kind = document["executionArn"], document["kind"]
+    tail = execution_tail(arn)
+    if tail.ended is None:
+        return {**document, "currentState": tail.current_state}
+    # It ended after the item was read. Its last state records how, with the app's state, in the item: read again,
+    # the item answers as a GET a moment later would (else a teardown's SUCCEEDED beside the TEARING_DOWN it had
+    # before its last state). Only an execution that ended without recording it (aborted, timed out, refused, its
+    # record failed) is described: the end Step Functions knows beside the state the item keeps.
+    fresh = read_item(settings, key)
+    if fresh is not None:
+        recorded = _document(fresh)
+        if recorded["executionArn"] == arn and recorded["status"] != "RUNNING":
+            return recorded
+    return {**document, "currentState": tail.current_state, **_ended(arn, kind)}
+
+
+def _document(item: dict[str, Any]) -> dict[str, Any]:
+    """The status document an item gives (``currentState`` None: only the execution's history knows it)."""
     pending = item.get("pendingExecution")
     if pending and pending != item.get("executionArn"):
         arn, kind, caller, start_attribute = (
@@ -85,10 +107,9 @@ def app_record(settings: Settings, app: AppRef) -> dict[str, Any] | None:
         )
         result = _json(item.get("resultJson")) if status == SUCCEEDED else None
         error = {"error": failure["error"], "cause": truncate(failure["cause"], MAX_CAUSE)} if failure else None
-    kind = str(kind or "provision")
-    document: dict[str, Any] = {
+    return {
         "status": status,
-        "kind": kind,
+        "kind": str(kind or "provision"),
         "caller": caller or "console",
         "executionArn": arn,
         "executionName": arn.rsplit(":", 1)[-1],
@@ -99,12 +120,6 @@ def app_record(settings: Settings, app: AppRef) -> dict[str, Any] | None:
         "error": error,
         **_summary(item),
     }
-    if status == "RUNNING":
-        tail = execution_tail(arn)
-        document["currentState"] = tail.current_state
-        if tail.ended is not None:  # it ended without recording how (aborted, timed out, refused, its record failed)
-            document.update(_ended(arn, kind))
-    return document
 
 
 def _ended(arn: str, kind: str) -> dict[str, Any]:
