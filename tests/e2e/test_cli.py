@@ -33,7 +33,7 @@ from fargate_sandbox.oci_images import multi_arch_sample
 
 pytestmark = [pytest.mark.xdist_group("cli"), pytest.mark.slow, pytest.mark.registry]
 
-RUN_TIMEOUT = 240
+RUN_TIMEOUT = 600
 EXAMPLE_FILES = ["nginx.json", "pause.json", "busybox.json", "redis.json", "podinfo.json"]
 MULTI_FILES = sorted((EXAMPLES / "multi").glob("*.json"))
 MISSING_TAG = {
@@ -429,7 +429,7 @@ def test_sandbox_serve_answers_post_get_delete_over_plain_http(served: Served) -
     assert torn_down["state"] == "TORN_DOWN"
     # When it is interrupted (Ctrl-C), then it stops cleanly
     server.process.send_signal(signal.SIGINT)
-    finished = server.finish(timeout=30)
+    finished = server.finish(timeout=90)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "Stopping the sandbox" in finished.stderr
     # and leaves its env and kubeconfig for the user to read, while `sandbox env` no longer reports a serve

@@ -39,7 +39,7 @@ def collapse(states: list[str]) -> list[str]:
     return seen
 
 
-def run(workflows: Workflows, machine: str, payload: dict[str, Any], timeout: float = 90) -> dict[str, Any]:
+def run(workflows: Workflows, machine: str, payload: dict[str, Any], timeout: float = 240) -> dict[str, Any]:
     arn = workflows.start(machine, payload)
     outcome = workflows.wait(arn, timeout_s=timeout)
     outcome["states"] = workflows.state_order(arn)
@@ -247,7 +247,7 @@ def test_a_missing_tag_compensates_what_the_execution_created(sandbox: Sandbox, 
 
 def test_a_profile_that_never_becomes_active_ends_in_poll_timeout(sandbox: Sandbox, workflows: Workflows) -> None:
     # Given profiles take far longer to create than PROFILE_WAIT_TIMEOUT_SECONDS (6 s here)
-    sandbox.profiles.create_seconds = 8.0
+    sandbox.profiles.create_seconds = 12.0
     try:
         # a subnet set of its own, so that it needs a new (shared) profile
         request = {**WALKTHROUGH, "namespace": unique("slow"), "subnets": [sandbox.seeds.network.private_subnets[0]]}

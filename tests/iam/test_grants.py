@@ -13,13 +13,13 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import pytest
 import template_iam
-from grant_mutations import Grant, IamGrant, iam_grants, kubernetes_grants
+from grant_mutations import Grant, IamGrant, KubernetesGrant, iam_grants, kubernetes_grants
 from grant_scenarios import SCENARIOS, Scenario, ScenarioFailed
 
 from fargate_sandbox import iam_policy
@@ -64,6 +64,28 @@ def since(before: dict[Any, int], after: dict[Any, int]) -> list[dict[str, Any]]
 class Recording:
     aws: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     kubernetes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+@contextmanager
+def pods_starting_for(session: SandboxSession, seconds: float) -> Iterator[None]:
+    """Fargate taking ``seconds`` to run a pod while the block runs (the session's 2 s otherwise)."""
+    kubernetes = session.sandbox.kubernetes
+    assert kubernetes is not None
+    controllers = kubernetes.controllers
+    scheduler: Any = controllers.scheduler
+    original = controllers.timing
+    slow = dataclasses.replace(original, start_seconds=seconds)
+    controllers.timing = scheduler.timing = slow
+    try:
+        yield
+    finally:
+        controllers.timing = scheduler.timing = original
+
+
+def _read_while_pods_start(grant: Grant) -> bool:
+    """CheckRollout reads a pod's events only while it is not running yet: the mutation of that grant must not race
+    the pod's start (a cold CheckRollout on a loaded machine can come after the session's 2 s)."""
+    return isinstance(grant, KubernetesGrant) and "events" in grant.resources
 
 
 @contextmanager
@@ -186,8 +208,9 @@ def test_without_the_grant_a_scenario_fails_with_a_refusal(
     if isinstance(grant, IamGrant) and grant.function is not None:
         # Fresh execution environments, as after a deployment: nothing cached from a call made with the grant.
         session.workflows.dispatcher.recycle(grant.function)
+    pods = pods_starting_for(session, 15.0) if _read_while_pods_start(grant) else nullcontext()
     try:
-        with recorded(session) as calls, pytest.raises(ScenarioFailed) as failed:
+        with pods, recorded(session) as calls, pytest.raises(ScenarioFailed) as failed:
             scenario.run(session)
     finally:
         restore()

@@ -22,7 +22,7 @@ REPLAYS = 5
 APPS, NAMESPACES = 20, 4
 
 
-def wait_all(workflows: Workflows, arns: list[str], timeout: float = 420) -> list[dict[str, Any]]:
+def wait_all(workflows: Workflows, arns: list[str], timeout: float = 900) -> list[dict[str, Any]]:
     """Every execution's end. ``timeout`` only guards against a hang: twenty executions take about a minute alone,
     several when the other test worker runs sandboxes on the same two cores (the time is a figure, not a goal)."""
     deadline = time.monotonic() + timeout
@@ -85,7 +85,7 @@ def test_replays_of_one_request_start_one_execution(sandbox: Sandbox, workflows:
     arns = sorted({str(body.get("executionArn")) for _, body in answers})
     # And a different request for the same app while it runs
     conflict_status, conflict = post_app(sandbox, workflows, {**request, "replicas": 2})
-    outcome = workflows.wait(arns[0], timeout_s=90)
+    outcome = workflows.wait(arns[0], timeout_s=240)
     # And a replay after it succeeded
     late_status, late = post_app(sandbox, workflows, request)
     # (what happened, recorded before it is judged)

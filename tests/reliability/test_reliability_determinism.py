@@ -36,7 +36,7 @@ def test_a_pinned_image_reference_has_the_same_outcome_on_every_run(
                 )
                 for i in range(RUNS)
             ]
-            outcomes = [workflows.wait(arn, timeout_s=180) for arn in started]
+            outcomes = [workflows.wait(arn, timeout_s=300) for arn in started]
             # Then every run ends the same way
             seen = []
             for outcome in outcomes:

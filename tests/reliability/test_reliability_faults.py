@@ -278,11 +278,15 @@ def _aws_apis(sandbox: Sandbox) -> list[str]:
 
 @pytest.fixture
 def short_warm_timeout(workflows: Workflows) -> Iterator[int]:
-    """WarmImageCache with a 2-second Lambda timeout (the template gives it 300 s; Lambda timeouts are not scaled)."""
+    """WarmImageCache with a 6-second Lambda timeout (the template gives it 300 s; Lambda timeouts are not scaled).
+
+    A timed-out worker is stopped, so each retry is a cold start (fork, import, ECR token, manifest and layers through
+    the registry) that must fit in the timeout: about 0.7 s on an idle machine, 2-3 s on a loaded one, where 2 s
+    sometimes timed out the retries too."""
     functions: dict[str, Any] = workflows.template.functions  # type: ignore[assignment]
     original = functions["WarmImageCacheFunction"]
-    functions["WarmImageCacheFunction"] = dataclasses.replace(original, timeout_seconds=2)
-    yield 2
+    functions["WarmImageCacheFunction"] = dataclasses.replace(original, timeout_seconds=6)
+    yield 6
     functions["WarmImageCacheFunction"] = original
 
 
