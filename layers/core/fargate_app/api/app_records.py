@@ -2,7 +2,8 @@
 
 One app costs one GetItem, plus one GetExecutionHistory while its execution runs (the state it is in, and whether
 it ended without recording it: aborted, timed out, or a record that failed for good), whatever the length of the
-app's history; an execution that ended between the two costs one more read of how it ended. The list is one Query of an index per page, newest first.
+app's history; an execution that ended between the two reads costs one more, of how it ended. The list is one Query
+of an index per page, newest first.
 """
 
 from __future__ import annotations
