@@ -2,8 +2,9 @@
 
 An environment is a worker process (``lambda_runtime``) with the function's own variables and its role's
 credentials, so the handler's calls are authorized as that role and module state never leaks between functions.
-It runs one invocation at a time; a concurrent one gets a new environment (a cold start), an idle one is reused and
-reclaimed after ``IDLE_SECONDS``. The answers are the Lambda Invoke API's, listed with their source in
+It runs one invocation at a time; a concurrent one gets a new environment (a cold start, whose init phase is not on
+the function's clock: ``lambda_runtime.handler_deadline``), an idle one is reused and reclaimed after
+``IDLE_SECONDS``. The answers are the Lambda Invoke API's, listed with their source in
 docs/sandbox.md ("The workflow harness"); functions the template does not define are left to moto. Every invocation
 is recorded (function, request id, duration, error type) for reports and benchmarks.
 """
@@ -112,6 +113,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.idle_since = time.monotonic()
+        self.loaded = False  # the handler imported: no init phase is left to run
         self._close_lock = threading.Lock()
         self._closed = False
 
@@ -123,7 +125,9 @@ class _Worker:
             EOFError: the worker died.
         """
         self.connection.send(("invoke", request_id, event, timeout_seconds))
-        deadline = time.monotonic() + timeout_seconds
+        received = time.monotonic()
+        # Until the handler is loaded, the invocation may start with an init phase, off the function's clock.
+        deadline = received + timeout_seconds + (0.0 if self.loaded else lambda_runtime.INIT_SECONDS)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self.connection.poll(remaining):
@@ -132,6 +136,10 @@ class _Worker:
             if message[0] == "output":
                 stream = sys.stdout if message[1] == "stdout" else sys.stderr
                 stream.write(message[2])
+                continue
+            if message[0] == "initialized":
+                self.loaded = message[2]
+                deadline = lambda_runtime.handler_deadline(received, time.monotonic(), timeout_seconds)
                 continue
             _, answered_id, payload, error_type = message
             if answered_id == request_id:

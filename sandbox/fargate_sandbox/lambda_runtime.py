@@ -4,8 +4,13 @@ Started by ``lambda_dispatch`` (from a forkserver that has the heavy third-party
 the function's own environment — its variables, its role's credentials — as Lambda gives them, puts the function's
 folder first on ``sys.path`` (Lambda's task root), and imports the handler at its first invocation (the init phase).
 Messages on the connection, parent → worker: ``("invoke", request_id, event, timeout_seconds)`` and ``("stop",)``;
-worker → parent: ``("output", stream, text)`` for what the handler prints or logs, then
-``("result", request_id, payload, error_type)``. A worker never outlives its parent: its connection closing ends it.
+worker → parent: ``("output", stream, text)`` for what the handler prints or logs, ``("initialized", request_id,
+loaded)`` after an init phase, then ``("result", request_id, payload, error_type)``. A worker never outlives its
+parent: its connection closing ends it.
+
+The init phase is not on the function's clock: Lambda gives it 10 s of its own, and an init that takes longer is run
+again inside the invocation, under the function's timeout (developer guide, "Understanding the Lambda execution
+environment lifecycle", Init phase). ``handler_deadline`` is that rule; both ends of the connection use it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,17 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+INIT_SECONDS = 10.0  # Lambda's limit on an init phase that does not count against the function's timeout
+
+
+def handler_deadline(received: float, initialized: float, timeout_seconds: float) -> float:
+    """When the handler's time is up (``time.monotonic()`` values): its timeout from the end of an init phase that
+    took at most ``INIT_SECONDS``; a longer init is retried within the invocation, so it shares the timeout (the first
+    ``INIT_SECONDS`` are lost to it). Without an init phase, ``initialized`` is ``received``."""
+    if initialized - received <= INIT_SECONDS:
+        return initialized + timeout_seconds
+    return received + INIT_SECONDS + timeout_seconds
 
 
 @dataclass(frozen=True)
@@ -101,10 +117,16 @@ def serve(connection: Any, spec: WorkerSpec) -> None:
         if message[0] == "stop":
             return
         _, request_id, event, timeout_seconds = message
+        received = time.monotonic()
         try:
             if handler is None:
-                handler = _load(spec)
-            payload = _run(handler, event, LambdaContext(spec, request_id, time.monotonic() + timeout_seconds))
+                try:
+                    handler = _load(spec)
+                finally:
+                    with lock:
+                        connection.send(("initialized", request_id, handler is not None))
+            deadline = handler_deadline(received, time.monotonic(), timeout_seconds)
+            payload = _run(handler, event, LambdaContext(spec, request_id, deadline))
             answer = ("result", request_id, payload, None)
         except _HandlerFailed as failure:
             document = {

@@ -226,6 +226,21 @@ def test_a_function_running_past_its_timeout_fails_the_task_with_sandbox_timedou
     assert [invocation.error_type for invocation in workflows.invocations("SlowFunction")] == ["Sandbox.Timedout"]
 
 
+def test_a_cold_start_init_phase_is_not_on_the_function_clock(sandbox: Sandbox, workflows: Workflows) -> None:
+    # Given a function (Timeout: 1) whose module takes 1.5 s to import, in no execution environment yet
+    workflows.dispatcher.recycle("SlowInitFunction")
+    lambda_client = sandbox.boto3_client("lambda")
+
+    # When it is invoked cold
+    answer = lambda_client.invoke(FunctionName="SlowInitFunction", Payload=b"{}")
+
+    # Then the init phase ran on its own 10 s (Lambda's Init phase), and the handler got its whole second after it
+    assert "FunctionError" not in answer, json.loads(answer["Payload"].read())
+    assert json.loads(answer["Payload"].read())["remaining_ms"] > 500
+    invocation = workflows.invocations("SlowInitFunction")[-1]
+    assert (invocation.cold_start, invocation.error_type) == (True, None)
+
+
 # --- time ---------------------------------------------------------------------------------------------------------------
 def test_a_wait_of_an_hour_from_seconds_path_is_scaled_down(workflows: Workflows) -> None:
     # Given a Wait whose SecondsPath asks for one hour
