@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,13 +13,17 @@ from fargate_sandbox.api_gateway import RestProxyGateway
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit; the function enforces its own 64 KiB
 
 
+class _BurstHTTPServer(ThreadingHTTPServer):
+    request_queue_size = socket.SOMAXCONN  # not socketserver's 5: a burst of clients would have SYNs dropped
+
+
 class ApiServer:
     """``ApiServer(gateway, port).start()`` serves until ``stop()``; ``url`` once started (port 0 → a free one)."""
 
     def __init__(self, gateway: RestProxyGateway, port: int = 0, log: TextIO | None = None) -> None:
         self.gateway = gateway
         self.log = log or sys.stderr
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._server = _BurstHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fargate-app-api", daemon=True)
 

@@ -21,6 +21,9 @@ class TrackedHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = False
     block_on_close = True  # server_close() joins handler threads
+    # socketserver listens with a backlog of 5: when a burst of clients connects while the accepting thread waits for
+    # the GIL, the kernel drops their SYNs and each retries after 1, 3, 7... seconds (TcpExtListenOverflows).
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
         super().__init__(("127.0.0.1", port), handler)

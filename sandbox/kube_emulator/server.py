@@ -15,6 +15,7 @@ import copy
 import json
 import secrets
 import select
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -602,6 +603,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False
+    # socketserver's backlog is 5: a burst of Lambda workers connecting while the accepting thread waits for the GIL
+    # would have SYNs dropped and retried 1, 3, 7... seconds later (TcpExtListenOverflows), or TLS handshakes cut.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, api: ApiServer) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
