@@ -216,7 +216,8 @@ def test_get_watch_prints_a_row_per_change(cluster: Cluster) -> None:
     assert any(re.search(r"MODIFIED\s+web\s+\d/2", line) for line in lines)
 
 
-def read_lines(process: subprocess.Popen[str], until: Any, seconds: float = 20) -> list[str]:
+def read_lines(process: subprocess.Popen[str], until: Any, seconds: float = 60) -> list[str]:
+    """kubectl's lines until ``until`` holds; ``seconds`` only bounds a hang (20 s once ran out on a loaded machine)."""
     assert process.stdout is not None
     seen: list[str] = []
     deadline = time.monotonic() + seconds
