@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import threading
 from typing import Any
 
 import boto3
@@ -39,6 +40,8 @@ class MotoBackend:
         self._saved_log_level = logging.NOTSET
         self._saved_amis: str | None = None
         self._session: boto3.session.Session | None = None
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
         self.url = ""
 
     def start(self) -> None:
@@ -50,6 +53,7 @@ class MotoBackend:
         # moto's /moto-api/config endpoint does not accept the "iam" section, so both are set in process.
         default_user_config["stepfunctions"] = dict(MOTO_SETTINGS["stepfunctions"])  # type: ignore[typeddict-item]
         default_user_config["iam"] = dict(MOTO_SETTINGS["iam"])  # type: ignore[typeddict-item]
+        _list_moto_modules_once()
         self._saved_log_level = _werkzeug_log.level
         _werkzeug_log.setLevel(logging.WARNING)  # one access-log line per AWS call drowns test output
         self._server.start()
@@ -78,6 +82,8 @@ class MotoBackend:
                 backend.managed_policies.setdefault(policy.arn, policy)
 
     def stop(self) -> None:
+        with self._clients_lock:
+            self._clients.clear()
         self._server.stop()
         wsgi_server: Any = self._server._server
         if wsgi_server is not None:
@@ -93,13 +99,37 @@ class MotoBackend:
             os.environ[LOAD_AMIS] = self._saved_amis
 
     def client(self, service: str) -> Any:
-        """A boto3 client that talks to moto directly (bypassing the front's rules), in the sandbox account."""
-        assert self._session is not None, "start() first"
-        client = self._session.client(  # type: ignore[call-overload]
-            service, endpoint_url=self.url, config=Config(retries={"max_attempts": 1})
-        )
-        client.meta.events.register("before-send", self._add_account_header)
-        return client
+        """A boto3 client that talks to moto directly (bypassing the front's rules), in the sandbox account.
+
+        One per service, made once: the front's rules and IAM checks call this for most requests, and building a
+        client (its service model, its event hooks) cost more than the call it makes when many executions run.
+        botocore's clients are thread-safe (boto3 guide, "Multithreading or multiprocessing with clients")."""
+        with self._clients_lock:
+            client = self._clients.get(service)
+            if client is None:
+                assert self._session is not None, "start() first"
+                client = self._session.client(  # type: ignore[call-overload]
+                    service, endpoint_url=self.url, config=Config(retries={"max_attempts": 1}, max_pool_connections=64)
+                )
+                client.meta.events.register("before-send", self._add_account_header)
+                self._clients[service] = client
+            return client
 
     def _add_account_header(self, request: Any, **_: Any) -> None:
         request.headers[ACCOUNT_HEADER] = self.account_id
+
+
+def _list_moto_modules_once() -> None:
+    """moto's server finds a request's backend by listing its own package directory (about 200 ``isdir`` calls) for
+    every request that names no host it knows, under its dispatcher's lock; the list never changes in a process."""
+    from moto import backends
+
+    if getattr(backends.list_of_moto_modules, "listed_once", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+
+    def list_of_moto_modules() -> tuple[str, ...]:
+        return modules
+
+    list_of_moto_modules.listed_once = True  # type: ignore[attr-defined]
+    backends.list_of_moto_modules = list_of_moto_modules

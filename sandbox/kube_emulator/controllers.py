@@ -170,10 +170,15 @@ class Controllers:
         template = deployment["spec"]["template"]
         pod_hash = template_hash(template)
         name = f"{metadata['name']}-{pod_hash}"
-        for replica_set in self.store.list(REPLICASET, metadata["namespace"]):
-            if _owned_by(replica_set, deployment) and replica_set["metadata"]["name"] != name:
-                self.store.delete(REPLICASET, metadata["namespace"], replica_set["metadata"]["name"])
-        self._collect_garbage()
+        replaced = [
+            replica_set
+            for replica_set in self.store.list(REPLICASET, metadata["namespace"])
+            if _owned_by(replica_set, deployment) and replica_set["metadata"]["name"] != name
+        ]
+        for replica_set in replaced:
+            self.store.delete(REPLICASET, metadata["namespace"], replica_set["metadata"]["name"])
+        if replaced:  # their pods are garbage now; otherwise reconcile() has just collected (every object is read)
+            self._collect_garbage()
         replicas = int(deployment["spec"].get("replicas", 1))
         replica_set = self.store.find(REPLICASET, metadata["namespace"], name)
         labels = {**(template["metadata"].get("labels") or {}), "pod-template-hash": pod_hash}
