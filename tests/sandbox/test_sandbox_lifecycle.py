@@ -10,7 +10,6 @@ import pytest
 
 from fargate_sandbox.sandbox import Sandbox
 
-
 BURST_BACKLOG = 128  # werkzeug's (moto's server); Linux caps any backlog at net.core.somaxconn
 
 
