@@ -62,4 +62,3 @@ def test_every_server_takes_a_burst_of_connections(sandbox: Sandbox) -> None:
     # socketserver's backlog of 5, past which the kernel drops connections that then retry 1, 3, 7 seconds later
     backlogs = {url: _listen_backlog(url) for url in urls}
     assert all(backlog >= BURST_BACKLOG for backlog in backlogs.values()), backlogs
-
