@@ -4,10 +4,11 @@ inventory of everything a provision can create."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,17 @@ def per_namespace_workflows(sandbox: Sandbox) -> Iterator[Workflows]:
         forget_kubernetes_clients()
         yield harness
     forget_kubernetes_clients()
+
+
+@contextmanager
+def lambda_timeouts(workflows: Workflows, timeout_of: Callable[[str, float], float]) -> Iterator[None]:
+    """Within the block, each template function's Lambda timeout is ``timeout_of(logical id, its timeout)``; the
+    template's own come back after it (Lambda timeouts are real seconds, never scaled by the harness)."""
+    functions: dict[str, Any] = workflows.template.functions  # type: ignore[assignment]
+    originals = dict(functions)
+    for name, function in originals.items():
+        functions[name] = dataclasses.replace(function, timeout_seconds=timeout_of(name, function.timeout_seconds))
+    try:
+        yield
+    finally:
+        functions.update(originals)

@@ -4,7 +4,6 @@ ResourceInUseException reaching anyone, and 20 teardowns at once leave nothing b
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +12,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
-from reliability_support import REQUEST, delete_app, inventory, post_app, unique
+from reliability_support import REQUEST, delete_app, inventory, lambda_timeouts, post_app, unique
 
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
@@ -132,12 +131,8 @@ def crowded_timeouts(workflows: Workflows) -> Iterator[int]:
     emulation (and the other test worker). A check of 1 s alone took 20-30 s in that crowd, so CheckRollout's 30 s
     timed out three times running on CI. This test is about shared profiles, rules and holder sets under
     concurrency; Lambda timeouts are tested on their own (tests/reliability/test_reliability_faults.py)."""
-    functions: dict[str, Any] = workflows.template.functions  # type: ignore[assignment]
-    originals = dict(functions)
-    for name, function in originals.items():
-        functions[name] = dataclasses.replace(function, timeout_seconds=function.timeout_seconds * CROWD_TIMEOUT_FACTOR)
-    yield CROWD_TIMEOUT_FACTOR
-    functions.update(originals)
+    with lambda_timeouts(workflows, lambda _, timeout: timeout * CROWD_TIMEOUT_FACTOR):
+        yield CROWD_TIMEOUT_FACTOR
 
 
 def test_twenty_apps_in_four_namespaces_at_once_then_twenty_teardowns(

@@ -8,7 +8,6 @@ Apps share one namespace, whose Fargate profile the first case creates, unless t
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,16 @@ from typing import Any
 
 import pytest
 from figures import record_polls
-from reliability_support import REQUEST, cause_of, created_since, inventory, per_namespace_workflows, run, unique
+from reliability_support import (
+    REQUEST,
+    cause_of,
+    created_since,
+    inventory,
+    lambda_timeouts,
+    per_namespace_workflows,
+    run,
+    unique,
+)
 
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
@@ -283,11 +291,9 @@ def short_warm_timeout(workflows: Workflows) -> Iterator[int]:
     A timed-out worker is stopped, so each retry is a cold start (fork, import, ECR token, manifest and layers through
     the registry) that must fit in the timeout: about 0.7 s on an idle machine, 2-3 s on a loaded one, where 2 s
     sometimes timed out the retries too."""
-    functions: dict[str, Any] = workflows.template.functions  # type: ignore[assignment]
-    original = functions["WarmImageCacheFunction"]
-    functions["WarmImageCacheFunction"] = dataclasses.replace(original, timeout_seconds=6)
-    yield 6
-    functions["WarmImageCacheFunction"] = original
+    seconds = 6
+    with lambda_timeouts(workflows, lambda name, timeout: seconds if name == "WarmImageCacheFunction" else timeout):
+        yield seconds
 
 
 def test_a_lambda_task_timing_out_is_retried(
