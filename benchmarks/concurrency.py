@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from benchmarks.report import Figure, Row, median, ratio, ratio_row
 from benchmarks.sandbox_runs import SEED_REQUEST, sandbox_workflows, unique
@@ -33,9 +34,9 @@ TIME_SCALE = 0.1
 def _makespan(
     workflows: object,
     machine: str,
-    inputs: list[dict[str, object]],
+    inputs: list[dict[str, Any]],
     timeout: float,
-    outputs: list[object] | None = None,
+    outputs: list[dict[str, Any]] | None = None,
 ) -> tuple[float, list[str]]:
     """Start every execution at once and wait for all: (seconds to the last end, failures); the outputs of those
     that succeeded are appended to ``outputs``."""
@@ -52,34 +53,42 @@ def _makespan(
     return time.monotonic() - started, failures
 
 
-def _measure(runs: int, time_scale: float) -> dict[str, list[float]]:
-    singles, many, created, attempts, teardowns, all_failures = [], [], [], [], [], []
+def _measure(runs: int, time_scale: float) -> dict[str, list[Any]]:
+    """Each run's makespans and counts. A batch whose provisions or teardowns fail is counted, not raised: the
+    figure's batches row says how many ran clean (the next batch still runs, as it would in `sandbox serve`)."""
+    singles, many, created, attempts, teardowns, failed_batches = [], [], [], [], [], []
     per_namespace = {"FARGATE_PROFILE_STRATEGY": "per-namespace"}
     provision = "ProvisionStateMachine"
     with sandbox_workflows(time_scale, PROFILE_SECONDS, per_namespace) as (_sandbox, workflows, calls):
         for _ in range(runs):
-            results: list[object] = []
+            results: list[dict[str, Any]] = []
             solo = [{**SEED_REQUEST, "namespace": unique("solo")}]
             single, failures = _makespan(workflows, provision, solo, timeout=300, outputs=results)
-            all_failures += failures
             namespaces = [unique(f"ns{n}") for n in range(NAMESPACES)]
             requests = [
                 {**SEED_REQUEST, "namespace": namespaces[i % NAMESPACES], "app": f"app-{i:02d}"} for i in range(APPS)
             ]
             before_created, before_attempts = calls.profiles_started, calls.create_attempts
-            makespan, failures = _makespan(workflows, provision, requests, timeout=600, outputs=results)
-            all_failures += failures
+            makespan, many_failures = _makespan(workflows, provision, requests, timeout=600, outputs=results)
+            failures += many_failures
             singles.append(single)
             many.append(makespan)
             created.append(calls.profiles_started - before_created)
             attempts.append(calls.create_attempts - before_attempts)
-            inputs = [{"request": result["request"], "provision": result} for result in results]  # type: ignore[index]
-            teardown, failures = _makespan(workflows, "TeardownStateMachine", inputs, timeout=600)
-            all_failures += [f"teardown {failure}" for failure in failures]
+            inputs = [{"request": result["request"], "provision": result} for result in results]
+            teardown, teardown_failures = _makespan(workflows, "TeardownStateMachine", inputs, timeout=600)
+            failures += [f"teardown {failure}" for failure in teardown_failures]
             teardowns.append(teardown)
-    if all_failures:
-        raise RuntimeError(f"{len(all_failures)} execution(s) failed: {all_failures[:3]}")
-    return {"singles": singles, "many": many, "created": created, "attempts": attempts, "teardowns": teardowns}
+            if failures:
+                failed_batches.append(f"{len(failures)} failed, first: {failures[0]}")
+    return {
+        "singles": singles,
+        "many": many,
+        "created": created,
+        "attempts": attempts,
+        "teardowns": teardowns,
+        "failed_batches": failed_batches,
+    }
 
 
 def run(runs: int, time_scale: float = TIME_SCALE, informational_scale: float | None = None) -> Figure:
@@ -93,6 +102,7 @@ def run(runs: int, time_scale: float = TIME_SCALE, informational_scale: float | 
     single, makespan = median(measured["singles"]), median(measured["many"])
     ideal = NAMESPACES * profile_real + (single - profile_real)
     many = measured["many"]
+    clean = runs - len(measured["failed_batches"])
     figure.rows += [
         Row("1 app: makespan", single, "s", "", None, runs=runs, note=f"{single / profile_real:.2f} profile waits"),
         Row(
@@ -126,12 +136,13 @@ def run(runs: int, time_scale: float = TIME_SCALE, informational_scale: float | 
         ),
         Row(
             f"batches of {APPS} provisioned and torn down in one sandbox",
-            float(len(many)),
+            float(clean),
             "batches",
             f"= {runs}",
-            len(many) == runs,
+            clean == runs,
             runs=runs,
-            note=f"{APPS + 1} teardowns at once after each: {', '.join(f'{t:.1f}' for t in measured['teardowns'])} s",
+            note=f"{APPS + 1} teardowns at once after each: {', '.join(f'{t:.1f}' for t in measured['teardowns'])} s"
+            + "".join(f"; {failed}" for failed in measured["failed_batches"]),
         ),
     ]
     if informational_scale is not None:
