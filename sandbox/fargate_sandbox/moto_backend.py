@@ -30,6 +30,8 @@ LOAD_AMIS = "MOTO_EC2_LOAD_DEFAULT_AMIS"  # moto.settings.ec2_load_default_amis
 _werkzeug_log = logging.getLogger("werkzeug")
 MOTO_SETTINGS = {"stepfunctions": {"execute_state_machine": True}, "iam": {"load_aws_managed_policies": True}}
 
+SHARED_CLIENT_CONNECTIONS = 64
+
 
 class MotoBackend:
     def __init__(self, account_id: str, region: str) -> None:
@@ -108,8 +110,11 @@ class MotoBackend:
             client = self._clients.get(service)
             if client is None:
                 assert self._session is not None, "start() first"
+                # Every handler thread of the fronts shares it: a pool of botocore's default 10 would discard
+                # (and log) the connections of a burst past the tenth.
+                config = Config(retries={"max_attempts": 1}, max_pool_connections=SHARED_CLIENT_CONNECTIONS)
                 client = self._session.client(  # type: ignore[call-overload]
-                    service, endpoint_url=self.url, config=Config(retries={"max_attempts": 1}, max_pool_connections=64)
+                    service, endpoint_url=self.url, config=config
                 )
                 client.meta.events.register("before-send", self._add_account_header)
                 self._clients[service] = client

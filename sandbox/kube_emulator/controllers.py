@@ -177,7 +177,7 @@ class Controllers:
         ]
         for replica_set in replaced:
             self.store.delete(REPLICASET, metadata["namespace"], replica_set["metadata"]["name"])
-        if replaced:  # their pods are garbage now; otherwise reconcile() has just collected (every object is read)
+        if replaced:  # their pods are garbage now; otherwise nothing became garbage since reconcile() collected
             self._collect_garbage()
         replicas = int(deployment["spec"].get("replicas", 1))
         replica_set = self.store.find(REPLICASET, metadata["namespace"], name)
