@@ -221,15 +221,13 @@ def _print_cluster(out: TextIO, session: SandboxSession, files: list[RequestFile
             print((shown.stdout + shown.stderr).rstrip() + "\n", file=out, flush=True)
 
 
-def _address(session: SandboxSession, api_url: str | None) -> SandboxAddress:
-    """Where each part of the running sandbox answers; probes each, so the caller knows they all do.
+def _probed_address(session: SandboxSession, api_url: str | None) -> SandboxAddress:
+    """Where each part of the sandbox answers, once each has answered (at start, so the caller knows they all do).
 
     Raises:
         SandboxStartError: a part does not answer.
     """
     sandbox = session.sandbox
-    kubernetes = sandbox.kubernetes
-    key, secret = sandbox.credentials
     probes = {"AWS": sandbox.endpoint_url, "the registry": f"{sandbox.registry_url}/v2/"}
     if api_url is not None:  # `sandbox run` serves no API of its own
         probes["the API"] = f"{api_url}/apps"
@@ -240,6 +238,19 @@ def _address(session: SandboxSession, api_url: str | None) -> SandboxAddress:
             pass  # an answer (403 unsigned, 401 without a token): the part is up
         except OSError as exc:
             raise SandboxStartError(f"{part} does not answer at {url}: {exc}") from exc
+    return _address(session, api_url)
+
+
+def _address(session: SandboxSession, api_url: str | None) -> SandboxAddress:
+    """Where each part of the sandbox answers, without asking them: after a run its parts have answered all along, and
+    a 5 s probe of a front busy with other executions would turn a finished run into a start error.
+
+    Raises:
+        SandboxStartError: the sandbox's cluster did not start.
+    """
+    sandbox = session.sandbox
+    kubernetes = sandbox.kubernetes
+    key, secret = sandbox.credentials
     if kubernetes is None:
         raise SandboxStartError("the sandbox's cluster did not start")
     return SandboxAddress(
@@ -271,7 +282,7 @@ def serve(port: int, *, out: TextIO, err: TextIO, template: Path | None = None, 
             server = ApiServer(session.api, port, log=err).start()
             try:
                 print(f"API listening on {server.url}", file=out, flush=True)
-                env_file = write_state(state_dir, _address(session, server.url))
+                env_file = write_state(state_dir, _probed_address(session, server.url))
                 app_url = f"{server.url}/apps/blog/fargate/demo-app"
                 sign = f'--aws-sigv4 aws:amz:{REGION}:execute-api --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"'
                 print(
