@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -49,6 +50,13 @@ class TrackedHTTPServer(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up before its answer was written (a Lambda worker stopped at its timeout, a CLI user's
+        # Ctrl-C) is its own business; socketserver would print a traceback for each, and in a long-lived
+        # ``sandbox serve`` those bury the messages that matter. Any other error is still printed.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def start(self, name: str) -> None:
         self._thread = threading.Thread(target=self.serve_forever, name=name, kwargs={"poll_interval": 0.1})

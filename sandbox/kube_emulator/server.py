@@ -16,6 +16,7 @@ import json
 import secrets
 import select
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -610,6 +611,12 @@ class _HttpServer(ThreadingHTTPServer):
     def __init__(self, api: ApiServer) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.api = api
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up mid-answer (a Lambda worker stopped at its timeout, an interrupted kubectl) is not an
+        # emulator fault: socketserver would print a traceback for each one. Any other error is still printed.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def serve(api: ApiServer, ssl_context: Any | None) -> tuple[_HttpServer, threading.Thread]:
