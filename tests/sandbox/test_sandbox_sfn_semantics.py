@@ -137,3 +137,30 @@ def test_lambda_error_names_follow_the_lambda_api_model(code: str, expected: str
     # Then the name is Step Functions' Lambda.<exception>, AWSLambdaException for the unmodelled, SdkClient offline
     assert lambda_error_name(error) == expected
     assert lambda_error_name(EndpointConnectionError(endpoint_url="http://x")) == "Lambda.SdkClientException"
+
+
+def test_executions_share_one_parse_of_their_definition_and_keep_their_own_retries(
+    workflows: Workflows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the machine has run once (its definition parsed), and the ASL parser counted from now on
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    run_case(workflows, "ChoiceIsPresent")
+    parses: list[str] = []
+    parse = AmazonStateLanguageParser.parse
+    monkeypatch.setattr(
+        AmazonStateLanguageParser, "parse", staticmethod(lambda text: parses.append(text) or parse(text))
+    )
+
+    # When two executions whose task fails run at the same time (Retry MaxAttempts 2, then Catch)
+    arns = [workflows.start(MACHINE, {"case": "TaskFailure", "key": f"share-{uuid.uuid4().hex[:6]}"}) for _ in "ab"]
+    outcomes = [workflows.wait(arn) for arn in arns]
+
+    # Then neither parsed the definition again, and each ran its own three attempts before its Catch: the retry count
+    # lives in each execution's environment, not in the program they share
+    assert parses == []
+    assert [outcome["status"] for outcome in outcomes] == ["SUCCEEDED", "SUCCEEDED"], outcomes
+    for arn in arns:
+        failures = [e for e in workflows.history(arn) if e["type"] == "LambdaFunctionFailed"]
+        assert len(failures) == 3, failures
+        assert workflows.state_order(arn) == ["PickCase", "TaskFailure", "Caught", "Done"]
