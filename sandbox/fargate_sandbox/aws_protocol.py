@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import uuid
 from dataclasses import dataclass, field
 from functools import cache
@@ -57,9 +58,29 @@ class AwsRequest:
         return value if isinstance(value, dict) else {}
 
 
-@cache
+_models_lock = threading.Lock()
+
+
 def _model(service: str) -> Any:
-    return botocore.session.get_session().get_service_model(service)
+    """botocore's model of ``service``, loaded once per process by one shared session (the lock keeps a burst of
+    first requests from loading it once each; the session's loader remembers what the data directory holds, where a
+    session per call listed it again for every request naming a service botocore does not know).
+
+    Raises:
+        botocore.exceptions.UnknownServiceError: botocore has no model of ``service``.
+    """
+    with _models_lock:
+        return _loaded_model(service)
+
+
+@cache
+def _loaded_model(service: str) -> Any:
+    return _botocore_session().get_service_model(service)
+
+
+@cache
+def _botocore_session() -> botocore.session.Session:
+    return botocore.session.get_session()
 
 
 @cache

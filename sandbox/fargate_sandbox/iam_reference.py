@@ -54,10 +54,16 @@ def _definition_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "shared" / "data" / "iam-definition.json"
 
 
-@cache
 def _services() -> dict[str, Any]:
+    # The lock is outside the cache: threads that ask while the first one reads the file wait for its answer, where
+    # each would otherwise read and decode the whole reference again (seconds of CPU in a burst of first calls).
     with _lock:
-        return json.loads(_definition_path().read_text())  # type: ignore[no-any-return]
+        return _read_services()
+
+
+@cache
+def _read_services() -> dict[str, Any]:
+    return json.loads(_definition_path().read_text())  # type: ignore[no-any-return]
 
 
 def iam_action(service: str, operation: str) -> str:
