@@ -29,6 +29,9 @@ Response = tuple[int, dict[str, str], bytes]
 _ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
 EKS_FARGATE_SERVICE = "eks-fargate.amazonaws.com"
 ECR_CACHE_SERVICE = "pullthroughcache.ecr.amazonaws.com"
+# IAM's operations that change nothing (Service Authorization Reference: the "Read" and "List" access levels of IAM
+# are the Get*, List* and Simulate* actions): the policies read for authorization stay valid after them.
+IAM_READS = ("Get", "List", "Simulate")
 # Calls every principal may make whatever its policies say (STS API reference, GetCallerIdentity: "No permissions are
 # required to perform this operation").
 ALWAYS_ALLOWED = frozenset({"sts:GetCallerIdentity"})
@@ -88,6 +91,8 @@ class Authorizer:
         self._moto = admin_client
         self._sessions: dict[str, Session] = {}
         self._policies: dict[str, dict[str, Any]] = {}
+        self._policies_generation = 0  # counts the times IAM changed: a read that spans a change is not kept
+        self._policies_reading = threading.Lock()
         self._lock = threading.Lock()
         self._slr_lock = threading.Lock()
         self.enabled = True
@@ -176,9 +181,8 @@ class Authorizer:
             return
         if request.service == "sts" and request.operation == "AssumeRole":
             self._register_session(body)
-        elif request.service == "iam":
-            with self._lock:
-                self._policies.clear()
+        elif request.service == "iam" and not str(request.operation).startswith(IAM_READS):
+            self.forget_policies()
         elif (request.service, request.operation) == ("eks", "CreateFargateProfile"):
             self._ensure_service_linked_role(EKS_FARGATE_SERVICE)
         elif (request.service, request.operation) == ("ecr", "CreatePullThroughCacheRule"):
@@ -214,13 +218,31 @@ class Authorizer:
         """Read every role's policies again at its next call (after IAM was changed behind the front)."""
         with self._lock:
             self._policies.clear()
+            self._policies_generation += 1
 
     def policies_of(self, role_name: str) -> dict[str, Any]:
-        """The role's identity policies, by name: its inline policies and the default versions of attached ones."""
+        """The role's identity policies, by name: its inline policies and the default versions of attached ones.
+
+        One caller reads them while the others wait for its answer (a burst of first calls would each read IAM),
+        and what it read is kept only if IAM did not change meanwhile.
+        """
         with self._lock:
             cached = self._policies.get(role_name)
         if cached is not None:
             return cached
+        with self._policies_reading:
+            with self._lock:
+                cached = self._policies.get(role_name)
+                generation = self._policies_generation
+            if cached is not None:
+                return cached
+            policies = self._read_policies(role_name)
+            with self._lock:
+                if generation == self._policies_generation:
+                    self._policies[role_name] = policies
+            return policies
+
+    def _read_policies(self, role_name: str) -> dict[str, Any]:
         iam = self._moto("iam")
         policies: dict[str, Any] = {}
         for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
@@ -230,8 +252,6 @@ class Authorizer:
             version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
             document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
             policies[attached["PolicyName"]] = document
-        with self._lock:
-            self._policies[role_name] = policies
         return policies
 
     @staticmethod

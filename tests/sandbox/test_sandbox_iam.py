@@ -289,3 +289,22 @@ def test_a_registry_pull_is_authorized_for_the_token_owner(sandbox: Sandbox) -> 
     (error,) = body["errors"]
     assert error["code"] == "DENIED"
     assert f"User: {session.arn} is not authorized to perform: ecr:BatchGetImage" in error["message"]
+
+
+def test_the_policies_are_read_again_after_an_iam_write_through_the_front_not_after_a_read(sandbox: Sandbox) -> None:
+    # Given a role allowed iam:GetRole, its policies read once by its first call, then its grant deleted behind the
+    # front (where the sandbox cannot see it: a test's own doing, as if IAM had not propagated the change yet)
+    session = RoleSession(sandbox, [allow("iam:GetRole", "*")])
+    iam = session.client("iam")
+    iam.get_role(RoleName=session.name)
+    sandbox.moto_client("iam").delete_role_policy(RoleName=session.name, PolicyName="grants")
+
+    # When the role reads IAM again, then its policies are still those read: a read changes no policy, and
+    # re-reading them after every iam:Get* made each burst of role lookups re-read every role's policies
+    assert iam.get_role(RoleName=session.name)["Role"]["RoleName"] == session.name
+    assert iam.get_role(RoleName=session.name)["Role"]["RoleName"] == session.name
+
+    # When IAM is changed through the front (the administrator tags the role), then they are read again: refused
+    sandbox.boto3_client("iam").tag_role(RoleName=session.name, Tags=[{"Key": "k", "Value": "v"}])
+    answer = refused(iam.get_role, RoleName=session.name)
+    assert answer["Error"]["Code"] == "AccessDenied"
