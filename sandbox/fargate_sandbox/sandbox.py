@@ -102,6 +102,7 @@ class Sandbox(StartStop):
         self.kubernetes: KubeEmulator | None = None
         self._stack: ExitStack | None = None
         self._seeds: Seeds | None = None
+        self._session_lock = threading.Lock()
         self._session = boto3.session.Session(
             aws_access_key_id=self.credentials[0],
             aws_secret_access_key=self.credentials[1],
@@ -170,7 +171,9 @@ class Sandbox(StartStop):
         """A boto3 client for ``service`` pointed at the sandbox: one attempt per call unless ``config`` says otherwise,
         so tests see every answer the sandbox gives."""
         kwargs.setdefault("config", Config(retries={"total_max_attempts": 1, "mode": "standard"}))
-        return self._session.client(service, endpoint_url=self.endpoint_url, **kwargs)  # type: ignore[call-overload]
+        # boto3's guide: clients are thread-safe, sessions are not; tests create clients from many threads at once
+        with self._session_lock:
+            return self._session.client(service, endpoint_url=self.endpoint_url, **kwargs)  # type: ignore[call-overload]
 
     def moto_client(self, service: str) -> Any:
         """A client straight to moto, bypassing the front's rules and faults (for seeding and assertions)."""

@@ -379,6 +379,8 @@ class _InterpreterPatches:
         self._undo: list[Callable[[], None]] = []
         self._clients: dict[tuple[str, str], Any] = {}
         self._clients_lock = threading.Lock()
+        # One session makes every client (each with its own credentials): its loader reads each service's model once
+        self._boto3_session = boto3.session.Session()
 
     def __enter__(self) -> _InterpreterPatches:
         boto_client_module = importlib.import_module(_BOTO_CLIENT_MODULE)
@@ -428,7 +430,7 @@ class _InterpreterPatches:
                     )["Credentials"]
                     access_key, secret_key = issued["AccessKeyId"], issued["SecretAccessKey"]
                     session_token = issued["SessionToken"]
-                self._clients[key] = boto3.session.Session().client(  # type: ignore[call-overload]
+                self._clients[key] = self._boto3_session.client(  # type: ignore[call-overload]
                     service,
                     region_name=region,
                     endpoint_url=self.sandbox.endpoint_url,
