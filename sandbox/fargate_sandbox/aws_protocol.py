@@ -58,13 +58,13 @@ class AwsRequest:
         return value if isinstance(value, dict) else {}
 
 
+_BOTOCORE = botocore.session.get_session()  # one loader for every model: it lists botocore's data directory once
 _models_lock = threading.Lock()
 
 
-def _model(service: str) -> Any:
-    """botocore's model of ``service``, loaded once per process by one shared session (the lock keeps a burst of
-    first requests from loading it once each; the session's loader remembers what the data directory holds, where a
-    session per call listed it again for every request naming a service botocore does not know).
+def service_model(service: str) -> Any:
+    """botocore's model of ``service``, loaded once per process (the lock keeps a burst of first requests from
+    loading it once each).
 
     Raises:
         botocore.exceptions.UnknownServiceError: botocore has no model of ``service``.
@@ -75,19 +75,14 @@ def _model(service: str) -> Any:
 
 @cache
 def _loaded_model(service: str) -> Any:
-    return _botocore_session().get_service_model(service)
-
-
-@cache
-def _botocore_session() -> botocore.session.Session:
-    return botocore.session.get_session()
+    return _BOTOCORE.get_service_model(service)
 
 
 @cache
 def _rest_routes(service: str) -> list[tuple[str, re.Pattern[str], int, str]]:
     """(method, path regex, literal length, operation) for a REST service, most specific first."""
     routes = []
-    model = _model(service)
+    model = service_model(service)
     for name in model.operation_names:
         http = model.operation_model(name).http
         uri = http["requestUri"].split("?")[0]
@@ -128,7 +123,7 @@ def parse_request(method: str, raw_path: str, headers: dict[str, str], body: byt
     if service is None:
         return request
     try:
-        protocol = _model(service).metadata["protocol"]
+        protocol = service_model(service).metadata["protocol"]
     except Exception:  # an unknown service: forward it untouched, moto will answer
         return request
     target = headers.get("x-amz-target", "")
@@ -152,7 +147,7 @@ def parse_request(method: str, raw_path: str, headers: dict[str, str], body: byt
 def render_error(service: str | None, error: AwsError) -> tuple[int, dict[str, str], bytes]:
     """The error as ``service``'s protocol puts it on the wire, so botocore raises ``ClientError`` with ``code``."""
     request_id = str(uuid.uuid4())
-    protocol = _model(service).metadata["protocol"] if service else "json"
+    protocol = service_model(service).metadata["protocol"] if service else "json"
     if protocol == "ec2":
         body = (
             f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{escape(error.code)}</Code>'
@@ -184,5 +179,5 @@ def throttling_error(service: str | None) -> AwsError:
         return AwsError("Throttling", "Rate exceeded", 400)
     if service == "ec2":
         return AwsError("RequestLimitExceeded", "Request limit exceeded.", 503)
-    protocol = _model(service).metadata["protocol"] if service else "json"
+    protocol = service_model(service).metadata["protocol"] if service else "json"
     return AwsError("ThrottlingException", "Rate exceeded", 429 if protocol == "rest-json" else 400)

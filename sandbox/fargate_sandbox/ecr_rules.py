@@ -22,9 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import botocore.session
-
-from fargate_sandbox.aws_protocol import AwsError, AwsRequest
+from fargate_sandbox.aws_protocol import AwsError, AwsRequest, service_model
 from fargate_sandbox.iam_enforcement import Authorizer
 from fargate_sandbox.moto_backend import MotoBackend
 
@@ -37,7 +35,7 @@ HANDLED_OPERATIONS = frozenset(
         "GetAuthorizationToken",
     }
 )
-_shapes = botocore.session.get_session().get_service_model("ecr").shape_for
+_shapes = service_model("ecr").shape_for
 PREFIX_SHAPE = _shapes("PullThroughCacheRuleRepositoryPrefix")
 CREDENTIAL_SHAPE = _shapes("CredentialArn")
 UPSTREAM_KINDS: list[str] = list(_shapes("UpstreamRegistry").enum)  # type: ignore[attr-defined]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fargate_sandbox import iam_policy
-from fargate_sandbox.aws_protocol import AwsError, AwsRequest, _model, render_error
+from fargate_sandbox.aws_protocol import AwsError, AwsRequest, render_error, service_model
 from fargate_sandbox.iam_requests import Check, Lookups, RequestResources, UnboundRequest
 from kube_emulator.rbac import origin
 
@@ -265,7 +265,7 @@ class Authorizer:
 
     def denied(self, service: str, session: Session, check: Check, decision: iam_policy.Decision) -> Response:
         message = self.message(session, check, decision)
-        protocol = _model(service).metadata["protocol"]
+        protocol = service_model(service).metadata["protocol"]
         if service in ("iam", "sts"):
             error = AwsError("AccessDenied", message, 403)
         elif protocol == "ec2":

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from fargate_sandbox import iam_reference
-from fargate_sandbox.aws_protocol import AwsRequest, _model
+from fargate_sandbox.aws_protocol import AwsRequest, service_model
 
 ContextValue = str | list[str]
 # Service-linked roles the sandbox's services create on a caller's behalf (EKS user guide, "Using roles for Amazon
@@ -50,7 +50,7 @@ class Lookups:
 
 def parameters(request: AwsRequest) -> dict[str, Any]:
     """The request's parameters as its protocol carries them (query form, JSON body, REST path and body)."""
-    protocol = _model(request.service).metadata["protocol"] if request.service else "json"
+    protocol = service_model(request.service).metadata["protocol"] if request.service else "json"
     if protocol in ("query", "ec2"):
         form = parse_qs(request.body.decode("utf-8", errors="replace")) if request.body else {}
         merged = {**request.query, **form}

@@ -186,9 +186,9 @@ def _result_path_must_apply(apply: Callable[[Any, Any], None]) -> Callable[..., 
 
 @functools.cache
 def _modelled_lambda_errors() -> frozenset[str]:
-    import botocore.session
+    from fargate_sandbox.aws_protocol import service_model
 
-    model = botocore.session.get_session().get_service_model("lambda").operation_model("Invoke")
+    model = service_model("lambda").operation_model("Invoke")
     return frozenset(shape.name for shape in model.error_shapes)
 
 
