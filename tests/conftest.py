@@ -4,6 +4,7 @@ set at import, before any test imports boto3, and never changed per test (handle
 from __future__ import annotations
 
 import fcntl
+import functools
 import importlib.util
 import os
 import sys
@@ -31,9 +32,28 @@ for key, value in {
     "POWERTOOLS_SERVICE_NAME": "fargate-app-provisioner-tests",
     "POWERTOOLS_DEV": "false",
     "APPS_TABLE_NAME": "fargate-app-provisioner-apps",  # tests/project_template.py APPS_TABLE
+    # moto's documented switch against the ~1,300 sample AMIs it builds with each EC2 backend (0.3 s per region and
+    # account, four times in a test that makes a VPC): nothing here runs an instance.
+    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
 }.items():
     os.environ[key] = value
 os.environ.pop("AWS_PROFILE", None)
+
+
+def _share_botocore_data() -> None:
+    """One botocore data loader for every session this process makes.
+
+    Tests start from a fresh session (``reset_clients``, moto's mocks, boto3's default session), and each new session
+    reads botocore's JSON models and endpoints again: about half of a moto unit test's time. The loader caches what it
+    read per instance and the data is read-only, so one instance can serve every session."""
+    import botocore.loaders
+    import botocore.session
+
+    shared = functools.cache(botocore.loaders.create_loader)
+    botocore.session.create_loader = shared  # botocore.session imported the name
+
+
+_share_botocore_data()
 
 from figures import FIGURES, Figures, record_outcome, write_results  # noqa: E402
 
