@@ -12,9 +12,10 @@ import itertools
 import threading
 from typing import Any
 
-import kubernetes_validate
+import jsonschema
 
 from kube_emulator.resources import ApiError, ResourceType, invalid
+from kube_emulator.schemas import strict_validator
 
 
 def validate(resource: ResourceType, obj: dict[str, Any], version: str) -> None:
@@ -23,8 +24,8 @@ def validate(resource: ResourceType, obj: dict[str, Any], version: str) -> None:
     metadata = {k: v for k, v in checked.get("metadata", {}).items() if k != "managedFields"}
     checked["metadata"] = metadata
     try:
-        kubernetes_validate.validate(checked, version, strict=True)
-    except kubernetes_validate.ValidationError as exc:
+        strict_validator(version, resource.kind, resource.api_version).validate(checked)
+    except jsonschema.ValidationError as exc:
         field = ".".join(str(part) for part in exc.path) or "<root>"
         raise invalid(
             resource,
