@@ -37,6 +37,7 @@ WORKER_PREFIX = "lambda-"
 # Nothing here reads the environment at import (fargate_app's Logger does, so the package is not preloaded).
 PRELOAD = [
     "fargate_sandbox.lambda_runtime",
+    "fargate_sandbox.botocore_preload",
     "botocore.session",
     "botocore.client",
     "botocore.endpoint",
