@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import urllib3
@@ -139,17 +140,18 @@ def _handler_for(front: AwsFront) -> type[QuietHandler]:
             headers = {name.lower(): value for name, value in self.headers.items()}
             request = parse_request(self.command, self.path, headers, body)
             (status, out_headers, payload), event = front.answer(request)
-            self.send_response(status)
-            for name, value in out_headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
-            self.wfile.flush()
-            if event is not None:
-                # After the answer: EventBridge delivers asynchronously to the caller of the API.
-                front.events.deliver(event)
+            with front.events.on_the_way() if event is not None else nullcontext():
+                self.send_response(status)
+                for name, value in out_headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+                self.wfile.flush()
+                if event is not None:
+                    # After the answer: EventBridge delivers asynchronously to the caller of the API.
+                    front.events.deliver(event)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _serve
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -101,6 +102,26 @@ class EventRouter:
     _rules: list[_Rule] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _on_the_way: int = 0
+    _delivered: threading.Condition = field(default_factory=threading.Condition)
+
+    @contextmanager
+    def on_the_way(self) -> Iterator[None]:
+        """An event between the answer of the API call that emitted it and the end of its delivery: the caller has its
+        answer before the event's targets ran (EventBridge delivers asynchronously), ``wait_delivered`` waits."""
+        with self._delivered:
+            self._on_the_way += 1
+        try:
+            yield
+        finally:
+            with self._delivered:
+                self._on_the_way -= 1
+                self._delivered.notify_all()
+
+    def wait_delivered(self, timeout_s: float) -> bool:
+        """Whether every event on its way was delivered within ``timeout_s``."""
+        with self._delivered:
+            return self._delivered.wait_for(lambda: self._on_the_way == 0, timeout=timeout_s)
 
     def add_rule(self, name: str, event_pattern: dict[str, Any] | str, target: Target) -> None:
         """Register a rule; ``event_pattern`` is the rule's EventPattern (as in template.yaml). Invalid ones raise."""

@@ -34,6 +34,11 @@ POD_TRUST = {
 }
 
 
+# How a refusal reads in an execution's error and cause: IAM's AccessDenied(Exception) (the stack's AccessDenied,
+# Step Functions' Lambda.AWSLambdaException for an Invoke its role may not make) and Kubernetes' Forbidden.
+REFUSALS = ("AccessDenied", "Forbidden")
+
+
 class ScenarioFailed(AssertionError):
     """A scenario did not end as it states; the message has the execution's error and cause."""
 
@@ -43,6 +48,29 @@ class Scenario:
     name: str
     summary: str
     run: Callable[[SandboxSession], None]
+
+    def play(self, session: SandboxSession) -> None:
+        """Run the scenario and wait for what it set off: the warm-cache executions EventBridge starts for the rules
+        it creates run on after it ends. Their calls are the scenario's (recorded with it whatever the machine's
+        speed), and a refusal in them fails it: the account's owner would find a failed execution.
+
+        Raises:
+            ScenarioFailed: the scenario did not end as it states, or an event or execution it set off was refused.
+        """
+        earlier = set(session.workflows.executions())
+        events = session.sandbox.events
+        delivered = len(events.deliveries)
+        self.run(session)
+        if not events.wait_delivered(timeout_s=WAIT_SECONDS):
+            raise ScenarioFailed(f"{self.name}: events still undelivered after {WAIT_SECONDS} s")
+        for delivery in events.deliveries[delivered:]:
+            if delivery.error:
+                raise ScenarioFailed(f"EventBridge rule {delivery.rule} could not start its target: {delivery.error}")
+        for arn in [arn for arn in session.workflows.executions() if arn not in earlier]:
+            outcome = session.workflows.wait(arn, timeout_s=WAIT_SECONDS)
+            told = f"{outcome.get('error')}: {outcome.get('cause')}"
+            if outcome["status"] == "FAILED" and any(word in told for word in REFUSALS):
+                raise ScenarioFailed(f"{arn.split(':')[-2]} set off by {self.name} was refused: {told}")
 
     def prepare(self, session: SandboxSession) -> None:
         """The start every run of a scenario has, made as the administrator: no execution still running (the

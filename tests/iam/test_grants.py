@@ -155,7 +155,7 @@ def usage(session: SandboxSession, outcomes: list[dict[str, Any]]) -> Usage:
         scenario.prepare(session)
         started = time.monotonic()
         with recorded(session) as calls:
-            scenario.run(session)
+            scenario.play(session)
         found.seconds[scenario.name] = time.monotonic() - started
         found.aws[scenario.name], found.kubernetes[scenario.name] = calls.aws, calls.kubernetes
     for grant in ALL_GRANTS:
@@ -201,11 +201,11 @@ def test_a_scenario_makes_the_same_calls_whatever_ran_before_it(
         next(s for s in SCENARIOS if s.name == name) for name in (before, "a_wrong_upstream_credential_is_refused")
     )
     earlier.prepare(session)
-    earlier.run(session)
+    earlier.play(session)
     # When the credential scenario runs next, as the mutation test runs it
     scenario.prepare(session)
     with recorded(session) as calls:
-        scenario.run(session)
+        scenario.play(session)
     # Then it makes the calls it made in the usage run, no more, no fewer: a grant is tested with the calls it was
     # chosen for (the role existing or not decides whether it is created or tagged)
     assert _actions(calls.aws) == _actions(usage.aws[scenario.name])
@@ -233,7 +233,7 @@ def test_without_the_grant_a_scenario_fails_with_a_refusal(
     pods = pods_starting_for(session, 15.0) if _read_while_pods_start(grant) else nullcontext()
     try:
         with pods, recorded(session) as calls, pytest.raises(ScenarioFailed) as failed:
-            scenario.run(session)
+            scenario.play(session)
     finally:
         restore()
         session.sandbox.faults.clear()

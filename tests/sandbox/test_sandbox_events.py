@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -61,6 +62,40 @@ def test_failed_create_emits_nothing(sandbox: Sandbox) -> None:
         r["ecrRepositoryPrefix"] for r in ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"]
     ]
     assert received == []
+
+
+def test_an_event_is_on_its_way_from_the_answer_until_its_target_ran(sandbox: Sandbox) -> None:
+    # Given a rule whose target is held until released, as a StartExecution that takes its time
+    release, reached = threading.Event(), threading.Event()
+    received: list[str] = []
+
+    def held(event: dict[str, Any]) -> None:
+        reached.set()
+        release.wait(10)
+        received.append(event["detail"]["requestParameters"]["ecrRepositoryPrefix"])
+
+    prefix = unique("way")
+    pattern = {
+        **CREATE_RULE_PATTERN,
+        "detail": {**CREATE_RULE_PATTERN["detail"], "requestParameters": {"ecrRepositoryPrefix": [prefix]}},
+    }
+    sandbox.events.add_rule(unique("held"), pattern, held)
+    # When a rule is created: the caller has its answer while the event's target still runs
+    ecr = sandbox.boto3_client("ecr")
+    thread = threading.Thread(
+        target=ecr.create_pull_through_cache_rule,
+        kwargs={"ecrRepositoryPrefix": prefix, "upstreamRegistryUrl": "quay.io"},
+    )
+    thread.start()
+    assert reached.wait(10)
+    thread.join(10)
+    assert not thread.is_alive()
+    # Then waiting for the deliveries does not end before the target ran, and ends once it has
+    assert sandbox.events.wait_delivered(timeout_s=0.2) is False
+    release.set()
+    assert sandbox.events.wait_delivered(timeout_s=10) is True
+    assert received == [prefix]
+    ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix=prefix)
 
 
 def test_pattern_matching_is_eventbridge_semantics(sandbox: Sandbox) -> None:
