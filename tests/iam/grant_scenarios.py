@@ -66,11 +66,13 @@ class Scenario:
         for delivery in events.deliveries[delivered:]:
             if delivery.error:
                 raise ScenarioFailed(f"EventBridge rule {delivery.rule} could not start its target: {delivery.error}")
+        machines = {arn.split(":")[-1]: name for name, arn in session.workflows.state_machine_arns.items()}
         for arn in [arn for arn in session.workflows.executions() if arn not in earlier]:
             outcome = session.workflows.wait(arn, timeout_s=WAIT_SECONDS)
             told = f"{outcome.get('error')}: {outcome.get('cause')}"
             if outcome["status"] == "FAILED" and any(word in told for word in REFUSALS):
-                raise ScenarioFailed(f"{arn.split(':')[-2]} set off by {self.name} was refused: {told}")
+                machine = machines.get(arn.split(":")[-2], arn)
+                raise ScenarioFailed(f"{machine}: a run set off by {self.name} was refused: {told}")
 
     def prepare(self, session: SandboxSession) -> None:
         """The start every run of a scenario has, made as the administrator: no execution still running (the

@@ -211,6 +211,25 @@ def test_a_scenario_makes_the_same_calls_whatever_ran_before_it(
     assert _actions(calls.aws) == _actions(usage.aws[scenario.name])
 
 
+@pytest.mark.xdist_group(WORKER_GROUPS[1])
+def test_a_refusal_in_a_run_the_scenario_set_off_fails_it(session: SandboxSession, usage: Usage) -> None:
+    # Given a scenario that creates a cache rule and never waits for the warm-cache run EventBridge starts for it,
+    # and the validating function's role without its grant
+    scenario = next(s for s in SCENARIOS if s.name == "a_cache_rule_made_by_hand_is_reused")
+    grant = next(g for g in ALL_GRANTS if str(g) == "ValidateCacheRuleFunctionRole/ValidateRule")
+    assert isinstance(grant, IamGrant)
+    scenario.prepare(session)
+    restore = grant.drop(session)
+    try:
+        # When the scenario is played
+        with pytest.raises(ScenarioFailed) as failed:
+            scenario.play(session)
+    finally:
+        restore()
+    # Then the refused warm-cache run fails it, however quickly the scenario's own executions ended
+    assert "WarmCacheStateMachine" in str(failed.value) and "ecr:ValidatePullThroughCacheRule" in str(failed.value)
+
+
 def _actions(decisions: list[dict[str, Any]]) -> set[tuple[str, str]]:
     return {(decision["principal"], decision["action"]) for decision in decisions}
 
