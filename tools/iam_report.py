@@ -172,7 +172,9 @@ def render(
         "Each grant is removed in a running sandbox (the statement from its role's inline policy, or the verb from "
         "its ClusterRole rule), the function's execution environments restarted, and the quickest scenario "
         "(tests/iam/grant_scenarios.py) that used it run again from the same start (nothing running, an account "
-        "that never ran the stack): it must fail, and the grant's call must be the one refused.",
+        "that never ran the stack): it must fail, and the grant's call must be the one refused. A scenario ends when "
+        "what it set off has ended too (the warm-cache runs EventBridge starts for the rules it creates): their "
+        "calls are the scenario's, and a refusal in them fails it.",
         "",
         *table(
             ["grant", "scenario that fails without it", "how it fails"],
