@@ -6,8 +6,9 @@ AWS (developer guide, "Handling errors in Step Functions workflows"): ``States.R
 to the Task's or Map's Retry and Catch, lets ``States.ALL`` catch ``States.Runtime``, sends a Choice whose variable
 is missing to its Default, names every Lambda service error ``Exception``, and gives ``$$.Execution.StartTime`` as a
 Python datetime where AWS gives an ISO 8601 string (developer guide, "Accessing execution data from the Context
-object": ``"StartTime": "2019-03-26T20:14:13.192Z"``), which no service integration can send. ``install`` replaces
-exactly those behaviours; everything else is moto's. AWS's causes, word for word, and the known gaps: docs/sandbox.md.
+object": ``"StartTime": "2019-03-26T20:14:13.192Z"``), which no service integration can send, and shows an ended
+execution's status before its output or error is set. ``install`` replaces exactly those behaviours; everything else
+is moto's. AWS's causes, word for word, and the known gaps: docs/sandbox.md.
 It also parses each definition once instead of once per execution (``_parsed_once``), which changes no behaviour.
 """
 
@@ -54,6 +55,8 @@ def install(replace: Replace) -> None:
     worker = _module("backend.execution_worker").ExecutionWorker
     replace(worker, "_get_evaluation_environment", _start_time_as_text(worker._get_evaluation_environment))
     replace(worker, "_get_evaluation_entrypoint", _parsed_once(worker._get_evaluation_entrypoint))
+    communication = _module("backend.execution").BaseExecutionWorkerCommunication
+    replace(communication, "_reflect_execution_status", _status_last(communication._reflect_execution_status))
 
 
 def _parsed_once(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -116,6 +119,39 @@ def _start_time_as_text(environment: Callable[[Any], Any]) -> Callable[[Any], An
         return env
 
     return with_text
+
+
+def _status_last(reflect: Callable[[Any], None]) -> Callable[[Any], None]:
+    """An ended execution's status, published only once its output (or error and cause) and stop date are in place.
+
+    AWS's DescribeExecution never answers SUCCEEDED without the output, or FAILED without the error (API reference,
+    DescribeExecution: ``output`` "is available only if the execution succeeded"; ``error``/``cause`` of a failed
+    one). moto sets ``exec_status`` first and the output on the next line, so a reader on another thread can see a
+    SUCCEEDED execution with no output, as the API once did under load. The outcome is read as moto reads it.
+    """
+    program_state = _module("asl.eval.program_state")
+    status = _module("api").ExecutionStatus
+
+    @functools.wraps(reflect)
+    def outcome_then_status(self: Any) -> None:
+        execution = self.execution
+        ended = execution.exec_worker.env.program_state()
+        if isinstance(ended, program_state.ProgramEnded):
+            execution.output, closed = execution.exec_worker.env.states.get_input(), status.SUCCEEDED
+        elif isinstance(ended, program_state.ProgramStopped):
+            closed = status.ABORTED
+        elif isinstance(ended, program_state.ProgramError):
+            execution.error, execution.cause = ended.error.get("error"), ended.error.get("cause")
+            closed = status.FAILED
+        elif isinstance(ended, program_state.ProgramTimedOut):
+            closed = status.TIMED_OUT
+        else:
+            reflect(self)  # moto's own answer to a state it does not know
+            return
+        execution.stop_date = datetime.now(tz=UTC)
+        execution.exec_status = closed
+
+    return outcome_then_status
 
 
 def _runtime_failure(env: Any, cause: str, *, execution_level: bool = False) -> Exception:

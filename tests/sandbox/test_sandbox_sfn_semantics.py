@@ -164,3 +164,32 @@ def test_executions_share_one_parse_of_their_definition_and_keep_their_own_retri
         failures = [e for e in workflows.history(arn) if e["type"] == "LambdaFunctionFailed"]
         assert len(failures) == 3, failures
         assert workflows.state_order(arn) == ["PickCase", "TaskFailure", "Caught", "Done"]
+
+
+@pytest.mark.parametrize(("case", "status"), [("ChoiceIsPresent", "SUCCEEDED"), ("TaskParameters", "FAILED")])
+def test_an_ended_status_is_published_after_the_output_or_error(
+    workflows: Workflows, monkeypatch: pytest.MonkeyPatch, case: str, status: str
+) -> None:
+    # Given every assignment of an execution's status watched, with what the execution held at that moment
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    seen: list[tuple[str, Any, Any, Any]] = []
+    assign = Execution.__setattr__
+
+    def watched(self: Any, name: str, value: Any) -> None:
+        if name == "exec_status" and value not in (None, ExecutionStatus.RUNNING):
+            seen.append((value, self.output, self.error, self.stop_date))
+        assign(self, name, value)
+
+    monkeypatch.setattr(Execution, "__setattr__", watched)
+
+    # When an execution succeeds, or fails
+    outcome, _ = run_case(workflows, case)
+    assert outcome["status"] == status, outcome
+
+    # Then a reader on another thread who sees it ended sees its output (or error) and stop date with it
+    [(published, output, error, stopped)] = seen
+    assert published == ExecutionStatus(status)
+    assert stopped is not None
+    assert (output is not None) if status == "SUCCEEDED" else (error == "States.Runtime")
