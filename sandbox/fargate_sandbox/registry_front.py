@@ -1,9 +1,10 @@
 """The sandbox's private registry endpoint (docs/design.md §6.6): ECR's registry API in front of pull-through proxies.
 
 ``/v2/<prefix>/<repo…>/{manifests,blobs}/<ref>`` goes to the pull-through proxy of the cache rule whose prefix
-matches (the longest one), as ``/v2/<repo…>/…``; answers are streamed, blobs are never held in memory. Clients log in
-as ECR requires (Basic ``AWS:<password>`` from GetAuthorizationToken; ECR user guide, "Private registry
-authentication"). Errors use the distribution spec's error body (OCI distribution-spec, "Error Codes").
+matches (the longest one), as ``/v2/<repo…>/…``; blobs are streamed, never held in memory; a manifest is recorded
+as a cache import before it is answered. Clients log in as ECR requires (Basic ``AWS:<password>`` from
+GetAuthorizationToken; ECR user guide, "Private registry authentication"). Errors use the distribution spec's error
+body (OCI distribution-spec, "Error Codes").
 The first successful manifest pull of a repository creates the cache repository in ECR (ECR user guide, "Using pull
 through cache rules").
 """
@@ -14,7 +15,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import urllib3
@@ -177,6 +178,18 @@ def _handler_for(front: RegistryFront) -> type[QuietHandler]:
                 self._send(503, _error_body("UNAVAILABLE", f"upstream proxy did not answer: {type(exc).__name__}"))
                 return
             try:
+                chunks: Iterable[bytes] = ()
+                if route["kind"] == "manifests" and self.command == "GET" and answer.status == 200:
+                    # ECR answers a pull through its cache once it has imported the image (an index with the
+                    # manifests it lists): record it before the client has the answer, so a pull by a digest the
+                    # answer names, on another connection a moment later, finds it.
+                    manifest = answer.read(decode_content=False)
+                    if len(manifest) <= MAX_MANIFEST_BYTES:
+                        media_type = answer.headers.get("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                        front.cache.record_pull(name, route["reference"], manifest, media_type.split(";")[0])
+                    chunks = (manifest,)
+                elif self.command != "HEAD":
+                    chunks = answer.stream(STREAM_CHUNK, decode_content=False)
                 self.send_response(answer.status)
                 length = answer.headers.get("Content-Length")
                 for header, value in answer.headers.items():
@@ -188,21 +201,13 @@ def _handler_for(front: RegistryFront) -> type[QuietHandler]:
                 else:
                     self.send_header("Content-Length", length or "0")
                 self.end_headers()
-                record = route["kind"] == "manifests" and self.command == "GET" and answer.status == 200
-                kept = bytearray()
-                if self.command != "HEAD":
-                    for chunk in answer.stream(STREAM_CHUNK, decode_content=False):
-                        if record and len(kept) <= MAX_MANIFEST_BYTES:
-                            kept.extend(chunk)
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
-                    if chunked:
-                        self.wfile.write(b"0\r\n\r\n")
+                for chunk in filter(None, chunks):  # an empty chunk would end a chunked body
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
             finally:
                 answer.release_conn()
-            if record and len(kept) <= MAX_MANIFEST_BYTES:
-                media_type = answer.headers.get("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-                front.cache.record_pull(name, route["reference"], bytes(kept), media_type.split(";")[0])
 
         do_GET = do_HEAD = _serve
 

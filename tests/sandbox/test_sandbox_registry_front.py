@@ -6,6 +6,7 @@ import base64
 import http.client as http_client
 import json
 import ssl
+from typing import Any
 
 import pytest
 import urllib3
@@ -140,3 +141,35 @@ def test_accept_sent_as_several_header_lines_reaches_the_proxy_whole(sandbox: Sa
     assert answer.status == 200, body[:300]
     assert answer.getheader("Content-Type") == "application/vnd.oci.image.manifest.v1+json"
     assert json.loads(body)["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+
+
+def test_a_pull_by_tag_answers_once_the_image_is_imported(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a rule for the seeded quay.io upstream, and the cache's import of a pulled manifest made slow (as under
+    # load: it creates the cache repository and puts the image through ECR's API)
+    import time
+
+    prefix = unique("quay")
+    sandbox.boto3_client("ecr").create_pull_through_cache_rule(
+        ecrRepositoryPrefix=prefix, upstreamRegistryUrl="quay.io"
+    )
+    record_pull = sandbox.cache.record_pull
+
+    def slow_import(*args: Any, **kwargs: Any) -> None:
+        time.sleep(0.5)
+        record_pull(*args, **kwargs)
+
+    monkeypatch.setattr(sandbox.cache, "record_pull", slow_import)
+    manifests = f"{sandbox.registry_url}/v2/{prefix}/prometheus/busybox/manifests"
+    accept = {"Accept": "application/vnd.oci.image.manifest.v1+json", **_login(sandbox)}
+    # When a client pulls the image by tag, then at once by the digest the answer named (as a warm pins it), over
+    # another connection
+    tagged = http.request("GET", f"{manifests}/latest", headers=accept)
+    assert tagged.status == 200, tagged.data[:300]
+    digest = tagged.headers["Docker-Content-Digest"]
+    other_connection = urllib3.PoolManager(retries=False)  # the same one would wait for the first request's handler
+    pinned = other_connection.request("GET", f"{manifests}/{digest}", headers=accept)
+    # Then the digest is served: ECR answers a pull through its cache once it has imported the image, so nothing
+    # the answer names is unknown a moment later (the front recorded the pull only after answering: ten warms at
+    # once saw MANIFEST_UNKNOWN for a platform manifest of the index they had just pulled)
+    assert pinned.status == 200, pinned.data[:300]
+    assert pinned.headers["Docker-Content-Digest"] == digest
