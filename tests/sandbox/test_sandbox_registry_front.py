@@ -6,6 +6,7 @@ import base64
 import http.client as http_client
 import json
 import ssl
+import time
 from typing import Any
 
 import pytest
@@ -146,8 +147,6 @@ def test_accept_sent_as_several_header_lines_reaches_the_proxy_whole(sandbox: Sa
 def test_a_pull_by_tag_answers_once_the_image_is_imported(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a rule for the seeded quay.io upstream, and the cache's import of a pulled manifest made slow (as under
     # load: it creates the cache repository and puts the image through ECR's API)
-    import time
-
     prefix = unique("quay")
     sandbox.boto3_client("ecr").create_pull_through_cache_rule(
         ecrRepositoryPrefix=prefix, upstreamRegistryUrl="quay.io"

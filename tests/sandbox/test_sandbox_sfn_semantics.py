@@ -174,7 +174,7 @@ def test_an_ended_status_is_published_after_the_output_or_error(
     from moto.stepfunctions.parser.api import ExecutionStatus
     from moto.stepfunctions.parser.backend.execution import Execution
 
-    seen: list[tuple[str, Any, Any, Any]] = []
+    seen: list[tuple[Any, Any, Any, Any]] = []  # (status, output, error, stop date) at each assignment
     assign = Execution.__setattr__
 
     def watched(self: Any, name: str, value: Any) -> None:
