@@ -18,13 +18,16 @@ from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
 from kube_emulator import PodTiming
 
-# Fargate's pod start and stop at 1/10 (6 s, 3 s): longer than the sandbox's own overhead between an apply or a
-# delete and its first check (real seconds, not scaled: a cold start of the Kubernetes step is over a second, several
-# when ten executions start at once while the other test worker runs sandboxes too; at 1/50 a quarter of the
-# provisions, at 1/20 still 6 of 40, saw their pod Running at the first check), so every poll turns at least twice,
-# as it does in AWS. Waits and retry pauses run at reliability_support.TIME_SCALE; everything production logs, DEBUG
-# included, goes through the credential scan (reliability_support.ENVIRONMENT).
-POD_TIME_SCALE = 0.1
+# Fargate's pod start and stop, scaled: Running 60 s after creation in AWS, so the rollout poll turns at least twice
+# there. The sandbox's own time between an apply and the first check is real, not scaled: the Kubernetes steps'
+# cold starts, over a second each, and several when ten executions start at once (each concurrent invocation is a
+# new environment, lambda_dispatch.py). At 6/100 (3.6 s) that margin holds for a provision that runs beside a few
+# others; a module that starts ten or twenty at once sets its own, slower POD_TIME_SCALE (measured with the
+# determinism module alone: 4-5 s from ApplyApp's start to CheckRollout's, so at 1/10 (6 s) a few of its provisions
+# saw their pod Running at the first check under make reliability's load). Waits and retry pauses run at
+# reliability_support.TIME_SCALE; everything production logs, DEBUG included, goes through the credential scan
+# (reliability_support.ENVIRONMENT).
+POD_TIME_SCALE = 0.06
 SCAN_PLUGIN = reliability_secret_scan.PLUGIN_NAME
 
 
@@ -34,9 +37,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    pod_time_scale = getattr(request.module, "POD_TIME_SCALE", POD_TIME_SCALE)
     with Sandbox(
-        profile_create_seconds=1.0, profile_delete_seconds=0.5, pod_timing=PodTiming.fargate(POD_TIME_SCALE)
+        profile_create_seconds=1.0, profile_delete_seconds=0.5, pod_timing=PodTiming.fargate(pod_time_scale)
     ) as running:
         yield running
 
