@@ -179,6 +179,32 @@ def test_a_console_teardown_without_the_provision_record_finds_the_profile_by_it
     assert profile not in profiles(sandbox)
 
 
+def test_a_console_start_while_the_app_is_being_provisioned_is_refused(sandbox: Sandbox, workflows: Workflows) -> None:
+    # Given a provision of an app, recorded as the app's current execution and still running
+    request = {**WALKTHROUGH, "namespace": unique("one-at-a-time")}
+    key = f"blog/{request['namespace']}/{request['app']}"
+    first = workflows.start("ProvisionStateMachine", request)
+    deadline = time.monotonic() + 60
+    while "RecordProvisionStart" not in workflows.state_order(first)[:-1]:  # entered and left
+        assert time.monotonic() < deadline and workflows.describe(first)["status"] == "RUNNING"
+        time.sleep(0.05)
+    # When a changed request for the same app is started from the console
+    second = run(workflows, "ProvisionStateMachine", {**request, "replicas": 2})
+    # Then it fails at ValidateRequest naming the running execution, before it records or creates anything
+    assert (second["status"], second["error"]) == ("FAILED", "AppBusy"), second.get("cause")
+    assert first.rsplit(":", 1)[-1] in second["cause"]
+    assert "RecordProvisionStart" not in second["states"]
+    # and the first ends as it would have alone, the app's item still its own
+    outcome = workflows.wait(first, timeout_s=240)
+    assert outcome["status"] == "SUCCEEDED", outcome.get("cause")
+    item = inventory_item(sandbox, workflows, key)
+    assert (item["executionArn"], item["revision"], item["appState"]) == (first, 1, "RUNNING")
+    assert json.loads(item["requestJson"]).get("replicas", 1) == 1  # the refused request's 2 is nowhere
+    result = json.loads(outcome["output"])
+    teardown = run(workflows, "TeardownStateMachine", {"request": result["request"], "provision": result})
+    assert teardown["status"] == "SUCCEEDED", teardown.get("cause")
+
+
 def test_a_busy_cluster_is_waited_out(sandbox: Sandbox, workflows: Workflows) -> None:
     # Given EKS answers ResourceInUseException twice (another profile is CREATING on the cluster)
     namespace = unique("busy")

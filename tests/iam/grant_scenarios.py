@@ -339,6 +339,42 @@ def a_console_teardown_finds_the_profile_by_its_tag(session: SandboxSession) -> 
         raise ScenarioFailed(f"the console teardown did not find the profile: {report}")
 
 
+def starts_after_stopped_executions_run(session: SandboxSession) -> None:
+    """Executions of an app stopped from the console (no Catch runs, so no end is recorded): the app's item still
+    says a provision, then a teardown, is running, and each next start asks Step Functions, finds it stopped, and
+    runs; the last provision succeeds and is torn down."""
+    body = request(unique("stopped"))
+    key = f"{CLUSTER}/{body['namespace']}/{body['app']}"
+    _stopped_once_recorded(session, "ProvisionStateMachine", body, key)
+    _stopped_once_recorded(session, "ProvisionStateMachine", body, key)  # asks about the stopped provision
+    _stopped_once_recorded(session, "TeardownStateMachine", {"request": body}, key)
+    result = execute(session, "ProvisionStateMachine", body)  # asks about the stopped teardown
+    execute(session, "TeardownStateMachine", {"request": result["request"], "provision": result})
+
+
+def _stopped_once_recorded(session: SandboxSession, machine: str, payload: Any, key: str) -> None:
+    """Start an execution and stop it (as the administrator) once the app's item records it as running."""
+    sandbox, workflows = session.sandbox, session.workflows
+    arn = workflows.start(machine, payload)
+    (table,) = workflows.template.tables
+    dynamodb = sandbox.moto_client("dynamodb")
+    deadline = time.monotonic() + WAIT_SECONDS
+    while (
+        dynamodb.get_item(TableName=table.name, Key={"app": {"S": key}})
+        .get("Item", {})
+        .get("executionArn", {})
+        .get("S")
+        != arn
+    ):
+        outcome = workflows.describe(arn)
+        if outcome["status"] != "RUNNING" or time.monotonic() > deadline:
+            raise ScenarioFailed(f"{machine}: {outcome['status']} before it recorded itself: {outcome.get('cause')}")
+        time.sleep(0.02)
+    sandbox.boto3_client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stopped")
+    if workflows.wait(arn, timeout_s=WAIT_SECONDS)["status"] != "ABORTED":
+        raise ScenarioFailed(f"{machine}: {arn} ended before it could be stopped")
+
+
 def a_drifted_pod_role_is_repaired(session: SandboxSession) -> None:
     """Someone edited the trust policy of the stack's pod execution role: the next provision puts it back."""
     iam = session.sandbox.boto3_client("iam")
@@ -425,6 +461,7 @@ SCENARIOS = tuple(
         an_update_with_new_labels_moves_to_another_profile,
         a_failing_provision_keeps_what_a_running_one_reused,
         a_console_teardown_finds_the_profile_by_its_tag,
+        starts_after_stopped_executions_run,
         a_drifted_pod_role_is_repaired,
         a_cache_rule_made_by_hand_is_reused,
         a_wrong_upstream_credential_is_refused,

@@ -15,6 +15,7 @@ from unit_support import ROLE, Network, create_cluster, fill_cluster
 
 from fargate_app.config import Settings
 from fargate_app.errors import (
+    AppBusy,
     ClusterNotActive,
     ClusterNotFound,
     ClusterVersionUnsupported,
@@ -100,6 +101,68 @@ class TestTheRevisionItMakes:
         # When it is validated again, then the revision is the same, and without a last good one it is no update
         plan = start(settings, walkthrough_request()).inventory
         assert (plan.app_state, plan.revision, plan.version) == ("PROVISIONING", "2", "4")
+
+
+class TestOneExecutionOfAnAppAtATime:
+    """A start from the console or an event while another execution of the app runs is refused before anything is
+    created: the item records which execution is the app's current one, Step Functions says whether it still runs."""
+
+    def _current(self, execution_arn: str, kind: str = "provision") -> None:
+        item = {
+            "app": {"S": "blog/fargate/demo-app"},
+            "version": {"N": "2"},
+            "kind": {"S": kind},
+            "executionStatus": {"S": "RUNNING"},
+            "executionArn": {"S": execution_arn},
+        }
+        boto3.client("dynamodb").put_item(TableName=APPS_TABLE_NAME, Item=item)
+
+    def _started(self, machines: dict[str, str], kind: str) -> str:
+        sfn = boto3.client("stepfunctions")
+        return str(sfn.start_execution(stateMachineArn=machines[kind], input="{}")["executionArn"])
+
+    @pytest.mark.parametrize("kind", ["provision", "teardown"])
+    def test_a_start_while_another_execution_runs_is_refused_naming_it(
+        self, settings: Settings, cluster: str, machines: dict[str, str], kind: str
+    ) -> None:
+        # Given the app's item recording another execution, which Step Functions still runs
+        running = self._started(machines, kind)
+        self._current(running, kind)
+        # When a console start is validated, then it is refused, naming the running execution and its kind
+        with pytest.raises(AppBusy) as refused:
+            start(settings, walkthrough_request())
+        assert f"running {kind} execution, {running.rsplit(':', 1)[-1]}" in str(refused.value)
+        assert running in str(refused.value) and "nothing was created" in str(refused.value)
+
+    @pytest.mark.parametrize("kind", ["provision", "teardown"])
+    def test_an_execution_stopped_before_recording_its_end_does_not_hold_the_app(
+        self, settings: Settings, cluster: str, machines: dict[str, str], kind: str
+    ) -> None:
+        # Given the item still saying RUNNING for an execution that was stopped (no end record: no Catch ran)
+        stopped = self._started(machines, kind)
+        boto3.client("stepfunctions").stop_execution(executionArn=stopped)
+        self._current(stopped, kind)
+        # When a console start is validated, then it plans the next revision from the item's version
+        plan = start(settings, walkthrough_request()).inventory
+        assert (plan.version, plan.next_version) == ("2", "3")
+
+    def test_an_execution_step_functions_no_longer_knows_does_not_hold_the_app(
+        self, settings: Settings, cluster: str, machines: dict[str, str]
+    ) -> None:
+        # Given the item recording an execution Step Functions has no record of (its 90 days are over)
+        self._current(f"{machines['provision'].replace(':stateMachine:', ':execution:')}:long-gone")
+        # When a console start is validated, then it is not refused
+        assert start(settings, walkthrough_request()).inventory.version == "2"
+
+    def test_its_own_start_record_does_not_refuse_a_retried_validation(
+        self, settings: Settings, cluster: str, machines: dict[str, str]
+    ) -> None:
+        # Given the item recording this very execution, running
+        running = self._started(machines, "provision")
+        self._current(running)
+        # When its validation runs (again), then it is not refused by itself
+        validated = validate_start(settings, {"request": walkthrough_request(), "executionArn": running})
+        assert (validated.execution_arn, validated.inventory.version) == (running, "2")
 
 
 class TestWhoAsked:

@@ -125,6 +125,11 @@ class ProfileCreateFailed(PermanentError):
     pass
 
 
+class AppBusy(PermanentError):
+    """Another execution of the app (a provision or its teardown) is running: a start from the console or an event
+    would race it. The API answers 409 before it starts one."""
+
+
 class ProfileQuotaExceeded(PermanentError):
     """The app needs a new Fargate profile and the cluster has EKS's 10 already."""
 

@@ -25,7 +25,7 @@ from typing import Any, Final, Literal
 from fargate_app.aws.clients import client
 from fargate_app.aws.errors import aws_errors
 from fargate_app.config import Settings
-from fargate_app.errors import Misconfigured
+from fargate_app.errors import AppBusy, Misconfigured
 
 # The appState values the Lambda steps compute (the ASL writes TEARING_DOWN and TORN_DOWN itself; docs/design.md §5)
 PROVISIONING = "PROVISIONING"
@@ -33,6 +33,7 @@ UPDATING = "UPDATING"
 RUNNING: Final[Literal["RUNNING"]] = "RUNNING"
 FAILED: Final[Literal["FAILED"]] = "FAILED"
 LISTING = "apps"  # the ByUpdate index's one partition: every app, newest first
+EXECUTION_RUNNING = "RUNNING"  # executionStatus from an execution's start record until its end record
 
 
 class InventoryMisconfigured(Misconfigured):
@@ -114,4 +115,28 @@ def note_started(settings: Settings, key: str, kind: str, execution_arn: str, st
                 ":started": {"S": started},
                 ":caller": {"S": caller},
             },
+        )
+
+
+def refuse_while_another_runs(item: dict[str, Any], execution_arn: str) -> None:
+    """Refuse a start while the execution the item records as the app's current one is another and still runs.
+
+    The item alone cannot tell: an execution stopped (StopExecution), timed out, or failed before its end record
+    leaves ``executionStatus`` RUNNING, so Step Functions is asked (one DescribeExecution, only then).
+
+    Raises:
+        AppBusy: naming the running execution.
+        AwsThrottled, PermanentError: Step Functions refused (translated).
+    """
+    current = item.get("executionArn")
+    if item.get("executionStatus") != EXECUTION_RUNNING or not current or current == execution_arn:
+        return
+    status = None
+    with aws_errors(f"describe execution {current}", absent={"ExecutionDoesNotExist"}):
+        status = client("stepfunctions").describe_execution(executionArn=current)["status"]
+    if status == EXECUTION_RUNNING:
+        kind = item.get("kind") or "provision"
+        raise AppBusy(
+            f"app {item.get('app')} has a running {kind} execution, {current.rsplit(':', 1)[-1]}: start again once "
+            f"it has ended (nothing was created; {current})"
         )

@@ -21,7 +21,16 @@ from fargate_app.aws.eks import (
 )
 from fargate_app.config import Settings
 from fargate_app.errors import InvalidRequest
-from fargate_app.inventory import LISTING, PROVISIONING, UPDATING, app_key, canonical_json, read_item, request_hash
+from fargate_app.inventory import (
+    LISTING,
+    PROVISIONING,
+    UPDATING,
+    app_key,
+    canonical_json,
+    read_item,
+    refuse_while_another_runs,
+    request_hash,
+)
 from fargate_app.models import CALLER, ProvisionRequest, StepModel, parse_request_for
 
 CONSOLE_CALLER = "console"
@@ -71,16 +80,19 @@ class RevisionPlan(StepModel):
     next_version: str
 
 
-def plan_revision(settings: Settings, request: ProvisionRequest, caller: str) -> RevisionPlan:
+def plan_revision(settings: Settings, request: ProvisionRequest, caller: str, execution_arn: str) -> RevisionPlan:
     """The revision a provision of ``request`` makes: the item's revision again when the request is the one it
     records (a retry, a replay), else the next one; UPDATING when the app has a last good revision to keep.
 
     Raises:
+        AppBusy: another execution of the app runs (the item's version then moves on, so the record would not stop
+            this start: it came after the other one recorded itself).
         InventoryMisconfigured, AwsThrottled, PermanentError: as ``read_item``.
     """
     document = request.to_json()
     key = app_key(request.cluster, request.namespace, request.app)
     item = read_item(settings, key) or {}
+    refuse_while_another_runs(item, execution_arn)
     digest = request_hash(document)
     revision = int(item.get("revision", 0))
     if digest != item.get("requestHash"):
@@ -111,6 +123,7 @@ def validate_start(settings: Settings, event: dict[str, Any]) -> ValidatedReques
         InvalidRequest: naming every field that breaks a rule, and the rule.
         ClusterNotFound, ClusterNotActive, ClusterVersionUnsupported, SubnetNotFound, SubnetNotPrivate, ProfileQuotaExceeded,
             UpstreamCredentialInvalid, CacheRuleConflict, CacheRuleMissing: what the account says, before anything is created.
+        AppBusy: another execution of the app is running.
         AwsThrottled: retried by the state.
         InventoryMisconfigured, PermanentError: the app inventory cannot be read.
     """
@@ -127,12 +140,13 @@ def validate_start(settings: Settings, event: dict[str, Any]) -> ValidatedReques
         raw = raw["request"]
     request = parse_request_for(settings, raw)
     check_in_account(settings, request)
+    execution_arn = str(event.get("executionArn", ""))
     return ValidatedRequest(
         request=request,
-        execution_arn=str(event.get("executionArn", "")),
+        execution_arn=execution_arn,
         caller=caller,
         previous=previous,
-        inventory=plan_revision(settings, request, caller),
+        inventory=plan_revision(settings, request, caller, execution_arn),
     )
 
 
