@@ -57,7 +57,7 @@ def _figures(runs: int, time_scale: float) -> dict[int, tuple[str, Callable[[], 
         6: ("concurrency", lambda: concurrency.run(few, concurrency.TIME_SCALE, informational_scale=time_scale)),
         7: ("profiles at cluster scale", profiles.run),
         8: ("real clients", lambda: real_clients.run(few)),
-        9: ("API reads", api_reads.run),
+        9: ("API calls", api_reads.run),
     }
 
 

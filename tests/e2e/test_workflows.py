@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_calls import api_event, call_api, delete_app, post_app
 from inventory_items import inventory_item
 from request_edits import walkthrough_request
 
@@ -203,6 +204,62 @@ def test_a_console_start_while_the_app_is_being_provisioned_is_refused(sandbox: 
     result = json.loads(outcome["output"])
     teardown = run(workflows, "TeardownStateMachine", {"request": result["request"], "provision": result})
     assert teardown["status"] == "SUCCEEDED", teardown.get("cause")
+
+
+def test_a_failed_console_update_applies_the_last_good_revision_again(sandbox: Sandbox, workflows: Workflows) -> None:
+    # Given an app provisioned from the console and running (a console start carries no last good revision: the
+    # app's item has it)
+    namespace = unique("console-update")
+    request = {**WALKTHROUGH, "namespace": namespace}
+    first = workflows.start("ProvisionStateMachine", request)
+    assert workflows.wait(first, timeout_s=240)["status"] == "SUCCEEDED"
+    # When a changed request is started from the console and Kubernetes refuses its Deployment (422 Invalid)
+    sandbox.faults.fail_kubernetes(
+        f"/apis/apps/v1/namespaces/{namespace}/deployments/demo-app", 1, 422, method="PATCH", reason="Invalid"
+    )
+    update = run(workflows, "ProvisionStateMachine", {**request, "cpu": "500m"})
+    # Then the update fails with ApplyApp's error, rolled back to the first revision: nothing of the app is deleted
+    assert (update["status"], update["error"]) == ("FAILED", "ManifestInvalid"), update.get("cause")
+    cause = json.loads(update["cause"])
+    assert cause["rolledBackTo"] == first.rsplit(":", 1)[-1], cause
+    assert sandbox.kubernetes is not None
+    [deployment] = [
+        d for d in sandbox.kubernetes.objects("Deployment", namespace) if d["metadata"]["name"] == "demo-app"
+    ]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["requests"]["cpu"] == "250m"
+    # and the app's item says it still runs its last good revision
+    item = inventory_item(sandbox, workflows, f"blog/{namespace}/demo-app")
+    assert (item["appState"], item["lastGood"]["executionArn"]) == ("RUNNING", first)
+    assert json.loads(item["lastGood"]["resultJson"])["request"]["namespace"] == namespace
+    result = json.loads(item["lastGood"]["resultJson"])
+    teardown = run(workflows, "TeardownStateMachine", {"request": result["request"], "provision": result})
+    assert teardown["status"] == "SUCCEEDED", teardown.get("cause")
+
+
+def test_a_console_start_after_an_api_one_is_the_apps_status_and_what_delete_tears_down(
+    sandbox: Sandbox, workflows: Workflows
+) -> None:
+    # Given an app provisioned through the API (which notes the execution it started in the app's item)
+    namespace = unique("api-then-console")
+    request = {**WALKTHROUGH, "namespace": namespace}
+    status, started = post_app(sandbox, workflows, request)
+    assert status == 202, started
+    assert workflows.wait(started["executionArn"], timeout_s=240)["status"] == "SUCCEEDED"
+    # When a changed request is started from the console and runs
+    console = workflows.start("ProvisionStateMachine", {**request, "replicas": 2})
+    assert workflows.wait(console, timeout_s=240)["status"] == "SUCCEEDED"
+    # Then the API reports the console's execution (its start record replaced the API's note), revision 2
+    parameters = {"cluster": "blog", "namespace": namespace, "app": "demo-app"}
+    path = f"/apps/blog/{namespace}/demo-app"
+    status, app = call_api(sandbox, workflows, api_event("GET", path, None, parameters))
+    assert (status, app["executionArn"], app["caller"], app["revision"]) == (200, console, "console", 2), app
+    # and a DELETE tears down what the console's revision runs
+    status, deleted = delete_app(sandbox, workflows, request)
+    assert status == 202, deleted
+    teardown = workflows.wait(deleted["executionArn"], timeout_s=240)
+    assert teardown["status"] == "SUCCEEDED", teardown.get("cause")
+    assert json.loads(teardown["input"])["request"]["replicas"] == 2
 
 
 def test_a_busy_cluster_is_waited_out(sandbox: Sandbox, workflows: Workflows) -> None:

@@ -168,12 +168,13 @@ def _api(session: SandboxSession, method: str, path: str, body: Any = None) -> d
 def first_app_in_a_new_account(session: SandboxSession) -> None:
     """The README's first call, through the API: every resource is created (service-linked roles too), the app is
     exposed, the new cache rule warms its watch list, the status is read, then the app is deleted and its profile
-    released."""
+    released; the POST and the DELETE are each sent twice, as a client's retry."""
     body = request(unique("first"), port=80, expose={"ingress": {}})
     path = f"/apps/{CLUSTER}/{body['namespace']}/{body['app']}"
     earlier = set(session.workflows.executions())
     started = _api(session, "POST", "/apps", body)
     _reports_running(session, path, started["executionArn"])
+    _replays(session, "POST", "/apps", body, started["executionArn"])
     result = finished(session, "ProvisionStateMachine", started["executionArn"])
     if not (result["fargateProfile"]["created"] and result["cacheRule"]["created"] and result["ingress"]):
         raise ScenarioFailed(f"the first provision reused what it should have created: {result}")
@@ -185,11 +186,20 @@ def first_app_in_a_new_account(session: SandboxSession) -> None:
         raise ScenarioFailed(f"GET /apps does not list the app running: {listed}")
     deleting = _api(session, "DELETE", path)["executionArn"]
     _reports_running(session, path, deleting)
+    _replays(session, "DELETE", path, None, deleting)
     report = finished(session, "TeardownStateMachine", deleting)
     if report["leftovers"] or not report["fargateProfile"]["deleting"]:
         raise ScenarioFailed(f"the teardown left {report['leftovers']} or kept the profile")
     if _api(session, "GET", path)["status"] != "SUCCEEDED":
         raise ScenarioFailed(f"GET {path} does not report the teardown")
+
+
+def _replays(session: SandboxSession, method: str, path: str, body: Any, execution_arn: str) -> None:
+    """A client's retry of a call whose execution still runs: that execution again (the API asks Step Functions
+    whether the execution the app's item names still runs), nothing new started."""
+    again = _api(session, method, path, body)
+    if (again["executionArn"], again["replayed"]) != (execution_arn, True):
+        raise ScenarioFailed(f"{method} {path} again while {execution_arn} runs did not replay it: {again}")
 
 
 def _reports_running(session: SandboxSession, path: str, execution_arn: str) -> None:

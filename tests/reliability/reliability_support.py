@@ -3,7 +3,6 @@ inventory of everything a provision can create."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import time
@@ -13,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from api_calls import api_event, call_api, delete_app, post_app  # noqa: F401 (the suite's helpers, re-exported)
 from request_edits import walkthrough_request
 
 from fargate_app.api.executions import refusal_cause
@@ -20,7 +20,6 @@ from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
 
 ROOT = Path(__file__).resolve().parents[2]
-POST_EVENT = ROOT / "tests" / "unit" / "events" / "api_post_apps.json"  # `sam local generate-event` output
 REQUEST = walkthrough_request()
 CLUSTER = "blog"
 KUBERNETES_KINDS = ("Namespace", "Deployment", "ReplicaSet", "Pod", "Service", "Ingress", "Node")
@@ -43,43 +42,6 @@ def cause_of(outcome: dict[str, Any]) -> dict[str, Any]:
     step writes it; a request ValidateRequest refused ends with the function's error, which the API reshapes."""
     cause = outcome.get("cause") or "{}"
     return json.loads(refusal_cause(cause) or cause)  # type: ignore[no-any-return]
-
-
-def api_event(
-    method: str, path: str, body: Any = None, path_parameters: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """An API Gateway REST proxy event: the generated POST event with this method, path and body."""
-    event: dict[str, Any] = json.loads(POST_EVENT.read_text())
-    event["httpMethod"] = method
-    event["path"] = path
-    event["resource"] = "/apps" if path == "/apps" else "/apps/{cluster}/{namespace}/{app}"
-    event["requestContext"] = {**event["requestContext"], "httpMethod": method, "resourcePath": event["resource"]}
-    event["pathParameters"] = path_parameters
-    if body is None:
-        event["body"], event["isBase64Encoded"] = None, False
-    else:
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()  # bytes: sent as they are
-        event["body"], event["isBase64Encoded"] = base64.b64encode(raw).decode(), True
-    return event
-
-
-def call_api(sandbox: Sandbox, workflows: Workflows, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """Invoke the template's API function through Lambda Invoke (what API Gateway does): (status, JSON body)."""
-    name = workflows.template.functions["ApiFunction"].name
-    answer = sandbox.boto3_client("lambda").invoke(FunctionName=name, Payload=json.dumps(event).encode())
-    assert "FunctionError" not in answer, answer["Payload"].read()
-    response = json.loads(answer["Payload"].read())
-    return response["statusCode"], json.loads(response["body"])
-
-
-def post_app(sandbox: Sandbox, workflows: Workflows, body: Any) -> tuple[int, dict[str, Any]]:
-    return call_api(sandbox, workflows, api_event("POST", "/apps", body))
-
-
-def delete_app(sandbox: Sandbox, workflows: Workflows, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    parameters = {key: request[key] for key in ("cluster", "namespace", "app")}
-    path = "/apps/{cluster}/{namespace}/{app}".format(**parameters)
-    return call_api(sandbox, workflows, api_event("DELETE", path, None, parameters))
 
 
 def provision_executions(workflows: Workflows) -> list[str]:

@@ -12,6 +12,8 @@ from typing import Any
 from request_edits import walkthrough_request
 
 from fargate_app.aws.clients import client
+from fargate_app.inventory import canonical_json
+from fargate_app.models import parse_request_for
 
 ACCOUNT, REGION = "111122223333", "us-west-2"
 EVENTS = Path(__file__).parent / "events"
@@ -80,12 +82,96 @@ def give_history(arn: str, states: list[str], end: str | None = None) -> None:
     moto_execution(arn).get_execution_history = lambda role_arn: history
 
 
-def finish(arn: str, status: str, output: Any = None, error: str | None = None, cause: str | None = None) -> None:
-    """What Step Functions reports once the execution closed."""
+def finish(
+    arn: str,
+    status: str,
+    output: Any = None,
+    error: str | None = None,
+    cause: str | None = None,
+    *,
+    recorded: bool = False,
+) -> None:
+    """What Step Functions reports once the execution closed and, with ``recorded``, what its Record… states wrote
+    in the app's item (``record_end``); without, the item has only the API's note of it, as for an execution that
+    ended before recording itself (ValidateRequest refused it) or without recording its end (stopped, timed out)."""
     execution = moto_execution(arn)
     execution.status, execution.stop_date = status, datetime.now(UTC)
     execution.output = json.dumps(output) if output is not None else None
     execution.error, execution.cause = error, cause
+    if recorded:
+        record_end(arn, status, output, error, cause)
+
+
+def record_start(arn: str, request: dict[str, Any]) -> None:
+    """The app's item as the execution's start record leaves it (RecordProvisionStart: it removes the API's note)."""
+    from fargate_app.inventory import app_key
+
+    normalised = parse_request_for(settings(), request).to_json()
+    key = app_key(normalised["cluster"], normalised["namespace"], normalised["app"])
+    _write(key, _started_item(key, arn, "provision", normalised, "console", "RUNNING"))
+
+
+def record_end(arn: str, status: str, output: Any = None, error: str | None = None, cause: str | None = None) -> None:
+    """The app's item as the execution's start and end records leave it (statemachine/*.asl.json ``Record…``: the
+    Pass state machines here run none; tests/e2e/test_workflows.py checks the real writes)."""
+    from fargate_app.inventory import app_key
+
+    started = json.loads(client("stepfunctions").describe_execution(executionArn=arn)["input"])
+    kind = "teardown" if ":execution:fargate-app-teardown:" in arn else "provision"
+    request = started["request"] if kind == "teardown" else parse_request_for(settings(), started["request"]).to_json()
+    key = app_key(request["cluster"], request["namespace"], request["app"])
+    item = _started_item(key, arn, kind, request, started.get("caller", "console"), status)
+    item["stopDate"] = _now()
+    if status == "SUCCEEDED" and kind == "provision":
+        result = canonical_json(output)
+        item.update(appState="RUNNING", resultJson=result, cachedImage=output["image"]["cached"])
+        item["lastGood"] = {
+            "executionArn": arn,
+            "revision": item["revision"],
+            "requestJson": item["requestJson"],
+            "cached": output["image"]["cached"],
+            "caller": item["caller"],
+            "fargateProfileName": output["fargateProfile"]["name"],
+            "resultJson": result,
+        }
+    elif status == "SUCCEEDED":
+        item.update(appState="TORN_DOWN", resultJson=canonical_json(output))
+        item.pop("lastGood", None)
+    else:
+        item.update(appState="FAILED", failure={"error": error or "States.Failed", "cause": cause or ""})
+    _write(key, item)
+
+
+def _started_item(key: str, arn: str, kind: str, request: dict[str, Any], caller: str, status: str) -> dict[str, Any]:
+    from fargate_app.inventory import read_item, request_hash
+
+    item = read_item(settings(), key) or {}
+    for attribute in ("pendingExecution", "pendingKind", "pendingStart", "pendingCaller", "failure", "resultJson"):
+        item.pop(attribute, None)
+    item.update(app=key, kind=kind, executionArn=arn, executionStatus=status, caller=caller)
+    if kind == "provision":
+        changed = item.get("requestHash") != request_hash(request)
+        revision = int(item.get("revision", 0)) + (1 if changed else 0)
+        item.update(revision=revision, requestHash=request_hash(request), requestJson=canonical_json(request))
+    return item
+
+
+def _write(key: str, item: dict[str, Any]) -> None:
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    typed = {name: serializer.serialize(value) for name, value in item.items()}
+    client("dynamodb").put_item(TableName=settings().apps_table_name, Item=typed)
+
+
+def settings() -> Any:
+    from fargate_app.config import get_settings
+
+    return get_settings()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 CACHED = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/ecr-public/nginx/nginx@sha256:{'ab' * 32}"

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from api_support import (
     ACCOUNT,
-    CACHED,
     CALLER,
     REGION,
     REQUEST,
@@ -32,17 +31,22 @@ from api_support import (
     post,
     provision_result,
     put,
+    record_start,
 )
 from botocore.stub import Stubber
 
 from fargate_app.api import routes
-from fargate_app.api.executions import AppRef, execution_arn
+from fargate_app.api.executions import AppRef, execution_arn, provision_base_name
 from fargate_app.aws.clients import client
 from fargate_app.config import reset_settings
 from fargate_app.errors import InvalidRequest
 from fargate_app.models import parse_request
 
 pytestmark = pytest.mark.usefixtures("aws")
+# The name of the first execution of REQUEST (the API's naming, docs/design.md §3)
+FIRST_NAME = provision_base_name(
+    AppRef("blog", "fargate", "demo-app"), parse_request(REQUEST, region=REGION, account=ACCOUNT).to_json()
+)
 
 
 # --- POST /apps ---
@@ -100,18 +104,19 @@ def test_the_same_request_after_the_replay_window_re_applies_the_app(machines: d
     moto_execution(first["executionArn"]).stop_date = datetime.now(UTC) - timedelta(seconds=301)
     # When the same request is posted again
     status, again = call(post(REQUEST))
-    # Then it runs again, as the next attempt of the same request, with the first as its last good revision
+    # Then it runs again, as the next attempt of the same request (ValidateRequest finds the first as its last good
+    # revision in the app's item: the API passes none)
     assert (status, again["executionName"], again["replayed"]) == (202, f"{first['executionName']}-2", False)
-    assert execution_input(again["executionArn"])["previous"]["executionArn"] == first["executionArn"]
+    assert "previous" not in execution_input(again["executionArn"])
     assert len(executions(machines["provision"])) == 2
 
 
 def test_a_teardown_that_succeeded_is_replayed_whenever_it_ended(machines: dict[str, str], call: Any) -> None:
     # Given an app torn down long ago
     _, first = call(post(REQUEST))
-    finish(first["executionArn"], "SUCCEEDED", provision_result(first["executionArn"]))
+    finish(first["executionArn"], "SUCCEEDED", provision_result(first["executionArn"]), recorded=True)
     _, deleted = call(app_event("delete"))
-    finish(deleted["executionArn"], "SUCCEEDED", {"status": "SUCCEEDED"})
+    finish(deleted["executionArn"], "SUCCEEDED", {"status": "SUCCEEDED"}, recorded=True)
     moto_execution(deleted["executionArn"]).stop_date = datetime.now(UTC) - timedelta(days=1)
     # When it is deleted again
     status, again = call(app_event("delete"))
@@ -138,6 +143,71 @@ def test_another_request_while_one_runs_is_a_conflict(machines: dict[str, str], 
     # Then 409 names the running execution and nothing else started
     assert (status, body["error"], body["executionArn"]) == (409, "ExecutionConflict", first["executionArn"])
     assert len(executions(machines["provision"])) == 1
+
+
+def test_a_running_console_start_is_a_conflict_found_in_the_apps_item(machines: dict[str, str], call: Any) -> None:
+    # Given a provision started from the console (the API never noted it: its start record names it in the item)
+    console = client("stepfunctions").start_execution(
+        stateMachineArn=machines["provision"], name="console-start", input=json.dumps(REQUEST)
+    )["executionArn"]
+    record_start(console, REQUEST)
+    # When a request for the same app is posted
+    status, body = call(post({**REQUEST, "replicas": 2}))
+    # Then 409 names the console's execution, and nothing started
+    assert (status, body["error"], body["executionArn"]) == (409, "ExecutionConflict", console)
+    assert len(executions(machines["provision"])) == 1
+
+
+def test_an_execution_stopped_before_recording_its_end_does_not_hold_the_app(
+    machines: dict[str, str], call: Any
+) -> None:
+    # Given the app's item still saying RUNNING for an execution an administrator stopped
+    _, first = call(post(REQUEST))
+    record_start(first["executionArn"], REQUEST)
+    finish(first["executionArn"], "ABORTED")
+    # When another request is posted, then it starts (Step Functions says the recorded one ended)
+    status, body = call(post({**REQUEST, "replicas": 2}))
+    assert (status, body["replayed"]) == (202, False)
+
+
+def test_a_request_sent_again_after_others_takes_its_next_free_attempt(machines: dict[str, str], call: Any) -> None:
+    # Given request A failed, then request B succeeded (A's first name is taken for 90 days)
+    _, a = call(post(REQUEST))
+    finish(a["executionArn"], "FAILED", error="ImageNotFound", cause="no such tag", recorded=True)
+    _, b = call(post({**REQUEST, "replicas": 2}))
+    finish(b["executionArn"], "SUCCEEDED", provision_result(b["executionArn"]), recorded=True)
+    # When A is posted again
+    status, again = call(post(REQUEST))
+    # Then it runs as A's second attempt
+    assert (status, again["executionName"], again["replayed"]) == (202, f"{a['executionName']}-2", False)
+
+
+def test_a_post_or_delete_reads_the_item_and_never_lists_executions(machines: dict[str, str], call: Any) -> None:
+    # Given an app with a history of provisions
+    for replicas in (1, 2, 3):
+        _, started = call(post({**REQUEST, "replicas": replicas}))
+        finish(started["executionArn"], "SUCCEEDED", provision_result(started["executionArn"]), recorded=True)
+
+    def calls_of(event: dict[str, Any]) -> tuple[int, list[str]]:
+        made: list[str] = []
+
+        def count(model: Any, **_: Any) -> None:
+            made.append(model.name)
+
+        for service in ("stepfunctions", "dynamodb"):
+            client(service).meta.events.register("before-call", count)
+        try:
+            status, body = call(event)
+        finally:
+            for service in ("stepfunctions", "dynamodb"):
+                client(service).meta.events.unregister("before-call", count)
+        finish(body["executionArn"], "SUCCEEDED", provision_result(body["executionArn"]), recorded=True)
+        return status, made
+
+    # When an update is posted, then (once it ran) the app is deleted
+    # Then each is one read of the item, the start and its note, whatever the length of the history
+    assert calls_of(post({**REQUEST, "replicas": 4})) == (202, ["GetItem", "StartExecution", "UpdateItem"])
+    assert calls_of(app_event("delete")) == (202, ["GetItem", "StartExecution", "UpdateItem"])
 
 
 def test_another_app_is_not_a_conflict(machines: dict[str, str], call: Any) -> None:
@@ -237,23 +307,16 @@ def test_an_execution_ended_without_a_cause_says_how_it_ended(machines: dict[str
     assert (body["status"], body["caller"]) == ("TIMED_OUT", CALLER)
 
 
-def _stub_empty_listing(stub: Stubber, machines: dict[str, str]) -> None:
-    for kind in ("provision", "teardown"):
-        stub.add_response(
-            "list_executions", {"executions": []}, {"stateMachineArn": machines[kind], "maxResults": 1000}
-        )
-
-
 @pytest.mark.parametrize(("same_input", "expected"), [(True, 202), (False, 409)])
 def test_a_start_that_loses_a_race_returns_the_winner_only_for_the_same_input(
     machines: dict[str, str], call: Any, same_input: bool, expected: int
 ) -> None:
-    # Given the listing saw nothing, but a call with the same name started it in between (same input, or not)
+    # Given the app's item names no execution, but a call with the same name started one in between (same input, or
+    # not)
     normalised = parse_request(REQUEST, region=REGION, account=ACCOUNT).to_json()
     winner_input = {"request": normalised if same_input else {**normalised, "replicas": 2}}
     winner = f"{machines['provision'].replace(':stateMachine:', ':execution:')}:winner"
     with Stubber(client("stepfunctions")) as stub:
-        _stub_empty_listing(stub, machines)
         stub.add_client_error("start_execution", "ExecutionAlreadyExists", f"Execution Already Exists: '{winner}'", 400)
         stub.add_response(
             "describe_execution",
@@ -454,9 +517,9 @@ def test_delete_a_never_provisioned_app_says_so(machines: dict[str, str], call: 
 def test_delete_after_only_failed_provisions_tears_down_the_latest(machines: dict[str, str], call: Any) -> None:
     # Given two provisions of the app that both failed (the second for another request)
     _, first = call(post(REQUEST))
-    finish(first["executionArn"], "FAILED", error="ImageNotFound", cause="no such tag")
+    finish(first["executionArn"], "FAILED", error="ImageNotFound", cause="no such tag", recorded=True)
     _, second = call(post({**REQUEST, "replicas": 2}))
-    finish(second["executionArn"], "FAILED", error="RolloutFailed", cause="pods never became ready")
+    finish(second["executionArn"], "FAILED", error="RolloutFailed", cause="pods never became ready", recorded=True)
     # When the app is deleted
     status, body = call(app_event("delete"))
     # Then the teardown works from the latest one's request (its output: none)
@@ -465,19 +528,16 @@ def test_delete_after_only_failed_provisions_tears_down_the_latest(machines: dic
     assert (teardown_input["request"]["replicas"], teardown_input["provision"]) == (2, None)
 
 
-def test_delete_of_a_provision_whose_input_holds_no_request_is_refused(machines: dict[str, str], call: Any) -> None:
-    # Given a provision started with an input that is not the API's (a hand-made console start, say)
-    arn = client("stepfunctions").start_execution(
-        stateMachineArn=machines["provision"],
-        name=f"{AppRef('blog', 'fargate', 'demo-app').name_prefix}-0123456789abcdef",
-        input=json.dumps({"cluster": "blog"}),
-    )["executionArn"]
-    finish(arn, "SUCCEEDED", {})
+def test_delete_of_an_app_whose_provisions_never_recorded_themselves_is_404(
+    machines: dict[str, str], call: Any
+) -> None:
+    # Given an app whose only provision ValidateRequest refused (it never recorded itself: nothing was created)
+    _, refused = call(post(REQUEST))
+    finish(refused["executionArn"], "FAILED", error="ClusterNotFound", cause="EKS cluster blog does not exist")
     # When the app is deleted through the API
     status, body = call(app_event("delete"))
-    # Then it is refused, saying what to do, and no teardown starts
-    assert body["message"] == f"provision execution {arn} has no request in its input: tear it down by hand"
-    assert status >= 400  # 502 today, as if Step Functions had refused: the caller's case, noted for a 4xx
+    # Then there is nothing to tear down, and no teardown starts
+    assert (status, body["error"]) == (404, "AppNotFound")
     assert executions(machines["teardown"]) == []
 
 
@@ -493,7 +553,7 @@ def test_delete_tears_down_what_the_provision_built_once(machines: dict[str, str
     # Given a provision that succeeded
     _, started = call(post(REQUEST))
     result = provision_result(started["executionArn"])
-    finish(started["executionArn"], "SUCCEEDED", result)
+    finish(started["executionArn"], "SUCCEEDED", result, recorded=True)
     # When the app is deleted, twice
     status, body = call(app_event("delete"))
     again_status, again = call(app_event("delete"))
@@ -514,62 +574,24 @@ def test_delete_tears_down_what_the_provision_built_once(machines: dict[str, str
 def test_delete_after_a_failed_update_tears_down_the_last_good_provision(machines: dict[str, str], call: Any) -> None:
     # Given a provision that succeeded, then an update that failed
     _, good = call(post(REQUEST))
-    finish(good["executionArn"], "SUCCEEDED", provision_result(good["executionArn"]))
+    finish(good["executionArn"], "SUCCEEDED", provision_result(good["executionArn"]), recorded=True)
     _, bad = call(post({**REQUEST, "replicas": 3}))
-    finish(bad["executionArn"], "FAILED", error="RolloutFailed", cause="pods never became ready")
+    finish(bad["executionArn"], "FAILED", error="RolloutFailed", cause="pods never became ready", recorded=True)
     # When the app is deleted
     status, body = call(app_event("delete"))
-    # Then the teardown works from the succeeded provision's request
+    # Then the teardown works from the succeeded provision's request and result
     assert status == 202
-    assert execution_input(body["executionArn"])["request"]["replicas"] == 1
-
-
-def test_an_update_carries_the_last_good_revision_for_its_rollback(machines: dict[str, str], call: Any) -> None:
-    # Given a provision that succeeded, then an update that failed
-    _, good = call(post(REQUEST))
-    finish(good["executionArn"], "SUCCEEDED", provision_result(good["executionArn"]))
-    _, bad = call(post({**REQUEST, "replicas": 3}))
-    finish(bad["executionArn"], "FAILED", error="RolloutFailed", cause="pods never became ready")
-    assert execution_input(bad["executionArn"])["previous"]["executionArn"] == good["executionArn"]
-    # When another update is posted
-    status, update = call(post({**REQUEST, "cpu": "500m"}))
-    # Then it starts with the succeeded provision as its last good revision: what ApplyApp applied for it
-    assert status == 202
-    assert execution_input(update["executionArn"]) == {
-        "request": {**execution_input(good["executionArn"])["request"], "cpu": "500m"},
-        "caller": CALLER,
-        "previous": {
-            "executionArn": good["executionArn"],
-            "request": execution_input(good["executionArn"])["request"],
-            "image": {"cached": CACHED},
-            "caller": CALLER,
-            "fargateProfileName": "fargate-app-shared-0a1b2c3d",
-        },
-    }
-
-
-def test_a_first_provision_has_no_last_good_revision(machines: dict[str, str], call: Any) -> None:
-    # Given an app provisioned and torn down, and another whose only provision failed
-    _, first = call(post(REQUEST))
-    finish(first["executionArn"], "SUCCEEDED", provision_result(first["executionArn"]))
-    _, teardown = call(app_event("delete"))
-    finish(teardown["executionArn"], "SUCCEEDED", {"teardown": {"status": "SUCCEEDED", "leftovers": []}})
-    _, failed = call(post({**REQUEST, "app": "other"}))
-    finish(failed["executionArn"], "FAILED", error="ImageNotFound", cause="no such tag")
-    # When each is provisioned again with another request
-    _, again = call(post({**REQUEST, "replicas": 2}))
-    _, other = call(post({**REQUEST, "app": "other", "replicas": 2}))
-    # Then neither carries a revision to roll back to: a failure compensates by deleting, as for a first provision
-    assert "previous" not in execution_input(again["executionArn"])
-    assert "previous" not in execution_input(other["executionArn"])
+    teardown_input = execution_input(body["executionArn"])
+    assert teardown_input["request"]["replicas"] == 1
+    assert teardown_input["provision"] == provision_result(good["executionArn"])
 
 
 def test_post_after_teardown_provisions_again(machines: dict[str, str], call: Any) -> None:
     # Given an app provisioned and torn down
     _, first = call(post(REQUEST))
-    finish(first["executionArn"], "SUCCEEDED", provision_result(first["executionArn"]))
+    finish(first["executionArn"], "SUCCEEDED", provision_result(first["executionArn"]), recorded=True)
     _, teardown = call(app_event("delete"))
-    finish(teardown["executionArn"], "SUCCEEDED", {"teardown": {"status": "SUCCEEDED", "leftovers": []}})
+    finish(teardown["executionArn"], "SUCCEEDED", {"teardown": {"status": "SUCCEEDED", "leftovers": []}}, recorded=True)
     # When the same request is posted again
     status, again = call(post(REQUEST))
     # Then a new provision runs: the old success is no longer the app's state
@@ -586,7 +608,7 @@ def test_step_functions_errors_are_named_without_internals(
     machines: dict[str, str], call: Any, code: str, expected: int, error: str
 ) -> None:
     with Stubber(client("stepfunctions")) as stub:
-        stub.add_client_error("list_executions", code, "not now", 400)
+        stub.add_client_error("start_execution", code, "not now", 400)
         status, body = call(post(REQUEST))
     assert (status, body["error"]) == (expected, error)
     assert "Traceback" not in json.dumps(body)
@@ -596,26 +618,26 @@ def test_a_throttled_call_is_503_with_when_to_retry(
     machines: dict[str, str], handler: Callable[[str], Any], lambda_context: Any
 ) -> None:
     with Stubber(client("stepfunctions")) as stub:
-        stub.add_client_error("list_executions", "ThrottlingException", "Rate exceeded", 400)
+        stub.add_client_error("start_execution", "ThrottlingException", "Rate exceeded", 400)
         response = handler("api").lambda_handler(post(REQUEST), lambda_context)
     assert (response["statusCode"], response["multiValueHeaders"]["Retry-After"]) == (503, ["5"])
     assert json.loads(response["body"]) == {
         "error": "AwsThrottled",
-        "message": f"list executions of {machines['provision']}: AWS answered ThrottlingException after retries; the "
+        "message": f"start provision execution {FIRST_NAME}: AWS answered ThrottlingException after retries; the "
         "step will be retried",
     }
 
 
 def test_a_refusal_by_step_functions_is_502_with_its_words(machines: dict[str, str], call: Any) -> None:
     with Stubber(client("stepfunctions")) as stub:
-        stub.add_client_error("list_executions", "StateMachineDoesNotExist", "State Machine Does Not Exist", 400)
+        stub.add_client_error("start_execution", "StateMachineDoesNotExist", "State Machine Does Not Exist", 400)
         status, body = call(post(REQUEST))
     assert (status, body) == (
         502,
         {
             "error": "PermanentError",
-            "message": f"list executions of {machines['provision']}: StateMachineDoesNotExist: State Machine Does "
-            "Not Exist",
+            "message": f"start provision execution {FIRST_NAME}: StateMachineDoesNotExist: State Machine Does Not "
+            "Exist",
         },
     )
 

@@ -196,16 +196,18 @@ def test_a_failed_update_rolled_back_keeps_the_app_running_with_the_updates_erro
     assert body["error"] == {"error": "RolloutFailed", "cause": cause}
 
 
-def test_an_app_without_an_item_is_looked_up_among_the_executions(machines: dict[str, str], call: Any) -> None:
-    # Given a console start the inventory has no item for (ValidateRequest refused it, say)
+def test_an_app_without_an_item_is_not_found_whatever_its_executions(
+    machines: dict[str, str], call: Any, aws_calls: list[str]
+) -> None:
+    # Given a console start the inventory has no item for (ValidateRequest refused it before its start record)
     name = f"{AppRef('blog', 'fargate', 'demo-app').name_prefix}-console"
     arn = client("stepfunctions").start_execution(stateMachineArn=machines["provision"], name=name, input="{}")
-    give_history(arn["executionArn"], ["ValidateRequest"], end="FAILED")
     finish(arn["executionArn"], "FAILED", error="InvalidRequest", cause="image: is required")
-    # When its status is read, then the execution answers
+    aws_calls.clear()
+    # When its status is read, then the app is not found, from its item alone: executions are never listed
     status, body = call(app_event("get"))
-    assert (status, body["executionArn"], body["status"]) == (200, arn["executionArn"], "FAILED")
-    assert body["error"] == {"error": "InvalidRequest", "cause": "image: is required"}
+    assert (status, body["error"]) == (404, "AppNotFound")
+    assert aws_calls == ["GetItem"]
 
 
 def test_a_start_not_recorded_yet_is_the_apps_status_not_the_older_record(
@@ -245,13 +247,16 @@ def test_a_start_the_inventory_cannot_note_is_503_and_its_retry_notes_it(machine
     # Given DynamoDB throttling the API's note of the execution it starts
     dynamodb = client("dynamodb")
     with Stubber(dynamodb) as stub:
+        stub.add_response("get_item", {})
         stub.add_client_error("update_item", "ProvisionedThroughputExceededException", http_status_code=400)
         # When the request is sent, then the answer is retryable, though the execution runs
         status, body = call(post(REQUEST))
     assert (status, body["error"], len(executions(machines["provision"]))) == (503, "AwsThrottled", 1)
-    # When it is sent again, then it is a replay of the running execution, noted this time
+    # When it is sent again, then it is the running execution (StartExecution of the same name and input returns
+    # it, as AWS does while it runs), noted this time
     status, again = call(post(REQUEST))
-    assert (status, again["replayed"]) == (202, True)
+    [running] = executions(machines["provision"])
+    assert (status, again["executionArn"]) == (202, running["executionArn"])
     item = dynamodb.get_item(TableName=APPS_TABLE_NAME, Key={"app": {"S": "blog/fargate/demo-app"}})["Item"]
     assert item["pendingExecution"]["S"] == again["executionArn"]
 

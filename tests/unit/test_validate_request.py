@@ -103,6 +103,58 @@ class TestTheRevisionItMakes:
         assert (plan.app_state, plan.revision, plan.version) == ("PROVISIONING", "2", "4")
 
 
+class TestTheLastGoodRevision:
+    """What a failed update applies again comes from the app's item, however the update was started: a console or
+    EventBridge start carries no ``previous`` of its own."""
+
+    GOOD = "arn:aws:states:us-west-2:111122223333:execution:fargate-app-provision:demo-1"
+
+    def _running(self, **last_good: dict[str, Any]) -> None:
+        item = {
+            "app": {"S": "blog/fargate/demo-app"},
+            "version": {"N": "3"},
+            "revision": {"N": "1"},
+            "requestHash": {"S": "0" * 64},
+            "executionStatus": {"S": "SUCCEEDED"},
+            "executionArn": {"S": self.GOOD},
+            **({"lastGood": {"M": last_good}} if last_good else {}),
+        }
+        boto3.client("dynamodb").put_item(TableName=APPS_TABLE_NAME, Item=item)
+
+    def test_a_console_update_carries_the_items_last_good_revision(self, settings: Settings, cluster: str) -> None:
+        # Given the app running its revision 1, recorded as RecordProvisionSucceeded writes it
+        good_request = {**walkthrough_request(), "replicas": 1}
+        self._running(
+            executionArn={"S": self.GOOD},
+            revision={"N": "1"},
+            requestJson={"S": json.dumps(good_request)},
+            cached={"S": "111122223333.dkr.ecr.us-west-2.amazonaws.com/ecr-public/nginx/nginx@sha256:" + "ab" * 32},
+            caller={"S": CALLER},
+            fargateProfileName={"S": "fargate-app-shared-0a1b2c3d"},
+            resultJson={"S": "{}"},
+        )
+        # When a changed request is started from the console
+        validated = start(settings, {**walkthrough_request(), "cpu": "500m"})
+        # Then it carries that revision as ApplyApp applied it: a failure at or after ApplyApp applies it again
+        assert validated.previous == {
+            "executionArn": self.GOOD,
+            "request": good_request,
+            "image": {
+                "cached": "111122223333.dkr.ecr.us-west-2.amazonaws.com/ecr-public/nginx/nginx@sha256:" + "ab" * 32
+            },
+            "caller": CALLER,
+            "fargateProfileName": "fargate-app-shared-0a1b2c3d",
+        }
+        assert validated.inventory.app_state == "UPDATING"
+
+    def test_an_app_without_a_last_good_revision_is_a_first_provision(self, settings: Settings, cluster: str) -> None:
+        # Given an app whose provisions failed, or that was torn down (the teardown's record removes lastGood)
+        self._running()
+        # When it is provisioned again, then a failure compensates by deleting, as for a first provision
+        validated = start(settings, {"request": walkthrough_request(), "caller": CALLER})
+        assert (validated.previous, validated.inventory.app_state) == (None, "PROVISIONING")
+
+
 class TestOneExecutionOfAnAppAtATime:
     """A start from the console or an event while another execution of the app runs is refused before anything is
     created: the item records which execution is the app's current one, Step Functions says whether it still runs."""

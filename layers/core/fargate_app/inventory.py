@@ -10,10 +10,11 @@ Item attributes (none is a DynamoDB reserved word, so the ASL's expressions need
 ``listing`` (the keys of the ByCluster, ByNamespace and ByUpdate indexes, each sorted by ``updatedAt``),
 ``appState``, ``revision``, ``requestHash``, ``requestJson``, ``requestedImage``, ``cachedImage``, ``kind``,
 ``executionStatus``, ``caller``, ``executionArn``, ``startDate``, ``stopDate``, ``updatedAt``, ``resultJson``,
-``failure`` (error, cause), ``lastGood`` (the last good revision: ApplyApp's input of the last successful provision)
-and ``version``. The API adds ``pendingExecution``, ``pendingKind``, ``pendingStart`` and ``pendingCaller`` when it starts an execution
+``failure`` (error, cause), ``lastGood`` (the last good revision: ApplyApp's input of the last successful provision,
+and its result) and ``version``. The API adds ``pendingExecution``, ``pendingKind``, ``pendingStart`` and ``pendingCaller`` when it starts an execution
 (``note_started``): until that execution records itself, the app's status is that execution's, not the item's older
-one. The API's note leaves ``version`` alone, so it never defeats a start's lock.
+one. A start's record removes them (a console start after an API one is then the app's newest). The API's note leaves
+``version`` alone, so it never defeats a start's lock.
 """
 
 from __future__ import annotations
@@ -116,6 +117,36 @@ def note_started(settings: Settings, key: str, kind: str, execution_arn: str, st
                 ":caller": {"S": caller},
             },
         )
+
+
+def last_good_revision(item: dict[str, Any]) -> dict[str, Any] | None:
+    """The item's last good revision as ApplyApp reads it (``previous`` of the provision state: what a failed update
+    applies again), or None when the app has none (never provisioned, or torn down since)."""
+    recorded = item.get("lastGood")
+    if not isinstance(recorded, dict) or not recorded.get("executionArn"):
+        return None
+    try:
+        request = json.loads(str(recorded.get("requestJson") or "null"))
+    except ValueError:
+        request = None
+    return {
+        "executionArn": recorded["executionArn"],
+        "request": request,
+        "image": {"cached": recorded.get("cached")},
+        "caller": recorded.get("caller") or "console",
+        "fargateProfileName": recorded.get("fargateProfileName"),
+    }
+
+
+def last_good_result(item: dict[str, Any]) -> dict[str, Any] | None:
+    """What the last good revision's provision returned (its output), or None when the item does not keep it."""
+    recorded = item.get("lastGood")
+    text = recorded.get("resultJson") if isinstance(recorded, dict) else None
+    try:
+        result = json.loads(str(text)) if text else None
+    except ValueError:
+        return None
+    return result if isinstance(result, dict) else None
 
 
 def refuse_while_another_runs(item: dict[str, Any], execution_arn: str) -> None:

@@ -27,6 +27,7 @@ from fargate_app.inventory import (
     UPDATING,
     app_key,
     canonical_json,
+    last_good_revision,
     read_item,
     refuse_while_another_runs,
     request_hash,
@@ -34,8 +35,9 @@ from fargate_app.inventory import (
 from fargate_app.models import CALLER, ProvisionRequest, StepModel, parse_request_for
 
 CONSOLE_CALLER = "console"
-# The API's execution input: the request, who asked (from API Gateway's request context, never from the body) and,
-# for an update, the app's last good revision (the API reads it from the last successful provision).
+# The API's execution input: the request and who asked (from API Gateway's request context, never from the body).
+# ``previous`` (an update's last good revision) is read from the app's item; an input that carries it (an execution
+# started by an earlier version of the API) is taken as given.
 API_INPUT_KEYS = frozenset({"request", "caller", "previous"})
 
 
@@ -80,26 +82,18 @@ class RevisionPlan(StepModel):
     next_version: str
 
 
-def plan_revision(settings: Settings, request: ProvisionRequest, caller: str, execution_arn: str) -> RevisionPlan:
-    """The revision a provision of ``request`` makes: the item's revision again when the request is the one it
-    records (a retry, a replay), else the next one; UPDATING when the app has a last good revision to keep.
-
-    Raises:
-        AppBusy: another execution of the app runs (the item's version then moves on, so the record would not stop
-            this start: it came after the other one recorded itself).
-        InventoryMisconfigured, AwsThrottled, PermanentError: as ``read_item``.
-    """
+def plan_revision(request: ProvisionRequest, caller: str, item: dict[str, Any]) -> RevisionPlan:
+    """The revision a provision of ``request`` makes from the app's ``item`` (empty: none yet): the item's revision
+    again when the request is the one it records (a retry, a replay), else the next one; UPDATING when the app has a
+    last good revision to keep."""
     document = request.to_json()
-    key = app_key(request.cluster, request.namespace, request.app)
-    item = read_item(settings, key) or {}
-    refuse_while_another_runs(item, execution_arn)
     digest = request_hash(document)
     revision = int(item.get("revision", 0))
     if digest != item.get("requestHash"):
         revision += 1
     version = int(item.get("version", 0))
     return RevisionPlan(
-        key=key,
+        key=app_key(request.cluster, request.namespace, request.app),
         cluster_name=request.cluster,
         namespace=request.namespace,
         app_name=request.app,
@@ -141,12 +135,17 @@ def validate_start(settings: Settings, event: dict[str, Any]) -> ValidatedReques
     request = parse_request_for(settings, raw)
     check_in_account(settings, request)
     execution_arn = str(event.get("executionArn", ""))
+    # The app's item (one consistent read): refused while another execution of the app runs (the item's version
+    # moves on when it records itself, so the start's lock would not stop this one, which came after); else the
+    # revision this start makes and the last good revision a failed update applies again, however it was started.
+    item = read_item(settings, app_key(request.cluster, request.namespace, request.app)) or {}
+    refuse_while_another_runs(item, execution_arn)
     return ValidatedRequest(
         request=request,
         execution_arn=execution_arn,
         caller=caller,
-        previous=previous,
-        inventory=plan_revision(settings, request, caller, execution_arn),
+        previous=previous if previous is not None else last_good_revision(item),
+        inventory=plan_revision(request, caller, item),
     )
 
 

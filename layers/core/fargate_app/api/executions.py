@@ -18,8 +18,15 @@ from typing import Any, Literal
 from fargate_app.aws.clients import client
 from fargate_app.aws.errors import aws_errors
 from fargate_app.config import Settings
-from fargate_app.errors import FargateAppError, Misconfigured, PermanentError, truncate
-from fargate_app.inventory import app_key, canonical_json, note_started
+from fargate_app.errors import FargateAppError, Misconfigured, truncate
+from fargate_app.inventory import (
+    app_key,
+    canonical_json,
+    last_good_result,
+    last_good_revision,
+    note_started,
+    read_item,
+)
 from fargate_app.models import ProvisionRequest
 from fargate_app.observability import logger
 
@@ -27,10 +34,6 @@ MAX_NAME = 80
 # Budget of an 80-character name: readable(40) "-" app-hash(8) ["-teardown"] "-" request-hash(16) ["-" attempt(≤3)].
 READABLE_MAX = 40
 MAX_ATTEMPTS = 999
-# ListExecutions pages hold up to 1000; closed executions stay listed for 90 days. The bound keeps one API call
-# well inside API Gateway's 29-second limit even for a state machine with a very long history.
-LIST_PAGE_SIZE = 1000
-MAX_LISTED = 20_000
 MAX_HISTORY_EVENTS = 1000
 MAX_CAUSE = 2000
 
@@ -87,16 +90,6 @@ class AppRef:
 
 
 @dataclass(frozen=True)
-class ExecutionSummary:
-    arn: str
-    name: str
-    status: str
-    start_date: datetime
-    kind: Kind
-    stop_date: datetime | None = None
-
-
-@dataclass(frozen=True)
 class StartedExecution:
     arn: str
     name: str
@@ -132,37 +125,6 @@ def attempt_of(name: str, base: str) -> int | None:
 
 def execution_arn(state_machine_arn: str, name: str) -> str:
     return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
-
-
-def list_app_executions(settings: Settings, app: AppRef) -> list[ExecutionSummary]:
-    """Every provision and teardown execution of the app, newest first.
-
-    Raises:
-        AwsThrottled, PermanentError: Step Functions refused (translated).
-    """
-    prefix = f"{app.name_prefix}-"
-    found: list[ExecutionSummary] = []
-    kinds: tuple[Kind, ...] = ("provision", "teardown")
-    for kind in kinds:
-        machine = state_machine(settings, kind)
-        with aws_errors(f"list executions of {machine}"):
-            pages = client("stepfunctions").get_paginator("list_executions")
-            for page in pages.paginate(
-                stateMachineArn=machine, PaginationConfig={"PageSize": LIST_PAGE_SIZE, "MaxItems": MAX_LISTED}
-            ):
-                found.extend(
-                    ExecutionSummary(
-                        item["executionArn"],
-                        item["name"],
-                        item["status"],
-                        item["startDate"],
-                        kind,
-                        item.get("stopDate"),
-                    )
-                    for item in page.get("executions", [])
-                    if item["name"].startswith(prefix)
-                )
-    return sorted(found, key=lambda e: e.start_date, reverse=True)
 
 
 def describe_execution(arn: str) -> dict[str, Any]:
@@ -232,15 +194,61 @@ def _parse_json(text: str | None) -> Any:
         return None
 
 
+@dataclass(frozen=True)
+class NewestExecution:
+    """The app's newest execution as the app's item knows it, its status settled with Step Functions while the item
+    says it runs (a stopped, timed-out or refused execution never records its end)."""
+
+    arn: str
+    kind: Kind
+    status: str
+    start_date: datetime | None
+    stop_date: datetime | None
+
+    @property
+    def name(self) -> str:
+        return self.arn.rsplit(":", 1)[-1]
+
+
+def newest_execution(item: dict[str, Any]) -> NewestExecution | None:
+    """The execution the API started last while it has not recorded itself (its start removes the note), else the
+    one the item records; None for an app without any. One DescribeExecution, only while the item says it runs.
+
+    Raises:
+        AwsThrottled, PermanentError: Step Functions refused (translated).
+    """
+    pending = item.get("pendingExecution")
+    if pending and pending != item.get("executionArn"):
+        arn, kind, status = str(pending), item.get("pendingKind"), RUNNING
+        started, stopped = _when(item.get("pendingStart")), None
+    elif item.get("executionArn"):
+        arn, kind, status = str(item["executionArn"]), item.get("kind"), str(item.get("executionStatus") or RUNNING)
+        started, stopped = _when(item.get("startDate")), _when(item.get("stopDate"))
+    else:
+        return None
+    if status == RUNNING:
+        described = describe_execution(arn)
+        status, stopped = str(described["status"]), described.get("stopDate")
+    return NewestExecution(arn, "teardown" if kind == "teardown" else "provision", status, started, stopped)
+
+
+def _when(text: Any) -> datetime | None:
+    """A date the item keeps (ISO 8601, as Step Functions or the API wrote it)."""
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
+
+
 def _start_or_replay(
     settings: Settings,
     app: AppRef,
     kind: Kind,
     base: str,
     input_document: dict[str, Any],
-    executions: list[ExecutionSummary],
+    newest: NewestExecution | None,
 ) -> StartedExecution:
-    """Start ``base`` (or its next attempt), or return the execution a replay of the same call refers to.
+    """Start ``base`` (or its next attempt), or return the app's newest execution when this call replays it.
 
     A replay gets the same execution while it runs, and after it succeeded as long as nothing newer happened to the
     app (a provision's success only within REPLAY_WINDOW_SECONDS of its end: later, the same request re-applies the
@@ -249,45 +257,64 @@ def _start_or_replay(
     the work done again.
 
     Raises:
-        ExecutionConflict: another execution for the app is running, the name is taken by another input, or the
-            request has had its MAX_ATTEMPTS attempts.
+        ExecutionConflict: another execution for the app is running, the name is taken by a running execution of
+            another input, or the request has had its MAX_ATTEMPTS attempts.
         AwsThrottled, PermanentError: Step Functions refused (translated).
     """
-    lineage = {e.arn: attempt for e in executions if e.kind == kind and (attempt := attempt_of(e.name, base))}
-    running_other = next((e for e in executions if e.status == RUNNING and e.arn not in lineage), None)
-    if running_other is not None:
-        raise ExecutionConflict(
-            f"app {app} has a running {running_other.kind} execution {running_other.name} for another request; "
-            f"wait until it finishes (GET {app.status_url}), then send the request again",
-            running_other.arn,
-        )
     attempt = 1
-    if lineage:
-        newest = max((e for e in executions if e.arn in lineage), key=lambda e: lineage[e.arn])
-        if newest.status == RUNNING or _answers_a_replay(settings, newest, executions[0]):
-            return StartedExecution(newest.arn, newest.name, newest.status, kind, True, newest.start_date)
-        attempt = lineage[newest.arn] + 1
-        if attempt > MAX_ATTEMPTS:  # the caller's to change (409 with the last attempt), not Step Functions' (502)
+    if newest is not None:
+        own = attempt_of(newest.name, base) if newest.kind == kind else None
+        if newest.status == RUNNING and own is None:
             raise ExecutionConflict(
-                f"app {app}: {MAX_ATTEMPTS} attempts of this request already; change the request", newest.arn
+                f"app {app} has a running {newest.kind} execution {newest.name} for another request; "
+                f"wait until it finishes (GET {app.status_url}), then send the request again",
+                newest.arn,
             )
-    name = attempt_name(base, attempt)
-    assert len(name) <= MAX_NAME, name
+        if own is not None:
+            if newest.status == RUNNING or _answers_a_replay(settings, newest):
+                return StartedExecution(newest.arn, newest.name, newest.status, kind, True, newest.start_date)
+            attempt = own + 1
+    return _start_attempt(settings, app, kind, base, attempt, input_document, newest.arn if newest else "")
+
+
+def _start_attempt(
+    settings: Settings,
+    app: AppRef,
+    kind: Kind,
+    base: str,
+    attempt: int,
+    input_document: dict[str, Any],
+    last_arn: str,
+) -> StartedExecution:
+    """Start attempt ``attempt`` of ``base``; a name taken by a closed execution (an attempt the item no longer
+    names: other executions of the app came between) is passed over for the next one.
+
+    Raises:
+        ExecutionConflict: a running execution of another input has the name, or MAX_ATTEMPTS are used up.
+        AwsThrottled, PermanentError: Step Functions refused (translated).
+    """
     machine = state_machine(settings, kind)
     body = canonical_json(input_document)
     sfn = client("stepfunctions")
-    with aws_errors(f"start {kind} execution {name}", absent={"ExecutionAlreadyExists"}):
-        started = sfn.start_execution(stateMachineArn=machine, name=name, input=body)
-        logger.info("execution started", extra={"execution_arn": started["executionArn"], "kind": kind})
-        return StartedExecution(started["executionArn"], name, RUNNING, kind, False, started.get("startDate"))
-    # Another call with the same name won the race between our listing and our start.
-    existing = describe_execution(execution_arn(machine, name))
-    if _without_caller(_parse_json(existing.get("input"))) != _without_caller(input_document):
-        raise ExecutionConflict(
-            f"execution name {name} is taken by an execution with another input; change the request",
-            existing["executionArn"],
-        )
-    return StartedExecution(existing["executionArn"], name, existing["status"], kind, True, existing.get("startDate"))
+    for number in range(attempt, MAX_ATTEMPTS + 1):
+        name = attempt_name(base, number)
+        assert len(name) <= MAX_NAME, name
+        with aws_errors(f"start {kind} execution {name}", absent={"ExecutionAlreadyExists"}):
+            started = sfn.start_execution(stateMachineArn=machine, name=name, input=body)
+            logger.info("execution started", extra={"execution_arn": started["executionArn"], "kind": kind})
+            return StartedExecution(started["executionArn"], name, RUNNING, kind, False, started.get("startDate"))
+        existing = describe_execution(execution_arn(machine, name))
+        last_arn = str(existing["executionArn"])
+        if existing["status"] != RUNNING:
+            continue
+        # Another call with the same name started it between our read and our start.
+        if _without_caller(_parse_json(existing.get("input"))) != _without_caller(input_document):
+            raise ExecutionConflict(
+                f"execution name {name} is taken by an execution with another input; change the request", last_arn
+            )
+        return StartedExecution(last_arn, name, RUNNING, kind, True, existing.get("startDate"))
+    # the caller's to change (409 with the last attempt), not Step Functions' (502)
+    raise ExecutionConflict(f"app {app}: {MAX_ATTEMPTS} attempts of this request already; change the request", last_arn)
 
 
 def _noted(settings: Settings, app: AppRef, started: StartedExecution, caller: str) -> StartedExecution:
@@ -311,51 +338,21 @@ def _without_caller(document: Any) -> Any:
     return {k: v for k, v in document.items() if k not in ("caller", "previous")}
 
 
-def _answers_a_replay(settings: Settings, execution: ExecutionSummary, newest_of_app: ExecutionSummary) -> bool:
-    """A finished execution still answers its request: it succeeded, nothing happened to the app since, and, for a
-    provision, it ended within REPLAY_WINDOW_SECONDS (a client's retry; later, the request re-applies the app)."""
-    if execution.status != SUCCEEDED or execution.arn != newest_of_app.arn:
+def _answers_a_replay(settings: Settings, execution: NewestExecution) -> bool:
+    """The app's newest execution, finished, still answers its request: it succeeded and, for a provision, ended
+    within REPLAY_WINDOW_SECONDS (a client's retry; later, the request re-applies the app)."""
+    if execution.status != SUCCEEDED:
         return False
     if execution.kind != "provision" or execution.stop_date is None:
         return True
     return (datetime.now(UTC) - execution.stop_date).total_seconds() <= settings.replay_window_seconds
 
 
-def _replays(execution: ExecutionSummary, base: str) -> bool:
-    """The execution is an attempt of the provision named ``base`` (the same request)."""
-    return execution.kind == "provision" and attempt_of(execution.name, base) is not None
-
-
-def last_good_revision(executions: list[ExecutionSummary]) -> dict[str, Any] | None:
-    """The ApplyApp input of the app's last good revision: its newest successful provision, unless a successful
-    teardown came after it (then the app is gone and a provision is a first one). Its result holds everything
-    ApplyApp needs; a result without it (a provision of an older version) gives None.
-
-    Raises:
-        AwsThrottled, PermanentError: Step Functions refused (translated).
-    """
-    succeeded = next((e for e in executions if e.status == SUCCEEDED), None)
-    if succeeded is None or succeeded.kind != "provision":
-        return None
-    result = _parse_json(describe_execution(succeeded.arn).get("output"))
-    if not isinstance(result, dict):
-        return None
-    image, profile = result.get("image"), result.get("fargateProfile")
-    if not (isinstance(result.get("request"), dict) and isinstance(image, dict) and isinstance(profile, dict)):
-        return None
-    return {
-        "executionArn": succeeded.arn,
-        "request": result["request"],
-        "image": {"cached": image.get("cached")},
-        "caller": result.get("caller") or "console",
-        "fargateProfileName": profile.get("name"),
-    }
-
-
 def start_provision(settings: Settings, request: ProvisionRequest, caller: str) -> StartedExecution:
     """Start (or replay) the provision execution for a validated request, recording ``caller`` (the IAM principal
-    API Gateway authorized) in its input, and for an update the app's last good revision (``previous``): a failed
-    update applies it again instead of deleting the app.
+    API Gateway authorized) in its input. Costs one GetItem, plus a DescribeExecution while the app's newest
+    execution may run, whatever the length of the app's history (ValidateRequest reads the last good revision a
+    failed update applies again from the same item).
 
     Raises:
         ExecutionConflict: an execution for another request of the app, or its teardown, is running.
@@ -363,51 +360,41 @@ def start_provision(settings: Settings, request: ProvisionRequest, caller: str) 
     """
     app = AppRef(request.cluster, request.namespace, request.app)
     document = request.to_json()
-    executions = list_app_executions(settings, app)
+    item = read_item(settings, app_key(app.cluster, app.namespace, app.app)) or {}
     base = provision_base_name(app, document)
-    execution_input: dict[str, Any] = {"request": document, "caller": caller}
-    # The last good revision costs a DescribeExecution: read it only when an execution may start (nothing runs, and
-    # this is not a replay of the app's newest execution, which succeeded).
-    replays_success = (
-        bool(executions) and _replays(executions[0], base) and _answers_a_replay(settings, executions[0], executions[0])
-    )
-    if not any(e.status == RUNNING for e in executions) and not replays_success:
-        previous = last_good_revision(executions)
-        if previous is not None:
-            execution_input["previous"] = previous
-    started = _start_or_replay(settings, app, "provision", base, execution_input, executions)
+    execution_input = {"request": document, "caller": caller}
+    started = _start_or_replay(settings, app, "provision", base, execution_input, newest_execution(item))
     return _noted(settings, app, started, caller)
 
 
 def start_teardown(settings: Settings, app: AppRef, caller: str) -> StartedExecution:
-    """Start (or replay) the teardown of what the app's latest successful (else latest) provision built, recording
-    ``caller`` in its input.
+    """Start (or replay) the teardown of what the app runs: its last good revision's request and what that
+    provision returned, else (no provision of it succeeded) the latest request it recorded. A DELETE while a
+    teardown runs, or once one succeeded and nothing happened to the app since, is that teardown.
 
     Raises:
-        AppNotFound: the app was never provisioned through this API.
-        ExecutionConflict: a provision (or another teardown) for the app is running.
-        PermanentError: the provision's input holds no request; Step Functions refused (translated).
-        AwsThrottled: Step Functions throttled.
+        AppNotFound: no provision of the app ever recorded itself (nothing of it can exist).
+        ExecutionConflict: a provision for the app is running.
+        AwsThrottled, PermanentError: Step Functions or DynamoDB refused (translated).
     """
-    executions = list_app_executions(settings, app)
-    provisions = [e for e in executions if e.kind == "provision"]
-    if not provisions:
-        raise AppNotFound(f"app {app} was never provisioned: nothing to tear down")
-    running = next((e for e in provisions if e.status == RUNNING), None)
-    if running is not None:
+    item = read_item(settings, app_key(app.cluster, app.namespace, app.app)) or {}
+    newest = newest_execution(item)
+    if newest is not None and newest.kind == "teardown" and newest.status in (RUNNING, SUCCEEDED):
+        replayed = StartedExecution(newest.arn, newest.name, newest.status, "teardown", True, newest.start_date)
+        return _noted(settings, app, replayed, caller)
+    if newest is not None and newest.status == RUNNING:
         raise ExecutionConflict(
-            f"app {app} is being provisioned by {running.name}; wait until it finishes (GET {app.status_url}), "
+            f"app {app} is being provisioned by {newest.name}; wait until it finishes (GET {app.status_url}), "
             "then delete it",
-            running.arn,
+            newest.arn,
         )
-    source = next((e for e in provisions if e.status == SUCCEEDED), provisions[0])
-    described = describe_execution(source.arn)
-    provision_input = _parse_json(described.get("input"))
-    if not isinstance(provision_input, dict) or not isinstance(provision_input.get("request"), dict):
-        raise PermanentError(f"provision execution {source.arn} has no request in its input: tear it down by hand")
-    document = {"request": provision_input["request"], "provision": _parse_json(described.get("output"))}
-    base = teardown_base_name(app, document, source.name)
-    started = _start_or_replay(settings, app, "teardown", base, {**document, "caller": caller}, executions)
+    last_good = last_good_revision(item)
+    request = last_good["request"] if last_good else _parse_json(item.get("requestJson"))
+    if not isinstance(request, dict):
+        raise AppNotFound(f"app {app} was never provisioned: nothing to tear down")
+    document = {"request": request, "provision": last_good_result(item) if last_good else None}
+    base = teardown_base_name(app, document, f"revision-{item.get('revision', 0)}")
+    started = _start_or_replay(settings, app, "teardown", base, {**document, "caller": caller}, newest)
     return _noted(settings, app, started, caller)
 
 
@@ -427,34 +414,3 @@ def refusal_cause(cause: str | None) -> str | None:
         "kept": [],
     }
     return json.dumps(report)
-
-
-def app_status(settings: Settings, app: AppRef) -> dict[str, Any]:
-    """The app's latest execution (provision or teardown): status, current state, result or error.
-
-    Raises:
-        AppNotFound: the app has no execution.
-        AwsThrottled, PermanentError: Step Functions or DynamoDB refused (translated).
-    """
-    executions = list_app_executions(settings, app)
-    if not executions:
-        raise AppNotFound(f"app {app} has no provision or teardown execution")
-    latest = executions[0]
-    described = describe_execution(latest.arn)
-    status = str(described["status"])
-    error = closed_error(described, latest.kind)
-    stop_date = described.get("stopDate")
-    started_with = _parse_json(described.get("input"))
-    return {
-        "status": status,
-        "kind": latest.kind,
-        # Who asked: the API records its caller in the input; a console start's input is the request itself.
-        "caller": started_with.get("caller", "console") if isinstance(started_with, dict) else "console",
-        "executionArn": latest.arn,
-        "executionName": latest.name,
-        "startDate": latest.start_date.isoformat(),
-        "stopDate": stop_date.isoformat() if stop_date else None,
-        "currentState": execution_tail(latest.arn).current_state,
-        "result": _parse_json(described.get("output")) if status == SUCCEEDED else None,
-        "error": error,
-    }

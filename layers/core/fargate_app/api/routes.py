@@ -31,7 +31,6 @@ from fargate_app.api.executions import (
     AppRef,
     ExecutionConflict,
     StartedExecution,
-    app_status,
     start_provision,
     start_teardown,
 )
@@ -173,12 +172,13 @@ def put_app(cluster: str, namespace: str, app: str) -> Response[str]:
 
 @resolver.get("/apps/<cluster>/<namespace>/<app>")
 def get_app(cluster: str, namespace: str, app: str) -> Response[str]:
-    """From the app inventory; an app it has no item for (a console start ValidateRequest refused, an app provisioned
-    before the inventory existed) is looked up among the executions."""
+    """From the app inventory: every start, console or API, writes the app's item."""
     ref = _app_path(cluster, namespace, app)
     logger.append_keys(app=str(ref))
-    settings = get_settings()
-    return _json(HTTPStatus.OK, app_record(settings, ref) or app_status(settings, ref))
+    record = app_record(get_settings(), ref)
+    if record is None:
+        raise AppNotFound(f"app {ref} has no provision or teardown execution")
+    return _json(HTTPStatus.OK, record)
 
 
 @functools.cache
