@@ -34,6 +34,7 @@ from api_support import (
     record_start,
 )
 from botocore.stub import Stubber
+from project_template import APPS_TABLE_NAME
 
 from fargate_app.api import routes
 from fargate_app.api.executions import AppRef, execution_arn, provision_base_name
@@ -167,6 +168,23 @@ def test_an_execution_stopped_before_recording_its_end_does_not_hold_the_app(
     finish(first["executionArn"], "ABORTED")
     # When another request is posted, then it starts (Step Functions says the recorded one ended)
     status, body = call(post({**REQUEST, "replicas": 2}))
+    assert (status, body["replayed"]) == (202, False)
+
+
+def test_an_execution_step_functions_no_longer_knows_does_not_hold_the_app(machines: dict[str, str], call: Any) -> None:
+    # Given the app's item naming an execution Step Functions has forgotten (closed more than 90 days ago)
+    forgotten = execution_arn(machines["provision"], "blog-fargate-demo-app-0123abcd-0000000000000000")
+    client("dynamodb").put_item(
+        TableName=APPS_TABLE_NAME,
+        Item={
+            "app": {"S": "blog/fargate/demo-app"},
+            "kind": {"S": "provision"},
+            "executionArn": {"S": forgotten},
+            "executionStatus": {"S": "RUNNING"},
+        },
+    )
+    # When a request is posted, then it starts (no 502 for an execution that cannot be described)
+    status, body = call(post(REQUEST))
     assert (status, body["replayed"]) == (202, False)
 
 

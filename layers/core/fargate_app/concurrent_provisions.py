@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from fargate_app.aws.clients import client
 from fargate_app.aws.eks import profile_matches
 from fargate_app.aws.errors import aws_errors
+from fargate_app.aws.stepfunctions import describe_execution
 from fargate_app.config import MANAGED_BY, Settings
 from fargate_app.errors import InvalidRequest
 from fargate_app.models import MANAGED_BY_LABEL, CacheRule, FargateProfile, ProvisionRequest, parse_request_for
@@ -78,22 +78,15 @@ def concurrent_provisions(settings: Settings, execution_arn: str) -> list[Concur
     arns = _running(machine, execution_arn) + _succeeded_since(machine, started)
     found = []
     for arn in arns:
-        request = _request_of(settings, _describe(arn).get("input"))
+        request = _request_of(settings, (describe_execution(arn) or {}).get("input"))
         if request is not None:
             found.append(ConcurrentProvision(arn.rsplit(":", 1)[-1], request))
     return found
 
 
-def _describe(arn: str) -> dict[str, Any]:
-    described: dict[str, Any] = {}
-    with aws_errors(f"describe execution {arn}", absent={"ExecutionDoesNotExist", "StateMachineDoesNotExist"}):
-        described = dict(client("stepfunctions").describe_execution(executionArn=arn))
-    return described
-
-
 def _start_of(execution_arn: str) -> datetime | None:
     """When this execution started; None when Step Functions does not know it (nothing can share with it)."""
-    start = _describe(execution_arn).get("startDate")
+    start = (describe_execution(execution_arn) or {}).get("startDate")
     return start if isinstance(start, datetime) else None
 
 

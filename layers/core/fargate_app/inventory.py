@@ -25,6 +25,7 @@ from typing import Any, Final, Literal
 
 from fargate_app.aws.clients import client
 from fargate_app.aws.errors import aws_errors
+from fargate_app.aws.stepfunctions import still_runs
 from fargate_app.config import Settings
 from fargate_app.errors import AppBusy, Misconfigured
 
@@ -162,10 +163,7 @@ def refuse_while_another_runs(item: dict[str, Any], execution_arn: str) -> None:
     current = item.get("executionArn")
     if item.get("executionStatus") != EXECUTION_RUNNING or not current or current == execution_arn:
         return
-    status = None
-    with aws_errors(f"describe execution {current}", absent={"ExecutionDoesNotExist"}):
-        status = client("stepfunctions").describe_execution(executionArn=current)["status"]
-    if status == EXECUTION_RUNNING:
+    if still_runs(current):
         kind = item.get("kind") or "provision"
         raise AppBusy(
             f"app {item.get('app')} has a running {kind} execution, {current.rsplit(':', 1)[-1]}: start again once "

@@ -19,11 +19,11 @@ from fargate_app.api.executions import (
     SUCCEEDED,
     AppRef,
     closed_error,
-    describe_execution,
     execution_tail,
 )
 from fargate_app.aws.clients import client
 from fargate_app.aws.errors import aws_errors
+from fargate_app.aws.stepfunctions import describe_execution
 from fargate_app.config import Settings
 from fargate_app.errors import InvalidRequest, truncate
 from fargate_app.inventory import LISTING, app_key, plain, read_item, table_name
@@ -124,8 +124,11 @@ def _document(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ended(arn: str, kind: str) -> dict[str, Any]:
-    """How an execution the item does not know the end of ended, from Step Functions (a third call, only then)."""
+    """How an execution the item does not know the end of ended, from Step Functions (a third call, only then);
+    nothing more than the item says when Step Functions no longer knows it."""
     described = describe_execution(arn)
+    if described is None:
+        return {}
     status = str(described["status"])
     stopped = described.get("stopDate")
     return {

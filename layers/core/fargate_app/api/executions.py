@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from fargate_app.aws.clients import client
 from fargate_app.aws.errors import aws_errors
+from fargate_app.aws.stepfunctions import describe_execution
 from fargate_app.config import Settings
 from fargate_app.errors import FargateAppError, Misconfigured, truncate
 from fargate_app.inventory import (
@@ -40,6 +41,7 @@ MAX_CAUSE = 2000
 Kind = Literal["provision", "teardown"]
 RUNNING = "RUNNING"
 SUCCEEDED = "SUCCEEDED"
+GONE = "GONE"  # the status of an execution Step Functions no longer knows (its 90 days are over)
 CLOSED_WITH_ERROR = {"FAILED": "States.Failed", "TIMED_OUT": "States.Timeout", "ABORTED": "States.Aborted"}
 
 
@@ -125,12 +127,6 @@ def attempt_of(name: str, base: str) -> int | None:
 
 def execution_arn(state_machine_arn: str, name: str) -> str:
     return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
-
-
-def describe_execution(arn: str) -> dict[str, Any]:
-    """Raises: AwsThrottled, PermanentError (translated)."""
-    with aws_errors(f"describe execution {arn}"):
-        return dict(client("stepfunctions").describe_execution(executionArn=arn))
 
 
 # The history event that ends an execution → the status it ends with (Step Functions API reference, HistoryEvent).
@@ -226,8 +222,8 @@ def newest_execution(item: dict[str, Any]) -> NewestExecution | None:
         started, stopped = _when(item.get("startDate")), _when(item.get("stopDate"))
     else:
         return None
-    if status == RUNNING:
-        described = describe_execution(arn)
+    if status == RUNNING:  # or it ended without recording it; one Step Functions no longer knows does not run
+        described = describe_execution(arn) or {"status": GONE}
         status, stopped = str(described["status"]), described.get("stopDate")
     return NewestExecution(arn, "teardown" if kind == "teardown" else "provision", status, started, stopped)
 
@@ -304,8 +300,8 @@ def _start_attempt(
             logger.info("execution started", extra={"execution_arn": started["executionArn"], "kind": kind})
             return StartedExecution(started["executionArn"], name, RUNNING, kind, False, started.get("startDate"))
         existing = describe_execution(execution_arn(machine, name))
-        last_arn = str(existing["executionArn"])
-        if existing["status"] != RUNNING:
+        last_arn = str(existing["executionArn"]) if existing else execution_arn(machine, name)
+        if existing is None or existing["status"] != RUNNING:
             continue
         # Another call with the same name started it between our read and our start.
         if _without_caller(_parse_json(existing.get("input"))) != _without_caller(input_document):
