@@ -7,7 +7,8 @@ to the Task's or Map's Retry and Catch, lets ``States.ALL`` catch ``States.Runti
 is missing to its Default, names every Lambda service error ``Exception``, and gives ``$$.Execution.StartTime`` as a
 Python datetime where AWS gives an ISO 8601 string (developer guide, "Accessing execution data from the Context
 object": ``"StartTime": "2019-03-26T20:14:13.192Z"``), which no service integration can send, and shows an ended
-execution's status before its output or error is set. ``install`` replaces exactly those behaviours; everything else
+execution's status before its output or error is set, and passes an AWS SDK integration's parameters and result in
+the casing they come in where AWS maps them between PascalCase and the service's. ``install`` replaces exactly those behaviours; everything else
 is moto's. AWS's causes, word for word, and the known gaps: docs/sandbox.md.
 It also parses each definition once instead of once per execution (``_parsed_once``), which changes no behaviour.
 """
@@ -57,6 +58,34 @@ def install(replace: Replace) -> None:
     replace(worker, "_get_evaluation_entrypoint", _parsed_once(worker._get_evaluation_entrypoint))
     communication = _module("backend.execution").BaseExecutionWorkerCommunication
     replace(communication, "_reflect_execution_status", _status_last(communication._reflect_execution_status))
+    aws_sdk = _module("asl.component.state.exec.state_task.service.state_task_service_aws_sdk").StateTaskServiceAwsSdk
+    replace(aws_sdk, "_eval_service_task", _sdk_results_in_sfn_case(aws_sdk._eval_service_task))
+
+
+def _sdk_results_in_sfn_case(evaluate: Callable[..., None]) -> Callable[..., None]:
+    """An AWS SDK integration takes its parameters and gives its result's members in PascalCase, whatever the
+    service's own casing: ``arn:aws:states:::aws-sdk:sfn:describeExecution`` takes ``ExecutionArn`` and gives
+    ``Status`` (developer guide, "AWS SDK service integrations": parameters are PascalCase "even if the native service
+    API is in camelCase"). LocalStack, whose interpreter moto's is, maps both ways (``StateTaskService._to_boto_request``
+    and ``_from_boto_response``, held to AWS by its recorded snapshots); moto 5.2's SDK task passes both on as they
+    are, so boto3 gets ``ExecutionArn`` and the state machine ``status``."""
+
+    @functools.wraps(evaluate)
+    def in_sfn_case(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+        import botocore.session
+
+        action = self.resource.api_action
+        model = botocore.session.get_session().get_service_model(self._get_boto_service_name())
+        operation = model.operation_model(action[:1].upper() + action[1:])
+        parameters = kwargs.get("normalised_parameters")
+        if isinstance(parameters, dict) and operation.input_shape is not None:
+            self._to_boto_request(parameters, operation.input_shape)
+        evaluate(self, env, *args, **kwargs)
+        response = env.stack[-1]
+        if isinstance(response, dict) and operation.output_shape is not None:
+            self._from_boto_response(response, operation.output_shape)
+
+    return in_sfn_case
 
 
 def _parsed_once(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:

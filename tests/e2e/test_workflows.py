@@ -180,15 +180,21 @@ def test_a_console_teardown_without_the_provision_record_finds_the_profile_by_it
     assert profile not in profiles(sandbox)
 
 
+def _recorded_and_running(workflows: Workflows, request: dict[str, Any]) -> str:
+    """A provision of ``request`` once it has recorded itself as the app's current execution, still running."""
+    arn = workflows.start("ProvisionStateMachine", request)
+    deadline = time.monotonic() + 60
+    while "RecordProvisionStart" not in workflows.state_order(arn)[:-1]:  # entered and left
+        assert time.monotonic() < deadline and workflows.describe(arn)["status"] == "RUNNING"
+        time.sleep(0.05)
+    return arn
+
+
 def test_a_console_start_while_the_app_is_being_provisioned_is_refused(sandbox: Sandbox, workflows: Workflows) -> None:
     # Given a provision of an app, recorded as the app's current execution and still running
     request = {**WALKTHROUGH, "namespace": unique("one-at-a-time")}
     key = f"blog/{request['namespace']}/{request['app']}"
-    first = workflows.start("ProvisionStateMachine", request)
-    deadline = time.monotonic() + 60
-    while "RecordProvisionStart" not in workflows.state_order(first)[:-1]:  # entered and left
-        assert time.monotonic() < deadline and workflows.describe(first)["status"] == "RUNNING"
-        time.sleep(0.05)
+    first = _recorded_and_running(workflows, request)
     # When a changed request for the same app is started from the console
     second = run(workflows, "ProvisionStateMachine", {**request, "replicas": 2})
     # Then it fails at ValidateRequest naming the running execution, before it records or creates anything
@@ -204,6 +210,41 @@ def test_a_console_start_while_the_app_is_being_provisioned_is_refused(sandbox: 
     result = json.loads(outcome["output"])
     teardown = run(workflows, "TeardownStateMachine", {"request": result["request"], "provision": result})
     assert teardown["status"] == "SUCCEEDED", teardown.get("cause")
+
+
+def test_a_console_teardown_while_the_app_is_being_provisioned_is_refused(
+    sandbox: Sandbox, workflows: Workflows
+) -> None:
+    # Given a provision of an app, recorded as the app's current execution and still running
+    request = {**WALKTHROUGH, "namespace": unique("teardown-waits")}
+    provision = _recorded_and_running(workflows, request)
+    # When the app is torn down from the console
+    refused = run(workflows, "TeardownStateMachine", {"request": request})
+    # Then the teardown fails at once with AppBusy naming the provision, before it records or deletes anything
+    assert (refused["status"], refused["error"]) == ("FAILED", "AppBusy"), refused.get("cause")
+    assert provision in refused["cause"] and "provision execution" in refused["cause"]
+    assert "RecordTeardownStart" not in refused["states"] and "DeleteApp" not in refused["states"]
+    # and the provision ends as it would have alone, the app's item still its own
+    outcome = workflows.wait(provision, timeout_s=240)
+    assert outcome["status"] == "SUCCEEDED", outcome.get("cause")
+    item = inventory_item(sandbox, workflows, f"blog/{request['namespace']}/demo-app")
+    assert (item["executionArn"], item["appState"]) == (provision, "RUNNING")
+    result = json.loads(outcome["output"])
+    teardown = run(workflows, "TeardownStateMachine", {"request": result["request"], "provision": result})
+    assert teardown["status"] == "SUCCEEDED", teardown.get("cause")
+
+
+def test_a_console_teardown_after_a_stopped_provision_goes_ahead(sandbox: Sandbox, workflows: Workflows) -> None:
+    # Given a provision an administrator stopped once it had recorded itself (it never records its end)
+    request = {**WALKTHROUGH, "namespace": unique("teardown-after-stop")}
+    provision = _recorded_and_running(workflows, request)
+    sandbox.boto3_client("stepfunctions").stop_execution(executionArn=provision)
+    assert workflows.wait(provision, timeout_s=60)["status"] == "ABORTED"
+    # When the app is torn down from the console
+    teardown = run(workflows, "TeardownStateMachine", {"request": request})
+    # Then Step Functions' word that it no longer runs lets the teardown through
+    assert teardown["status"] == "SUCCEEDED", teardown.get("cause")
+    assert "DescribeTheRecordedExecution" in teardown["states"]
 
 
 def test_a_failed_console_update_applies_the_last_good_revision_again(sandbox: Sandbox, workflows: Workflows) -> None:

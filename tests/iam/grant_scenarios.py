@@ -351,13 +351,15 @@ def a_console_teardown_finds_the_profile_by_its_tag(session: SandboxSession) -> 
 
 def starts_after_stopped_executions_run(session: SandboxSession) -> None:
     """Executions of an app stopped from the console (no Catch runs, so no end is recorded): the app's item still
-    says a provision, then a teardown, is running, and each next start asks Step Functions, finds it stopped, and
-    runs; the last provision succeeds and is torn down."""
+    says a provision, then a teardown, is running, and each next start (ValidateRequest for a provision, the
+    teardown's own DescribeTheRecordedExecution) asks Step Functions, finds it stopped, and runs; the last provision
+    succeeds and is torn down."""
     body = request(unique("stopped"))
     key = f"{CLUSTER}/{body['namespace']}/{body['app']}"
     _stopped_once_recorded(session, "ProvisionStateMachine", body, key)
     _stopped_once_recorded(session, "ProvisionStateMachine", body, key)  # asks about the stopped provision
-    _stopped_once_recorded(session, "TeardownStateMachine", {"request": body}, key)
+    _stopped_once_recorded(session, "TeardownStateMachine", {"request": body}, key)  # asks about the provision
+    _stopped_once_recorded(session, "TeardownStateMachine", {"request": body}, key)  # asks about the teardown
     result = execute(session, "ProvisionStateMachine", body)  # asks about the stopped teardown
     execute(session, "TeardownStateMachine", {"request": result["request"], "provision": result})
 

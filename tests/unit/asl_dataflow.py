@@ -393,11 +393,11 @@ class Machine:
         for rule in state.get("Choices", []):
             narrowed = shape
             variable = rule.get("Variable")
-            if variable is not None and "IsPresent" in rule:
-                parts = segments(variable)
-                if rule["IsPresent"] is True and resolve(shape, parts) is None:
-                    narrowed = present(shape, parts)
-            else:
+            # A rule that holds only if paths are present (IsPresent, alone or in an And) guarantees them
+            for test in [rule, *rule.get("And", [])]:
+                if test.get("IsPresent") is True and resolve(narrowed, segments(test["Variable"])) is None:
+                    narrowed = present(narrowed, segments(test["Variable"]))
+            if variable is None or "IsPresent" not in rule:
                 for condition in _conditions(rule):
                     self.read(shape, condition["Variable"], name, "Choices.Variable")
                     for key, value in condition.items():

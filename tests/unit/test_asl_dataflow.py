@@ -71,6 +71,21 @@ def result_model(function_dir: str) -> type[BaseModel]:
     return models.pop()  # type: ignore[no-any-return]
 
 
+SDK_INTEGRATION = "arn:aws:states:::aws-sdk:"
+BOTO_SERVICE_NAMES = {"sfn": "stepfunctions"}  # Step Functions' service names where boto3's differ
+
+
+def sdk_result(resource: str) -> Shape:
+    """An AWS SDK integration's answer: the members its API's model marks required, named in PascalCase as Step
+    Functions gives them (whatever the service's own casing)."""
+    import botocore.session
+
+    service, action = resource.removeprefix(SDK_INTEGRATION).split(":")[:2]
+    model = botocore.session.get_session().get_service_model(BOTO_SERVICE_NAMES.get(service, service))
+    output = model.operation_model(action[:1].upper() + action[1:]).output_shape
+    return obj(**{name[:1].upper() + name[1:]: SCALAR for name in output.required_members})
+
+
 def task_results(machine: str, overrides: dict[str, type[BaseModel]] | None = None) -> dict[str, Shape]:
     """Each Task state (Map item processors included) → the shape of what its function returns."""
     definition = json.loads((ROOT / MACHINES[machine]["DefinitionUri"]).read_text())
@@ -81,8 +96,10 @@ def task_results(machine: str, overrides: dict[str, type[BaseModel]] | None = No
             processor = state.get("ItemProcessor") or state.get("Iterator")
             if processor:
                 visit(processor["States"])
+            if state["Type"] == "Task" and str(state["Resource"]).startswith(SDK_INTEGRATION):
+                results[name] = sdk_result(str(state["Resource"]))
             if state["Type"] != "Task" or not str(state["Resource"]).startswith("${"):
-                continue  # a service integration's result (DynamoDB's answer) is whatever that API returns
+                continue  # an optimised integration's result (DynamoDB's answer) is whatever that API returns
             function = str(state["Resource"]).removeprefix("${").removesuffix("Arn}")
             code_dir = TEMPLATE["Resources"][function]["Properties"]["CodeUri"].strip("/").rsplit("/", 1)[-1]
             model = (overrides or {}).get(name) or result_model(code_dir)

@@ -41,6 +41,11 @@ DYNAMODB_TRANSIENT = {
     "DynamoDB.AmazonDynamoDBException",
 }
 DYNAMODB_UPDATE = "arn:aws:states:::dynamodb:updateItem"
+DYNAMODB_GET = "arn:aws:states:::dynamodb:getItem"
+SFN_DESCRIBE = "arn:aws:states:::aws-sdk:sfn:describeExecution"
+# An AWS SDK integration's errors are the service's and the code's names in PascalCase with "Exception" added
+# (developer guide, "AWS SDK service integrations"); SfnException is the SDK's base class, for a code it does not model.
+SFN_TRANSIENT = {"Sfn.SfnException", "Sfn.ThrottlingException"}
 
 
 def _definition(machine: str) -> dict[str, Any]:
@@ -91,7 +96,7 @@ def _granted(machine: str, action: str) -> list[Any]:
         statement["Resource"]
         for policy in MACHINES[machine]["Policies"]
         for statement in policy.get("Statement", [])
-        if statement["Action"] == action
+        if action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
     ]
 
 
@@ -110,18 +115,44 @@ def test_every_substituted_function_exists_and_may_be_invoked(machine: str) -> N
 @pytest.mark.parametrize("machine", sorted(MACHINES))
 def test_the_inventory_writes_go_to_the_apps_table_the_machine_may_update(machine: str) -> None:
     # Given the machine's DynamoDB tasks
-    writes = [s for s in _states(_definition(machine)).values() if str(s.get("Resource", "")).startswith("arn:")]
+    writes = [
+        s
+        for s in _states(_definition(machine)).values()
+        if str(s.get("Resource", "")).startswith("arn:aws:states:::dynamodb:")
+    ]
     updatable = _granted(machine, "dynamodb:UpdateItem")
     if not writes:
         # Then a machine that records nothing may update nothing
         assert updatable == [] and "AppsTableName" not in MACHINES[machine]["DefinitionSubstitutions"]
         return
-    # Then each is an UpdateItem of the stack's AppsTable, the one table the machine's role may update
-    assert {s["Resource"] for s in writes} == {DYNAMODB_UPDATE}
+    # Then each is an UpdateItem (or a GetItem) of the stack's AppsTable, the one table the machine's role may use
+    reads = [s for s in writes if s["Resource"] == DYNAMODB_GET]
+    assert {s["Resource"] for s in writes} - {DYNAMODB_GET} == {DYNAMODB_UPDATE}
+    assert _granted(machine, "dynamodb:GetItem") == ([{"Fn::GetAtt": ["AppsTable", "Arn"]}] if reads else [])
     assert {s["Parameters"]["TableName"] for s in writes} == {"${AppsTableName}"}
     assert MACHINES[machine]["DefinitionSubstitutions"]["AppsTableName"] == {"Ref": "AppsTable"}
     assert TEMPLATE["Resources"]["AppsTable"]["Type"] == "AWS::DynamoDB::Table"
     assert updatable == [{"Fn::GetAtt": ["AppsTable", "Arn"]}]
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_a_machine_describes_only_the_executions_its_role_may(machine: str) -> None:
+    # Given the machine's DescribeExecution tasks (the teardown's check that no other execution of the app runs)
+    describes = [s for s in _states(_definition(machine)).values() if s.get("Resource") == SFN_DESCRIBE]
+    granted = _granted(machine, "states:DescribeExecution")
+    # Then its role may describe the provision's and the teardown's executions, and no machine that does not ask
+    if not describes:
+        assert granted == []
+        return
+    [resources] = granted
+    assert [r["Fn::Sub"].rsplit(":execution:", 1)[-1] for r in resources] == [
+        "${AWS::StackName}-provision:*",
+        "${AWS::StackName}-teardown:*",
+    ]
+    assert {MACHINES[m]["Name"]["Fn::Sub"] for m in ("ProvisionStateMachine", "TeardownStateMachine")} == {
+        "${AWS::StackName}-provision",
+        "${AWS::StackName}-teardown",
+    }
 
 
 @pytest.mark.parametrize("machine", sorted(MACHINES))
@@ -131,7 +162,7 @@ def test_every_custom_error_name_is_an_error_class(machine: str) -> None:
         for rule in state.get("Retry", []) + state.get("Catch", []):
             for error in rule["ErrorEquals"]:
                 # States.*, Lambda.*, DynamoDB.* and Sandbox.Timedout (a Lambda timeout on current runtimes) are AWS's.
-                if not error.startswith(("States.", "Lambda.", "DynamoDB.", "Sandbox.")):
+                if not error.startswith(("States.", "Lambda.", "DynamoDB.", "Sandbox.", "Sfn.")):
                     assert error in known, f"{machine}.{name}: {error} is not in fargate_app.errors"
 
 
@@ -141,8 +172,10 @@ def test_every_task_retries_with_jittered_backoff_and_catches(machine: str) -> N
         if state["Type"] != "Task":
             continue
         retried = {error for rule in state["Retry"] for error in rule["ErrorEquals"]}
-        if state["Resource"] == DYNAMODB_UPDATE:
+        if state["Resource"] in (DYNAMODB_UPDATE, DYNAMODB_GET):
             assert retried == DYNAMODB_TRANSIENT, f"{machine}.{name} does not retry DynamoDB's transient errors"
+        elif state["Resource"] == SFN_DESCRIBE:
+            assert retried == SFN_TRANSIENT, f"{machine}.{name} does not retry Step Functions' throttling"
         else:
             assert retried >= LAMBDA_TRANSIENT, f"{machine}.{name} does not retry Lambda's transient errors"
             # ReportWhatIsLeft calls no AWS API (it only reports): nothing to throttle it.
