@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from api_support import CACHED, CALLER, REQUEST, app_event, executions, finish, give_history, post
+from api_support import CACHED, CALLER, REQUEST, app_event, executions, finish, give_history, moto_execution, post
 from botocore.stub import Stubber
 from project_template import APPS_TABLE_NAME
 
@@ -252,11 +253,13 @@ def test_a_start_the_inventory_cannot_note_is_503_and_its_retry_notes_it(machine
         # When the request is sent, then the answer is retryable, though the execution runs
         status, body = call(post(REQUEST))
     assert (status, body["error"], len(executions(machines["provision"]))) == (503, "AwsThrottled", 1)
-    # When it is sent again, then it is the running execution (StartExecution of the same name and input returns
-    # it, as AWS does while it runs), noted this time
-    status, again = call(post(REQUEST))
+    # When it is sent again (once the first answer's second has passed), then it is a replay of the running execution
+    # (StartExecution of the same name and input returns it, start date included, as AWS does while it runs), noted
+    # this time
     [running] = executions(machines["provision"])
-    assert (status, again["executionArn"]) == (202, running["executionArn"])
+    moto_execution(running["executionArn"]).start_date = datetime.now(UTC) - timedelta(seconds=5)
+    status, again = call(post(REQUEST))
+    assert (status, again["executionArn"], again["replayed"]) == (202, running["executionArn"], True)
     item = dynamodb.get_item(TableName=APPS_TABLE_NAME, Key={"app": {"S": "blog/fargate/demo-app"}})["Item"]
     assert item["pendingExecution"]["S"] == again["executionArn"]
 

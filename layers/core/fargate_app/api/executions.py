@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fargate_app.aws.clients import client
@@ -36,6 +36,8 @@ MAX_NAME = 80
 READABLE_MAX = 40
 MAX_ATTEMPTS = 999
 MAX_HISTORY_EVENTS = 1000
+# How far Step Functions' clock may be ahead of ours before a start date "before we asked" could be a new start's.
+CLOCK_SKEW = timedelta(seconds=1)
 MAX_CAUSE = 2000
 
 Kind = Literal["provision", "teardown"]
@@ -295,10 +297,16 @@ def _start_attempt(
     for number in range(attempt, MAX_ATTEMPTS + 1):
         name = attempt_name(base, number)
         assert len(name) <= MAX_NAME, name
+        asked = datetime.now(UTC)
         with aws_errors(f"start {kind} execution {name}", absent={"ExecutionAlreadyExists"}):
             started = sfn.start_execution(stateMachineArn=machine, name=name, input=body)
-            logger.info("execution started", extra={"execution_arn": started["executionArn"], "kind": kind})
-            return StartedExecution(started["executionArn"], name, RUNNING, kind, False, started.get("startDate"))
+            start_date = started.get("startDate")
+            # The same name and input while it runs returns the running execution, start date included (API
+            # reference, StartExecution): one that started before we asked was not started by this call.
+            replayed = isinstance(start_date, datetime) and start_date < asked - CLOCK_SKEW
+            if not replayed:
+                logger.info("execution started", extra={"execution_arn": started["executionArn"], "kind": kind})
+            return StartedExecution(started["executionArn"], name, RUNNING, kind, replayed, start_date)
         existing = describe_execution(execution_arn(machine, name))
         last_arn = str(existing["executionArn"]) if existing else execution_arn(machine, name)
         if existing is None or existing["status"] != RUNNING:
