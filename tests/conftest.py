@@ -32,6 +32,7 @@ for key, value in {
     "POWERTOOLS_SERVICE_NAME": "fargate-app-provisioner-tests",
     "POWERTOOLS_DEV": "false",
     "APPS_TABLE_NAME": "fargate-app-provisioner-apps",  # tests/project_template.py APPS_TABLE
+    "HOLDERS_TABLE_NAME": "fargate-app-provisioner-holders",  # tests/project_template.py HOLDERS_TABLE
     # moto's documented switch against the ~1,300 sample AMIs it builds with each EC2 backend (0.3 s per region and
     # account, four times in a test that makes a VPC): nothing here runs an instance.
     "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
@@ -138,11 +139,13 @@ UNIT_MOTO_CONFIG: dict[str, Any] = {"stepfunctions": {"execute_state_machine": F
 
 
 def _with_inventory() -> None:
-    """The stack's app inventory table, in moto (ValidateRequest and the API read it)."""
+    """The stack's app inventory and holders tables, in moto (ValidateRequest and the API read the inventory; the
+    ensure steps, teardown and compensation write the holders)."""
     import boto3
-    from project_template import APPS_TABLE
+    from project_template import APPS_TABLE, HOLDERS_TABLE
 
     boto3.client("dynamodb").create_table(**APPS_TABLE)
+    boto3.client("dynamodb").create_table(**HOLDERS_TABLE)
 
 
 @pytest.fixture

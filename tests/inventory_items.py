@@ -1,4 +1,4 @@
-"""The stack's app inventory as tests read it: an app's item, past the sandbox's front (no IAM, no faults)."""
+"""The stack's app inventory and holder sets as tests read them, past the sandbox's front (no IAM, no faults)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,25 @@ from fargate_sandbox.workflows import Workflows
 
 def inventory_item(sandbox: Sandbox, workflows: Workflows, key: str) -> dict[str, Any]:
     """The app's item (``cluster/namespace/app``) in the template's inventory table, as plain values."""
-    (table,) = workflows.template.tables
+    table = workflows.template.table("AppsTable")
     item = sandbox.moto_client("dynamodb").get_item(TableName=table.name, Key={"app": {"S": key}})["Item"]
     return {name: TypeDeserializer().deserialize(value) for name, value in item.items()}
+
+
+def holders_of(sandbox: Sandbox, workflows: Workflows, resource: str) -> list[str]:
+    """Who holds a shared resource (``podExecutionRole/<name>``, ``fargateProfile/<cluster>/<name>``,
+    ``cacheRule/<prefix>``) in the template's holders table; [] when nothing does (or it never was taken)."""
+    table = workflows.template.table("HoldersTable")
+    item = sandbox.moto_client("dynamodb").get_item(TableName=table.name, Key={"resource": {"S": resource}})
+    return sorted(item.get("Item", {}).get("holders", {}).get("SS", []))
+
+
+def all_holders(sandbox: Sandbox, workflows: Workflows) -> dict[str, list[str]]:
+    """Every resource the holders table knows, with its holders (resources nothing holds map to [])."""
+    table = workflows.template.table("HoldersTable")
+    pages = sandbox.moto_client("dynamodb").get_paginator("scan").paginate(TableName=table.name)
+    return {
+        item["resource"]["S"]: sorted(item.get("holders", {}).get("SS", []))
+        for page in pages
+        for item in page.get("Items", [])
+    }

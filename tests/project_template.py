@@ -19,6 +19,15 @@ APPS_TABLE: dict[str, Any] = {
         if key in ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "BillingMode")
     },
 }
+HOLDERS_TABLE_NAME = "fargate-app-provisioner-holders"
+HOLDERS_TABLE: dict[str, Any] = {
+    "TableName": HOLDERS_TABLE_NAME,
+    **{
+        key: value
+        for key, value in TEMPLATE["Resources"]["HoldersTable"]["Properties"].items()
+        if key in ("KeySchema", "AttributeDefinitions", "BillingMode")
+    },
+}
 # Each state machine's properties, by logical id.
 MACHINES: dict[str, dict[str, Any]] = {
     name: resource["Properties"]

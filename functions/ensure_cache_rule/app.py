@@ -15,4 +15,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = get_settings()
     step = EnsureCacheRuleEvent.parse(event, region=settings.region, account=settings.account_id)
     role_name = step.pod_execution_role.name if step.pod_execution_role else None
-    return ensure_cache_rule(settings, step.request, role_name).to_json()
+    return ensure_cache_rule(settings, step.request, role_name, holder=step.request.holder).to_json()

@@ -14,4 +14,7 @@ from fargate_app.observability import logger
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     step = EnsureProfileEvent.parse(event, region=settings.region, account=settings.account_id)
-    return ensure_fargate_profile(settings, step.request, step.pod_execution_role.arn, step.execution_arn).to_json()
+    profile = ensure_fargate_profile(
+        settings, step.request, step.pod_execution_role.arn, step.execution_arn, holder=step.request.holder
+    )
+    return profile.to_json()

@@ -15,6 +15,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     settings = get_settings()
     step = EnsureRoleEvent.parse(event, region=settings.region, account=settings.account_id)
     role = ensure_pod_execution_role(
-        settings, step.request.cluster, step.request.effective_cache_prefix, step.execution_arn
+        settings,
+        step.request.cluster,
+        step.request.effective_cache_prefix,
+        step.execution_arn,
+        holder=step.request.holder,
     )
     return role.to_json()

@@ -120,11 +120,12 @@ class ParameterSpec:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """An ``AWS::DynamoDB::Table`` of the template (the app inventory): CreateTable's arguments, as CloudFormation
-    passes its properties (they share their names), with the name CloudFormation would give it."""
+    """An ``AWS::DynamoDB::Table`` of the template (the app inventory, the holders): CreateTable's arguments, as
+    CloudFormation passes its properties (they share their names), with the name CloudFormation would give it."""
 
     name: str
     create: Mapping[str, Any]
+    logical_id: str = ""
 
 
 # The AWS::DynamoDB::Table properties that CreateTable takes under the same name and shape. The others (point-in-time
@@ -140,6 +141,13 @@ class SandboxTemplate:
     event_rules: list[EventRuleSpec] = field(default_factory=list)
     parameters: list[ParameterSpec] = field(default_factory=list)
     tables: list[TableSpec] = field(default_factory=list)
+
+    def table(self, logical_id: str) -> TableSpec:
+        """The table of that logical id (KeyError names it when the template has none)."""
+        for table in self.tables:
+            if table.logical_id == logical_id:
+                return table
+        raise KeyError(f"the template has no table {logical_id}")
 
     def function_named(self, name_or_arn: str) -> FunctionSpec | None:
         """The function a Lambda ``FunctionName`` designates: name, full or partial ARN, with or without qualifier."""
@@ -195,7 +203,7 @@ def load_template(
             )
         elif kind == "AWS::DynamoDB::Table":
             create = {key: resolver.resolve(properties[key]) for key in _CREATE_TABLE_ARGUMENTS if key in properties}
-            tables.append(TableSpec(resolver.name_of(logical_id), create))
+            tables.append(TableSpec(resolver.name_of(logical_id), create, logical_id))
     return SandboxTemplate(template_path, functions, state_machines, rules, parameters, tables)
 
 

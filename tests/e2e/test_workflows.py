@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from api_calls import api_event, call_api, delete_app, post_app
-from inventory_items import inventory_item
+from inventory_items import holders_of, inventory_item
 from request_edits import walkthrough_request
 
 from fargate_app.aws.iam import role_name, trust_policy
@@ -123,6 +123,13 @@ def test_the_walkthrough_provisions_then_tears_down(
     }
     assert item["lastGood"]["executionArn"] == outcome["executionArn"]
     assert json.loads(item["resultJson"]) == result
+    # and the app holds the shared role, profile and cache rule it uses
+    shared = [
+        f"podExecutionRole/{result['podExecutionRole']['name']}",
+        f"fargateProfile/blog/{result['fargateProfile']['name']}",
+        f"cacheRule/{result['cacheRule']['ecrRepositoryPrefix']}",
+    ]
+    assert all("blog/fargate/demo-app" in holders_of(sandbox, workflows, resource) for resource in shared)
     # and the rollout was checked more than once (Fargate takes its time to start a pod), each check one retry of
     # the same state with the same input
     assert outcome["states"].count("CheckRollout") == 1
@@ -140,6 +147,14 @@ def test_the_walkthrough_provisions_then_tears_down(
     item = inventory_item(sandbox, workflows, "blog/fargate/demo-app")
     assert (item["appState"], item["kind"], item["executionStatus"]) == ("TORN_DOWN", "teardown", "SUCCEEDED")
     assert "lastGood" not in item and json.loads(item["resultJson"]) == report
+    # and it holds none of them any more; the role and rule are kept, naming who holds them now
+    assert [
+        resource for resource in shared if "blog/fargate/demo-app" in holders_of(sandbox, workflows, resource)
+    ] == []
+    assert {next(iter(k)): k["holders"] for k in report["kept"] if "holders" in k}.keys() >= {
+        "podExecutionRole",
+        "cacheRule",
+    }
     # pods are Terminating for their grace period: checked more than once
     assert [i.error_type for i in workflows.invocations("CheckPodsGoneFunction")][-2:] == ["PodsNotYetGone", None]
     # and the shared profile is deleted when no other app uses it, else kept naming what still uses it

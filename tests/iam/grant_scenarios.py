@@ -314,11 +314,12 @@ def _exposure(session: SandboxSession, namespace: str) -> list[str]:
 def a_failing_provision_keeps_what_a_running_one_reused(session: SandboxSession) -> None:
     """Two provisions, the second started once the first created the cache rule (the first then
     waits on the registry): the first, for a tag that does not exist, fails and keeps the rule it created, because
-    the second reused it (Compensate lists and reads the provisions running, or succeeded since it started)."""
+    the second took it meanwhile (Compensate claims the rule only while its holder set is empty)."""
     namespace = unique("pair")
     sandbox = session.sandbox
     ecr = sandbox.boto3_client("ecr")
-    sandbox.faults.hang_registry(r"/manifests/no-such-tag", 1, 5.0)
+    # long enough for the second to take the rule (six Lambda steps) before the first compensates
+    sandbox.faults.hang_registry(r"/manifests/no-such-tag", 1, 10.0)
     try:
         typo = session.workflows.start(
             "ProvisionStateMachine", request(namespace, image="public.ecr.aws/nginx/nginx:no-such-tag")
@@ -334,7 +335,7 @@ def a_failing_provision_keeps_what_a_running_one_reused(session: SandboxSession)
     finally:
         sandbox.faults.clear()
     if result["cacheRule"]["created"] or not any(
-        item.startswith("pull-through-cache rule") and "(kept: provision" in item for item in cause["kept"]
+        item.startswith("pull-through-cache rule") and "(kept: held by" in item for item in cause["kept"]
     ):
         raise ScenarioFailed(f"the failed provision did not keep what the running one reused: {cause}")
     execute(session, "TeardownStateMachine", {"request": result["request"], "provision": result})
@@ -368,7 +369,7 @@ def _stopped_once_recorded(session: SandboxSession, machine: str, payload: Any, 
     """Start an execution and stop it (as the administrator) once the app's item records it as running."""
     sandbox, workflows = session.sandbox, session.workflows
     arn = workflows.start(machine, payload)
-    (table,) = workflows.template.tables
+    table = workflows.template.table("AppsTable")
     dynamodb = sandbox.moto_client("dynamodb")
     deadline = time.monotonic() + WAIT_SECONDS
     while (

@@ -12,6 +12,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
+from inventory_items import all_holders
 from reliability_support import REQUEST, delete_app, inventory, lambda_timeouts, post_app, unique
 
 from fargate_sandbox.sandbox import Sandbox
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.xdist_group("reliability")
 # poll to turn at least twice (conftest.py).
 POD_TIME_SCALE = 0.25
 REPLAYS = 5
-APPS, NAMESPACES = 20, 4
+APPS, NAMESPACES, FAILING = 20, 4, 5
 CROWD_TIMEOUT_FACTOR = 3
 
 
@@ -138,20 +139,32 @@ def crowded_timeouts(workflows: Workflows) -> Iterator[int]:
         yield CROWD_TIMEOUT_FACTOR
 
 
-def test_twenty_apps_in_four_namespaces_at_once_then_twenty_teardowns(
+def our_holdings(sandbox: Sandbox, workflows: Workflows, apps: set[str]) -> dict[str, list[str]]:
+    """Which of ``apps`` hold each shared resource (other tests' apps share the role, the rule and the profile)."""
+    found = {resource: sorted(set(held) & apps) for resource, held in all_holders(sandbox, workflows).items()}
+    return {resource: held for resource, held in found.items() if held}
+
+
+def test_twenty_apps_in_four_namespaces_at_once_five_failing_then_the_teardowns(
     sandbox: Sandbox, workflows: Workflows, figures: Any, burst_lock: Any, crowded_timeouts: int
 ) -> None:
     # (alone on the two cores: no other burst of executions runs on the other test worker meanwhile)
     with burst_lock():
-        # Given 20 requests for 20 apps spread over 4 new namespaces of one cluster
+        # Given 20 requests for 20 apps spread over 4 new namespaces of one cluster, 5 of them for an image tag that
+        # does not exist (they fail at WarmImageCache, after taking the role, the profile and the rule)
         namespaces = [unique("crowd") for _ in range(NAMESPACES)]
         requests = [{**REQUEST, "app": f"app-{i}", "namespace": namespaces[i % NAMESPACES]} for i in range(APPS)]
+        for i in range(0, APPS, APPS // FAILING):
+            requests[i]["image"] = "public.ecr.aws/nginx/nginx:no-such-tag"
+        good = [r for r in requests if r["image"] == REQUEST["image"]]
+        keys = {f"{r['cluster']}/{r['namespace']}/{r['app']}": r for r in requests}
         before = inventory(sandbox)
         profiles_before = set(before["Fargate profiles"])
         invoked_before = len(workflows.invocations())
         # When they are all POSTed at once
         outcomes, provision_seconds = all_at_once(workflows, lambda r: post_app(sandbox, workflows, r), requests)
         results = [json.loads(o["output"]) for o in outcomes if o["status"] == "SUCCEEDED"]
+        failed = [o for o, r in zip(outcomes, requests, strict=True) if r not in good]
         profiles = managed_profiles(sandbox, set(namespaces))
         created_here = [p for p in profiles if p["fargateProfileName"] not in profiles_before]
         surfaced = [o for o in outcomes if "ResourceInUse" in json.dumps(o, default=str)]
@@ -160,29 +173,49 @@ def test_twenty_apps_in_four_namespaces_at_once_then_twenty_teardowns(
             for i in workflows.invocations()[invoked_before:]
             if i.error_type == "ProfileOperationInProgress"
         ]
+        # (each good app holds exactly its role, its profile and its rule; no failed app holds anything)
+        held = our_holdings(sandbox, workflows, set(keys))
+        expected: dict[str, list[str]] = {}
+        for result in results:
+            key = f"{result['request']['cluster']}/{result['request']['namespace']}/{result['request']['app']}"
+            for resource in (
+                f"podExecutionRole/{result['podExecutionRole']['name']}",
+                f"fargateProfile/blog/{result['fargateProfile']['name']}",
+                f"cacheRule/{result['cacheRule']['ecrRepositoryPrefix']}",
+            ):
+                expected.setdefault(resource, []).append(key)
+        expected = {resource: sorted(apps) for resource, apps in expected.items()}
         # (what happened, recorded before it is judged; the teardown's figures are added below)
         row = figures.row(
             "concurrency",
             apps=APPS,
             namespaces=NAMESPACES,
+            failing_on_purpose=FAILING,
             succeeded=sum(o["status"] == "SUCCEEDED" for o in outcomes),
+            failed_as_planned=sum(o["status"] == "FAILED" and o.get("error") == "ImageNotFound" for o in failed),
             profiles_created=len(created_here),
             profiles_serving=len(profiles),
             resource_in_use_surfaced=len(surfaced),
             busy_retries=len(busy_retries),
             provision_seconds=round(provision_seconds, 1),
+            holder_sets_exact=held == expected,
         )
-        # Then all 20 succeed, with at most one profile per namespace, none of them failing on ResourceInUseException
-        assert [o.get("cause") for o in outcomes if o["status"] != "SUCCEEDED"] == []
+        # Then the 15 good apps succeed, with at most one profile per namespace, none failing on
+        # ResourceInUseException, the 5 others fail on the missing image, and the holder sets say exactly who uses what
+        assert [
+            o.get("cause") for o, r in zip(outcomes, requests, strict=True) if r in good and o["status"] != "SUCCEEDED"
+        ] == []
+        assert [o.get("error") for o in failed] == ["ImageNotFound"] * FAILING, [o.get("cause") for o in failed]
         assert len(profiles) <= NAMESPACES and {p["status"] for p in profiles} == {"ACTIVE"}
-        assert sum(r["fargateProfile"]["created"] for r in results) == len(created_here)
+        assert sum(r["fargateProfile"]["created"] for r in results) <= len(created_here)
         assert all(pod["node"].startswith("fargate-") for r in results for pod in r["pods"])
         assert surfaced == []
+        assert held == expected
 
-        # When all 20 are torn down at once through the API
-        ended, teardown_seconds = all_at_once(workflows, lambda r: delete_app(sandbox, workflows, r), requests)
-        # Then every teardown succeeds and nothing is left: deployments, pods, their Fargate nodes, and every profile
-        # serving these namespaces unless an app outside them still uses it (a shared profile)
+        # When the 15 running apps are torn down at once through the API
+        ended, teardown_seconds = all_at_once(workflows, lambda r: delete_app(sandbox, workflows, r), good)
+        # Then every teardown succeeds and nothing is left: deployments, pods, their Fargate nodes, every profile
+        # serving these namespaces unless an app outside them still uses it (a shared profile), and every hold
         after = inventory(sandbox)
         left = {
             kind: sorted(set(after[kind]) - set(before[kind]))
@@ -193,10 +226,15 @@ def test_twenty_apps_in_four_namespaces_at_once_then_twenty_teardowns(
             for p in managed_profiles(sandbox, set(namespaces))
         }
         unjustified = sorted(name for name, users in kept_profiles.items() if not users)
+        holds_left = our_holdings(sandbox, workflows, set(keys))
+        leftovers = [item for o in ended if o["status"] == "SUCCEEDED" for item in json.loads(o["output"])["leftovers"]]
         row.update(
             teardowns_succeeded=sum(o["status"] == "SUCCEEDED" for o in ended),
             left_after_teardown=sum(len(names) for names in left.values()) + len(unjustified),
+            holds_left_after_teardown=sum(len(apps) for apps in holds_left.values()),
+            teardown_leftovers=len(leftovers),
             teardown_seconds=round(teardown_seconds, 1),
         )
         assert [o.get("cause") for o in ended if o["status"] != "SUCCEEDED"] == []
         assert left == {kind: [] for kind in left} and unjustified == [], (left, kept_profiles)
+        assert holds_left == {} and leftovers == []

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from project_template import HOLDERS_TABLE
 from sandbox_test_support import PROFILE_SECONDS, STUB_UPSTREAM_URL, StubUpstream
 
 from fargate_app.aws import clients
@@ -70,6 +72,12 @@ def aws_env(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setti
         monkeypatch.setenv(name, value)
     clients.reset_clients()
     reset_sts_clients()  # the EKS token's STS client keeps the credentials it was made with
-    yield Settings.model_validate({"AWS_REGION": "us-west-2", "ACCOUNT_ID": "111122223333"})
+    dynamodb = sandbox.boto3_client("dynamodb")
+    # the stack's holders table (the ensure steps take what they use; compensation releases it)
+    with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
+        dynamodb.create_table(**HOLDERS_TABLE)
+    yield Settings.model_validate(
+        {"AWS_REGION": "us-west-2", "ACCOUNT_ID": "111122223333", "HOLDERS_TABLE_NAME": HOLDERS_TABLE["TableName"]}
+    )
     clients.reset_clients()
     reset_sts_clients()

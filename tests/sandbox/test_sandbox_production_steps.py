@@ -7,12 +7,18 @@ import json
 import pytest
 from sandbox_test_support import PROFILE_SECONDS, unique
 
+from fargate_app import holders
 from fargate_app.aws.ecr import ensure_cache_rule
 from fargate_app.aws.eks import check_fargate_profile, ensure_fargate_profile
 from fargate_app.aws.iam import ensure_pod_execution_role
 from fargate_app.compensate import compensate
 from fargate_app.config import Settings
-from fargate_app.errors import ProfileNotYetActive, ProfileOperationInProgress, SubnetNotPrivate
+from fargate_app.errors import (
+    ProfileNotYetActive,
+    ProfileOperationInProgress,
+    SharedResourceReleasing,
+    SubnetNotPrivate,
+)
 from fargate_app.models import parse_request
 from fargate_sandbox.eks_rules import ManualClock
 from fargate_sandbox.sandbox import Sandbox
@@ -156,3 +162,31 @@ def test_the_seeded_nginx_is_a_multi_arch_index_behind_its_proxy(sandbox: Sandbo
     )
     platforms = {(m["platform"]["os"], m["platform"]["architecture"]) for m in json.loads(answer.data)["manifests"]}
     assert platforms == {("linux", "amd64"), ("linux", "arm64")}
+
+
+def test_the_app_holds_the_cache_rule_and_a_rule_deleted_meanwhile_is_retried(
+    sandbox: Sandbox, aws_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a rule one app's provision created (it holds it)
+    body = {"cluster": "blog", "app": "demo-app", "namespace": "fargate", "image": "quay.io/prometheus/busybox:1"}
+    prefix = unique("held")
+    first = parse_request({**body, "cachePrefix": prefix})
+    ensure_cache_rule(aws_env, first, holder=first.holder)
+    # When another app's provision reuses it just as the first app's release deletes it (after the listing)
+    ecr = sandbox.boto3_client("ecr")
+    taking = holders.take
+
+    def deleted_first(settings: Settings, resource: str, holder: str) -> bool:
+        ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix=prefix)
+        return taking(settings, resource, holder)
+
+    monkeypatch.setattr(holders, "take", deleted_first)
+    web = parse_request({**body, "app": "web", "cachePrefix": prefix})
+    # Then its step is retried (it holds nothing meanwhile), and the retry makes the rule anew and holds it
+    with pytest.raises(SharedResourceReleasing, match="deleted meanwhile"):
+        ensure_cache_rule(aws_env, web, holder=web.holder)
+    monkeypatch.setattr(holders, "take", taking)
+    assert holders.release(aws_env, f"cacheRule/{prefix}", "nobody") == [first.holder]
+    again = ensure_cache_rule(aws_env, web, holder=web.holder)
+    assert again.created is True
+    assert holders.release(aws_env, f"cacheRule/{prefix}", "nobody") == [first.holder, web.holder]

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
-from moto.stepfunctions.models import stepfunctions_backends
+from project_template import HOLDERS_TABLE_NAME
 from request_edits import walkthrough_request
 
+from fargate_app import holders
 from fargate_app.aws.eks import ensure_fargate_profile
 from fargate_app.aws.iam import ensure_pod_execution_role
 from fargate_app.compensate import compensate
 from fargate_app.config import Settings
 from fargate_app.errors import AccessDenied
+from fargate_app.holders import take
 from fargate_app.models import parse_request
 
 pytestmark = pytest.mark.usefixtures("aws_iam")
@@ -36,8 +37,8 @@ EXECUTION = "arn:aws:states:us-west-2:111122223333:execution:provision:x"
 def failed_state(settings: Settings, step: str, **created: Any) -> dict[str, Any]:
     """The provision state when ``step`` failed after the role and profile steps ran (moto makes them real)."""
     request = parse_request(REQUEST)
-    role = ensure_pod_execution_role(settings, "blog", "ecr-public", EXECUTION)
-    profile = ensure_fargate_profile(settings, request, role.arn)
+    role = ensure_pod_execution_role(settings, "blog", "ecr-public", EXECUTION, holder=request.holder)
+    profile = ensure_fargate_profile(settings, request, role.arn, holder=request.holder)
     cause = json.dumps(
         {"errorMessage": "image public.ecr.aws/nginx/nginx:stable not found", "errorType": "ImageNotFound"}
     )
@@ -166,23 +167,26 @@ def test_compensating_on_a_cluster_that_does_not_exist_succeeds(
     assert cause["compensationFailed"] is False, result.leftovers
 
 
-def test_keeps_the_role_another_execution_ensured_since(
-    settings: Settings, cluster: str, other_apps: list[str]
-) -> None:
-    # Given this execution created the role, then a concurrent provision on the cluster found it (and may be waiting
-    # to create its profile with it: EKS allows one profile operation at a time)
+def holders_of(resource: str) -> list[str]:
+    item = boto3.client("dynamodb").get_item(TableName=HOLDERS_TABLE_NAME, Key={"resource": {"S": resource}})
+    return sorted(item.get("Item", {}).get("holders", {}).get("SS", []))
+
+
+def test_keeps_the_role_another_app_took_since(settings: Settings, cluster: str, other_apps: list[str]) -> None:
+    # Given this execution created the role, then a concurrent provision of another app on the cluster took it (and
+    # may be waiting to create its profile with it: EKS allows one profile operation at a time)
     state = failed_state(settings, "WarmImageCache")
     other = "arn:aws:states:us-west-2:111122223333:execution:provision:concurrent-one"
-    ensure_pod_execution_role(settings, "blog", "quay", other)
+    ensure_pod_execution_role(settings, "blog", "quay", other, holder="blog/fargate/web")
     # When this execution compensates
     result = compensate(settings, state)
-    # Then its profile goes but the role stays, saying why
+    # Then its profile goes but the role stays, naming who holds it, and the failed app holds nothing
     assert result.compensated == [f"Fargate profile {state['fargateProfile']['name']}"]
     assert result.leftovers == []  # nothing that should be gone is left: the role is kept on purpose
-    assert result.kept == [
-        "IAM role FargateAppPodExecution-blog (kept: execution concurrent-one ensured it after this one)"
-    ]
+    assert result.kept == ["IAM role FargateAppPodExecution-blog (kept: held by blog/fargate/web)"]
     assert "FargateAppPodExecution-blog" in [r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]]
+    assert holders_of("podExecutionRole/FargateAppPodExecution-blog") == ["blog/fargate/web"]
+    assert holders_of(f"fargateProfile/blog/{state['fargateProfile']['name']}") == []
 
 
 def test_keeps_what_it_did_not_create(settings: Settings, cluster: str, other_apps: list[str]) -> None:
@@ -224,23 +228,15 @@ def test_handler_reads_the_state(
     assert answer["error"] == "ImageNotFound" and len(answer["compensated"]) == 2
 
 
-def running_provision(request: dict[str, Any], name: str = "web-1") -> str:
-    """Another provision of this execution's state machine, started after it and still running (moto keeps both
-    RUNNING: it executes nothing), as the API starts it."""
-    sfn = boto3.client("stepfunctions", region_name="us-west-2")
-    machines = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
-    machine = (
-        machines.get("provision")
-        or sfn.create_state_machine(
-            name="provision",
-            definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}}),
-            roleArn="arn:aws:iam::111122223333:role/sfn",
-        )["stateMachineArn"]
-    )
-    if not sfn.list_executions(stateMachineArn=machine)["executions"]:  # this one (EXECUTION) started first
-        sfn.start_execution(stateMachineArn=machine, name=EXECUTION.rsplit(":", 1)[-1], input=json.dumps(REQUEST))
-    body = json.dumps({"request": request, "caller": "console"})
-    return str(sfn.start_execution(stateMachineArn=machine, name=name, input=body)["executionArn"])
+def another_app_takes(settings: Settings, request: dict[str, Any], rule: str | None, profile: str | None) -> str:
+    """Another app's provision took the rule and the profile (as its ensure steps do) and has applied nothing yet:
+    the cluster does not show it."""
+    holder = parse_request(request).holder
+    if rule is not None:
+        take(settings, f"cacheRule/{rule}", holder)
+    if profile is not None:
+        take(settings, f"fargateProfile/{request['cluster']}/{profile}", holder)
+    return holder
 
 
 def with_created_rule(state: dict[str, Any]) -> dict[str, Any]:
@@ -257,33 +253,38 @@ def deleted_rules(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return deleted
 
 
-def test_keeps_the_rule_and_profile_a_running_provision_may_be_about_to_use(
+def test_keeps_the_rule_and_profile_another_app_took_meanwhile(
     settings: Settings, cluster: str, other_apps: list[str], deleted_rules: list[str]
 ) -> None:
-    # Given WarmImageCache failed after this execution created the profile and the rule, while another provision
-    # of the same upstream and cluster runs (it reused both and has applied nothing yet: the cluster does not show it)
+    # Given WarmImageCache failed after this execution created the profile and the rule, while another app's
+    # provision of the same upstream and cluster took both (it has applied nothing yet: the cluster does not show it)
     state = with_created_rule(failed_state(settings, "WarmImageCache"))
-    running_provision({**REQUEST, "app": "web"}, name="web-1")
+    profile = state["fargateProfile"]["name"]
+    web = another_app_takes(settings, {**REQUEST, "app": "web"}, "ecr-public", profile)
     # When compensating
     result = compensate(settings, state)
-    # Then the rule and the profile stay, naming the execution, and so does the role the profile uses
-    profile = state["fargateProfile"]["name"]
+    # Then the rule and the profile stay, naming who holds them, and so does the role the profile uses
     assert result.kept == [
-        "pull-through-cache rule ecr-public (kept: provision web-1 may use it)",
-        f"Fargate profile {profile} (kept: provision web-1 may place its pods there)",
+        f"pull-through-cache rule ecr-public (kept: held by {web})",
+        f"Fargate profile {profile} (kept: held by {web})",
         f"IAM role FargateAppPodExecution-blog (kept: profiles {profile} use it)",
     ]
     assert result.compensated == []
     assert deleted_rules == []
     assert boto3.client("eks").list_fargate_profiles(clusterName="blog")["fargateProfileNames"] == [profile]
+    # and the failed app let go of all three
+    assert holders_of("cacheRule/ecr-public") == holders_of(f"fargateProfile/blog/{profile}") == [web]
+    assert holders_of("podExecutionRole/FargateAppPodExecution-blog") == []
 
 
-def test_a_running_provision_of_another_cluster_and_upstream_keeps_nothing(
+def test_another_apps_hold_on_other_resources_keeps_nothing(
     settings: Settings, cluster: str, other_apps: list[str], deleted_rules: list[str]
 ) -> None:
-    # Given the same failure, while a provision for another cluster and another upstream (Docker Hub) runs
+    # Given the same failure, while an app of another cluster holds another upstream's rule (quay.io)
     state = with_created_rule(failed_state(settings, "WarmImageCache"))
-    running_provision({**REQUEST, "cluster": "other", "image": "docker.io/library/nginx:stable"}, name="other-1")
+    another_app_takes(
+        settings, {**REQUEST, "cluster": "other", "image": "quay.io/prometheus/busybox:latest"}, "quay", None
+    )
     # When compensating
     result = compensate(settings, state)
     # Then everything this execution created is deleted
@@ -292,17 +293,23 @@ def test_a_running_provision_of_another_cluster_and_upstream_keeps_nothing(
     assert deleted_rules == ["ecr-public"]
 
 
-def test_keeps_the_rule_a_provision_that_succeeded_since_reused(
-    settings: Settings, cluster: str, other_apps: list[str], deleted_rules: list[str]
+def test_a_take_between_the_release_and_the_delete_keeps_the_rule(
+    settings: Settings, cluster: str, other_apps: list[str], deleted_rules: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the same failure, after another provision of the same upstream started later and already succeeded
-    # (its app may run in another cluster: a rule serves them all)
+    # Given the same failure, and another app whose EnsureCacheRule takes the rule just after this execution let go
+    # of it (its set was empty at that moment)
     state = with_created_rule(failed_state(settings, "WarmImageCache"))
-    web = running_provision({**REQUEST, "cluster": "other", "app": "web"}, name="web-2")
-    execution = stepfunctions_backends["111122223333"]["us-west-2"].describe_execution(web)
-    execution.status, execution.stop_date = "SUCCEEDED", datetime.now(UTC).isoformat()
+    released = holders.release
+
+    def release_then_another_takes(settings: Settings, resource: str, holder: str) -> list[str]:
+        left = released(settings, resource, holder)
+        if resource == "cacheRule/ecr-public":
+            take(settings, resource, "other/fargate/web")
+        return left
+
+    monkeypatch.setattr(holders, "release", release_then_another_takes)
     # When compensating
     result = compensate(settings, state)
-    # Then the rule stays, naming that provision
-    assert "pull-through-cache rule ecr-public (kept: provision web-2 may use it)" in result.kept
+    # Then the rule stays (the claim for deletion needs an empty set at that moment), naming who took it
+    assert "pull-through-cache rule ecr-public (kept: held by other/fargate/web)" in result.kept
     assert deleted_rules == []

@@ -8,9 +8,11 @@ from typing import Any
 
 import boto3
 import pytest
+from project_template import HOLDERS_TABLE_NAME
 from request_edits import walkthrough_request
 from unit_support import ROLE, Network, create_cluster, fill_cluster
 
+from fargate_app import holders
 from fargate_app.aws.eks import (
     check_fargate_profile,
     ensure_fargate_profile,
@@ -26,8 +28,10 @@ from fargate_app.errors import (
     ProfileNotYetActive,
     ProfileNotYetDeleted,
     ProfileOperationInProgress,
+    SharedResourceReleasing,
     SubnetNotPrivate,
 )
+from fargate_app.holders import release
 from fargate_app.models import ProvisionRequest, parse_request
 from fargate_app.teardown import ReleaseProfileEvent
 
@@ -522,3 +526,50 @@ def test_a_per_namespace_profile_name_is_stable_per_namespace_and_labels(per_nam
     assert len({same, other, unlabelled}) == 3
     for name in (same, other, unlabelled):
         assert re.fullmatch(r"fargate-app-fargate-[0-9a-f]{8}", name), name
+
+
+def holders_of(resource: str) -> list[str]:
+    item = boto3.client("dynamodb").get_item(TableName=HOLDERS_TABLE_NAME, Key={"resource": {"S": resource}})
+    return sorted(item.get("Item", {}).get("holders", {}).get("SS", []))
+
+
+def test_the_app_holds_the_profile_it_creates_or_reuses(settings: Settings, cluster: str) -> None:
+    created = ensure_fargate_profile(settings, request(), ROLE, holder="blog/fargate/demo-app")
+    reused = ensure_fargate_profile(settings, request(app="web"), ROLE, holder="blog/fargate/web")
+    assert reused.name == created.name and reused.created is False
+    assert holders_of(f"fargateProfile/blog/{created.name}") == ["blog/fargate/demo-app", "blog/fargate/web"]
+
+
+def test_a_profile_its_last_holder_is_deleting_is_not_reused_meanwhile(settings: Settings, cluster: str) -> None:
+    # Given a profile whose last holder's release has claimed it for deletion
+    profile = ensure_fargate_profile(settings, request(), ROLE, holder="blog/fargate/demo-app")
+    resource = f"fargateProfile/blog/{profile.name}"
+    release(settings, resource, "blog/fargate/demo-app")
+    assert holders._claim(settings, resource, "teardown-1") is None
+    # When another app's provision would reuse it, then the step is retried later, holding nothing
+    with pytest.raises(SharedResourceReleasing):
+        ensure_fargate_profile(settings, request(app="web"), ROLE, holder="blog/fargate/web")
+    assert holders_of(resource) == []
+
+
+def test_a_profile_deleted_between_the_listing_and_the_take_is_made_anew_on_the_retry(
+    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a profile that schedules the app, which the last holder's teardown deletes right after the listing
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    resource = f"fargateProfile/blog/{profile.name}"
+    taking = holders.take
+
+    def deleted_first(settings: Settings, resource: str, holder: str) -> bool:
+        boto3.client("eks").delete_fargate_profile(clusterName="blog", fargateProfileName=profile.name)
+        return taking(settings, resource, holder)
+
+    monkeypatch.setattr(holders, "take", deleted_first)
+    # When the app's provision takes it, then it sees the profile gone and is retried, holding nothing
+    with pytest.raises(ProfileOperationInProgress, match="deleted meanwhile"):
+        ensure_fargate_profile(settings, request(app="web"), ROLE, holder="blog/fargate/web")
+    assert holders_of(resource) == []
+    # and the retry creates it anew and holds it
+    monkeypatch.setattr(holders, "take", taking)
+    again = ensure_fargate_profile(settings, request(app="web"), ROLE, holder="blog/fargate/web")
+    assert again.created is True and holders_of(resource) == ["blog/fargate/web"]

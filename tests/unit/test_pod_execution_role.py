@@ -10,11 +10,13 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from project_template import HOLDERS_TABLE_NAME
 
 from fargate_app.aws.errors import translate
 from fargate_app.aws.iam import delete_pod_execution_role, ensure_pod_execution_role, role_name, trust_policy
 from fargate_app.config import Settings
 from fargate_app.errors import AwsThrottled, IamRoleNotYetPropagated, RoleConflict
+from fargate_app.holders import take
 
 pytestmark = pytest.mark.usefixtures("aws_iam")
 
@@ -60,30 +62,50 @@ def _tags(name: str) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in boto3.client("iam").list_role_tags(RoleName=name)["Tags"]}
 
 
-def test_the_role_names_who_created_it_and_who_ensured_it_last(settings: Settings) -> None:
-    # Given an execution that creates the role
-    first = ensure_pod_execution_role(settings, "blog", "ecr-public", EXECUTION)
+def holders_of(resource: str) -> list[str]:
+    item = boto3.client("dynamodb").get_item(TableName=HOLDERS_TABLE_NAME, Key={"resource": {"S": resource}})
+    return sorted(item.get("Item", {}).get("holders", {}).get("SS", []))
+
+
+def test_the_role_names_who_created_it_and_its_holders_who_use_it(settings: Settings) -> None:
+    # Given an execution of app blog/fargate/demo-app that creates the role
+    first = ensure_pod_execution_role(settings, "blog", "ecr-public", EXECUTION, holder="blog/fargate/demo-app")
     assert _tags(first.name)["fargate-app/created-by"] == EXECUTION
-    assert _tags(first.name)["fargate-app/last-ensured-by"] == EXECUTION
     # When its step is retried (say IAM had not propagated), then the role is still the execution's own
     assert ensure_pod_execution_role(settings, "blog", "ecr-public", EXECUTION).created is True
-    # and when another execution finds it, it is not that one's, but it is marked as ensured by it
-    other = ensure_pod_execution_role(settings, "blog", "quay", OTHER_EXECUTION)
+    # and when another app's execution finds it, it is not that one's, and both apps hold it
+    other = ensure_pod_execution_role(settings, "blog", "quay", OTHER_EXECUTION, holder="blog/fargate/web")
     assert other.created is False
-    assert _tags(first.name)["fargate-app/last-ensured-by"] == OTHER_EXECUTION
+    assert holders_of(f"podExecutionRole/{first.name}") == ["blog/fargate/demo-app", "blog/fargate/web"]
     assert _tags(first.name)["fargate-app/created-by"] == EXECUTION
 
 
-def test_a_retried_create_does_not_take_the_role_back_and_odd_names_are_valid_tags(settings: Settings) -> None:
+def test_a_failure_after_the_take_lets_go_of_the_role_unless_the_app_held_it_before(settings: Settings) -> None:
+    # Given a role of that name made by hand with another trust policy (RoleConflict after the take)
+    boto3.client("iam").create_role(
+        RoleName=role_name(settings, "blog"), AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
+    )
+    resource = f"podExecutionRole/{role_name(settings, 'blog')}"
+    # When an app's provision ensures it, then it fails and the app holds nothing
+    with pytest.raises(RoleConflict):
+        ensure_pod_execution_role(settings, "blog", "ecr-public", EXECUTION, holder="blog/fargate/demo-app")
+    assert holders_of(resource) == []
+    # But an app that held it already (an update) keeps holding it through the same failure
+    take(settings, resource, "blog/fargate/web")
+    with pytest.raises(RoleConflict):
+        ensure_pod_execution_role(settings, "blog", "ecr-public", OTHER_EXECUTION, holder="blog/fargate/web")
+    assert holders_of(resource) == ["blog/fargate/web"]
+
+
+def test_a_retried_create_is_still_its_own_and_odd_names_are_valid_tags(settings: Settings) -> None:
     # Given an execution whose name holds characters IAM tag values refuse, which created the role
     odd = EXECUTION.replace("demo-app-1", "demo(app)!'1")
     ensure_pod_execution_role(settings, "blog", "ecr-public", odd)
     assert _tags(role_name(settings, "blog"))["fargate-app/created-by"].endswith(":blog-fargate-demo_app___1")
     # and another execution that found it since
     ensure_pod_execution_role(settings, "blog", "quay", OTHER_EXECUTION)
-    # When the first execution's step is retried, then it is still its role, but the other keeps the lease
+    # When the first execution's step is retried, then it is still its role
     assert ensure_pod_execution_role(settings, "blog", "ecr-public", odd).created is True
-    assert _tags(role_name(settings, "blog"))["fargate-app/last-ensured-by"] == OTHER_EXECUTION
 
 
 def test_a_role_made_by_hand_is_never_tagged(settings: Settings) -> None:
@@ -201,8 +223,9 @@ def test_handler_returns_the_role(
 
 
 def test_a_concurrent_change_to_the_shared_role_is_retried_not_fatal() -> None:
-    # Every provision on a cluster tags its one role: IAM may answer ConcurrentModification (IAM API reference,
-    # TagRole errors), which the state machine must retry like throttling
+    # Every provision on a cluster changes its one role (the cache prefix's grant): IAM may answer
+    # ConcurrentModification (IAM API reference, TagRole and PutRolePolicy errors), which the state machine must
+    # retry like throttling
     refused = ClientError(
         {"Error": {"Code": "ConcurrentModification", "Message": "Rate exceeded"}, "ResponseMetadata": {}}, "TagRole"
     )

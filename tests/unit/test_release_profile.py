@@ -15,6 +15,7 @@ from unit_support import ROLE, Network
 
 from fargate_app.aws.tags import CREATED_FOR_TAG, MANAGED_BY_TAG
 from fargate_app.config import Settings
+from fargate_app.holders import take
 from fargate_app.teardown import ReleaseProfileEvent, release_fargate_profile
 
 pytestmark = pytest.mark.usefixtures("aws", "cluster")
@@ -101,7 +102,11 @@ class TestWhichProfileIsTheApps:
         assert status_of("theirs") == "ACTIVE"
         assert release.kept == "the provision reused a profile this stack does not manage"
         assert release.kept_resources == [
-            {"fargateProfile": "theirs", "reason": "the provision reused a profile this stack does not manage"}
+            {
+                "fargateProfile": "theirs",
+                "reason": "the provision reused a profile this stack does not manage",
+                "holders": [],
+            }
         ]
 
     def test_a_recorded_profile_already_gone_is_not_looked_for_elsewhere(
@@ -188,7 +193,9 @@ class TestTheProfileAnUpdateLeft:
             "this stack does not manage it",
             "ACTIVE",
         )
-        assert release.kept_resources == [{"fargateProfile": "theirs", "reason": "this stack does not manage it"}]
+        assert release.kept_resources == [
+            {"fargateProfile": "theirs", "reason": "this stack does not manage it", "holders": []}
+        ]
 
     def test_one_already_gone_is_nothing_to_do(self, settings: Settings, network: Network, users: list[str]) -> None:
         make_profile(network, "fp-new", OURS)
@@ -225,11 +232,21 @@ class TestWhenItIsKept:
 
 
 class TestSharedResourcesKept:
-    def test_the_role_the_cache_rule_and_the_cached_repository_are_reported_kept(
+    def test_the_role_the_cache_rule_and_the_cached_repository_are_reported_kept_with_their_holders(
         self, settings: Settings, network: Network, users: list[str]
     ) -> None:
+        # Given the app holds the role, the profile and the rule, and another app of the cluster the role and rule
         make_profile(network, "fp-web", OURS)
         users.append("Deployment team-a/api")
+        app = "blog/fargate/demo-app"
+        for resource in (
+            "podExecutionRole/FargateAppPodExecution-blog",
+            "cacheRule/ecr-public",
+            "fargateProfile/blog/fp-web",
+        ):
+            take(settings, resource, app)
+        for resource in ("podExecutionRole/FargateAppPodExecution-blog", "cacheRule/ecr-public"):
+            take(settings, resource, "blog/team-a/api")
         provision = {
             "fargateProfile": recorded("fp-web", True),
             "podExecutionRole": {"arn": ROLE, "name": "FargateAppPodExecution-blog", "created": True},
@@ -241,20 +258,53 @@ class TestSharedResourcesKept:
             "image": {"cached": CACHED},
         }
 
+        # When the app is torn down
         release = release_fargate_profile(settings, event(provision))
 
+        # Then it lets go of all three and each is reported kept with why and who holds it now
         assert release.kept_resources == [
-            {"fargateProfile": "fp-web", "reason": "it still schedules Deployment team-a/api"},
+            {"fargateProfile": "fp-web", "reason": "it still schedules Deployment team-a/api", "holders": []},
             {
                 "podExecutionRole": "FargateAppPodExecution-blog",
                 "reason": "shared by the Fargate profiles of cluster blog; deleted with the stack's profiles",
+                "holders": ["blog/team-a/api"],
             },
-            {"cacheRule": "ecr-public", "reason": "shared by every image from public.ecr.aws"},
+            {
+                "cacheRule": "ecr-public",
+                "reason": "shared by every image from public.ecr.aws",
+                "holders": ["blog/team-a/api"],
+            },
             {
                 "cachedRepository": "ecr-public/nginx/nginx",
                 "reason": "the pull-through cache keeps the image for the next pull",
             },
         ]
+
+    def test_a_profile_another_app_holds_is_kept_though_the_cluster_shows_no_other_user(
+        self, settings: Settings, network: Network, users: list[str]
+    ) -> None:
+        # Given another app's provision took the profile and has applied nothing yet (the cluster shows no user)
+        make_profile(network, "fp-web", OURS)
+        take(settings, "fargateProfile/blog/fp-web", "blog/fargate/demo-app")
+        take(settings, "fargateProfile/blog/fp-web", "blog/fargate/web")
+
+        # When this app is torn down
+        release = release_fargate_profile(settings, event({"fargateProfile": recorded("fp-web", True)}))
+
+        # Then the profile stays, naming who holds it, and only that app holds it now
+        assert (release.deleting, release.kept, status_of("fp-web")) == (False, "held by blog/fargate/web", "ACTIVE")
+        assert release.kept_resources[0]["holders"] == ["blog/fargate/web"]
+        # and when that app is torn down too, the last one out deletes it
+        web = ReleaseProfileEvent.parse(
+            {
+                "request": {**walkthrough_request(), "app": "web"},
+                "provision": {"fargateProfile": recorded("fp-web", False)},
+            },
+            region="us-west-2",
+            account="111122223333",
+        )
+        assert release_fargate_profile(settings, web).deleting is True
+        assert profiles() == []
 
     def test_a_deleted_profile_is_not_among_what_is_kept(
         self, settings: Settings, network: Network, users: list[str]

@@ -131,7 +131,7 @@ class TestTheLastGoodRevision:
             cached={"S": "111122223333.dkr.ecr.us-west-2.amazonaws.com/ecr-public/nginx/nginx@sha256:" + "ab" * 32},
             caller={"S": CALLER},
             fargateProfileName={"S": "fargate-app-shared-0a1b2c3d"},
-            resultJson={"S": "{}"},
+            resultJson={"S": json.dumps({"cacheRule": {"ecrRepositoryPrefix": "ecr-public"}})},
         )
         # When a changed request is started from the console
         validated = start(settings, {**walkthrough_request(), "cpu": "500m"})
@@ -144,6 +144,7 @@ class TestTheLastGoodRevision:
             },
             "caller": CALLER,
             "fargateProfileName": "fargate-app-shared-0a1b2c3d",
+            "cacheRulePrefix": "ecr-public",  # what the revision holds: a failed update lets go only of the rest
         }
         assert validated.inventory.app_state == "UPDATING"
 

@@ -1,10 +1,11 @@
 """Step Compensate: undo, newest first, only what the failed provision execution created, then say what failed.
 
 The Catch of every provision Task routes here with the whole state: each ensure-step recorded ``created`` in its
-result, so this step knows exactly what is this execution's to delete. Shared things are kept when something else
-now depends on them: a Fargate profile another managed app's pods match, a pod execution role another profile uses,
-a cache rule or profile another provision (running now, or succeeded since) may use (``concurrent_provisions.py``).
-A failed update does not delete the app's objects: it applies the last good revision again. Every delete is
+result, so this step knows exactly what is this execution's to delete. The app lets go of the shared role, profile
+and cache rule it took (``holders.py``), and one this execution created is deleted only when no app holds it at that
+moment (another provision that took it meanwhile, even one that has not applied anything yet, keeps it) and nothing
+else depends on it: a Fargate profile that places pods, a pod execution role another profile uses. A failed update
+does not delete the app's objects: it applies the last good revision again, and keeps what that revision holds. Every delete is
 idempotent (already gone counts as done), so the state machine may retry this step.
 """
 
@@ -21,10 +22,9 @@ from fargate_app.aws.ecr import delete_cache_rule
 from fargate_app.aws.eks import delete_fargate_profile
 from fargate_app.aws.errors import aws_errors
 from fargate_app.aws.iam import delete_pod_execution_role
-from fargate_app.aws.tags import LAST_ENSURED_TAG, execution_tag
-from fargate_app.concurrent_provisions import ConcurrentProvision, concurrent_provisions
 from fargate_app.config import Settings
 from fargate_app.errors import ClusterNotFound, FargateAppError, RetryableError, truncate
+from fargate_app.holders import profile_resource, release, release_and_delete, role_resource, rule_resource
 from fargate_app.inventory import FAILED, RUNNING
 from fargate_app.models import CacheRule, FargateProfile, PodExecutionRole, ProvisionRequest, StepModel
 from fargate_app.observability import logger
@@ -177,7 +177,6 @@ def _undo_steps(
     steps: list[tuple[str, Callable[[], None]]] = []
     released: list[str] = []  # the profile being deleted, for the role's check
     previous, revision = failed.previous, failed.previous_revision
-    others = _ConcurrentProvisions(settings, failed.execution_arn)
 
     if request is not None and failed.failed_step in KUBERNETES_STEPS and previous is not None and revision:
 
@@ -204,114 +203,110 @@ def _undo_steps(
             compensated.extend(f"{ref.kind} {ref.namespace}/{ref.name}" for ref in deleted.deleted)
 
         steps.append((f"the objects of app {request.namespace}/{request.app}", delete_objects))
+    holder, claimant = request.holder if request else "", failed.execution_arn or "compensation"
     rule = failed.cache_rule
-    if rule is not None and rule.created:
+    if request is not None and rule is not None and _released_by_failure(failed, rule.ecr_repository_prefix, "rule"):
+        prefix = rule.ecr_repository_prefix
 
-        def delete_rule() -> None:
-            users = [provision.name for provision in others.get() if provision.may_use_rule(rule)]
-            if users:
-                kept.append(
-                    f"pull-through-cache rule {rule.ecr_repository_prefix} (kept: provision {', '.join(users)} may "
-                    "use it)"
-                )
-                return
-            delete_cache_rule(rule.ecr_repository_prefix)
-            compensated.append(f"pull-through-cache rule {rule.ecr_repository_prefix}")
+        def release_rule() -> None:
+            delete = (lambda: delete_cache_rule(prefix)) if rule.created else None
+            released = release_and_delete(settings, rule_resource(prefix), holder, claimant, delete)
+            if released.deleted:
+                compensated.append(f"pull-through-cache rule {prefix}")
+            elif rule.created:
+                kept.append(f"pull-through-cache rule {prefix} (kept: held by {', '.join(released.holders)})")
 
-        steps.append((f"pull-through-cache rule {rule.ecr_repository_prefix}", delete_rule))
+        steps.append((f"pull-through-cache rule {prefix}", release_rule))
     profile = failed.fargate_profile
-    if request is not None and profile is not None and profile.created:
+    if request is not None and profile is not None and _released_by_failure(failed, profile.name, "profile"):
 
         def release_profile() -> None:
-            if _release_profile(settings, request, profile, others, compensated, kept):
+            if _release_profile(settings, request, profile, claimant, compensated, kept):
                 released.append(profile.name)
 
         steps.append((f"Fargate profile {profile.name}", release_profile))
     role = failed.pod_execution_role
-    if request is not None and role is not None and role.created:
+    if request is not None and role is not None and previous is None:
 
         def release_role() -> None:
             deleted_profile = released[0] if released else None
-            _release_role(request.cluster, role, deleted_profile, failed.execution_arn, compensated, kept)
+            _release_role(settings, request, role, deleted_profile, claimant, compensated, kept)
 
         steps.append((f"IAM role {role.name}", release_role))
     return steps
 
 
-class _ConcurrentProvisions:
-    """The other provisions that may use what this one created: found once, and only when something shared may be
-    deleted."""
-
-    def __init__(self, settings: Settings, execution_arn: str) -> None:
-        self._settings, self._execution_arn = settings, execution_arn
-        self._found: list[ConcurrentProvision] | None = None
-
-    def get(self) -> list[ConcurrentProvision]:
-        if self._found is None:
-            self._found = concurrent_provisions(self._settings, self._execution_arn)
-        return self._found
+def _released_by_failure(failed: FailedProvision, name: str, kind: Literal["rule", "profile"]) -> bool:
+    """Whether the failed execution lets go of the rule or profile it took: a first provision lets go of all; a
+    failed update keeps what its last good revision (running again) holds, and lets go of what it took besides."""
+    if failed.previous is None:
+        return True
+    held = failed.previous.get("cacheRulePrefix" if kind == "rule" else "fargateProfileName")
+    return isinstance(held, str) and held != name
 
 
 def _release_profile(
     settings: Settings,
     request: ProvisionRequest,
     profile: FargateProfile,
-    others: _ConcurrentProvisions,
+    claimant: str,
     done: list[str],
     kept: list[str],
 ) -> bool:
-    """Delete the profile unless something else uses it (deleting it deletes its pods) or another provision may be
-    about to place pods with it; True when being deleted."""
+    """Let go of the profile; delete it if this execution created it and nothing holds it (holders.py) or runs on
+    it (deleting it deletes its pods, anyone's); True when being deleted."""
     from fargate_app.kube.usage import profile_users
 
-    selectors = [selector.to_json() for selector in profile.selectors]
-    users = profile_users(settings, request, {"fargateProfileName": profile.name, "selectors": selectors})
-    if users:
+    users: list[str] = []
+    if profile.created:
+        selectors = [selector.to_json() for selector in profile.selectors]
+        users = profile_users(settings, request, {"fargateProfileName": profile.name, "selectors": selectors})
+    delete = (lambda: delete_fargate_profile(profile.cluster, profile.name)) if profile.created and not users else None
+    released = release_and_delete(
+        settings, profile_resource(profile.cluster, profile.name), request.holder, claimant, delete
+    )
+    if released.deleted:
+        done.append(f"Fargate profile {profile.name}")
+    elif users:
         kept.append(f"Fargate profile {profile.name} (kept: it schedules {', '.join(users)})")
-        return False
-    placing = [provision.name for provision in others.get() if provision.may_use_profile(profile)]
-    if placing:
-        kept.append(f"Fargate profile {profile.name} (kept: provision {', '.join(placing)} may place its pods there)")
-        return False
-    delete_fargate_profile(profile.cluster, profile.name)
-    done.append(f"Fargate profile {profile.name}")
-    return True
+    elif profile.created:
+        kept.append(f"Fargate profile {profile.name} (kept: held by {', '.join(released.holders)})")
+    return released.deleted
 
 
 def _release_role(
-    cluster: str,
+    settings: Settings,
+    request: ProvisionRequest,
     role: PodExecutionRole,
     deleted_profile: str | None,
-    execution_arn: str,
+    claimant: str,
     done: list[str],
     kept: list[str],
 ) -> None:
-    """The role is per cluster: keep it while any profile of the cluster, other than the one being deleted, uses it,
-    or when another execution ensured it after this one (it may be about to create its profile with it)."""
+    """The role is per cluster: let go of it, and delete it if this execution created it, no app holds it and no
+    profile of the cluster, other than the one being deleted, uses it."""
+    if not role.created:
+        release(settings, role_resource(role.name), request.holder)
+        return
     eks = client("eks")
     users: list[str] = []
     # absent: the cluster is gone, so none of its profiles uses the role
-    with aws_errors(f"list the Fargate profiles of cluster {cluster}", absent={"ResourceNotFoundException"}):
-        names = eks.list_fargate_profiles(clusterName=cluster).get("fargateProfileNames", [])
+    with aws_errors(f"list the Fargate profiles of cluster {request.cluster}", absent={"ResourceNotFoundException"}):
+        names = eks.list_fargate_profiles(clusterName=request.cluster).get("fargateProfileNames", [])
         users = [
             name
             for name in names
             if name != deleted_profile
-            and eks.describe_fargate_profile(clusterName=cluster, fargateProfileName=name)["fargateProfile"].get(
-                "podExecutionRoleArn"
-            )
+            and eks.describe_fargate_profile(clusterName=request.cluster, fargateProfileName=name)[
+                "fargateProfile"
+            ].get("podExecutionRoleArn")
             == role.arn
         ]
-    if users:
+    delete = None if users else (lambda: delete_pod_execution_role(role.name))
+    released = release_and_delete(settings, role_resource(role.name), request.holder, claimant, delete)
+    if released.deleted:
+        done.append(f"IAM role {role.name}")
+    elif users:
         kept.append(f"IAM role {role.name} (kept: profiles {', '.join(users)} use it)")
-        return
-    with aws_errors(f"read the tags of IAM role {role.name}", absent={"NoSuchEntity"}) as gone:
-        tags = {tag["Key"]: tag["Value"] for tag in client("iam").list_role_tags(RoleName=role.name)["Tags"]}
-    if gone.code:
-        return
-    last = tags.get(LAST_ENSURED_TAG, "")
-    if execution_arn and last not in ("", execution_tag(execution_arn)):
-        kept.append(f"IAM role {role.name} (kept: execution {last.rsplit(':', 1)[-1]} ensured it after this one)")
-        return
-    delete_pod_execution_role(role.name)
-    done.append(f"IAM role {role.name}")
+    else:
+        kept.append(f"IAM role {role.name} (kept: held by {', '.join(released.holders)})")

@@ -68,6 +68,9 @@ class Settings(BaseModel):
 
     # The app inventory (DynamoDB), read by ValidateRequest and the API function (template.yaml AppsTable).
     apps_table_name: str | None = Field(default=None, alias="APPS_TABLE_NAME", pattern=r"^[A-Za-z0-9_.-]{3,255}$")
+    # Who holds each shared role, profile and cache rule (DynamoDB, template.yaml HoldersTable): the ensure steps
+    # take, teardown and compensation release (fargate_app/holders.py).
+    holders_table_name: str | None = Field(default=None, alias="HOLDERS_TABLE_NAME", pattern=r"^[A-Za-z0-9_.-]{3,255}$")
 
     @property
     def platforms(self) -> tuple[str, ...]:

@@ -52,6 +52,11 @@ class IamRoleNotYetPropagated(RetryableError):
     """A new IAM role is not yet visible to the service that must assume it."""
 
 
+class SharedResourceReleasing(RetryableError):
+    """The last holder's release is deleting the shared role, profile or cache rule an app takes: it is taken (or
+    made anew) once that is done."""
+
+
 class AwsThrottled(RetryableError):
     """An AWS API throttled the call after the SDK's own retries."""
 

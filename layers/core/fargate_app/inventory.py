@@ -130,12 +130,15 @@ def last_good_revision(item: dict[str, Any]) -> dict[str, Any] | None:
         request = json.loads(str(recorded.get("requestJson") or "null"))
     except ValueError:
         request = None
+    rule = (last_good_result(item) or {}).get("cacheRule")
     return {
         "executionArn": recorded["executionArn"],
         "request": request,
         "image": {"cached": recorded.get("cached")},
         "caller": recorded.get("caller") or "console",
         "fargateProfileName": recorded.get("fargateProfileName"),
+        # the rule the revision holds: a failed update that took another keeps this one (compensate.py)
+        "cacheRulePrefix": rule.get("ecrRepositoryPrefix") if isinstance(rule, dict) else None,
     }
 
 

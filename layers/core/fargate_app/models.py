@@ -329,6 +329,13 @@ class ProvisionRequest(ApiModel):
         return {APP_NAME_LABEL: self.app, **self.labels}
 
     @property
+    def holder(self) -> str:
+        """The app as it holds shared resources (fargate_app/holders.py): its inventory key, cluster/namespace/app."""
+        from fargate_app.inventory import app_key
+
+        return app_key(self.cluster, self.namespace, self.app)
+
+    @property
     def effective_cache_prefix(self) -> str:
         upstream = upstream_for_host(self.image_reference.registry)
         assert upstream is not None  # guaranteed by _normalise_image

@@ -1,11 +1,13 @@
 """Step ReleaseFargateProfile of the teardown: delete the app's Fargate profile when nothing else needs it.
 
-Fargate profiles are shared: apps whose pods match one reuse it. So the profile is deleted only if a provision of
-this project created it (the execution recorded ``created``, the profile's ``fargate-app/created-for`` tag names the
-app, or — for an app that reused it — its ``managed-by`` tag is this project's) and nothing else uses it: no pod but
-the app's own that it placed (deleting it would delete them, ours or not) and no other managed Deployment it selects.
-The last app out deletes it, whichever created it. What the teardown leaves on purpose is listed under ``kept``
-with the reason: the profile when it is still used, the per-cluster pod execution role, the per-upstream cache rule
+Fargate profiles are shared: apps whose pods match one reuse it, and each holds it (``holders.py``). So the profile
+is deleted only if a provision of this project created it (the execution recorded ``created``, the profile's
+``fargate-app/created-for`` tag names the app, or — for an app that reused it — its ``managed-by`` tag is this
+project's), no app holds it at that moment (one being provisioned holds it before it applies anything) and nothing
+else runs on it: no pod but the app's own that it placed (deleting it would delete them, ours or not) and no other
+managed Deployment it selects. The last app out deletes it, whichever created it. The teardown lets go of the
+per-cluster pod execution role and the per-upstream cache rule too, and keeps them. What it leaves on purpose is
+listed under ``kept`` with the reason and who holds it now: the profile when it is still used, the role, the rule
 and its cached repository.
 """
 
@@ -21,6 +23,7 @@ from fargate_app.aws.eks import delete_fargate_profile
 from fargate_app.aws.errors import aws_errors
 from fargate_app.aws.tags import CREATED_FOR_TAG, MANAGED_BY_TAG
 from fargate_app.config import MANAGED_BY, Settings
+from fargate_app.holders import profile_resource, release, release_and_delete, role_resource, rule_resource
 from fargate_app.kube.models import CachedImage
 from fargate_app.models import (
     CacheRule,
@@ -65,31 +68,41 @@ class ProfileRelease(StepModel):
     deleting: bool
     kept: str | None = None
     # Everything the teardown leaves on purpose: [{"<fargateProfile|podExecutionRole|cacheRule|cachedRepository>":
-    # name, "reason": why}].
-    kept_resources: list[dict[str, str]] = Field(default_factory=list)
+    # name, "reason": why, "holders": the apps holding it now (not for the cached repository)}].
+    kept_resources: list[dict[str, Any]] = Field(default_factory=list)
 
 
-def _shared_kept(provision: ProvisionSummary | None, cluster: str) -> list[dict[str, str]]:
-    """The shared resources a teardown never deletes, as the provision recorded them."""
-    if provision is None:
-        return []
-    kept = []
-    if provision.pod_execution_role is not None:
+def _release_shared(
+    settings: Settings, request: ProvisionRequest, provision: ProvisionSummary | None
+) -> list[dict[str, Any]]:
+    """Let go of the role and the cache rule the app held (holders.py); both are kept, with who holds them now, and
+    so is the cached repository."""
+    recorded = provision.pod_execution_role.name if provision and provision.pod_execution_role else None
+    if recorded is None:  # a console start without a record: the cluster's role, by its name, reported by none
+        from fargate_app.aws.iam import role_name
+
+        release(settings, role_resource(role_name(settings, request.cluster)), request.holder)
+    kept: list[dict[str, Any]] = []
+    if recorded is not None:
         kept.append(
             {
-                "podExecutionRole": provision.pod_execution_role.name,
-                "reason": f"shared by the Fargate profiles of cluster {cluster}; deleted with the stack's profiles",
+                "podExecutionRole": recorded,
+                "reason": (
+                    f"shared by the Fargate profiles of cluster {request.cluster}; deleted with the stack's profiles"
+                ),
+                "holders": release(settings, role_resource(recorded), request.holder),
             }
         )
-    if provision.cache_rule is not None:
+    if provision is not None and provision.cache_rule is not None:
         rule = provision.cache_rule
         kept.append(
             {
                 "cacheRule": rule.ecr_repository_prefix,
                 "reason": f"shared by every image from {rule.upstream_registry_url}",
+                "holders": release(settings, rule_resource(rule.ecr_repository_prefix), request.holder),
             }
         )
-    if provision.image is not None:
+    if provision is not None and provision.image is not None:
         repository = provision.image.cached.split("@", 1)[0].split("/", 1)[-1]
         kept.append(
             {"cachedRepository": repository, "reason": "the pull-through cache keeps the image for the next pull"}
@@ -98,11 +111,11 @@ def _shared_kept(provision: ProvisionSummary | None, cluster: str) -> list[dict[
 
 
 def _released(
-    profile: FargateProfile | None, deleting: bool, kept: str | None, provision: ProvisionSummary | None, cluster: str
+    profile: FargateProfile | None, deleting: bool, kept: str | None, shared: list[dict[str, Any]], holders: list[str]
 ) -> ProfileRelease:
-    resources = _shared_kept(provision, cluster)
+    resources = list(shared)
     if kept is not None and profile is not None:
-        resources.insert(0, {"fargateProfile": profile.name, "reason": kept})
+        resources.insert(0, {"fargateProfile": profile.name, "reason": kept, "holders": holders})
     return ProfileRelease(profile=profile, deleting=deleting, kept=kept, kept_resources=resources)
 
 
@@ -153,35 +166,44 @@ def release_fargate_profile(settings: Settings, event: ReleaseProfileEvent) -> P
 
     request = event.request
     provision = event.provision
+    # A teardown lets go of everything the app held; an update's release only of the profile it moved away from.
+    shared = _release_shared(settings, request, provision) if event.profile_name is None else []
+    recorded = provision.fargate_profile if provision else None
     if event.profile_name is not None:
         found = _describe(request.cluster, event.profile_name)
-        if found is not None and not _managed(settings, found):
-            return _released(
-                _tracked(request.cluster, found, created=False),
-                False,
-                "this stack does not manage it",
-                None,
-                request.cluster,
-            )
-        if found is None:
-            return _released(None, False, None, None, request.cluster)
+        name: str | None = event.profile_name
     else:
-        recorded = provision.fargate_profile if provision else None
         found = _describe(request.cluster, recorded.name) if recorded else _created_for_app(request)
-        if recorded is not None and not recorded.created and not _managed(settings, found):
-            return _released(
-                recorded, False, "the provision reused a profile this stack does not manage", provision, request.cluster
-            )
-        if found is None:
-            return _released(
-                recorded, False, None if recorded else "no profile was created", provision, request.cluster
-            )
-    users = profile_users(settings, request, found)
+        name = recorded.name if recorded else (found or {}).get("fargateProfileName")
+    resource = profile_resource(request.cluster, name) if name else None
+    if found is None:
+        if resource is not None:
+            release(settings, resource, request.holder)
+        reason = None if recorded or event.profile_name else "no profile was created"
+        return _released(recorded, False, reason, shared, [])
+    assert resource is not None  # found names it
+    if not _managed(settings, found) and (event.profile_name is not None or not (recorded and recorded.created)):
+        holders = release(settings, resource, request.holder)
+        why = (
+            "this stack does not manage it"
+            if event.profile_name
+            else "the provision reused a profile this stack does not manage"
+        )
+        return _released(_tracked(request.cluster, found, created=False), False, why, shared, holders)
     profile = _tracked(request.cluster, found, created=True)
+    users = profile_users(settings, request, found)
     if users:
-        return _released(profile, False, f"it still schedules {', '.join(users)}", provision, request.cluster)
-    if found.get("status") != "DELETING":  # another app's teardown may have started it: EKS would refuse a second
-        delete_fargate_profile(request.cluster, profile.name)
-        logger.info("deleting Fargate profile", extra={"profile": profile.name, "cluster": request.cluster})
+        holders = release(settings, resource, request.holder)
+        return _released(profile, False, f"it still schedules {', '.join(users)}", shared, holders)
+
+    def delete() -> None:
+        if found.get("status") != "DELETING":  # another app's teardown may have started it: EKS would refuse again
+            delete_fargate_profile(request.cluster, profile.name)
+            logger.info("deleting Fargate profile", extra={"profile": profile.name, "cluster": request.cluster})
+
+    released = release_and_delete(settings, resource, request.holder, request.holder, delete)
+    if not released.deleted:
+        held = f"held by {', '.join(released.holders)}"
+        return _released(profile, False, held, shared, released.holders)
     deleting = profile.model_copy(update={"status": "DELETING", "waiting_since": datetime.now(UTC)})
-    return _released(deleting, True, None, provision, request.cluster)
+    return _released(deleting, True, None, shared, [])

@@ -18,6 +18,7 @@ from test_kube_profile_users import MANAGED, someone_elses_deployment
 from fargate_app.aws.tags import MANAGED_BY_TAG
 from fargate_app.compensate import compensate
 from fargate_app.config import Settings
+from fargate_app.holders import Release
 from fargate_app.kube import client
 from fargate_app.kube.models import ApplyAppEvent
 from fargate_app.kube.steps import apply_app
@@ -48,10 +49,18 @@ def emulator(start_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[K
 
 @pytest.fixture
 def deleted_profiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """EKS's DeleteFargateProfile, recorded; DescribeFargateProfile answers the shared profile; Step Functions
-    knows no other provision (these tests are about what the cluster shows)."""
+    """EKS's DeleteFargateProfile, recorded; DescribeFargateProfile answers the shared profile; no other app holds
+    anything (these tests are about what the cluster shows; holder sets are tests/unit/test_holders.py's)."""
     deleted: list[str] = []
-    monkeypatch.setattr("fargate_app.compensate.concurrent_provisions", lambda settings, arn: [])
+
+    def nobody_else_holds(settings: Settings, resource: str, holder: str, claimant: str, delete: Any) -> Release:
+        if delete is not None:
+            delete()
+        return Release(deleted=delete is not None)
+
+    for module in ("fargate_app.compensate", "fargate_app.teardown"):
+        monkeypatch.setattr(f"{module}.release_and_delete", nobody_else_holds)
+        monkeypatch.setattr(f"{module}.release", lambda settings, resource, holder: [])
     for module in ("fargate_app.compensate", "fargate_app.teardown"):
         monkeypatch.setattr(f"{module}.delete_fargate_profile", lambda cluster, name: deleted.append(name) or True)
     monkeypatch.setattr("fargate_app.teardown._describe", lambda cluster, name: SHARED if name == PROFILE else None)
@@ -135,6 +144,7 @@ def test_teardown_keeps_the_shared_profile_while_someone_elses_pod_runs_on_it(
     assert release.kept_resources[0] == {
         "fargateProfile": PROFILE,
         "reason": f"it still schedules pod other/{their_pod}",
+        "holders": [],
     }
 
 

@@ -12,7 +12,8 @@ from fargate_app.aws.clients import client
 from fargate_app.aws.errors import aws_errors
 from fargate_app.aws.iam import grant_cache_prefix
 from fargate_app.config import Settings
-from fargate_app.errors import CacheRuleConflict, CacheRuleMissing, UpstreamCredentialInvalid
+from fargate_app.errors import CacheRuleConflict, CacheRuleMissing, SharedResourceReleasing, UpstreamCredentialInvalid
+from fargate_app.holders import release_and_delete, rule_resource, taken
 from fargate_app.images import Upstream
 from fargate_app.models import CacheRule, ProvisionRequest
 from fargate_app.observability import logger
@@ -33,6 +34,14 @@ def _rules() -> list[dict[str, Any]]:
             token = page.get("nextToken")
             if not token:
                 return rules
+
+
+def _rule_exists(prefix: str) -> bool:
+    with aws_errors(
+        f"describe ECR pull-through-cache rule {prefix!r}", absent={"PullThroughCacheRuleNotFoundException"}
+    ) as gone:
+        client("ecr").describe_pull_through_cache_rules(ecrRepositoryPrefixes=[prefix])
+    return not gone.code
 
 
 def _pick_rule(request: ProvisionRequest, upstream: Upstream, rules: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -132,24 +141,44 @@ def check_cache_rule(settings: Settings, request: ProvisionRequest) -> None:
         )
 
 
-def ensure_cache_rule(settings: Settings, request: ProvisionRequest, role_name: str | None = None) -> CacheRule:
+def ensure_cache_rule(
+    settings: Settings, request: ProvisionRequest, role_name: str | None = None, holder: str | None = None
+) -> CacheRule:
     """Create or reuse the pull-through-cache rule for the request's image, then validate it.
 
     When an existing rule for the upstream is reused under another prefix than the one the pod execution role was
-    granted, ``role_name`` is granted that prefix too, so the first pull by a pod can import the image.
+    granted, ``role_name`` is granted that prefix too, so the first pull by a pod can import the image. ``holder``
+    (the app) takes the rule before it is reused or created (fargate_app/holders.py); a reused one is looked up
+    again after the take, in case a release deleted it in between.
 
     Raises:
         CacheRuleConflict: the prefix is bound to another upstream.
         UpstreamCredentialInvalid: the credential secret is missing, or ECR cannot authenticate with it.
+        SharedResourceReleasing: the release of the rule's last holder is deleting it; retried.
     """
     upstream = request.image_reference.upstream
     assert upstream is not None  # the request model only admits cacheable upstreams
     rule = _pick_rule(request, upstream, _rules())
+    prefix = rule["ecrRepositoryPrefix"] if rule is not None else request.effective_cache_prefix
+    with taken(settings, rule_resource(prefix), holder):
+        if rule is not None and holder is not None and not _rule_exists(prefix):
+            raise SharedResourceReleasing(f"ECR pull-through-cache rule {prefix!r} was deleted meanwhile; retried")
+        return _ensure_rule(settings, request, upstream, rule, role_name, holder)
+
+
+def _ensure_rule(
+    settings: Settings,
+    request: ProvisionRequest,
+    upstream: Upstream,
+    rule: dict[str, Any] | None,
+    role_name: str | None,
+    holder: str | None,
+) -> CacheRule:
     created = False
     if rule is None:
         rule, created = _create_rule(request, upstream)
     prefix = rule["ecrRepositoryPrefix"]
-    validated = _validate(prefix, created=created)
+    validated = _validate(settings, prefix, created=created, holder=holder)
     if role_name and prefix != request.effective_cache_prefix:
         grant_cache_prefix(settings, role_name, prefix)
     logger.info(
@@ -192,14 +221,18 @@ def _create_rule(request: ProvisionRequest, upstream: Upstream) -> tuple[dict[st
     raise CacheRuleConflict(f"ECR prefix {prefix!r}: {taken.message}")
 
 
-def _validate(prefix: str, *, created: bool) -> bool:
-    """Ask ECR whether it can reach the upstream with the rule's credential; undo a rule we just made if not."""
+def _validate(settings: Settings, prefix: str, *, created: bool, holder: str | None) -> bool:
+    """Ask ECR whether it can reach the upstream with the rule's credential; undo a rule we just made if not (unless
+    another app took it meanwhile)."""
     with aws_errors(f"validate ECR pull-through-cache rule {prefix!r}"):
         answer = client("ecr").validate_pull_through_cache_rule(ecrRepositoryPrefix=prefix)
     if answer.get("isValid"):
         return True
     if created:
-        delete_cache_rule(prefix)
+        if holder is None:
+            delete_cache_rule(prefix)
+        else:
+            release_and_delete(settings, rule_resource(prefix), holder, holder, lambda: delete_cache_rule(prefix))
     raise UpstreamCredentialInvalid(
         f"ECR pull-through-cache rule {prefix!r} for {answer.get('upstreamRegistryUrl')} is not valid: "
         f"{answer.get('failure') or 'no reason given'}; check the credential secret's username and accessToken"

@@ -41,6 +41,7 @@ from fargate_app.errors import (
     SubnetNotFound,
     SubnetNotPrivate,
 )
+from fargate_app.holders import profile_resource, taken
 from fargate_app.models import MANAGED_BY_LABEL, FargateProfile, ProfileSelector, ProvisionRequest
 from fargate_app.observability import logger
 
@@ -241,20 +242,26 @@ def _choose_subnets(request: ProvisionRequest, cluster: dict[str, Any]) -> list[
 
 
 def ensure_fargate_profile(
-    settings: Settings, request: ProvisionRequest, role_arn: str, execution_id: str = ""
+    settings: Settings, request: ProvisionRequest, role_arn: str, execution_id: str = "", holder: str | None = None
 ) -> FargateProfile:
     """Reuse a profile that already schedules the app's pods, or create one for its namespace and labels.
+
+    ``holder`` (the app) takes the profile before it is reused or created (fargate_app/holders.py); a reused one is
+    read again after the take: a release that deleted it in between leaves it DELETING, and it is made anew.
 
     Raises:
         ClusterNotFound, ClusterNotActive, SubnetNotPrivate, ProfileCreateFailed: permanent.
         ProfileOperationInProgress: another profile is CREATING/DELETING on the cluster; retry later.
         IamRoleNotYetPropagated: EKS cannot yet see the role's trust policy; retry later.
+        SharedResourceReleasing: the release of the profile's last holder is deleting it; retry later.
     """
     cluster = describe_active_cluster(request.cluster)
     subnets = _choose_subnets(request, cluster)
     existing = _list_profiles(request.cluster)
     ours = execution_tag(execution_id) if execution_id else None
     profile = reusable_profile(settings, request, existing, subnets)
+    if profile is not None and holder is not None:
+        profile = _taken(settings, request.cluster, profile["fargateProfileName"], holder)
     if profile is not None:
         # A retry of this step after its create went through finds the profile it made: still its own.
         created = ours is not None and (profile.get("tags") or {}).get(CREATED_BY_TAG) == ours
@@ -269,6 +276,20 @@ def ensure_fargate_profile(
     else:
         name = profile_name(settings, request)
         selector = {"namespace": request.namespace, **({"labels": request.labels} if request.labels else {})}
+    with taken(settings, profile_resource(request.cluster, name), holder):
+        return _create_profile(settings, request, name, selector, subnets, role_arn, execution_id)
+
+
+def _create_profile(
+    settings: Settings,
+    request: ProvisionRequest,
+    name: str,
+    selector: dict[str, Any],
+    subnets: list[str],
+    role_arn: str,
+    execution_id: str,
+) -> FargateProfile:
+    ours = execution_tag(execution_id) if execution_id else None
     # Idempotent across retries of this execution's call; a later execution (say, after a teardown) gets a new token
     # so EKS cannot answer it with the profile the token created before.
     identity = [request.cluster, name, selector, subnets, role_arn, execution_id]
@@ -295,6 +316,23 @@ def ensure_fargate_profile(
         raise translate(exc, f"create Fargate profile {name}") from exc
     logger.info("creating Fargate profile", extra={"profile": name, "cluster": request.cluster})
     return _result(profile, created=True)
+
+
+def _taken(settings: Settings, cluster: str, name: str, holder: str) -> dict[str, Any]:
+    """Take the profile chosen for reuse, then read it again: still usable, or released and ProfileOperationInProgress.
+
+    Raises:
+        SharedResourceReleasing: its last holder's release is deleting it.
+        ProfileOperationInProgress: it was deleted between the listing and the take; it is made anew on the retry.
+    """
+    with taken(settings, profile_resource(cluster, name), holder):
+        with aws_errors(f"describe Fargate profile {name}", absent={"ResourceNotFoundException"}):
+            found = client("eks").describe_fargate_profile(clusterName=cluster, fargateProfileName=name)
+            if found["fargateProfile"].get("status") in USABLE_STATUSES:
+                return found["fargateProfile"]  # type: ignore[no-any-return]
+        raise ProfileOperationInProgress(
+            f"cluster {cluster}: profile {name} was deleted meanwhile; will create it anew"
+        )
 
 
 def _adopt_existing(settings: Settings, request: ProvisionRequest, name: str) -> FargateProfile:

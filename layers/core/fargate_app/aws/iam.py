@@ -14,9 +14,10 @@ from typing import Any
 
 from fargate_app.aws.clients import client
 from fargate_app.aws.errors import aws_errors
-from fargate_app.aws.tags import CLUSTER_TAG, CREATED_BY_TAG, LAST_ENSURED_TAG, MANAGED_BY_TAG, execution_tag
+from fargate_app.aws.tags import CLUSTER_TAG, CREATED_BY_TAG, MANAGED_BY_TAG, execution_tag
 from fargate_app.config import MANAGED_BY, Settings
 from fargate_app.errors import IamRoleNotYetPropagated, RoleConflict
+from fargate_app.holders import role_resource, taken
 from fargate_app.models import PodExecutionRole
 from fargate_app.observability import logger
 
@@ -77,20 +78,29 @@ def _canonical(policy: Any) -> Any:
 
 
 def ensure_pod_execution_role(
-    settings: Settings, cluster: str, cache_prefix: str, execution_arn: str = ""
+    settings: Settings, cluster: str, cache_prefix: str, execution_arn: str = "", holder: str | None = None
 ) -> PodExecutionRole:
     """Create or reuse the cluster's pod execution role and grant it the cache prefix.
 
     ``created`` is true when this execution created the role, on a retry of the step too (the role's created-by tag
-    names the execution). A managed role is tagged with the last execution that ensured it.
+    names the execution). A managed role is tagged with the last execution that ensured it. ``holder`` (the app)
+    takes the role before it is read (fargate_app/holders.py): a release cannot delete it after that.
 
     Raises:
+        SharedResourceReleasing: the release of its last holder is deleting it; retried.
         RoleConflict: a role of that name exists with another trust policy and is not tagged as ours.
         IamRoleNotYetPropagated: IAM does not yet see the role it just created.
         AwsThrottled: IAM throttled us past the SDK's retries.
     """
-    iam = client("iam")
     name = role_name(settings, cluster)
+    with taken(settings, role_resource(name), holder):
+        return _ensure_role(settings, name, cluster, cache_prefix, execution_arn)
+
+
+def _ensure_role(
+    settings: Settings, name: str, cluster: str, cache_prefix: str, execution_arn: str
+) -> PodExecutionRole:
+    iam = client("iam")
     wanted_trust = trust_policy(settings, cluster)
     created = False
     role: dict[str, Any] | None = None
@@ -108,26 +118,15 @@ def ensure_pod_execution_role(
         ours = execution_tag(execution_arn) if execution_arn else None
         created = ours is not None and tags.get(CREATED_BY_TAG) == ours  # our own create, retried
         _reconcile_trust(settings, role, wanted_trust)
-        # A retry of our own create must not take the role back from an execution that found it since.
-        if ours is not None and tags.get(MANAGED_BY_TAG) == MANAGED_BY and not created:
-            _tag_last_ensured(name, tags, ours)
     _grant(settings, name, cache_prefix, just_created=created)
     logger.info("pod execution role ready", extra={"role_name": name, "role_created": created})
     return PodExecutionRole(arn=role["Arn"], name=name, created=created)
 
 
-def _tag_last_ensured(name: str, tags: dict[str, str], value: str) -> None:
-    if tags.get(LAST_ENSURED_TAG) == value:
-        return
-    with aws_errors(f"tag IAM role {name}"):
-        client("iam").tag_role(RoleName=name, Tags=[{"Key": LAST_ENSURED_TAG, "Value": value}])
-
-
 def _create_role(
     settings: Settings, name: str, cluster: str, trust: dict[str, Any], execution_arn: str
 ) -> dict[str, Any] | None:
-    value = execution_tag(execution_arn)
-    ours = [{"Key": CREATED_BY_TAG, "Value": value}, {"Key": LAST_ENSURED_TAG, "Value": value}]
+    ours = [{"Key": CREATED_BY_TAG, "Value": execution_tag(execution_arn)}]
     with aws_errors(f"create IAM role {name}", absent={"EntityAlreadyExists"}):
         return client("iam").create_role(  # type: ignore[no-any-return]
             RoleName=name,

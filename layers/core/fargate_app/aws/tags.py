@@ -7,10 +7,9 @@ import re
 MANAGED_BY_TAG = "managed-by"
 CREATED_FOR_TAG = "fargate-app/created-for"  # Fargate profile: <namespace>.<app>
 CLUSTER_TAG = "fargate-app/cluster"  # pod execution role
-# Shared resources (the per-cluster role, a profile): who created it makes a retried create still "ours"; who
-# ensured the role last lets a compensation keep it for a concurrent execution that may still be using it.
+# Shared resources (the per-cluster role, a profile): who created it makes a retried create still "ours". Who uses
+# them is not a tag: DynamoDB holder sets (fargate_app/holders.py).
 CREATED_BY_TAG = "fargate-app/created-by"
-LAST_ENSURED_TAG = "fargate-app/last-ensured-by"
 # IAM and EKS tag values: at most 256 of letters, digits, spaces and _.:/=+-@; execution names may also hold ! ' ( ).
 _NOT_IN_TAG_VALUE = re.compile(r"[^\w .:/=+\-@]", re.ASCII)
 
