@@ -77,6 +77,8 @@ EXPECTED_UPDATES = {
     "Kubernetes 422 Invalid on apply": ROLLED_BACK,
     "Kubernetes 503 on apply past its retries": ROLLED_BACK,
     "image missing upstream": UNTOUCHED,
+    "rollout failure (image not pullable on Fargate)": ROLLED_BACK,
+    "a failing first provision in the same namespace at the same moment": UPDATED,
 }
 BAD_INPUT_PATHS = ("API POST /apps", "console start", "account check")
 # The goal of each figure of the concurrency table (section 4); the summary judges them.

@@ -141,6 +141,11 @@ def fresh_account(session: SandboxSession) -> None:
         ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix=rule["ecrRepositoryPrefix"])
     for repository in sandbox.moto_client("ecr").describe_repositories()["repositories"]:
         ecr.delete_repository(repositoryName=repository["repositoryName"], force=True)
+    # and no app holds any of them: the stack's holder sets start empty
+    dynamodb, holders = sandbox.moto_client("dynamodb"), session.workflows.template.table("HoldersTable").name
+    for page in dynamodb.get_paginator("scan").paginate(TableName=holders):
+        for item in page.get("Items", []):
+            dynamodb.delete_item(TableName=holders, Key={"resource": item["resource"]})
     sandbox.iam.forget_policies()
 
 

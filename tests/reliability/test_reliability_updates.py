@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,8 @@ class UpdateCase:
     error: str | None = None
     arm: Callable[[Sandbox, str], None] = lambda sandbox, app: None
     check: Callable[[Sandbox, str], None] = lambda sandbox, app: None
+    # Another app's first provision POSTed at the same moment in the same namespace, with the error it must end with
+    alongside: tuple[dict[str, Any], str] | None = None
 
 
 def kubernetes(status: int, times: int, reason: str) -> Callable[[Sandbox, str], None]:
@@ -55,6 +58,12 @@ def kubectl_scale(sandbox: Sandbox, app: str) -> None:
         agent="kubectl/v1.33.0 (linux/amd64) kubernetes/abcdef",
     )
     assert code == 200, answer
+
+
+def new_pods_cannot_pull(sandbox: Sandbox, app: str) -> None:
+    """The kubelet's pulls on Fargate fail (the cache answers its manifest HEAD 404): the update's new pods wait in
+    ErrImagePull, which CheckRollout reports as RolloutFailed. The running pods pulled long ago."""
+    sandbox.faults.fail_registry(r"/manifests/sha256:", 1000, 404, method="HEAD")
 
 
 def replicas_stay_scaled(sandbox: Sandbox, app: str) -> None:
@@ -106,6 +115,22 @@ CASES = [
     ),
     UpdateCase(
         "image missing upstream", {"image": "public.ecr.aws/nginx/nginx:no-such-tag"}, "untouched", "ImageNotFound"
+    ),
+    UpdateCase(
+        "rollout failure (image not pullable on Fargate)",
+        {"cpu": "500m"},
+        "rolled back",
+        "RolloutFailed",
+        arm=new_pods_cannot_pull,
+    ),
+    UpdateCase(
+        "a failing first provision in the same namespace at the same moment",
+        {"cpu": "500m"},
+        "updated",
+        alongside=(
+            {**REQUEST, "namespace": NAMESPACE, "app": "typo", "image": "public.ecr.aws/nginx/nginx:no-such-tag"},
+            "ImageNotFound",
+        ),
     ),
 ]
 
@@ -184,9 +209,17 @@ def test_an_update_meeting_a_fault_leaves_the_app_running(
     neighbour_version = deployment(sandbox, neighbour)["metadata"]["resourceVersion"]
     case.arm(sandbox, app)
 
-    # When the update is posted
+    # When the update is posted (with another app's first provision at the same moment, for one case)
     update_request = {k: v for k, v in {**first_request, **case.change}.items() if v is not None}
-    update = provision(sandbox, workflows, update_request)
+    beside: dict[str, Any] = {}
+    if case.alongside is not None:
+        other = {**case.alongside[0], "app": unique(case.alongside[0]["app"])}
+        with ThreadPoolExecutor(2) as pool:
+            started = pool.submit(provision, sandbox, workflows, other)
+            update = provision(sandbox, workflows, update_request)
+            beside = started.result()
+    else:
+        update = provision(sandbox, workflows, update_request)
     sandbox.faults.clear()
     cause = cause_of(update) if update["status"] == "FAILED" else {}
     live = deployment(sandbox, app)
@@ -210,6 +243,8 @@ def test_an_update_meeting_a_fault_leaves_the_app_running(
     assert running_as == revision, (case.kind, update.get("cause"))
     assert pods, f"{case.kind}: the app's pods are not all Running on Fargate"
     assert neighbour_untouched
+    if case.alongside is not None:
+        assert (beside["status"], beside.get("error")) == ("FAILED", case.alongside[1]), beside.get("cause")
     if case.expect == "updated":
         assert update["status"] == "SUCCEEDED", update.get("cause")
         case.check(sandbox, app)

@@ -15,6 +15,7 @@ from unit_support import ROLE, Network
 
 from fargate_app.aws.tags import CREATED_FOR_TAG, MANAGED_BY_TAG
 from fargate_app.config import Settings
+from fargate_app.holders import release as let_go
 from fargate_app.holders import take
 from fargate_app.teardown import ReleaseProfileEvent, release_fargate_profile
 
@@ -318,3 +319,18 @@ class TestSharedResourcesKept:
         release = release_fargate_profile(settings, event(provision))
 
         assert [next(iter(kept)) for kept in release.kept_resources] == ["podExecutionRole"]
+
+
+def test_a_console_teardown_without_a_record_lets_go_of_the_clusters_role_and_the_requests_rule(
+    settings: Settings, network: Network, users: list[str]
+) -> None:
+    # Given the app holds the cluster's role and its request's default rule, and no provision record is given
+    app = "blog/fargate/demo-app"
+    for resource in ("podExecutionRole/FargateAppPodExecution-blog", "cacheRule/ecr-public"):
+        take(settings, resource, app)
+        take(settings, resource, "blog/fargate/web")
+    # When it is torn down from the console with the request alone
+    release_fargate_profile(settings, event(None))
+    # Then it holds neither any more (found by their names), and the other app still does
+    assert let_go(settings, "podExecutionRole/FargateAppPodExecution-blog", "nobody") == ["blog/fargate/web"]
+    assert let_go(settings, "cacheRule/ecr-public", "nobody") == ["blog/fargate/web"]

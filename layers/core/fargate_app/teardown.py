@@ -82,6 +82,8 @@ def _release_shared(
         from fargate_app.aws.iam import role_name
 
         release(settings, role_resource(role_name(settings, request.cluster)), request.holder)
+    if provision is None or provision.cache_rule is None:  # and the rule of the request's prefix, likewise
+        release(settings, rule_resource(request.effective_cache_prefix), request.holder)
     kept: list[dict[str, Any]] = []
     if recorded is not None:
         kept.append(
