@@ -132,6 +132,21 @@ def test_a_running_app_adds_one_history_read_for_its_current_state(
     assert (status, body["status"], body["state"], body["currentState"]) == (200, "RUNNING", "UPDATING", "CheckRollout")
 
 
+def test_an_execution_step_functions_no_longer_knows_is_reported_as_the_item_says(
+    machines: dict[str, str], call: Any, aws_calls: list[str]
+) -> None:
+    # Given the app's item saying RUNNING for an execution Step Functions has forgotten (its 90 days are over)
+    forgotten = machines["provision"].replace(":stateMachine:", ":execution:") + ":demo-forgotten"
+    record(state="UPDATING", status="RUNNING", execution=forgotten, revision=2)
+    aws_calls.clear()
+    # When its status is read
+    status, body = call(app_event("get"))
+    # Then it is what the item says, not a 502: nothing more is known
+    assert aws_calls == ["GetItem", "GetExecutionHistory"]
+    assert (status, body["status"], body["state"], body["executionArn"]) == (200, "RUNNING", "UPDATING", forgotten)
+    assert body["currentState"] is None
+
+
 def test_an_execution_that_ended_without_recording_it_is_reported_as_it_ended(
     machines: dict[str, str], call: Any
 ) -> None:

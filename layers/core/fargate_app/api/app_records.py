@@ -19,11 +19,10 @@ from fargate_app.api.executions import (
     SUCCEEDED,
     AppRef,
     closed_error,
-    execution_tail,
 )
 from fargate_app.aws.clients import client
 from fargate_app.aws.errors import aws_errors
-from fargate_app.aws.stepfunctions import describe_execution
+from fargate_app.aws.stepfunctions import describe_execution, execution_tail
 from fargate_app.config import Settings
 from fargate_app.errors import InvalidRequest, truncate
 from fargate_app.inventory import LISTING, app_key, plain, read_item, table_name
@@ -69,6 +68,8 @@ def app_record(settings: Settings, app: AppRef) -> dict[str, Any] | None:
         return document
     arn, kind = document["executionArn"], document["kind"]
     tail = execution_tail(arn)
+    if tail is None:  # Step Functions no longer knows it (expired): what the item says is all there is
+        return document
     if tail.ended is None:
         return {**document, "currentState": tail.current_state}
     # It ended after the item was read. Its last state records how, with the app's state, in the item: read again,

@@ -35,7 +35,6 @@ MAX_NAME = 80
 # Budget of an 80-character name: readable(40) "-" app-hash(8) ["-teardown"] "-" request-hash(16) ["-" attempt(≤3)].
 READABLE_MAX = 40
 MAX_ATTEMPTS = 999
-MAX_HISTORY_EVENTS = 1000
 # How far Step Functions' clock may be ahead of ours before a start date "before we asked" could be a new start's.
 CLOCK_SKEW = timedelta(seconds=1)
 MAX_CAUSE = 2000
@@ -129,43 +128,6 @@ def attempt_of(name: str, base: str) -> int | None:
 
 def execution_arn(state_machine_arn: str, name: str) -> str:
     return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
-
-
-# The history event that ends an execution → the status it ends with (Step Functions API reference, HistoryEvent).
-ENDING_EVENTS = {
-    "ExecutionSucceeded": "SUCCEEDED",
-    "ExecutionFailed": "FAILED",
-    "ExecutionAborted": "ABORTED",
-    "ExecutionTimedOut": "TIMED_OUT",
-}
-
-
-@dataclass(frozen=True)
-class ExecutionTail:
-    """What the newest page of an execution's history says: the state it entered last, and the status it ended with
-    (None while it runs)."""
-
-    current_state: str | None
-    ended: str | None = None
-
-
-def execution_tail(arn: str) -> ExecutionTail:
-    """One GetExecutionHistory call, newest first and without inputs/outputs (smaller, and they may be large): a
-    profile poll adds three events per retry, so one large page finds the latest state at once. Within the page the
-    highest event id wins, so the answer does not depend on page order.
-
-    Raises:
-        AwsThrottled, PermanentError: Step Functions refused (translated).
-    """
-    with aws_errors(f"read the history of execution {arn}"):
-        page = client("stepfunctions").get_execution_history(
-            executionArn=arn, reverseOrder=True, includeExecutionData=False, maxResults=MAX_HISTORY_EVENTS
-        )
-    events = sorted(page.get("events", []), key=lambda e: int(e.get("id", 0)), reverse=True)
-    entered = next((e for e in events if str(e.get("type", "")).endswith("StateEntered")), None)
-    current = str((entered or {}).get("stateEnteredEventDetails", {}).get("name") or "") or None
-    ending = next((e for e in events if e.get("type") in ENDING_EVENTS), None)
-    return ExecutionTail(current, ENDING_EVENTS[str(ending["type"])] if ending else None)
 
 
 def closed_error(described: dict[str, Any], kind: str) -> dict[str, str] | None:

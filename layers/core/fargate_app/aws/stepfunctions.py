@@ -1,9 +1,10 @@
-"""The Step Functions reads the package makes of one execution, behind one boundary: its errors translated, and an
-execution Step Functions does not know (expired after its 90 days, or of a deleted state machine) an answer, not a
-failure."""
+"""The Step Functions reads the package makes of one execution (its description, the newest page of its history),
+behind one boundary: its errors translated, and an execution Step Functions does not know (expired after its 90
+days, or of a deleted state machine) an answer, not a failure."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fargate_app.aws.clients import client
@@ -31,3 +32,43 @@ def still_runs(arn: str) -> bool:
     """
     described = describe_execution(arn)
     return described is not None and described.get("status") == RUNNING
+
+
+# The history event that ends an execution → the status it ends with (Step Functions API reference, HistoryEvent).
+ENDING_EVENTS = {
+    "ExecutionSucceeded": "SUCCEEDED",
+    "ExecutionFailed": "FAILED",
+    "ExecutionAborted": "ABORTED",
+    "ExecutionTimedOut": "TIMED_OUT",
+}
+MAX_HISTORY_EVENTS = 1000
+
+
+@dataclass(frozen=True)
+class ExecutionTail:
+    """What the newest page of an execution's history says: the state it entered last, and the status it ended with
+    (None while it runs)."""
+
+    current_state: str | None
+    ended: str | None = None
+
+
+def execution_tail(arn: str) -> ExecutionTail | None:
+    """One GetExecutionHistory call, newest first and without inputs/outputs (smaller, and they may be large): a
+    profile poll adds three events per retry, so one large page finds the latest state at once. Within the page the
+    highest event id wins, so the answer does not depend on page order. None when Step Functions does not know the
+    execution.
+
+    Raises:
+        AwsThrottled, PermanentError: Step Functions refused (translated).
+    """
+    with aws_errors(f"read the history of execution {arn}", absent={"ExecutionDoesNotExist"}):
+        page = client("stepfunctions").get_execution_history(
+            executionArn=arn, reverseOrder=True, includeExecutionData=False, maxResults=MAX_HISTORY_EVENTS
+        )
+        events = sorted(page.get("events", []), key=lambda e: int(e.get("id", 0)), reverse=True)
+        entered = next((e for e in events if str(e.get("type", "")).endswith("StateEntered")), None)
+        current = str((entered or {}).get("stateEnteredEventDetails", {}).get("name") or "") or None
+        ending = next((e for e in events if e.get("type") in ENDING_EVENTS), None)
+        return ExecutionTail(current, ENDING_EVENTS[str(ending["type"])] if ending else None)
+    return None
