@@ -34,3 +34,13 @@ def all_holders(sandbox: Sandbox, workflows: Workflows) -> dict[str, list[str]]:
         for page in pages
         for item in page.get("Items", [])
     }
+
+
+def no_app_holds_anything(sandbox: Sandbox, workflows: Workflows) -> None:
+    """Empty the stack's holder sets (as the administrator). Each test module starts a sandbox with a new cluster
+    while moto's AWS state, the tables included, lives as long as the process: the holds of the apps of the previous
+    module's cluster, which vanished with it, would otherwise keep this module's profiles alive."""
+    dynamodb, table = sandbox.moto_client("dynamodb"), workflows.template.table("HoldersTable").name
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+        for item in page.get("Items", []):
+            dynamodb.delete_item(TableName=table, Key={"resource": item["resource"]})

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from figures import Figures, record_polls
+from inventory_items import no_app_holds_anything
 
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
@@ -40,6 +41,7 @@ def sandbox() -> Iterator[Sandbox]:
 @pytest.fixture(scope="module")
 def workflows(sandbox: Sandbox, figures: Figures) -> Iterator[Workflows]:
     with Workflows(sandbox, ROOT / "template.yaml", time_scale=TIME_SCALE, environment=ENVIRONMENT) as harness:
+        no_app_holds_anything(sandbox, harness)
         yield harness
         record_polls(figures, harness, "e2e")
 

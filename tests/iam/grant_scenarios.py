@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from inventory_items import no_app_holds_anything
+
 from fargate_sandbox.iam_requests import SERVICE_LINKED_ROLES
 from fargate_sandbox.seeds import UPSTREAM_CREDENTIALS
 from fargate_sandbox.session import SandboxSession
@@ -141,11 +143,7 @@ def fresh_account(session: SandboxSession) -> None:
         ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix=rule["ecrRepositoryPrefix"])
     for repository in sandbox.moto_client("ecr").describe_repositories()["repositories"]:
         ecr.delete_repository(repositoryName=repository["repositoryName"], force=True)
-    # and no app holds any of them: the stack's holder sets start empty
-    dynamodb, holders = sandbox.moto_client("dynamodb"), session.workflows.template.table("HoldersTable").name
-    for page in dynamodb.get_paginator("scan").paginate(TableName=holders):
-        for item in page.get("Items", []):
-            dynamodb.delete_item(TableName=holders, Key={"resource": item["resource"]})
+    no_app_holds_anything(sandbox, session.workflows)  # and no app holds any of them
     sandbox.iam.forget_policies()
 
 

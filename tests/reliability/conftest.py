@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 import reliability_secret_scan
 from figures import Figures, record_polls
+from inventory_items import no_app_holds_anything
 from reliability_support import ENVIRONMENT, ROOT, TIME_SCALE, forget_kubernetes_clients
 
 from fargate_sandbox.sandbox import Sandbox
@@ -50,6 +51,7 @@ def workflows(sandbox: Sandbox, figures: Figures) -> Iterator[Workflows]:
     forget_kubernetes_clients()
     with Workflows(sandbox, ROOT / "template.yaml", time_scale=TIME_SCALE, environment=ENVIRONMENT) as harness:
         forget_kubernetes_clients()
+        no_app_holds_anything(sandbox, harness)
         yield harness
         record_polls(figures, harness, "reliability")
     forget_kubernetes_clients()

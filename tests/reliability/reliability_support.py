@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from api_calls import api_event, call_api, delete_app, post_app  # noqa: F401 (the suite's helpers, re-exported)
+from inventory_items import no_app_holds_anything
 from request_edits import walkthrough_request
 
 from fargate_app.api.executions import refusal_cause
@@ -128,6 +129,7 @@ def per_namespace_workflows(sandbox: Sandbox) -> Iterator[Workflows]:
     environment = {**ENVIRONMENT, "FARGATE_PROFILE_STRATEGY": "per-namespace"}
     with Workflows(sandbox, ROOT / "template.yaml", time_scale=TIME_SCALE, environment=environment) as harness:
         forget_kubernetes_clients()
+        no_app_holds_anything(sandbox, harness)
         yield harness
     forget_kubernetes_clients()
 
