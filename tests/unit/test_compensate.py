@@ -7,8 +7,8 @@ from typing import Any
 
 import boto3
 import pytest
-from project_template import HOLDERS_TABLE_NAME
 from request_edits import walkthrough_request
+from unit_support import holders_of
 
 from fargate_app import holders
 from fargate_app.aws.eks import ensure_fargate_profile
@@ -165,11 +165,6 @@ def test_compensating_on_a_cluster_that_does_not_exist_succeeds(
     result = compensate(settings, state)
     cause = json.loads(result.cause)
     assert cause["compensationFailed"] is False, result.leftovers
-
-
-def holders_of(resource: str) -> list[str]:
-    item = boto3.client("dynamodb").get_item(TableName=HOLDERS_TABLE_NAME, Key={"resource": {"S": resource}})
-    return sorted(item.get("Item", {}).get("holders", {}).get("SS", []))
 
 
 def test_keeps_the_role_another_app_took_since(settings: Settings, cluster: str, other_apps: list[str]) -> None:

@@ -8,9 +8,8 @@ from typing import Any
 
 import boto3
 import pytest
-from project_template import HOLDERS_TABLE_NAME
 from request_edits import walkthrough_request
-from unit_support import ROLE, Network, create_cluster, fill_cluster
+from unit_support import ROLE, Network, create_cluster, fill_cluster, holders_of
 
 from fargate_app import holders
 from fargate_app.aws.eks import (
@@ -526,11 +525,6 @@ def test_a_per_namespace_profile_name_is_stable_per_namespace_and_labels(per_nam
     assert len({same, other, unlabelled}) == 3
     for name in (same, other, unlabelled):
         assert re.fullmatch(r"fargate-app-fargate-[0-9a-f]{8}", name), name
-
-
-def holders_of(resource: str) -> list[str]:
-    item = boto3.client("dynamodb").get_item(TableName=HOLDERS_TABLE_NAME, Key={"resource": {"S": resource}})
-    return sorted(item.get("Item", {}).get("holders", {}).get("SS", []))
 
 
 def test_the_app_holds_the_profile_it_creates_or_reuses(settings: Settings, cluster: str) -> None:

@@ -8,6 +8,7 @@ import time
 import boto3
 import pytest
 from project_template import HOLDERS_TABLE_NAME
+from unit_support import holders_of
 
 from fargate_app import holders
 from fargate_app.config import Settings
@@ -23,15 +24,11 @@ def item(resource: str = RULE) -> dict[str, object]:
     return dict(answer.get("Item", {}))
 
 
-def holders_of(resource: str = RULE) -> list[str]:
-    return sorted(item(resource).get("holders", {}).get("SS", []))  # type: ignore[attr-defined]
-
-
 def test_takes_are_idempotent_and_a_release_says_who_is_left(settings: Settings) -> None:
     assert take(settings, RULE, "blog/fargate/web") is True
     assert take(settings, RULE, "blog/fargate/web") is False  # a retried step, or an update: held already
     take(settings, RULE, "blog/team-a/api")
-    assert holders_of() == ["blog/fargate/web", "blog/team-a/api"]
+    assert holders_of(RULE) == ["blog/fargate/web", "blog/team-a/api"]
     assert release(settings, RULE, "blog/fargate/web") == ["blog/team-a/api"]
     assert release(settings, RULE, "blog/fargate/web") == ["blog/team-a/api"]  # idempotent
     assert release(settings, RULE, "blog/team-a/api") == []
@@ -69,7 +66,7 @@ def test_a_take_while_the_last_holder_deletes_waits_for_the_claim(settings: Sett
 
     assert release_and_delete(settings, RULE, "blog/fargate/web", "exec-1", delete).deleted is True
     assert len(refused) == 1 and "is being deleted" in str(refused[0])
-    assert holders_of() == []
+    assert holders_of(RULE) == []
     # and once the claim ended, the take goes through
     assert take(settings, RULE, "blog/fargate/api") is True
 
@@ -126,12 +123,12 @@ def test_a_failure_inside_taken_lets_go_only_of_what_was_newly_taken(settings: S
     # A first provision whose step fails after the take lets go of it
     with pytest.raises(ProfileCreateFailed), taken(settings, RULE, "blog/fargate/web"):
         raise ProfileCreateFailed("selectors do not match")
-    assert holders_of() == []
+    assert holders_of(RULE) == []
     # an update (the app held it already) keeps holding it
     take(settings, RULE, "blog/fargate/web")
     with pytest.raises(ProfileCreateFailed), taken(settings, RULE, "blog/fargate/web"):
         raise ProfileCreateFailed("selectors do not match")
-    assert holders_of() == ["blog/fargate/web"]
+    assert holders_of(RULE) == ["blog/fargate/web"]
 
 
 def test_without_the_tables_name_the_step_says_so(settings: Settings) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from project_template import HOLDERS_TABLE_NAME
+from unit_support import holders_of
 
 from fargate_app.aws.errors import translate
 from fargate_app.aws.iam import delete_pod_execution_role, ensure_pod_execution_role, role_name, trust_policy
@@ -60,11 +60,6 @@ OTHER_EXECUTION = "arn:aws:states:us-west-2:111122223333:execution:ProvisionStat
 
 def _tags(name: str) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in boto3.client("iam").list_role_tags(RoleName=name)["Tags"]}
-
-
-def holders_of(resource: str) -> list[str]:
-    item = boto3.client("dynamodb").get_item(TableName=HOLDERS_TABLE_NAME, Key={"resource": {"S": resource}})
-    return sorted(item.get("Item", {}).get("holders", {}).get("SS", []))
 
 
 def test_the_role_names_who_created_it_and_its_holders_who_use_it(settings: Settings) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import boto3
 from moto.eks.models import eks_backends
+from project_template import HOLDERS_TABLE_NAME
 
 ROLE = "arn:aws:iam::111122223333:role/FargateAppPodExecution-blog"
 
@@ -40,3 +41,9 @@ def fill_cluster(network: Network, count: int) -> None:
             subnets=network.private,
             selectors=[{"namespace": f"theirs-{index}"}],
         )
+
+
+def holders_of(resource: str) -> list[str]:
+    """Who holds a shared resource in moto's holders table (``podExecutionRole/<name>``, ``cacheRule/<prefix>``…)."""
+    item = boto3.client("dynamodb").get_item(TableName=HOLDERS_TABLE_NAME, Key={"resource": {"S": resource}})
+    return sorted(item.get("Item", {}).get("holders", {}).get("SS", []))

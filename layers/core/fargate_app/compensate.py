@@ -5,8 +5,8 @@ result, so this step knows exactly what is this execution's to delete. The app l
 and cache rule it took (``holders.py``), and one this execution created is deleted only when no app holds it at that
 moment (another provision that took it meanwhile, even one that has not applied anything yet, keeps it) and nothing
 else depends on it: a Fargate profile that places pods, a pod execution role another profile uses. A failed update
-does not delete the app's objects: it applies the last good revision again, and keeps what that revision holds. Every delete is
-idempotent (already gone counts as done), so the state machine may retry this step.
+does not delete the app's objects: it applies the last good revision again, and keeps what that revision holds.
+Every delete is idempotent (already gone counts as done), so the state machine may retry this step.
 """
 
 from __future__ import annotations

@@ -83,8 +83,8 @@ def ensure_pod_execution_role(
     """Create or reuse the cluster's pod execution role and grant it the cache prefix.
 
     ``created`` is true when this execution created the role, on a retry of the step too (the role's created-by tag
-    names the execution). A managed role is tagged with the last execution that ensured it. ``holder`` (the app)
-    takes the role before it is read (fargate_app/holders.py): a release cannot delete it after that.
+    names the execution). ``holder`` (the app) takes the role before it is read (fargate_app/holders.py): a release
+    cannot delete it after that.
 
     Raises:
         SharedResourceReleasing: the release of its last holder is deleting it; retried.

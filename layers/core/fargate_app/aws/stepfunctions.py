@@ -62,13 +62,15 @@ def execution_tail(arn: str) -> ExecutionTail | None:
     Raises:
         AwsThrottled, PermanentError: Step Functions refused (translated).
     """
-    with aws_errors(f"read the history of execution {arn}", absent={"ExecutionDoesNotExist"}):
+    page: dict[str, Any] = {}
+    with aws_errors(f"read the history of execution {arn}", absent={"ExecutionDoesNotExist"}) as gone:
         page = client("stepfunctions").get_execution_history(
             executionArn=arn, reverseOrder=True, includeExecutionData=False, maxResults=MAX_HISTORY_EVENTS
         )
-        events = sorted(page.get("events", []), key=lambda e: int(e.get("id", 0)), reverse=True)
-        entered = next((e for e in events if str(e.get("type", "")).endswith("StateEntered")), None)
-        current = str((entered or {}).get("stateEnteredEventDetails", {}).get("name") or "") or None
-        ending = next((e for e in events if e.get("type") in ENDING_EVENTS), None)
-        return ExecutionTail(current, ENDING_EVENTS[str(ending["type"])] if ending else None)
-    return None
+    if gone.code:
+        return None
+    events = sorted(page.get("events", []), key=lambda e: int(e.get("id", 0)), reverse=True)
+    entered = next((e for e in events if str(e.get("type", "")).endswith("StateEntered")), None)
+    current = str((entered or {}).get("stateEnteredEventDetails", {}).get("name") or "") or None
+    ending = next((e for e in events if e.get("type") in ENDING_EVENTS), None)
+    return ExecutionTail(current, ENDING_EVENTS[str(ending["type"])] if ending else None)
