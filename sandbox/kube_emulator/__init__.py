@@ -83,7 +83,7 @@ class KubeEmulator:
         self.version = version
         self.store = Store()
         self.scheduler = scheduler or NoCapacityScheduler()
-        self.controllers = Controllers(self.store, self.scheduler, pod_timing, version=version)
+        self.controllers = Controllers(self.store, self.scheduler, pod_timing or PodTiming(), version=version)
         self.api = ApiServer(self.store, self.controllers, authenticator or AllowAll(), version, authorizer)
         self.certificates = generate() if tls else None
         self._httpd: Any = None

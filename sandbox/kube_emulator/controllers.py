@@ -17,6 +17,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -77,22 +78,15 @@ def qos_class(spec: dict[str, Any]) -> str:
     return "Guaranteed"
 
 
+@dataclass(eq=False)  # one per emulator, compared by identity
 class Controllers:
-    def __init__(
-        self,
-        store: Store,
-        scheduler: Scheduler,
-        timing: PodTiming | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        version: str = "1.31",
-    ) -> None:
-        self.store = store
-        self.version = version
-        self.scheduler = scheduler
-        self.timing = timing or PodTiming()
-        self.clock = clock
-        self._stops_at: dict[str, float] = {}  # pod uid -> when its containers have stopped (clock)
-        self._reconciled_at = float("-inf")
+    store: Store
+    scheduler: Scheduler
+    timing: PodTiming = field(default_factory=PodTiming)
+    clock: Callable[[], float] = time.monotonic
+    version: str = "1.31"
+    _stops_at: dict[str, float] = field(default_factory=dict, init=False)  # pod uid -> when its containers stopped
+    _reconciled_at: float = field(default=float("-inf"), init=False)
 
     def refresh(self, interval: float = 0.1) -> None:
         """Reconcile unless a reconcile ran in the last ``interval`` seconds: watchers tick often, and together."""

@@ -19,7 +19,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -59,25 +59,18 @@ RETURNS_DELETED = ("pods", "services", "namespaces")
 SCALE = ResourceType("autoscaling", "v1", "scale", "Scale", namespaced=True)
 
 
+@dataclass(eq=False)  # one per emulator, compared by identity
 class ApiServer:
     """The request logic, independent of HTTP plumbing; one per emulator."""
 
-    def __init__(
-        self,
-        store: Store,
-        controllers: Controllers,
-        authenticator: Authenticator,
-        version: str,
-        authorizer: rbac.Authorizer | None = None,
-    ) -> None:
-        self.store = store
-        self.controllers = controllers
-        self.authenticator = authenticator
-        self.authorizer = authorizer
-        self.version = version
-        self.defaulter = admission.Defaulter()
-        # Fault injection (the sandbox's hook): (method, path) -> (status, reason, message) to answer instead, or None.
-        self.faults: Callable[[str, str], tuple[int, str, str] | None] | None = None
+    store: Store
+    controllers: Controllers
+    authenticator: Authenticator
+    version: str
+    authorizer: rbac.Authorizer | None = None
+    defaulter: admission.Defaulter = field(default_factory=admission.Defaulter, init=False)
+    # Fault injection (the sandbox's hook): (method, path) -> (status, reason, message) to answer instead, or None.
+    faults: Callable[[str, str], tuple[int, str, str] | None] | None = field(default=None, init=False)
 
     # --- routing ---------------------------------------------------------------------------------------------------
     @staticmethod

@@ -106,6 +106,13 @@ class Store:
         self._revision += 1
         return str(self._revision)
 
+    def _write(self, kind: str, key: Key, obj: dict[str, Any]) -> dict[str, Any]:
+        """Store ``obj`` (ADDED or MODIFIED) under a new resourceVersion, set on ``obj`` too; returns ``obj``."""
+        obj["metadata"]["resourceVersion"] = self._bump()
+        self._objects[key] = clone(obj)
+        self._record(kind, key, self._objects[key])
+        return obj
+
     def _record(self, kind: str, key: Key, stored: dict[str, Any]) -> None:
         """Remember a write; ``stored`` is the store's own copy, never handed out nor changed in place, so the history
         shares it instead of copying every write again."""
@@ -182,12 +189,7 @@ class Store:
             metadata.update(uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339())
             if resource.plural not in ("pods", "events", "nodes", "namespaces", "services"):
                 metadata["generation"] = 1
-            if dry_run:
-                return obj
-            metadata["resourceVersion"] = self._bump()
-            self._objects[key] = clone(obj)
-            self._record("ADDED", key, self._objects[key])
-            return obj
+            return obj if dry_run else self._write("ADDED", key, obj)
 
     def update(self, resource: ResourceType, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         """Replace a stored object; a no-op write keeps its resourceVersion (and generation), as the API server does.
@@ -210,12 +212,7 @@ class Store:
                 return clone(current)
             if "generation" in metadata and spec_of(obj) != spec_of(current):
                 metadata["generation"] = int(metadata["generation"]) + 1
-            if dry_run:
-                return obj
-            metadata["resourceVersion"] = self._bump()
-            self._objects[key] = clone(obj)
-            self._record("MODIFIED", key, self._objects[key])
-            return obj
+            return obj if dry_run else self._write("MODIFIED", key, obj)
 
     def delete(self, resource: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
         """Raises: ApiError 404 when it does not exist."""
