@@ -58,9 +58,9 @@ def template_functions(template: Path = ROOT / "template.yaml") -> dict[str, tup
 
 def lambda_environment(function: str) -> dict[str, str]:
     """What Lambda sets, plus the template's variables: Powertools reads them at import."""
-    from fargate_sandbox.template_model import load_template
+    from fargate_sandbox.template_model import Deployment, load_template
 
-    template = load_template(ROOT / "template.yaml", account_id="111122223333", region="us-west-2")
+    template = load_template(ROOT / "template.yaml", Deployment("111122223333", "us-west-2"))
     spec = template.functions.get(function)  # the baseline is no function: it imports boto3 only
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

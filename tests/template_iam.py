@@ -16,6 +16,7 @@ from typing import Any
 
 from fargate_sandbox import iam_reference
 from fargate_sandbox.stack_roles import StackRoles, stack_roles
+from fargate_sandbox.template_model import Deployment
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT, REGION = "111122223333", "us-west-2"
@@ -47,7 +48,7 @@ def as_list(value: Any) -> list[Any]:
 
 @cache
 def translated_stack() -> StackRoles:
-    return stack_roles(ROOT / "template.yaml", account_id=ACCOUNT, region=REGION, parameter_overrides=PARAMETERS)
+    return stack_roles(ROOT / "template.yaml", Deployment(ACCOUNT, REGION, parameter_overrides=PARAMETERS))
 
 
 def statements() -> Iterator[TemplateStatement]:

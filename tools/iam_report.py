@@ -28,6 +28,7 @@ from reliability_report import table
 from fargate_sandbox import authorization_records
 from fargate_sandbox.cluster_setup import documented_manifests
 from fargate_sandbox.stack_roles import StackRoles, stack_roles
+from fargate_sandbox.template_model import Deployment
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT, REGION = "111122223333", "us-west-2"
@@ -300,7 +301,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     )
     options = parser.parse_args(list(argv) if argv is not None else None)
     stack = stack_roles(
-        ROOT / "template.yaml", account_id=ACCOUNT, region=REGION, parameter_overrides={"ClusterName": "blog"}
+        ROOT / "template.yaml", Deployment(ACCOUNT, REGION, parameter_overrides={"ClusterName": "blog"})
     )
     text, missed = render(stack, *load(options.results), sample=options.check)
     if not options.check:

@@ -22,7 +22,7 @@ from typing import Any
 
 from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
 
-from fargate_sandbox.template_model import _Resolver
+from fargate_sandbox.template_model import Deployment, _Resolver
 
 
 @dataclass(frozen=True)
@@ -114,21 +114,16 @@ def _translate(
     )
 
 
-def stack_roles(
-    template_path: Path,
-    *,
-    account_id: str,
-    region: str,
-    partition: str = "aws",
-    stack_name: str = "fargate-app-sandbox",
-    parameter_overrides: Mapping[str, str] | None = None,
-) -> StackRoles:
+def stack_roles(template_path: Path, deployment: Deployment) -> StackRoles:
     template_path = Path(template_path).resolve()
-    overrides = dict(parameter_overrides or {})
     translated = translate(
-        template_path, account_id=account_id, region=region, partition=partition, parameter_values=overrides
+        template_path,
+        account_id=deployment.account_id,
+        region=deployment.region,
+        partition=deployment.partition,
+        parameter_values=dict(deployment.parameter_overrides),
     )
-    resolver = _Resolver(translated, account_id, region, partition, stack_name, overrides)
+    resolver = _Resolver(translated, deployment)
     resources = translated.get("Resources") or {}
     roles: dict[str, RoleSpec] = {}
     for logical_id, resource in resources.items():

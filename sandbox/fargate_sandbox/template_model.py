@@ -163,15 +163,19 @@ class SandboxTemplate:
         return next((function for function in self.functions.values() if function.name == name), None)
 
 
-def load_template(
-    path: str | Path,
-    *,
-    account_id: str,
-    region: str,
-    partition: str = "aws",
-    stack_name: str = "fargate-app-sandbox",
-    parameter_overrides: Mapping[str, str] | None = None,
-) -> SandboxTemplate:
+@dataclass(frozen=True)
+class Deployment:
+    """Where the template is deployed: what its pseudo parameters (``AWS::AccountId``, ``AWS::StackName``…) and its
+    parameters resolve to."""
+
+    account_id: str
+    region: str
+    partition: str = "aws"
+    stack_name: str = "fargate-app-sandbox"
+    parameter_overrides: Mapping[str, str] = field(default_factory=dict)
+
+
+def load_template(path: str | Path, deployment: Deployment) -> SandboxTemplate:
     """Read ``template.yaml`` and resolve what the sandbox runs.
 
     Raises:
@@ -180,7 +184,7 @@ def load_template(
     """
     template_path = Path(path).resolve()
     document: dict[str, Any] = cfn_yaml.load(str(template_path))
-    resolver = _Resolver(document, account_id, region, partition, stack_name, dict(parameter_overrides or {}))
+    resolver = _Resolver(document, deployment)
     base = template_path.parent
     globals_function = dict((document.get("Globals") or {}).get("Function") or {})
     functions: dict[str, FunctionSpec] = {}
@@ -317,19 +321,11 @@ def _sam_event_rules(logical_id: str, properties: dict[str, Any], resolver: _Res
 class _Resolver:
     """CloudFormation intrinsic functions over the sandbox's account, region and parameter values."""
 
-    def __init__(
-        self,
-        document: dict[str, Any],
-        account_id: str,
-        region: str,
-        partition: str,
-        stack_name: str,
-        overrides: dict[str, str],
-    ) -> None:
+    def __init__(self, document: dict[str, Any], deployment: Deployment) -> None:
         self.resources: dict[str, Any] = dict(document.get("Resources") or {})
-        self.partition = partition
-        self.region = region
-        self.account_id = account_id
+        partition, region, account_id = deployment.partition, deployment.region, deployment.account_id
+        self.partition, self.region, self.account_id = partition, region, account_id
+        stack_name, overrides = deployment.stack_name, deployment.parameter_overrides
         self.values: dict[str, Any] = {
             "AWS::AccountId": account_id,
             "AWS::Region": region,

@@ -9,7 +9,7 @@
 machine with its substitutions), sends the interpreter's AWS calls to the sandbox's front — where ``lambda:Invoke``
 of a template function runs its handler in an execution environment of its own (``lambda_dispatch``) — makes the
 interpreter fail as AWS does (``sfn_semantics``), scales Wait states and Retry pauses by ``time_scale``, and
-registers the template's EventBridge rules. ``close()`` stops the executions still running and undoes the patches,
+registers the template's EventBridge rules. Leaving the ``with`` stops the executions still running and undoes the patches,
 which are process-wide: one ``Workflows`` is open per process at a time. What is scaled and what runs in real time:
 docs/sandbox.md.
 """
@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -40,7 +40,7 @@ from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.seeds import CLUSTER_NAME
 from fargate_sandbox.stack_roles import deploy as deploy_roles
 from fargate_sandbox.stack_roles import stack_roles
-from fargate_sandbox.template_model import EventRuleSpec, FunctionSpec, SandboxTemplate, load_template
+from fargate_sandbox.template_model import Deployment, EventRuleSpec, FunctionSpec, SandboxTemplate, load_template
 
 POLL_SECONDS = 0.02  # how often wait() asks DescribeExecution
 _INTERPRETER_PACKAGE = "moto.stepfunctions.parser"
@@ -93,15 +93,9 @@ class Workflows(HoldsStack):
         self.time_scale = time_scale
         # Deployed as the README says: with the cluster's name, so the stack makes its EKS access entries.
         overrides = {"ClusterName": CLUSTER_NAME, **(parameter_overrides or {})}
-        self.template: SandboxTemplate = load_template(
-            template_path,
-            account_id=sandbox.account_id,
-            region=sandbox.region,
-            parameter_overrides=overrides,
-        )
-        self.stack = stack_roles(
-            template_path, account_id=sandbox.account_id, region=sandbox.region, parameter_overrides=overrides
-        )
+        deployment = Deployment(sandbox.account_id, sandbox.region, parameter_overrides=overrides)
+        self.template: SandboxTemplate = load_template(template_path, deployment)
+        self.stack = stack_roles(template_path, deployment)
         beside_template = Path(template_path).parent / "docs" / "eks-access.md"
         self.cluster_setup = (
             Path(cluster_setup) if cluster_setup else beside_template if beside_template.exists() else None
@@ -125,7 +119,7 @@ class Workflows(HoldsStack):
         """
         with _open_lock:
             if _open_workflows:
-                raise RuntimeError("another Workflows is open in this process; close it first")
+                raise RuntimeError("another Workflows is open in this process; leave it first")
             _open_workflows.append(self)
         with ExitStack() as stack:
             stack.callback(_open_workflows.remove, self)
@@ -159,17 +153,12 @@ class Workflows(HoldsStack):
             except dynamodb.exceptions.ResourceInUseException:
                 continue
 
-    def close(self) -> None:
-        """Stop running executions, undo the patches, restore ``os.environ``; idempotent."""
-        self._close_stack()
-
     def __enter__(self) -> Workflows:
         return self.open()
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop running executions, undo the patches, restore ``os.environ``; idempotent."""
+        self._close_stack()
 
     # --- executions -------------------------------------------------------------------------------------------------
     def start(self, state_machine: str, input: Any, name: str | None = None, role_arn: str | None = None) -> str:

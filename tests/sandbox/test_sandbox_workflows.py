@@ -21,7 +21,7 @@ from sandbox_test_support import unique
 
 from fargate_sandbox.events import cloudtrail_event
 from fargate_sandbox.sandbox import Sandbox
-from fargate_sandbox.template_model import TemplateError, load_template
+from fargate_sandbox.template_model import Deployment, TemplateError, load_template
 from fargate_sandbox.workflows import Workflows
 
 FIXTURE = Path(__file__).parent / "fixtures" / "workflows"
@@ -131,7 +131,7 @@ def test_two_functions_may_give_one_variable_different_values(tmp_path: Path) ->
     )
 
     # When it is loaded, then each function keeps its own value (each runs in its own execution environment)
-    template = load_template(tmp_path / "template.yaml", account_id="111122223333", region="us-west-2")
+    template = load_template(tmp_path / "template.yaml", Deployment("111122223333", "us-west-2"))
     assert template.functions["OneFunction"].environment == {"POLL_MAX_SECONDS": "30"}
     assert template.functions["TwoFunction"].environment == {"POLL_MAX_SECONDS": "60"}
 
@@ -148,7 +148,7 @@ def test_every_placeholder_of_an_asl_needs_a_substitution(tmp_path: Path) -> Non
         "    Type: AWS::Serverless::StateMachine\n"
         "    Properties: {DefinitionUri: machine.asl.json, DefinitionSubstitutions: {Other: x}}\n"
     )
-    template = load_template(tmp_path / "template.yaml", account_id="111122223333", region="us-west-2")
+    template = load_template(tmp_path / "template.yaml", Deployment("111122223333", "us-west-2"))
 
     # When its definition is rendered, then the missing substitution is named
     with pytest.raises(TemplateError, match=r"\$\{Missing\}"):

@@ -12,6 +12,7 @@ import pytest
 from test_reliability_report import tool
 
 from fargate_sandbox.stack_roles import StackRoles, stack_roles
+from fargate_sandbox.template_model import Deployment
 
 ROOT = Path(__file__).resolve().parents[2]
 CALL = {
@@ -33,10 +34,7 @@ def report() -> ModuleType:
 @pytest.fixture(scope="module")
 def stack(report: ModuleType) -> StackRoles:
     return stack_roles(
-        ROOT / "template.yaml",
-        account_id=report.ACCOUNT,
-        region=report.REGION,
-        parameter_overrides={"ClusterName": "x"},
+        ROOT / "template.yaml", Deployment(report.ACCOUNT, report.REGION, parameter_overrides={"ClusterName": "x"})
     )
 
 

@@ -10,6 +10,7 @@ import template_iam
 from project_template import TEMPLATE
 
 from fargate_sandbox.stack_roles import stack_roles
+from fargate_sandbox.template_model import Deployment
 
 ROOT = Path(__file__).resolve().parents[2]
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
@@ -87,9 +88,9 @@ def test_the_vpc_execution_policy_is_attached_only_when_the_kubernetes_functions
 ) -> None:
     stack = stack_roles(
         ROOT / "template.yaml",
-        account_id=template_iam.ACCOUNT,
-        region=template_iam.REGION,
-        parameter_overrides={**template_iam.PARAMETERS, **parameters},
+        Deployment(
+            template_iam.ACCOUNT, template_iam.REGION, parameter_overrides={**template_iam.PARAMETERS, **parameters}
+        ),
     )
     vpc_policy = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
     with_vpc_policy = {logical_id for logical_id, role in stack.roles.items() if vpc_policy in role.managed_policy_arns}
