@@ -14,9 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
+
+if TYPE_CHECKING:
+    from fargate_app_cli.remote_commands import Console
 
 app = typer.Typer(
     help="Run a public image as an app on EKS Fargate through an ECR pull-through cache: in the local sandbox, or "
@@ -200,6 +203,13 @@ def sandbox_token(cluster: Annotated[str, typer.Option("--cluster", help="EKS cl
     print(json.dumps(credential))
 
 
+def _console(api: str, region: str | None) -> Console:
+    """The remote commands' calls go to ``api``; they print on this process's stdout and stderr."""
+    from fargate_app_cli.remote_commands import Console
+
+    return Console(api, region, sys.stdout, sys.stderr)
+
+
 @app.command("request")
 def request_command(
     api: ApiUrl,
@@ -209,7 +219,7 @@ def request_command(
     """PUT /apps/CLUSTER/NAMESPACE/APP on a deployed stack (SigV4-signed): start provisioning the request."""
     from fargate_app_cli.remote_commands import request as send
 
-    raise typer.Exit(send(api, request, region, out=sys.stdout, err=sys.stderr))
+    raise typer.Exit(send(_console(api, region), request))
 
 
 @app.command("status")
@@ -225,10 +235,7 @@ def status_command(
     """GET /apps/CLUSTER/NAMESPACE/APP from a deployed stack (SigV4-signed): the app's latest execution."""
     from fargate_app_cli.remote_commands import status
 
-    code = status(
-        api, cluster, namespace, app_name, region, watch=watch, as_json=as_json, out=sys.stdout, err=sys.stderr
-    )
-    raise typer.Exit(code)
+    raise typer.Exit(status(_console(api, region), cluster, namespace, app_name, watch=watch, as_json=as_json))
 
 
 @app.command("teardown")
@@ -238,7 +245,7 @@ def teardown_command(
     """DELETE /apps/CLUSTER/NAMESPACE/APP on a deployed stack (SigV4-signed): start tearing the app down."""
     from fargate_app_cli.remote_commands import teardown
 
-    raise typer.Exit(teardown(api, cluster, namespace, app_name, region, out=sys.stdout, err=sys.stderr))
+    raise typer.Exit(teardown(_console(api, region), cluster, namespace, app_name))
 
 
 @app.command("list")
@@ -257,16 +264,8 @@ def list_command(
     """GET /apps on a deployed stack (SigV4-signed): the apps of its inventory, newest first (for administrators)."""
     from fargate_app_cli.remote_commands import list_apps
 
+    console = _console(api, region)
     code = list_apps(
-        api,
-        region,
-        cluster=cluster,
-        namespace=namespace,
-        limit=limit,
-        next_token=next_token,
-        every_page=every_page,
-        as_json=as_json,
-        out=sys.stdout,
-        err=sys.stderr,
+        console, cluster, namespace, limit=limit, next_token=next_token, every_page=every_page, as_json=as_json
     )
     raise typer.Exit(code)

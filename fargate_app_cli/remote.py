@@ -13,7 +13,7 @@ import os
 import re
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -35,8 +35,8 @@ _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.(?P<region>[a-z0-9-]+)
 @dataclass(frozen=True)
 class ApiResponse:
     status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
+    headers: dict[str, str]
+    body: bytes
 
     def json(self) -> Any:
         """The body as JSON; ``{}`` when it is empty or not JSON (an error page, say)."""

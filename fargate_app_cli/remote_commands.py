@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlencode
@@ -20,12 +21,25 @@ WATCH_POLL_SECONDS = 2.0
 WATCH_TIMEOUT_SECONDS = 1800.0
 
 
-def _api(api_url: str, region: str | None, err: TextIO) -> RemoteApi | None:
-    try:
-        return RemoteApi(api_url, region=region)
-    except RemoteConfigError as exc:
-        print(f"error: {exc}", file=err)
-        return None
+@dataclass(frozen=True)
+class Console:
+    """Where a remote command sends its calls (the stack's API in its region) and prints (answers, errors)."""
+
+    api_url: str
+    region: str | None
+    out: TextIO
+    err: TextIO
+
+    def api(self) -> RemoteApi | None:
+        """The signing client, or None once the reason it cannot sign has been printed."""
+        try:
+            return RemoteApi(self.api_url, region=self.region)
+        except RemoteConfigError as exc:
+            self.error(exc)
+            return None
+
+    def error(self, problem: object) -> None:
+        print(f"error: {problem}", file=self.err)
 
 
 def _answer(response: ApiResponse, out: TextIO, err: TextIO) -> int:
@@ -43,56 +57,46 @@ def _answer(response: ApiResponse, out: TextIO, err: TextIO) -> int:
     return EXIT_INVALID if response.status == 400 else EXIT_FAILED
 
 
-def request(api_url: str, path: Path, region: str | None, *, out: TextIO, err: TextIO) -> int:
+def request(console: Console, path: Path) -> int:
     try:
-        (item,) = load_requests([path], region=region)
+        (item,) = load_requests([path], region=console.region)
     except RequestFileError as exc:
-        print("error: invalid request; nothing was sent:", file=err)
+        console.error("invalid request; nothing was sent:")
         for problem in exc.problems:
-            print(f"  {problem}", file=err)
+            print(f"  {problem}", file=console.err)
         return EXIT_INVALID
-    api = _api(api_url, region, err)
+    api = console.api()
     if api is None:
         return EXIT_INVALID
     try:
         # PUT on the app's own path: the method ARN names cluster and namespace, so a team's IAM policy can allow it
         # (docs/api-access.md); POST /apps is for administrators.
         r = item.request
-        code = _answer(api.call("PUT", f"/apps/{r.cluster}/{r.namespace}/{r.app}", item.document), out, err)
+        code = _answer(
+            api.call("PUT", f"/apps/{r.cluster}/{r.namespace}/{r.app}", item.document), console.out, console.err
+        )
     except RemoteCallError as exc:
-        print(f"error: {exc}", file=err)
+        console.error(exc)
         return EXIT_FAILED
     if code == EXIT_OK:
-        print(f"follow it: fargate-app status --api {api_url} {r.cluster} {r.namespace} {r.app} --watch", file=err)
+        follow = f"fargate-app status --api {console.api_url} {r.cluster} {r.namespace} {r.app} --watch"
+        print(f"follow it: {follow}", file=console.err)
     return code
 
 
-def teardown(
-    api_url: str, cluster: str, namespace: str, app: str, region: str | None, *, out: TextIO, err: TextIO
-) -> int:
-    api = _api(api_url, region, err)
+def teardown(console: Console, cluster: str, namespace: str, app: str) -> int:
+    api = console.api()
     if api is None:
         return EXIT_INVALID
     try:
-        return _answer(api.call("DELETE", app_path(cluster, namespace, app)), out, err)
+        return _answer(api.call("DELETE", app_path(cluster, namespace, app)), console.out, console.err)
     except RemoteCallError as exc:
-        print(f"error: {exc}", file=err)
+        console.error(exc)
         return EXIT_FAILED
 
 
-def status(
-    api_url: str,
-    cluster: str,
-    namespace: str,
-    app: str,
-    region: str | None,
-    *,
-    watch: bool,
-    as_json: bool,
-    out: TextIO,
-    err: TextIO,
-) -> int:
-    api = _api(api_url, region, err)
+def status(console: Console, cluster: str, namespace: str, app: str, *, watch: bool, as_json: bool) -> int:
+    api = console.api()
     if api is None:
         return EXIT_INVALID
     path = app_path(cluster, namespace, app)
@@ -102,7 +106,7 @@ def status(
         if watch and body.get("status") == RUNNING:
             track = Track(f"{cluster}/{namespace}/{app}", str(body.get("kind")), str(body.get("executionArn")))
             deadline = time.monotonic() + WATCH_TIMEOUT_SECONDS
-            with progress_view([track], err) as view:
+            with progress_view([track], console.err) as view:
                 while response.status == 200 and body.get("status") == RUNNING and time.monotonic() < deadline:
                     view.update(track, observe(track, RUNNING, body.get("currentState")))
                     time.sleep(WATCH_POLL_SECONDS)
@@ -110,33 +114,30 @@ def status(
                     body = response.json() if response.status == 200 else {}
                 view.update(track, observe(track, str(body.get("status")), body.get("currentState")))
     except RemoteCallError as exc:
-        print(f"error: {exc}", file=err)
+        console.error(exc)
         return EXIT_FAILED
     if response.status != 200:
-        return _answer(response, out, err) or EXIT_FAILED
+        return _answer(response, console.out, console.err) or EXIT_FAILED
     document = status_document(body)
     if as_json:
-        out.write(json.dumps(document, indent=2) + "\n")
+        console.out.write(json.dumps(document, indent=2) + "\n")
     else:
-        render.print_outcomes(out, [document])
+        render.print_outcomes(console.out, [document])
     return EXIT_OK if document.get("status") in (SUCCEEDED, RUNNING) else EXIT_FAILED
 
 
 def list_apps(
-    api_url: str,
-    region: str | None,
-    *,
+    console: Console,
     cluster: str | None,
     namespace: str | None,
+    *,
     limit: int,
     next_token: str | None,
     every_page: bool,
     as_json: bool,
-    out: TextIO,
-    err: TextIO,
 ) -> int:
     """GET /apps, one page (or every page): a table, or the API's JSON (``apps`` of all pages read, ``nextToken``)."""
-    api = _api(api_url, region, err)
+    api = console.api()
     if api is None:
         return EXIT_INVALID
     apps: list[dict[str, Any]] = []
@@ -146,19 +147,19 @@ def list_apps(
             query = {"cluster": cluster, "namespace": namespace, "limit": limit, "nextToken": token}
             response = api.call("GET", "/apps?" + urlencode({k: v for k, v in query.items() if v is not None}))
             if response.status != 200:
-                return _answer(response, out, err) or EXIT_FAILED
+                return _answer(response, console.out, console.err) or EXIT_FAILED
             page = response.json()
             apps.extend(page.get("apps") or [])
             token = page.get("nextToken")
             if not (every_page and token):
                 break
     except RemoteCallError as exc:
-        print(f"error: {exc}", file=err)
+        console.error(exc)
         return EXIT_FAILED
     if as_json:
-        out.write(json.dumps({"apps": apps, "nextToken": token}, indent=2) + "\n")
+        console.out.write(json.dumps({"apps": apps, "nextToken": token}, indent=2) + "\n")
     else:
-        out.write((render.apps_table(apps) if apps else "no apps") + "\n")
+        console.out.write((render.apps_table(apps) if apps else "no apps") + "\n")
         if token:
-            print(f"more: fargate-app list --api {api_url} --next-token {token} (or --all)", file=err)
+            print(f"more: fargate-app list --api {console.api_url} --next-token {token} (or --all)", file=console.err)
     return EXIT_OK
