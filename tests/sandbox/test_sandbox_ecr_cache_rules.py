@@ -55,48 +55,54 @@ def test_invalid_prefix_is_a_validation_exception(sandbox: Sandbox, prefix: str,
     assert f"Value '{prefix}' at 'ecrRepositoryPrefix' failed to satisfy constraint: {expected}" in error["Message"]
 
 
-def test_unsupported_upstream_is_rejected(sandbox: Sandbox) -> None:
+SECRETS = "arn:aws:secretsmanager:us-west-2:111122223333:secret:"
+NEEDS_AUTHENTICATION = "The specified upstream registry requires authentication"
+
+
+@pytest.mark.parametrize(
+    ("upstream", "secret", "code", "says"),
+    [
+        pytest.param(
+            "harbor.example.com",
+            None,
+            "UnsupportedUpstreamRegistryException",
+            "harbor.example.com is invalid",
+            id="unsupported",
+        ),
+        *(
+            pytest.param(url, None, "UnsupportedUpstreamRegistryException", NEEDS_AUTHENTICATION, id=f"no-secret-{url}")
+            for url in ("registry-1.docker.io", "ghcr.io", "registry.gitlab.com", "myreg.azurecr.io")
+        ),
+        pytest.param(
+            "registry-1.docker.io",
+            "my-dockerhub-creds-AbCdEf",
+            "ValidationException",
+            "at 'credentialArn' failed to satisfy constraint",
+            id="secret-without-the-ecr-prefix",
+        ),
+        pytest.param(
+            "registry-1.docker.io",
+            "ecr-pullthroughcache/nobody-AbCdEf",
+            "SecretNotFoundException",
+            "",
+            id="missing-secret",
+        ),
+    ],
+)
+def test_a_rule_ecr_cannot_use_is_refused_in_its_words(
+    sandbox: Sandbox, upstream: str, secret: str | None, code: str, says: str
+) -> None:
+    # When a rule is created for an upstream ECR does not support, or without a usable secret for one that needs it
+    credential = {"credentialArn": SECRETS + secret} if secret else {}
     error = _error(
         sandbox.boto3_client("ecr").create_pull_through_cache_rule,
-        ecrRepositoryPrefix=unique("x"),
-        upstreamRegistryUrl="harbor.example.com",
+        ecrRepositoryPrefix=unique("r"),
+        upstreamRegistryUrl=upstream,
+        **credential,
     )
-    assert error["Code"] == "UnsupportedUpstreamRegistryException"
-    assert "harbor.example.com is invalid" in error["Message"]
-
-
-@pytest.mark.parametrize("url", ["registry-1.docker.io", "ghcr.io", "registry.gitlab.com", "myreg.azurecr.io"])
-def test_credentialed_upstreams_need_a_secret(sandbox: Sandbox, url: str) -> None:
-    error = _error(
-        sandbox.boto3_client("ecr").create_pull_through_cache_rule,
-        ecrRepositoryPrefix=unique("c"),
-        upstreamRegistryUrl=url,
-    )
-    assert error["Code"] == "UnsupportedUpstreamRegistryException"
-    assert error["Message"].startswith("The specified upstream registry requires authentication")
-
-
-def test_secret_name_must_start_with_the_ecr_prefix(sandbox: Sandbox) -> None:
-    arn = "arn:aws:secretsmanager:us-west-2:111122223333:secret:my-dockerhub-creds-AbCdEf"
-    error = _error(
-        sandbox.boto3_client("ecr").create_pull_through_cache_rule,
-        ecrRepositoryPrefix=unique("d"),
-        upstreamRegistryUrl="registry-1.docker.io",
-        credentialArn=arn,
-    )
-    assert error["Code"] == "ValidationException"
-    assert "at 'credentialArn' failed to satisfy constraint" in error["Message"]
-
-
-def test_missing_secret_is_secret_not_found(sandbox: Sandbox) -> None:
-    arn = "arn:aws:secretsmanager:us-west-2:111122223333:secret:ecr-pullthroughcache/nobody-AbCdEf"
-    error = _error(
-        sandbox.boto3_client("ecr").create_pull_through_cache_rule,
-        ecrRepositoryPrefix=unique("d"),
-        upstreamRegistryUrl="registry-1.docker.io",
-        credentialArn=arn,
-    )
-    assert error["Code"] == "SecretNotFoundException"
+    # Then ECR refuses it with its error code and message
+    assert error["Code"] == code
+    assert says in error["Message"]
 
 
 def test_duplicate_prefix_already_exists(sandbox: Sandbox) -> None:

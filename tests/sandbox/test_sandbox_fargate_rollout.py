@@ -61,15 +61,20 @@ def _active_profile_and_rule(settings: Settings, clock: ManualClock, request: Pr
     return ensure_cache_rule(settings, request, role.name)
 
 
+def _ready_to_apply(settings: Settings, clock: ManualClock, namespace: str) -> tuple[ProvisionRequest, str]:
+    """A request for ``namespace`` with its role, ACTIVE profile and rule, and its image warmed: the cached reference."""
+    request = _request(namespace)
+    rule = _active_profile_and_rule(settings, clock, request)
+    return request, warm_image_cache(request.image, rule.ecr_repository_prefix, request.platform).cached
+
+
 def test_app_runs_on_a_fargate_node_once_its_profile_is_active(
     sandbox: Sandbox, sandbox_clock: ManualClock, aws_env: Settings
 ) -> None:
     # Given the role, an ACTIVE profile for a fresh namespace, a cache rule and the warmed image
-    request = _request(unique("ns"))
-    rule = _active_profile_and_rule(aws_env, sandbox_clock, request)
-    warmed = warm_image_cache(request.image, rule.ecr_repository_prefix, request.platform)
+    request, cached = _ready_to_apply(aws_env, sandbox_clock, unique("ns"))
     # When the app is applied and its rollout checked
-    applied, rollout = _apply_and_check(aws_env, request, warmed.cached)
+    applied, rollout = _apply_and_check(aws_env, request, cached)
     # Then the namespace was created and the pod runs, pinned by digest, on its own fargate- node
     assert applied.namespace_created  # type: ignore[attr-defined]
     (pod,) = rollout.pods  # type: ignore[attr-defined]
@@ -77,7 +82,7 @@ def test_app_runs_on_a_fargate_node_once_its_profile_is_active(
     assert pod.node.endswith(".us-west-2.compute.internal")
     assert sandbox.kubernetes is not None
     (deployment,) = sandbox.kubernetes.objects("Deployment", request.namespace)
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == warmed.cached
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == cached
 
 
 def test_without_a_matching_profile_the_pod_stays_pending(sandbox: Sandbox, aws_env: Settings) -> None:
@@ -115,15 +120,13 @@ def test_kubernetes_faults_fire_exactly_n_times_and_surface_as_retryable(
     sandbox: Sandbox, sandbox_clock: ManualClock, aws_env: Settings
 ) -> None:
     # Given the API server answers 503 twice for the app's Deployment
-    request = _request(unique("flaky"))
-    rule = _active_profile_and_rule(aws_env, sandbox_clock, request)
-    warmed = warm_image_cache(request.image, rule.ecr_repository_prefix, request.platform)
+    request, cached = _ready_to_apply(aws_env, sandbox_clock, unique("flaky"))
     sandbox.faults.fail_kubernetes(rf"/apis/apps/v1/namespaces/{request.namespace}/deployments/", 2, 503)
     # When ApplyApp runs three times (as the state machine's Retry would run it)
     outcomes = []
     for _ in range(3):
         try:
-            _apply_and_check(aws_env, request, warmed.cached)
+            _apply_and_check(aws_env, request, cached)
             outcomes.append("ok")
         except Exception as exc:
             outcomes.append(type(exc).__name__)

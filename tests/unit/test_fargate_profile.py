@@ -21,6 +21,7 @@ from fargate_app.errors import (
     ClusterNotActive,
     ClusterNotFound,
     IamRoleNotYetPropagated,
+    InvalidRequest,
     PermanentError,
     PollTimeout,
     ProfileCreateFailed,
@@ -164,39 +165,6 @@ def test_requested_private_subnets_are_used(settings: Settings, cluster: str, ne
 def test_cluster_without_private_subnets_is_refused(settings: Settings, network: Network) -> None:
     create_cluster("blog", [network.public], network.vpc)
     with pytest.raises(SubnetNotPrivate, match="no private subnet"):
-        ensure_fargate_profile(settings, request(), ROLE)
-
-
-def test_another_profile_in_progress_is_retryable(
-    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    eks = boto3.client("eks")
-    message = (
-        "Cannot create Fargate Profile fargate-app-fargate-44136fa3 because cluster blog currently has Fargate "
-        "profile other in status CREATING"
-    )
-    fail_with(eks, "CreateFargateProfile", "ResourceInUseException", message, 409)
-    monkeypatch.setattr(
-        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
-    )
-    with pytest.raises(ProfileOperationInProgress, match="currently has Fargate profile other in status CREATING"):
-        ensure_fargate_profile(settings, request(), ROLE)
-
-
-def test_trust_policy_not_yet_visible_to_eks_is_retryable(
-    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    eks = boto3.client("eks")
-    fail_with(
-        eks,
-        "CreateFargateProfile",
-        "InvalidParameterException",
-        "Misconfigured PodExecutionRole Trust Policy; Please add the eks-fargate-pods.amazonaws.com Service Principal",
-    )
-    monkeypatch.setattr(
-        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
-    )
-    with pytest.raises(IamRoleNotYetPropagated):
         ensure_fargate_profile(settings, request(), ROLE)
 
 
@@ -345,24 +313,16 @@ def test_a_profile_under_our_name_with_other_labels_is_not_ours(
         ensure_fargate_profile(per_namespace, request(), ROLE)
 
 
-def test_other_invalid_parameters_are_not_blamed_on_private_subnets(
-    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    eks = boto3.client("eks")
-    fail_with(
-        eks, "CreateFargateProfile", "InvalidParameterException", "The subnet ID 'subnet-0abc1234' does not exist"
-    )
-    monkeypatch.setattr(
-        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
-    )
-    with pytest.raises(Exception, match="does not exist") as caught:
-        ensure_fargate_profile(settings, request(), ROLE)
-    assert type(caught.value).__name__ == "InvalidRequest"
-
-
 @pytest.mark.parametrize(
     ("code", "message", "error", "says"),
     [
+        (
+            "ResourceInUseException",
+            "Cannot create Fargate Profile fargate-app-fargate-44136fa3 because cluster blog currently has Fargate "
+            "profile other in status CREATING",
+            ProfileOperationInProgress,
+            "currently has Fargate profile other in status CREATING",
+        ),
         (
             "InvalidParameterException",
             "Misconfigured PodExecutionRole Trust Policy; Please add the eks-fargate-pods.amazonaws.com Service Principal",
@@ -377,6 +337,13 @@ def test_other_invalid_parameters_are_not_blamed_on_private_subnets(
             "cluster blog: Subnet subnet-0abc1234 provided in Fargate Profile is not a private subnet",
         ),
         ("ClientException", "Cluster is not reachable", PermanentError, ": ClientException: Cluster is not reachable"),
+        # Not blamed on private subnets: only EKS's "is not a private subnet" is.
+        (
+            "InvalidParameterException",
+            "The subnet ID 'subnet-0abc1234' does not exist",
+            InvalidRequest,
+            "The subnet ID 'subnet-0abc1234' does not exist",
+        ),
     ],
 )
 def test_each_refusal_of_the_create_reads_as_its_error(
@@ -390,7 +357,7 @@ def test_each_refusal_of_the_create_reads_as_its_error(
 ) -> None:
     # Given EKS refusing CreateFargateProfile
     eks = boto3.client("eks")
-    fail_with(eks, "CreateFargateProfile", code, message)
+    fail_with(eks, "CreateFargateProfile", code, message, 409 if code == "ResourceInUseException" else 400)
     monkeypatch.setattr(
         "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
     )

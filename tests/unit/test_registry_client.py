@@ -9,7 +9,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -40,6 +39,7 @@ from fargate_app.registry.manifests import (
     sha256_digest,
     verify_manifest_digest,
 )
+from fargate_sandbox.http_servers import QuietHandler, TrackedHTTPServer
 from fargate_sandbox.oci_images import Blob, Image, build_index, sample_image
 
 FAST = RetryPolicy(retries=2, backoff_factor=0.001, backoff_max=0.01, backoff_jitter=0.0)
@@ -56,21 +56,15 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class ScriptedRegistry(ThreadingHTTPServer):
+class ScriptedRegistry(TrackedHTTPServer):
     """Answers each path from a script (answers in order, the last one repeats) and records what it was sent."""
 
-    daemon_threads = True
-
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _ScriptedHandler)
+        super().__init__(_ScriptedHandler)
         self.script: dict[str, list[Answer]] = {}
         self.seen: list[tuple[str, dict[str, str]]] = []
         self.lock = threading.Lock()
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        self.start("scripted-registry")
 
     def on(self, path: str, *answers: Answer) -> None:
         self.script[path] = list(answers)
@@ -95,12 +89,8 @@ class ScriptedRegistry(ThreadingHTTPServer):
             return answers.pop(0) if len(answers) > 1 else answers[0]
 
 
-class _ScriptedHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _ScriptedHandler(QuietHandler):
     server: ScriptedRegistry
-
-    def log_message(self, *args: Any) -> None:
-        return
 
     def do_GET(self) -> None:
         self.server.seen.append((self.path, dict(self.headers.items())))
@@ -117,8 +107,7 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
 def registry() -> Iterator[ScriptedRegistry]:
     server = ScriptedRegistry()
     yield server
-    server.shutdown()
-    server.server_close()
+    server.stop()
 
 
 class Tokens:
@@ -446,8 +435,7 @@ def test_an_auth_failure_says_which_grants_and_credential_matter(registry: Scrip
 def test_a_registry_that_does_not_listen_is_registry_unavailable() -> None:
     closed = ScriptedRegistry()
     url = closed.url
-    closed.shutdown()
-    closed.server_close()
+    closed.stop()
     with pytest.raises(RegistryUnavailable, match=r"did not answer .* after 2 retries \(NewConnectionError\)"):
         warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(url, "pw"), retry=FAST)
 
@@ -472,8 +460,7 @@ def test_blob_redirects_are_followed_without_the_token(registry: ScriptedRegistr
         assert all("Authorization" not in headers for _, headers in storage.seen)
         assert all("Authorization" in headers for _, headers in registry.seen)
     finally:
-        storage.shutdown()
-        storage.server_close()
+        storage.stop()
 
 
 def test_duplicate_layers_are_pulled_once(registry: ScriptedRegistry) -> None:

@@ -17,12 +17,11 @@ import http.client
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import urllib3
 
 from fargate_app.registry import RetryPolicy
+from fargate_sandbox.http_servers import QuietHandler, TrackedHTTPServer
 from fargate_sandbox.oci_images import Image, Index
 from fargate_sandbox.registry_procs import RegistryProcess
 
@@ -51,44 +50,28 @@ class FaultPlan:
             return False
 
 
-class RegistryFront(ThreadingHTTPServer):
+class RegistryFront(TrackedHTTPServer):
     """What ECR's registry endpoint is to the cache: one host, repositories named ``<prefix>/<upstream repo>``."""
 
-    daemon_threads = True
-
     def __init__(self, proxy: RegistryProcess, prefixes: tuple[str, ...] = PREFIXES) -> None:
-        super().__init__(("127.0.0.1", 0), _FrontHandler)
+        super().__init__(_FrontHandler)
         self.proxy = proxy
         self.route = re.compile(rf"^/v2/(?:{'|'.join(map(re.escape, prefixes))})/(?P<rest>.+)$")
         self.faults = FaultPlan()
         self.paths: list[str] = []
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        self.start("registry-front")
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.server_address[1]}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
+        return f"127.0.0.1:{self.port}"
 
     def inject(self, count: int, *, status: int = 503, path_part: str = "") -> FaultPlan:
         self.faults = FaultPlan(remaining=count, status=status, path_part=path_part)
         return self.faults
 
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        self._thread.join(5)
 
-
-class _FrontHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _FrontHandler(QuietHandler):
     server: RegistryFront
-
-    def log_message(self, *args: Any) -> None:
-        return
 
     def do_HEAD(self) -> None:
         self.do_GET()
