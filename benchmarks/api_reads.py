@@ -122,25 +122,29 @@ def _running_in(arn: str, state: str) -> None:
 
 
 def _item(n: int, execution: str, state: str = "RUNNING", status: str = "SUCCEEDED") -> dict[str, Any]:
+    """App ``n``'s inventory item as the workflow's Record states leave it, typed for PutItem."""
+    from boto3.dynamodb.types import TypeSerializer
+
     cluster, namespace, app = "blog", f"team-{n % 10}", f"app-{n}"
-    return {
-        "app": {"S": f"{cluster}/{namespace}/{app}"},
-        "clusterName": {"S": cluster},
-        "namespace": {"S": namespace},
-        "appName": {"S": app},
-        "clusterNamespace": {"S": f"{cluster}/{namespace}"},
-        "listing": {"S": "apps"},
-        "appState": {"S": state},
-        "executionStatus": {"S": status},
-        "kind": {"S": "provision"},
-        "revision": {"N": "1"},
-        "executionArn": {"S": execution},
-        "requestedImage": {"S": "public.ecr.aws/nginx/nginx:stable"},
-        "updatedAt": {"S": f"2026-12-01T10:{n // 60 % 60:02d}:{n % 60:02d}.{n:03d}Z"},
-        "resultJson": {"S": "{}"},
-        "requestJson": {"S": json.dumps(REQUEST | {"namespace": namespace, "app": app})},
-        "version": {"N": "2"},
+    plain = {
+        "app": f"{cluster}/{namespace}/{app}",
+        "clusterName": cluster,
+        "namespace": namespace,
+        "appName": app,
+        "clusterNamespace": f"{cluster}/{namespace}",
+        "listing": "apps",
+        "appState": state,
+        "executionStatus": status,
+        "kind": "provision",
+        "revision": 1,
+        "executionArn": execution,
+        "requestedImage": "public.ecr.aws/nginx/nginx:stable",
+        "updatedAt": f"2026-12-01T10:{n // 60 % 60:02d}:{n % 60:02d}.{n:03d}Z",
+        "resultJson": "{}",
+        "requestJson": json.dumps(REQUEST | {"namespace": namespace, "app": app}),
+        "version": 2,
     }
+    return {name: TypeSerializer().serialize(value) for name, value in plain.items()}
 
 
 def run() -> Figure:

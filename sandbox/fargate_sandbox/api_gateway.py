@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -30,8 +30,8 @@ class GatewayResponse:
     """The HTTP response API Gateway sends (the CLI's ``ApiResponse`` has the same shape)."""
 
     status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
+    headers: dict[str, str]
+    body: bytes
 
     def json(self) -> Any:
         """The body as JSON, ``{}`` when empty. Every body here is the handlers' or the gateway's own JSON: anything

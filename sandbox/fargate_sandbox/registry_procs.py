@@ -68,6 +68,7 @@ class RegistryProcess:
 
     name: str
     workdir: Path
+    storage: Path
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
@@ -79,10 +80,6 @@ class RegistryProcess:
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def storage(self) -> Path:
-        return self.workdir / "storage"
 
     @property
     def running(self) -> bool:
@@ -186,8 +183,8 @@ def start_registry(
     if not os.access(REGISTRY_BINARY, os.X_OK):
         raise RegistryStartError(f"{REGISTRY_BINARY} is missing: install Debian's docker-registry (make registry-bin)")
     home = workdir / name
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "storage").mkdir(exist_ok=True)
+    storage = home / "storage"
+    storage.mkdir(parents=True, exist_ok=True)
     htpasswd = write_htpasswd(home / "htpasswd", htpasswd_users) if htpasswd_users else None
     # distribution reads REGISTRY_* variables as config overrides; none of the caller's may leak in.
     env = {key: value for key, value in os.environ.items() if not key.startswith("REGISTRY_")}
@@ -195,7 +192,7 @@ def start_registry(
     for _ in range(_START_ATTEMPTS):
         port = free_port()
         config_path = home / "config.yml"
-        config_path.write_text(json.dumps(_config(port, home / "storage", htpasswd=htpasswd, proxy=proxy), indent=2))
+        config_path.write_text(json.dumps(_config(port, storage, htpasswd=htpasswd, proxy=proxy), indent=2))
         log_path = home / "registry.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
@@ -206,7 +203,9 @@ def start_registry(
                 env=env,
                 start_new_session=True,
             )
-        registry = RegistryProcess(name=name, workdir=home, port=port, process=process, log_path=log_path)
+        registry = RegistryProcess(
+            name=name, workdir=home, storage=storage, port=port, process=process, log_path=log_path
+        )
         try:
             if _wait_ready(registry, ready_timeout):
                 return registry

@@ -21,7 +21,7 @@ import base64
 import re
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pytest
@@ -49,14 +49,8 @@ class ScanStatistics:
     findings: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "phasesScanned": self.phases_scanned,
-            "bytesScanned": self.bytes_scanned,
-            "ecrTokensIssued": self.ecr_tokens_issued,
-            "eksTokensPresented": self.eks_tokens_presented,
-            "secretValues": self.secret_values,
-            "findings": list(self.findings),
-        }
+        """Every field, named in camelCase as the report reads it (``phasesScanned``…)."""
+        return {re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name): value for name, value in asdict(self).items()}
 
 
 _lock = threading.Lock()
