@@ -1,7 +1,13 @@
 """`make mutation`: mutmut's verdicts on fargate_app, triaged, into docs/mutation.json and docs/reliability.md.
 
-    python tools/mutation_report.py             # after tools/mutation_run.py (the whole package)
+    python tools/mutation_report.py             # after tools/mutation_run.py (every module, or some)
     python tools/mutation_report.py --alone     # also run every e2e and reliability test file by itself
+
+The figure is kept per module: a run's verdicts replace those of the modules it judged completely, each stamped with
+the digest of the source it mutated (``sources``) and the commit; the other modules keep theirs. A module whose
+source has changed since is *stale* (tools/reliability_report.py counts its mutants as not judged), and
+``tools/mutation_run.py --stale`` runs exactly those, so the figure is brought up to date a few modules at a time
+rather than in one run of hours.
 
 Surviving mutants are matched against tools/mutation_triage.json: ``equivalent`` gives why a mutant cannot change
 behaviour (left out of the score); ``killed_by_new_tests`` records the survivors of an earlier run and the tests
@@ -97,9 +103,50 @@ def function_line(source: Path, mutant: str) -> int:
     return next((i + 1 for i in range(start, len(lines)) if definition.match(lines[i])), 1)
 
 
-def module_of(mutant: str) -> str:
-    """``fargate_app.kube.usage`` of ``fargate_app.kube.usage.x_profile_users__mutmut_55``."""
-    return re.split(r"\.x[_ǁ]", mutant, maxsplit=1)[0]
+def merge(previous: dict[str, Any] | None, fresh: dict[str, Any]) -> dict[str, Any]:
+    """``previous`` with the verdicts of every module ``fresh`` judged completely (it covered the module's source and
+    left none of its mutants "not checked") in place of its own; a module ``fresh`` left incomplete keeps its earlier
+    verdicts (or none). A module without mutants is judged by being covered."""
+    previous = previous or {}
+    complete = {module for module in fresh["sources"] if not fresh["modules"].get(module, {}).get("not checked")}
+
+    def combined(key: str) -> list[Any]:
+        """Mutant entries of ``key``: the fresh run's for the modules it completed, the earlier ones for the rest."""
+        kept = [
+            entry for entry in previous.get(key, []) if reliability_report.module_of(_entry_name(entry)) not in complete
+        ]
+        new = [entry for entry in fresh[key] if reliability_report.module_of(_entry_name(entry)) in complete]
+        return sorted(kept + new, key=_entry_name)
+
+    modules = {m: c for m, c in previous.get("modules", {}).items() if m not in complete}
+    modules.update({m: fresh["modules"][m] for m in complete if m in fresh["modules"]})
+    counts: dict[str, int] = {}
+    for per_module in modules.values():
+        for status, count in per_module.items():
+            counts[status] = counts.get(status, 0) + count
+    stamp = {"commit": fresh["commit"], "mutmut": fresh["mutmut"]}
+    return {
+        **stamp,
+        "killed": sum(counts.get(status, 0) for status in KILLED),
+        "untested": counts.get("no tests", 0),
+        "counts": counts,
+        "modules": dict(sorted(modules.items())),
+        "sources": {
+            **{m: d for m, d in previous.get("sources", {}).items() if m not in complete},
+            **{m: fresh["sources"][m] for m in complete},
+        },
+        "measured_at": {
+            **{m: c for m, c in previous.get("measured_at", {}).items() if m not in complete},
+            **dict.fromkeys(complete, fresh["commit"]),
+        },
+        "survivors": combined("survivors"),
+        "untested_mutants": combined("untested_mutants"),
+        "killed_by_new_tests": combined("killed_by_new_tests"),
+    }
+
+
+def _entry_name(entry: dict[str, Any] | str) -> str:
+    return entry if isinstance(entry, str) else str(entry["name"])
 
 
 def mutation_results(triage: dict[str, Any]) -> dict[str, Any]:
@@ -108,7 +155,7 @@ def mutation_results(triage: dict[str, Any]) -> dict[str, Any]:
     modules: dict[str, dict[str, int]] = {}
     for name, status in found.items():
         counts[status] = counts.get(status, 0) + 1
-        per_module = modules.setdefault(module_of(name), {})
+        per_module = modules.setdefault(reliability_report.module_of(name), {})
         per_module[status] = per_module.get(status, 0) + 1
     describe = describer()
     equivalent = triage.get("equivalent", {})
@@ -127,10 +174,15 @@ def mutation_results(triage: dict[str, Any]) -> dict[str, Any]:
         for name, entry in triage.get("killed_by_new_tests", {}).items()
         if found.get(name) not in SURVIVED
     ]
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
+    # The run's own record of what it measured (tools/mutation_run.py), not what HEAD is now: a run takes long.
+    commit = (WORK / "commit").read_text() if (WORK / "commit").is_file() else "unknown"
+    mutated = WORK / "src" / "fargate_app"  # the copy mutmut mutated: its digests say what was measured
+    listed = (WORK / "modules").read_text().split() if (WORK / "modules").is_file() else []
+    judged = [mutated / name for name in listed] or sorted(mutated.rglob("*.py"))  # modules without mutants too
     return {
+        "sources": {
+            reliability_report.module_name(path, mutated): reliability_report.source_digest(path) for path in judged
+        },
         "commit": commit.strip(),
         "mutmut": metadata.version("mutmut"),
         "killed": sum(counts.get(status, 0) for status in KILLED),
@@ -171,8 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     triage = json.loads(TRIAGE.read_text())
-    full_run = (WORK / "scope").is_file() and (WORK / "scope").read_text() == "full"
-    measured = mutation_results(triage) if full_run else previous.get("mutation")
+    scope = (WORK / "scope").read_text() if (WORK / "scope").is_file() else ""
+    measured = previous.get("mutation")
+    if scope in ("full", "modules"):  # a sample's verdicts are `make test`'s, not the figure's
+        measured = merge(measured, mutation_results(triage))
     results = {"mutation": measured, "alone": files_alone() if args.alone else previous.get("alone")}
     RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     REPORT.write_text(
@@ -180,7 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     figures = reliability_report.mutation_figures(results["mutation"])
     print(f"mutation score: {figures['measured']}; wrote {RESULTS.relative_to(ROOT)} and {REPORT.relative_to(ROOT)}")
-    open_survivors = [m["name"] for m in (results["mutation"] or {}).get("survivors", []) if not m["equivalent"]]
+    stale = set(reliability_report.stale_modules(results["mutation"]))
+    open_survivors = [
+        m["name"]
+        for m in (results["mutation"] or {}).get("survivors", [])
+        if not m["equivalent"] and reliability_report.module_of(m["name"]) not in stale
+    ]
     if open_survivors:
         print(f"{len(open_survivors)} surviving mutants are not triaged (mutmut show <name>), for example:")
         print("\n".join(f"  {name}" for name in open_survivors[:20]))

@@ -1,8 +1,10 @@
 """mutmut over fargate_app, in a scratch copy of the repository laid out the way mutmut expects.
 
-    python tools/mutation_run.py            # every module (`make mutation`, then tools/mutation_report.py)
-    python tools/mutation_run.py --sample   # `make test`: a fixed sample whose mutants must all be killed
-    python tools/mutation_run.py --again    # after adding tests: judge the last run's live mutants again
+    python tools/mutation_run.py                  # every module (then tools/mutation_report.py)
+    python tools/mutation_run.py --stale          # `make mutation`: the modules changed since their verdicts
+    python tools/mutation_run.py --module kube/usage.py registry/client.py   # these modules
+    python tools/mutation_run.py --sample         # `make test`: a fixed sample whose mutants must all be killed
+    python tools/mutation_run.py --again          # after adding tests: judge the last run's live mutants again
 
 Why mutmut (3.x) rather than cosmic-ray or pytest-gremlins: it forks after the test session has imported everything
 and runs, per mutant, only the tests that called the mutated function (recorded in one traced run), fastest first,
@@ -29,11 +31,14 @@ import sys
 import time
 from pathlib import Path
 
+import reliability_report
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".mutation"  # the full run's copy: tools/mutation_report.py reads its results
 SAMPLE_WORK = ROOT / ".mutation-sample"  # the sample's own, so `make test` leaves the full run's results alone
 MUTMUT = Path(sys.executable).with_name("mutmut")
 TRIAGE = ROOT / "tools" / "mutation_triage.json"
+RESULTS = ROOT / "docs" / "mutation.json"  # the recorded verdicts (tools/mutation_report.py)
 PACKAGE = "layers/core/fargate_app"
 SKIP = {
     ".git",
@@ -75,7 +80,7 @@ RESULT_LINE = re.compile(r"^\s+(?P<name>\S+): (?P<status>.+)$")
 KILLED = ("killed", "timeout", "caught by type check")
 
 
-def prepare(sample: bool) -> None:
+def prepare(sample: bool, modules: list[str] | None = None) -> None:
     """``.mutation/``: the working tree, the package at src/fargate_app, and the run's settings."""
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir()
@@ -108,11 +113,26 @@ def prepare(sample: bool) -> None:
             "layers",
         ],
     }
-    if sample:
-        settings["only_mutate"] = [f"src/fargate_app/{module}" for module in SAMPLE]
-    (WORK / "scope").write_text("sample" if sample else "full")  # tools/mutation_report.py reports full runs only
+    only = list(SAMPLE) if sample else modules
+    if only:
+        settings["only_mutate"] = [f"src/fargate_app/{module}" for module in only]
+    # tools/mutation_report.py records the verdicts of a full or a modules run, never a sample's
+    (WORK / "scope").write_text("sample" if sample else "modules" if modules else "full")
+    (WORK / "modules").write_text("\n".join(only or []))  # which modules this run judges ("" for all)
+    (WORK / "commit").write_text(tree_version())  # what the verdicts are of: the tests and package as they are now
     section = "\n".join(f"{key} = {json.dumps(value)}" for key, value in settings.items())
     (WORK / "pyproject.toml").write_text(f"{pyproject.rstrip()}\n\n[tool.mutmut]\n{section}\n")
+
+
+def tree_version() -> str:
+    """The commit the working tree is at, ``+changes`` when it differs from it (what a run measures)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + (
+        "+changes" if git("status", "--porcelain") else ""
+    )
 
 
 def mutmut(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -124,10 +144,23 @@ def statuses() -> dict[str, str]:
     return {m["name"]: m["status"].strip() for line in listed.splitlines() if (m := RESULT_LINE.match(line))}
 
 
-def run(sample: bool) -> int:
+def run(sample: bool, modules: list[str] | None = None) -> int:
     started = time.monotonic()
-    prepare(sample)
+    prepare(sample, modules)
     return judge(sample, mutmut_run([]), started)
+
+
+def stale() -> list[str]:
+    """The package's modules (paths under fargate_app) to measure: no recorded verdicts, verdicts for another
+    source, or a run that stopped before judging all of their mutants."""
+    measured = json.loads(RESULTS.read_text()).get("mutation") if RESULTS.exists() else None
+    package = ROOT / PACKAGE
+    paths = {
+        reliability_report.module_name(p, package): p.relative_to(package).as_posix() for p in package.rglob("*.py")
+    }
+    unfinished = {m for m, counts in (measured or {}).get("modules", {}).items() if counts.get("not checked")}
+    wanted = set(reliability_report.stale_modules(measured, package)) | unfinished
+    return sorted(paths[module] for module in wanted if module in paths)
 
 
 def mutmut_run(names: list[str]) -> subprocess.CompletedProcess[str]:
@@ -183,7 +216,8 @@ def judge(sample: bool, answer: subprocess.CompletedProcess[str], started: float
     equivalent = json.loads(TRIAGE.read_text()).get("equivalent", {})
     killed = [name for name, status in found.items() if status in KILLED]
     survivors = [name for name, status in found.items() if status not in KILLED and name not in equivalent]
-    scope = ", ".join(SAMPLE) if sample else "fargate_app"
+    listed = (WORK / "modules").read_text().split() if (WORK / "modules").is_file() else []
+    scope = ", ".join(listed) or "fargate_app"
     print(
         f"mutation run ({scope}): {len(killed)} of {len(found)} mutants killed, {len(survivors)} not "
         f"(untriaged), in {time.monotonic() - started:.0f} s"
@@ -199,11 +233,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sample", action="store_true", help="only the fixed sample; fail on any surviving mutant")
     parser.add_argument("--again", action="store_true", help="judge the last run's live mutants with today's tests")
+    parser.add_argument("--module", nargs="+", help="only these modules (paths under fargate_app: kube/usage.py)")
+    parser.add_argument("--stale", action="store_true", help="only the modules changed since their recorded verdicts")
     args = parser.parse_args(argv)
     if args.sample:
         global WORK
         WORK = SAMPLE_WORK
-    return again() if args.again else run(args.sample)
+    if args.again:
+        return again()
+    modules = stale() if args.stale else args.module
+    if args.stale and not modules:
+        print("every module's verdicts are for its current source: nothing to run")
+        return 0
+    unknown = [module for module in modules or [] if not (ROOT / PACKAGE / module).is_file()]
+    if unknown:
+        parser.error(f"not a module of {PACKAGE}: {', '.join(unknown)}")
+    return run(args.sample, modules)
 
 
 if __name__ == "__main__":

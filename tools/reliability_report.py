@@ -11,7 +11,9 @@ issue's goal, writes the Markdown report and exits 1 when a goal is missed or a 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -102,6 +104,7 @@ CONCURRENCY_GOALS = {
 }
 MUTATION_GOAL = 90  # % of mutants killed, equivalent mutants left out
 MUTATION_RESULTS = Path(__file__).resolve().parents[1] / "docs" / "mutation.json"  # written by `make mutation`
+MUTATED_PACKAGE = Path(__file__).resolve().parents[1] / "layers" / "core" / "fargate_app"
 
 
 def _good(crowd: dict[str, Any]) -> int | None:
@@ -168,37 +171,60 @@ def patch_mutation(document: str, results: dict[str, Any] | None, alone: dict[st
     return head + ("\n" + "\n".join(mutation["section"]) if mutation["section"] else "")
 
 
-def mutation_figures(results: dict[str, Any] | None) -> dict[str, Any]:
+def mutation_figures(results: dict[str, Any] | None, package: Path = MUTATED_PACKAGE) -> dict[str, Any]:
     """The mutation score line of the summary and section 8 (the score per module and every triaged mutant), from
     docs/mutation.json (tools/mutation_report.py). Mutants in code that no unit or integration test runs count as not
-    killed: they are the weakest spots, not exempt ones."""
+    killed: they are the weakest spots, not exempt ones. A module whose source changed since its verdicts (stale) is
+    left out of the score: the goal needs every module measured as it is now."""
     if not results:
         return {"measured": "not measured", "met": False, "section": []}
-    survivors = results["survivors"]
+    stale = set(stale_modules(results, package))
+    recorded = results.get("modules", {})
+    current = {module: counts for module, counts in recorded.items() if module not in stale}
+    survivors = [m for m in results["survivors"] if module_of(m["name"]) not in stale]
     equivalent = {m["name"] for m in survivors if m.get("equivalent")}
+    every_equivalent = {m["name"] for m in results["survivors"] if m.get("equivalent")}  # stale modules' rows too
     open_survivors = [m for m in survivors if m["name"] not in equivalent]
-    judged = results["killed"] + len(open_survivors) + results.get("untested", 0)
-    score = 100 * results["killed"] / judged if judged else 0.0
-    unjudged = results.get("counts", {}).get("not checked", 0)
+    killed = sum(counts.get(status, 0) for counts in current.values() for status in KILLED_STATUSES)
+    untested = sum(counts.get("no tests", 0) for counts in current.values())
+    judged = killed + len(open_survivors) + untested
+    score = 100 * killed / judged if judged else 0.0
+    unjudged = sum(counts.get("not checked", 0) for counts in current.values())
+    stale_mutants = sum(sum(counts.values()) for module, counts in recorded.items() if module in stale)
+    never = sorted(module for module in stale if module not in recorded)
     measured = (
-        f"{score:.1f} % ({results['killed']} killed of {judged}: {len(open_survivors)} surviving, "
-        f"{results.get('untested', 0)} in code no unit or integration test runs; {len(equivalent)} equivalent left "
-        f"out) at {results['commit']}" + (f"; run stopped with {unjudged} mutants not judged" if unjudged else "")
+        f"{score:.1f} % ({killed} killed of {judged}: {len(open_survivors)} surviving, {untested} in code no unit or "
+        f"integration test runs; {len(equivalent)} equivalent left out)"
+        + (f"; {unjudged} mutants not judged (run stopped)" if unjudged else "")
+        + (
+            f"; {len(stale)} modules changed since they were measured ({stale_mutants} mutants of their earlier "
+            f"source left out)"
+            if stale
+            else ""
+        )
     )
+    measured_at = results.get("measured_at", {})
     section = [
         "## 8. Mutation testing",
         "",
         f"`make mutation` (mutmut {results['mutmut']}) mutates `layers/core/fargate_app` and runs, for each mutant, the",
         "unit and integration tests that call the mutated function. The score counts a mutant in code that none of",
-        "those tests runs as not killed. Every mutant left alive, with where it is and what it changes, is in",
-        "docs/mutation.json (`survivors`, `untested_mutants`); `mutmut show <name>` in `.mutation/` prints one.",
+        "those tests runs as not killed. Verdicts are kept per module with the commit they were measured at; a module",
+        "changed since (*stale*) is left out of the score until `make mutation` (`tools/mutation_run.py --stale`)",
+        "measures it again. Every mutant left alive, with where it is and what it changes, is in docs/mutation.json",
+        "(`survivors`, `untested_mutants`); `mutmut show <name>` in `.mutation/` prints one.",
         "",
         *table(
-            ["module", "mutants", "killed", "surviving", "no test runs it", "equivalent", "not judged", "score"],
+            MODULE_COLUMNS,
             [
-                module_row(module, counts, survivors, equivalent)
-                for module, counts in results.get("modules", {}).items()
-            ],
+                (
+                    module,
+                    f"{measured_at.get(module, '?')}{' (stale)' if module in stale else ''}",
+                    *module_row(module, counts, results["survivors"], every_equivalent)[1:],
+                )
+                for module, counts in recorded.items()
+            ]
+            + [(module, "never (stale)", "-", "-", "-", "-", "-", "-", "-") for module in never],
         ),
         "",
         "Equivalent by rule (tools/mutation_triage.json `rules`, matched on the mutated line):",
@@ -222,7 +248,37 @@ def mutation_figures(results: dict[str, Any] | None) -> dict[str, Any]:
         ),
         "",
     ]
-    return {"measured": measured, "met": score >= MUTATION_GOAL and not unjudged, "section": section}
+    met = score >= MUTATION_GOAL and not unjudged and not stale
+    return {"measured": measured, "met": met, "section": section}
+
+
+KILLED_STATUSES = ("killed", "timeout", "caught by type check")
+MODULE_COLUMNS = ["module", "measured at", "mutants", "killed", "surviving", "no test runs it", "equivalent"]
+MODULE_COLUMNS += ["not judged", "score"]
+
+
+def module_of(mutant: str) -> str:
+    """``fargate_app.kube.usage`` of ``fargate_app.kube.usage.x_profile_users__mutmut_55``."""
+    return re.split(r"\.x[_ǁ]", mutant, maxsplit=1)[0]
+
+
+def module_name(path: Path, package: Path) -> str:
+    """``fargate_app.kube.usage`` of ``<package>/kube/usage.py`` (``fargate_app.kube`` of its ``__init__.py``)."""
+    return ".".join(("fargate_app", *path.relative_to(package).with_suffix("").parts)).removesuffix(".__init__")
+
+
+def source_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def stale_modules(measured: dict[str, Any] | None, package: Path = MUTATED_PACKAGE) -> list[str]:
+    """Modules of ``package`` with no recorded verdicts, or recorded for a source that has changed since."""
+    sources = (measured or {}).get("sources", {})
+    return [
+        module_name(path, package)
+        for path in sorted(package.rglob("*.py"))
+        if sources.get(module_name(path, package)) != source_digest(path)
+    ]
 
 
 def rule_counts(survivors: list[dict[str, Any]]) -> dict[str, int]:
@@ -236,7 +292,7 @@ def rule_counts(survivors: list[dict[str, Any]]) -> dict[str, int]:
 def module_row(
     module: str, counts: dict[str, int], survivors: list[dict[str, Any]], equivalent: set[str]
 ) -> tuple[str, int, int, int, int, int, int, str]:
-    killed = sum(counts.get(status, 0) for status in ("killed", "timeout", "caught by type check"))
+    killed = sum(counts.get(status, 0) for status in KILLED_STATUSES)
     left_out = sum(1 for m in survivors if m["name"] in equivalent and m["name"].startswith(f"{module}."))
     surviving = counts.get("survived", 0) + counts.get("suspicious", 0) - left_out
     untested = counts.get("no tests", 0)

@@ -1,0 +1,114 @@
+"""The mutation figure kept per module (tools/mutation_report.py, tools/reliability_report.py): a run replaces the
+verdicts of the modules it judged completely, and a module whose source changed since is stale, out of the score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from test_reliability_report import tool
+
+OLD, NEW = "aaaa", "bbbb"
+
+
+@pytest.fixture(scope="module")
+def report() -> ModuleType:
+    return tool("reliability_report")
+
+
+@pytest.fixture(scope="module")
+def mutation() -> ModuleType:
+    return tool("mutation_report")
+
+
+def survivor(name: str, equivalent: str = "") -> dict[str, Any]:
+    return {"name": name, "where": "x.py:1", "change": "`a` → `b`", "old": "a", "equivalent": equivalent}
+
+
+def run_of(commit: str, modules: dict[str, dict[str, int]], sources: dict[str, str], survivors: list[Any]) -> Any:
+    """What mutation_results returns for one run."""
+    return {
+        "commit": commit,
+        "mutmut": "3.7.0",
+        "modules": modules,
+        "sources": sources,
+        "survivors": survivors,
+        "untested_mutants": [],
+        "killed_by_new_tests": [],
+    }
+
+
+def test_a_run_replaces_only_the_modules_it_judged_completely(mutation: ModuleType) -> None:
+    # Given verdicts for two modules, then a run that judged `a` again completely and `b` only in part
+    earlier = mutation.merge(
+        None,
+        run_of(
+            "c1",
+            {"fargate_app.a": {"killed": 8, "survived": 2}, "fargate_app.b": {"killed": 5, "survived": 5}},
+            {"fargate_app.a": OLD, "fargate_app.b": OLD},
+            [survivor("fargate_app.a.x_f__mutmut_1"), survivor("fargate_app.b.x_g__mutmut_1")],
+        ),
+    )
+    later = mutation.merge(
+        earlier,
+        run_of(
+            "c2",
+            {"fargate_app.a": {"killed": 10}, "fargate_app.b": {"killed": 1, "not checked": 9}},
+            {"fargate_app.a": NEW, "fargate_app.b": NEW},
+            [],
+        ),
+    )
+    # Then `a` has the new verdicts, source and commit; `b` keeps its earlier ones
+    assert later["modules"] == {"fargate_app.a": {"killed": 10}, "fargate_app.b": {"killed": 5, "survived": 5}}
+    assert later["sources"] == {"fargate_app.a": NEW, "fargate_app.b": OLD}
+    assert later["measured_at"] == {"fargate_app.a": "c2", "fargate_app.b": "c1"}
+    assert [m["name"] for m in later["survivors"]] == ["fargate_app.b.x_g__mutmut_1"]
+    assert (later["killed"], later["counts"]) == (15, {"killed": 15, "survived": 5})
+
+
+def test_a_module_without_mutants_is_judged_by_being_covered(mutation: ModuleType) -> None:
+    merged = mutation.merge(None, run_of("c1", {}, {"fargate_app.kube": OLD}, []))
+    assert merged["sources"] == {"fargate_app.kube": OLD} and merged["modules"] == {}
+
+
+def test_a_changed_module_is_stale_and_out_of_the_score(report: ModuleType, tmp_path: Path) -> None:
+    # Given a package of two modules, both measured, then one of them edited
+    package = tmp_path / "fargate_app"
+    (package / "kube").mkdir(parents=True)
+    (package / "a.py").write_text("A = 1\n")
+    (package / "kube" / "__init__.py").write_text("")
+    measured = {
+        "commit": "c1",
+        "mutmut": "3.7.0",
+        "modules": {"fargate_app.a": {"killed": 9, "survived": 1}},
+        "sources": {
+            "fargate_app.a": report.source_digest(package / "a.py"),
+            "fargate_app.kube": report.source_digest(package / "kube" / "__init__.py"),
+        },
+        "measured_at": {"fargate_app.a": "c1", "fargate_app.kube": "c1"},
+        "survivors": [survivor("fargate_app.a.x_f__mutmut_3")],
+    }
+    figures = report.mutation_figures(measured, package)
+    assert report.stale_modules(measured, package) == []
+    assert figures["measured"].startswith("90.0 % (9 killed of 10")
+    (package / "a.py").write_text("A = 2\n")
+    # When the figure is made again, then `a` is stale: left out, and the goal is not met whatever the score
+    stale = report.mutation_figures(measured, package)
+    assert report.stale_modules(measured, package) == ["fargate_app.a"]
+    assert stale["measured"].startswith("0.0 % (0 killed of 0")
+    assert "1 modules changed since they were measured (10 mutants" in stale["measured"]
+    assert not stale["met"]
+    assert any(line.startswith("| fargate_app.a | c1 (stale) | 10 | 9 | 1 |") for line in stale["section"])
+
+
+def test_a_module_never_measured_is_stale(report: ModuleType, tmp_path: Path) -> None:
+    package = tmp_path / "fargate_app"
+    package.mkdir()
+    (package / "new.py").write_text("B = 1\n")
+    measured = {"commit": "c1", "mutmut": "3.7.0", "modules": {}, "sources": {}, "survivors": []}
+    figures = report.mutation_figures(measured, package)
+    assert report.stale_modules(measured, package) == ["fargate_app.new"]
+    assert not figures["met"]
+    assert any(line.startswith("| fargate_app.new | never (stale) |") for line in figures["section"])
