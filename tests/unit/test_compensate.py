@@ -13,7 +13,7 @@ from unit_support import holders_of
 from fargate_app import holders
 from fargate_app.aws.eks import ensure_fargate_profile
 from fargate_app.aws.iam import ensure_pod_execution_role
-from fargate_app.compensate import compensate
+from fargate_app.compensate import compensate, failure_message, parse_failed_state
 from fargate_app.config import Settings
 from fargate_app.errors import AccessDenied
 from fargate_app.holders import take
@@ -308,3 +308,37 @@ def test_a_take_between_the_release_and_the_delete_keeps_the_rule(
     # Then the rule stays (the claim for deletion needs an empty set at that moment), naming who took it
     assert "pull-through-cache rule ecr-public (kept: held by other/fargate/web)" in result.kept
     assert deleted_rules == []
+
+
+@pytest.mark.parametrize(
+    ("cause", "sentence"),
+    [
+        pytest.param(
+            json.dumps({"errorMessage": "the image is gone", "errorType": "X"}), "the image is gone", id="lambda"
+        ),
+        pytest.param("Lambda.Unknown: no payload", "Lambda.Unknown: no payload", id="not-json"),
+        pytest.param(json.dumps({"detail": "other"}), json.dumps({"detail": "other"}), id="json-without-message"),
+        pytest.param(json.dumps(["errorMessage"]), json.dumps(["errorMessage"]), id="json-list"),
+        pytest.param({"Error": "X"}, json.dumps({"Error": "X"}), id="not-a-string"),
+        pytest.param("c" * 1500, "c" * 999 + "…", id="long-text"),
+        pytest.param(json.dumps({"errorMessage": "m" * 1500}), "m" * 999 + "…", id="long-message"),
+        pytest.param({"k": "v" * 1500}, json.dumps({"k": "v" * 1500})[:999] + "…", id="long-object"),
+    ],
+)
+def test_the_failure_is_told_in_the_lambda_errors_own_words(cause: Any, sentence: str) -> None:
+    assert failure_message(cause) == sentence
+
+
+def test_a_state_compensate_cannot_read_is_reported_and_nothing_is_deleted(settings: Settings) -> None:
+    # Given what a failure before any validated request leaves: no request, no error details
+    result = compensate(settings, {"cluster": "blog"})
+    # Then the report says what it knows: an unknown step's task failure, nothing compensated or left
+    report = json.loads(result.cause)
+    assert (result.error, report["step"], report["error"], report["cause"]) == (
+        "States.TaskFailed",
+        "unknown",
+        "States.TaskFailed",
+        "",
+    )
+    assert (result.compensated, result.leftovers, result.kept, report["compensationFailed"]) == ([], [], [], False)
+    assert parse_failed_state({"failedStep": "ApplyApp", "error": None}).error == {}

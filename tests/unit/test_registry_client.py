@@ -4,7 +4,10 @@ serves exactly the bytes, statuses and headers each test needs; images come from
 from __future__ import annotations
 
 import base64
+import gzip
 import json
+import random
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,8 +29,10 @@ from fargate_app.errors import (
 )
 from fargate_app.images import parse_reference
 from fargate_app.registry import RegistryCredentials, RetryPolicy, cache_repository, ecr_credentials, warm_image_cache
+from fargate_app.registry.client import CHUNK_BYTES, USER_AGENT, RegistryClient
 from fargate_app.registry.manifests import (
     MANIFEST_ACCEPT,
+    MAX_MANIFEST_BYTES,
     OCI_INDEX,
     OCI_MANIFEST,
     Descriptor,
@@ -40,7 +45,7 @@ from fargate_app.registry.manifests import (
     verify_manifest_digest,
 )
 from fargate_sandbox.http_servers import QuietHandler, TrackedHTTPServer
-from fargate_sandbox.oci_images import Blob, Image, build_index, sample_image
+from fargate_sandbox.oci_images import Blob, Image, build_image, build_index, sample_image
 
 FAST = RetryPolicy(retries=2, backoff_factor=0.001, backoff_max=0.01, backoff_jitter=0.0)
 REPO = "/v2/ecr-public/nginx/nginx"
@@ -54,6 +59,7 @@ class Answer:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    cut_after: int | None = None  # close the connection after these many bytes of the body
 
 
 class ScriptedRegistry(TrackedHTTPServer):
@@ -100,7 +106,11 @@ class _ScriptedHandler(QuietHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(answer.body)))
         self.end_headers()
-        self.wfile.write(answer.body)
+        if answer.cut_after is None:
+            self.wfile.write(answer.body)
+        else:
+            self.wfile.write(answer.body[: answer.cut_after])
+            self.close_connection = True
 
 
 @pytest.fixture
@@ -436,8 +446,12 @@ def test_a_registry_that_does_not_listen_is_registry_unavailable() -> None:
     closed = ScriptedRegistry()
     url = closed.url
     closed.stop()
-    with pytest.raises(RegistryUnavailable, match=r"did not answer .* after 2 retries \(NewConnectionError\)"):
+    with pytest.raises(RegistryUnavailable) as refused:
         warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(url, "pw"), retry=FAST)
+    assert str(refused.value) == (
+        f"registry {url.removeprefix('http://')} did not answer {WHAT} (image {IMAGE}) after 2 retries "
+        "(NewConnectionError); the step will be retried"
+    )
 
 
 def test_blob_redirects_are_followed_without_the_token(registry: ScriptedRegistry) -> None:
@@ -510,3 +524,251 @@ def test_ecr_refusing_the_token_call_is_wrapped(stubbed_ecr: Stubber) -> None:
     stubbed_ecr.add_client_error("get_authorization_token", "AccessDeniedException", "not authorized")
     with pytest.raises(AccessDenied, match="get an ECR authorization token: not authorized; grant it"):
         ecr_credentials()
+
+
+# --- what the client sends and how much it reads --------------------------------------------------------------------
+def padded_manifest(image: Image, size: int) -> Image:
+    """``image`` with its manifest padded by an annotation to exactly ``size`` bytes (a registry allows any size)."""
+    document = json.loads(image.manifest.data)
+    document["annotations"] = {"pad": ""}
+    bare = len(json.dumps(document).encode())
+    document["annotations"]["pad"] = "x" * (size - bare)
+    return Image(
+        image.platform, Blob(image.manifest.media_type, json.dumps(document).encode()), image.config, image.layers
+    )
+
+
+def test_every_request_names_the_client_and_blobs_accept_any_type(registry: ScriptedRegistry) -> None:
+    image = amd64_image()
+    registry.serve_image(image)
+    warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert {headers["User-Agent"] for _, headers in registry.seen} == {USER_AGENT}
+    assert {headers["Accept"] for path, headers in registry.seen if "/blobs/" in path} == {"*/*"}
+
+
+def test_bodies_longer_than_a_read_chunk_are_counted_and_joined_whole(registry: ScriptedRegistry) -> None:
+    # Given an image whose manifest, config and layer each span several 64 KiB reads
+    big = build_image(
+        "linux/amd64", [{"data": random.Random(7).randbytes(3 * CHUNK_BYTES)}], cmd=("x" * 2 * CHUNK_BYTES,)
+    )
+    image = padded_manifest(big, 2 * CHUNK_BYTES + 1)
+    registry.serve_image(image)
+    # When it is warmed, then every byte was verified against its digest and counted once
+    warmed = warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert (warmed.digest, warmed.bytes_warmed) == (image.digest, sum(blob.size for blob in image.blobs))
+
+
+def test_a_manifest_of_exactly_the_limit_is_read_and_one_byte_more_is_refused(registry: ScriptedRegistry) -> None:
+    at_limit = padded_manifest(amd64_image(), MAX_MANIFEST_BYTES)
+    registry.serve_image(at_limit)
+    assert warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST).digest == (
+        at_limit.digest
+    )
+    over = padded_manifest(amd64_image(), MAX_MANIFEST_BYTES + 1)
+    registry.serve_image(over)
+    with pytest.raises(ManifestInvalid) as refused:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert str(refused.value) == (
+        f"{WHAT} in registry {registry.url.removeprefix('http://')} (image {IMAGE}) is larger than 4194304 bytes, "
+        "the limit for a manifest"
+    )
+
+
+def test_a_config_is_read_up_to_its_limit_and_refused_beyond_it(registry: ScriptedRegistry) -> None:
+    image = amd64_image()
+    registry.serve_image(image)
+    config = Descriptor(image.config.media_type, image.config.digest, image.config.size)
+    with RegistryClient(Tokens(registry.url, "pw"), image=IMAGE, retry=FAST) as client:
+        assert client.read_blob("ecr-public/nginx/nginx", config, limit=image.config.size) == image.config.data
+        with pytest.raises(ManifestInvalid) as refused:
+            client.read_blob("ecr-public/nginx/nginx", config, limit=image.config.size - 1)
+    assert str(refused.value) == (
+        f"blob {image.config.digest} of image {IMAGE} announces {image.config.size} bytes, more than the "
+        f"{image.config.size - 1} an image config may have"
+    )
+
+
+def test_an_error_body_is_read_up_to_8_kib(registry: ScriptedRegistry) -> None:
+    # Given a JSON error body longer than the client reads: its words are read as text, not parsed
+    body = json.dumps({"errors": [{"code": "UNSUPPORTED", "message": "nope"}], "trace": "t" * 9000}).encode()
+    registry.on(f"{REPO}/manifests/stable", Answer(400, body))
+    with pytest.raises(PermanentError) as refused:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert str(refused.value).endswith(f"with 400: {body[:199].decode()}…")
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "said"),
+    [
+        pytest.param(Answer(404, b"not here"), ImageNotFound, "404: not here", id="404-without-a-code"),
+        pytest.param(Answer(405, b"method"), PermanentError, "405: method", id="405"),
+        pytest.param(Answer(409, b"conflict"), PermanentError, "409: conflict", id="409"),
+        pytest.param(Answer(300, b"choose"), PermanentError, "300: choose", id="300-is-no-success"),
+    ],
+)
+def test_the_status_alone_decides_when_the_body_has_no_code(
+    registry: ScriptedRegistry, answer: Answer, error: type[Exception], said: str
+) -> None:
+    registry.on(f"{REPO}/manifests/stable", answer)
+    with pytest.raises(error) as refused:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert type(refused.value) is error
+    assert f"{WHAT} answered {said};" in str(refused.value) or str(refused.value).endswith(f"with {said}")
+
+
+def test_a_client_refreshes_its_token_once_whatever_the_number_of_refusals(registry: ScriptedRegistry) -> None:
+    registry.on(f"{REPO}/manifests/stable", Answer(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}'))
+    tokens = Tokens(registry.url, "a", "b", "c")
+    with RegistryClient(tokens, image=IMAGE, retry=FAST) as client:
+        for _ in range(2):
+            with pytest.raises(UpstreamAuthFailed):
+                client.get_manifest("ecr-public/nginx/nginx", "stable")
+    assert tokens.calls == 2
+    assert len(registry.seen) == 3  # the first request, its retry with the new token, the second request
+
+
+def test_a_registry_that_stops_answering_is_registry_unavailable_after_the_read_timeout() -> None:
+    # Given a registry that accepts the connection and never answers
+    silent = socket.create_server(("127.0.0.1", 0))
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        patient = RetryPolicy(retries=0, backoff_factor=0, backoff_jitter=0, read_timeout=0.3, connect_timeout=1)
+        with pytest.raises(RegistryUnavailable, match=r"did not answer .* after 0 retries \(ReadTimeoutError\)"):
+            warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(url, "pw"), retry=patient)
+    finally:
+        silent.close()
+
+
+def test_a_transfer_cut_short_is_retryable_and_says_how_far_it_got(registry: ScriptedRegistry) -> None:
+    # Given a layer whose connection closes after 10 of its announced bytes
+    image = amd64_image()
+    registry.serve_image(image)
+    layer = image.layers[0]
+    registry.on(f"{REPO}/blobs/{layer.digest}", Answer(200, layer.data, cut_after=10))
+    with pytest.raises(RegistryUnavailable) as cut:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=RetryPolicy(retries=0))
+    assert str(cut.value) == (
+        f"registry {registry.url.removeprefix('http://')} broke off blob {layer.digest} of repository "
+        f"ecr-public/nginx/nginx (image {IMAGE}) after 10 bytes (ProtocolError); the transfer will be retried"
+    )
+
+
+def test_a_blob_is_verified_as_stored_whatever_content_encoding_a_cdn_declares(registry: ScriptedRegistry) -> None:
+    # Given a layer (a gzip tarball) served with Content-Encoding: gzip, as some CDNs label such files
+    image = amd64_image()
+    registry.serve_image(image)
+    for layer in image.layers:
+        registry.on(f"{REPO}/blobs/{layer.digest}", Answer(200, layer.data, {"Content-Encoding": "gzip"}))
+    # When it is warmed, then its bytes are hashed as stored, not decompressed
+    warmed = warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert warmed.bytes_warmed == sum(blob.size for blob in image.blobs)
+
+
+def test_an_error_body_is_read_decoded(registry: ScriptedRegistry) -> None:
+    body = gzip.compress(b'{"errors":[{"code":"UNSUPPORTED","message":"nope"}]}')
+    registry.on(f"{REPO}/manifests/stable", Answer(400, body, {"Content-Encoding": "gzip"}))
+    with pytest.raises(PermanentError) as refused:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert str(refused.value).endswith("with 400 UNSUPPORTED: nope")
+
+
+def test_an_error_body_cut_short_leaves_the_status_alone(registry: ScriptedRegistry) -> None:
+    registry.on(f"{REPO}/manifests/stable", Answer(400, b'{"errors":[{"code":"UNSUPPORTED"}]}', cut_after=5))
+    with pytest.raises(PermanentError) as refused:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert str(refused.value).endswith(f"{WHAT} (image {IMAGE}) with 400")
+
+
+def test_a_long_error_message_is_cut_to_200_characters(registry: ScriptedRegistry) -> None:
+    message = "m" * 300
+    registry.on(
+        f"{REPO}/manifests/stable", Answer(400, json.dumps({"errors": [{"code": "X", "message": message}]}).encode())
+    )
+    with pytest.raises(PermanentError) as refused:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert str(refused.value).endswith(f"with 400 X: {'m' * 199}…")
+
+
+def test_a_redirect_urllib3_cannot_follow_is_registry_unavailable(registry: ScriptedRegistry) -> None:
+    # Given a blob redirected to a location that is no URL (urllib3 raises a bare ValueError for it)
+    image = amd64_image()
+    registry.serve_image(image)
+    layer = image.layers[0]
+    registry.on(f"{REPO}/blobs/{layer.digest}", Answer(307, headers={"Location": "http://[bad"}))
+    with pytest.raises(RegistryUnavailable) as failed:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert str(failed.value) == (
+        f"registry {registry.url.removeprefix('http://')} failed blob {layer.digest} of repository "
+        f"ecr-public/nginx/nginx (image {IMAGE}): ValueError; the step will be retried"
+    )
+
+
+def test_a_missing_blob_names_the_blob_and_the_upstream(registry: ScriptedRegistry) -> None:
+    image = amd64_image()
+    registry.serve_image(image)
+    layer = image.layers[1]
+    registry.on(f"{REPO}/blobs/{layer.digest}", Answer(404, b'{"errors":[{"code":"BLOB_UNKNOWN","message":"gone"}]}'))
+    with pytest.raises(ImageNotFound) as missing:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert str(missing.value) == (
+        f"image {IMAGE} not found through registry {registry.url.removeprefix('http://')}: blob {layer.digest} of "
+        "repository ecr-public/nginx/nginx answered 404 BLOB_UNKNOWN: gone; check that the image exists in "
+        "public.ecr.aws and that the cache rule points at it"
+    )
+
+
+def test_a_registry_gone_after_the_token_refresh_names_the_request(registry: ScriptedRegistry) -> None:
+    # Given a registry that refuses the first token and is gone by the time the new token is tried
+    registry.on(f"{REPO}/manifests/stable", Answer(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}'))
+    first = Tokens(registry.url, "pw")()
+
+    def refresh_then_gone() -> RegistryCredentials:
+        registry.stop()
+        return first
+
+    calls = iter([first])
+    with pytest.raises(RegistryUnavailable) as gone:
+        warm_image_cache(IMAGE, "ecr-public", credentials=lambda: next(calls, None) or refresh_then_gone(), retry=FAST)
+    assert f"did not answer {WHAT} (image {IMAGE}) after 2 retries" in str(gone.value)
+
+
+def test_the_media_type_of_a_manifest_without_one_comes_from_its_content_type(registry: ScriptedRegistry) -> None:
+    # Given a manifest whose body names no mediaType (schema 2 allows it), served with its Content-Type
+    image = amd64_image()
+    document = json.loads(image.manifest.data)
+    del document["mediaType"]
+    bare = Image(
+        image.platform, Blob(image.manifest.media_type, json.dumps(document).encode()), image.config, image.layers
+    )
+    registry.serve_image(bare)
+    assert (
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST).digest == bare.digest
+    )
+
+
+def test_a_manifest_the_registry_cannot_vouch_for_is_named_where_it_came_from(registry: ScriptedRegistry) -> None:
+    where = f"{WHAT} in registry {registry.url.removeprefix('http://')} (image {IMAGE})"
+    image = amd64_image()
+    # A body that does not hash to the digest the registry names
+    registry.serve_image(image, digest_header="sha256:" + "1" * 64)
+    with pytest.raises(ManifestInvalid) as corrupted:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert str(corrupted.value) == (
+        f"{where}: the registry said the manifest is sha256:{'1' * 64} but its body hashes to {image.digest}; the "
+        "cache or the upstream served a corrupted manifest"
+    )
+    # A body that is no JSON (its digest header right)
+    body = b"<html>proxy error</html>"
+    registry.on(f"{REPO}/manifests/stable", Answer(200, body, {"Docker-Content-Digest": sha256_digest(body)}))
+    with pytest.raises(ManifestInvalid) as not_json:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert str(not_json.value).startswith(f"{where}: the manifest is not JSON (")
+    # A manifest cut short
+    registry.serve_image(image)
+    registry.on(f"{REPO}/manifests/stable", Answer(200, image.manifest.data, cut_after=7))
+    with pytest.raises(RegistryUnavailable) as cut:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=RetryPolicy(retries=0))
+    assert str(cut.value) == (
+        f"registry {registry.url.removeprefix('http://')} broke off {WHAT} (image {IMAGE}) after 7 bytes "
+        "(ProtocolError); the transfer will be retried"
+    )

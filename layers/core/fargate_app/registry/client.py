@@ -263,7 +263,7 @@ class RegistryClient:
                 f"registry {self.registry} did not answer {what} (image {self.image}) after "
                 f"{self._retry.retries} retries ({reason}); the step will be retried"
             ) from exc
-        except HTTPError as exc:
+        except (HTTPError, ValueError) as exc:  # ValueError: a redirect to a Location urllib3 cannot parse
             raise RegistryUnavailable(
                 f"registry {self.registry} failed {what} (image {self.image}): {type(exc).__name__}; the step will "
                 "be retried"
