@@ -103,6 +103,25 @@ def function_line(source: Path, mutant: str) -> int:
     return next((i + 1 for i in range(start, len(lines)) if definition.match(lines[i])), 1)
 
 
+def call_head(where: str) -> str:
+    """The first line of the call a mutated line (``path:line``) is an argument line of, or "": ``logger.info(`` for
+    ``"cache rule ready", extra={...}`` written on the lines below it."""
+    path, line = where.rsplit(":", 1)
+    lines = (ROOT / path).read_text().splitlines()
+    index = int(line) - 1
+    indent = len(lines[index]) - len(lines[index].lstrip())
+    for above in reversed(lines[max(0, index - 12) : index]):
+        depth = len(above) - len(above.lstrip())
+        if not above.strip() or depth >= indent:
+            continue
+        if above.rstrip().endswith("("):
+            return above.strip()
+        if not above.rstrip().endswith(("{", "[")):  # not inside a call's bracketed argument either
+            return ""
+        indent = depth
+    return ""
+
+
 def merge(previous: dict[str, Any] | None, fresh: dict[str, Any]) -> dict[str, Any]:
     """``previous`` with the verdicts of every module ``fresh`` judged completely (it covered the module's source and
     left none of its mutants "not checked") in place of its own; a module ``fresh`` left incomplete keeps its earlier
@@ -164,7 +183,8 @@ def mutation_results(triage: dict[str, Any]) -> dict[str, Any]:
     survivors = []
     for name in sorted(n for n, status in found.items() if status in SURVIVED):
         where = describe(name)
-        by_rule = next((why for line, why in rules if line.search(where["old"])), "")
+        said = (where["old"], call_head(where["where"]))  # a log call's argument lines are the call's too
+        by_rule = next((why for line, why in rules if any(line.search(text) for text in said)), "")
         reason = equivalent.get(name) or by_rule
         survivors.append(
             {"name": name, **where, "equivalent": reason, "by_rule": reason == by_rule != "", "status": found[name]}

@@ -15,6 +15,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 from request_edits import walkthrough_request
+from unit_support import holders_of
 
 from fargate_app.aws.ecr import check_cache_rule, ensure_cache_rule
 from fargate_app.config import Settings
@@ -364,3 +365,32 @@ def test_every_page_of_rules_is_read(settings: Settings, stubs: Stubs) -> None:
         "ECR prefix 'ecr-public' is already a pull-through-cache rule for quay.io, not public.ecr.aws: choose another "
         "cachePrefix"
     )
+
+
+@pytest.mark.usefixtures("aws")  # the holders table, in moto's DynamoDB
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        pytest.param("Invalid username or access token", "Invalid username or access token", id="with-reason"),
+        pytest.param("", "no reason given", id="without-reason"),
+    ],
+)
+def test_an_invalid_rule_the_app_took_and_created_is_let_go_and_deleted(
+    settings: Settings, stubs: Stubs, failure: str, reason: str
+) -> None:
+    # Given ECR finds the rule the app just created unable to reach the upstream with its credential
+    stubs.rules()
+    stubs.secrets.add_response("describe_secret", {"ARN": SECRET}, {"SecretId": SECRET})
+    stubs.create("docker-hub", "registry-1.docker.io", "docker-hub", SECRET)
+    stubs.validate("docker-hub", "registry-1.docker.io", valid=False, failure=failure)
+    stubs.ecr.add_response(
+        "delete_pull_through_cache_rule", {"ecrRepositoryPrefix": "docker-hub"}, {"ecrRepositoryPrefix": "docker-hub"}
+    )
+    # When the step runs for an app, then the error says why, the app holds nothing and the rule was deleted
+    with pytest.raises(UpstreamCredentialInvalid) as invalid:
+        ensure_cache_rule(settings, request(image="redis:7", credentialArn=SECRET), holder="blog/fargate/redis")
+    assert str(invalid.value) == (
+        f"ECR pull-through-cache rule 'docker-hub' for registry-1.docker.io is not valid: {reason}; check the "
+        "credential secret's username and accessToken"
+    )
+    assert holders_of("cacheRule/docker-hub") == []

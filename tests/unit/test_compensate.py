@@ -342,3 +342,111 @@ def test_a_state_compensate_cannot_read_is_reported_and_nothing_is_deleted(setti
     )
     assert (result.compensated, result.leftovers, result.kept, report["compensationFailed"]) == ([], [], [], False)
     assert parse_failed_state({"failedStep": "ApplyApp", "error": None}).error == {}
+
+
+def test_a_state_with_an_unreadable_request_still_names_its_step_and_error() -> None:
+    # Given a failed state whose request does not validate (as no step after ValidateRequest can leave one)
+    state = {"request": {"app": "Bad_App"}, "failedStep": "ApplyApp", "error": {"Error": "X", "Cause": "c"}}
+    failed = parse_failed_state(state)
+    # Then what it knows is kept, and nothing is to be undone
+    assert (failed.failed_step, failed.error, failed.request) == ("ApplyApp", {"Error": "X", "Cause": "c"}, None)
+    assert parse_failed_state({"request": {"app": "Bad_App"}}).failed_step == "unknown"
+
+
+def failed_update(settings: Settings, *, rule_prefix: str, profile_name: str | None) -> dict[str, Any]:
+    """A failed update of the app (WarmImageCache) whose last good revision held ``rule_prefix`` and the profile
+    ``profile_name`` (None: this update's own); the update took the rule and profile it resolved, as its steps do."""
+    state = with_created_rule(failed_state(settings, "WarmImageCache"))
+    state["cacheRule"]["created"] = False
+    holder = parse_request(REQUEST).holder
+    take(settings, "cacheRule/ecr-public", holder)
+    profile = profile_name or state["fargateProfile"]["name"]
+    state["previous"] = {
+        "executionArn": f"{EXECUTION}-v1",
+        "cacheRulePrefix": rule_prefix,
+        "fargateProfileName": profile,
+    }
+    return state
+
+
+def test_a_failed_update_keeps_what_its_last_good_revision_holds(
+    settings: Settings, cluster: str, other_apps: list[str], deleted_rules: list[str]
+) -> None:
+    # Given an update that failed on the same rule and profile as the revision still running
+    state = failed_update(settings, rule_prefix="ecr-public", profile_name=None)
+    profile = state["fargateProfile"]["name"]
+    # When compensating, then nothing is let go of or deleted: the running revision needs all of it
+    result = compensate(settings, state)
+    assert (result.compensated, result.kept, result.leftovers, deleted_rules) == ([], [], [], [])
+    holder = parse_request(REQUEST).holder
+    assert holders_of("cacheRule/ecr-public") == holders_of(f"fargateProfile/blog/{profile}") == [holder]
+    assert holders_of("podExecutionRole/FargateAppPodExecution-blog") == [holder]
+    assert boto3.client("eks").list_fargate_profiles(clusterName="blog")["fargateProfileNames"] == [profile]
+
+
+def test_a_failed_update_lets_go_of_the_rule_and_profile_it_moved_to(
+    settings: Settings, cluster: str, other_apps: list[str], deleted_rules: list[str]
+) -> None:
+    # Given an update that moved the app to another rule and profile, then failed
+    state = failed_update(settings, rule_prefix="quay", profile_name="fargate-app-old")
+    profile = state["fargateProfile"]["name"]
+    # When compensating, then it lets go of both; the profile it created goes, the rule it reused stays
+    result = compensate(settings, state)
+    assert result.compensated == [f"Fargate profile {profile}"]
+    assert (result.kept, deleted_rules) == ([], [])
+    assert holders_of("cacheRule/ecr-public") == holders_of(f"fargateProfile/blog/{profile}") == []
+    # and the role, which the running revision's profile still uses, is kept held
+    assert holders_of("podExecutionRole/FargateAppPodExecution-blog") == [parse_request(REQUEST).holder]
+
+
+def test_the_role_goes_with_its_profile_while_eks_still_lists_that_profile_as_deleting(
+    settings: Settings, cluster: str, other_apps: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given EKS lists a profile while it is DELETING (moto drops it at once): the delete only marks it
+    deleting: list[str] = []
+    monkeypatch.setattr("fargate_app.compensate.delete_fargate_profile", lambda cluster, name: deleting.append(name))
+    state = failed_state(settings, "WarmImageCache")
+    # When compensating, then the role is deleted: the profile being deleted is its only user
+    result = compensate(settings, state)
+    assert deleting == [state["fargateProfile"]["name"]]
+    assert result.compensated == [f"Fargate profile {deleting[0]}", "IAM role FargateAppPodExecution-blog"]
+
+
+def test_a_profile_of_the_cluster_with_another_role_does_not_keep_the_role(
+    settings: Settings, cluster: str, other_apps: list[str]
+) -> None:
+    # Given another profile on the cluster, made with another role
+    state = failed_state(settings, "WarmImageCache")
+    subnets = boto3.client("eks").describe_cluster(name="blog")["cluster"]["resourcesVpcConfig"]["subnetIds"]
+    boto3.client("eks").create_fargate_profile(
+        fargateProfileName="someone-else",
+        clusterName="blog",
+        podExecutionRoleArn="arn:aws:iam::111122223333:role/SomeoneElsesRole",
+        subnets=subnets,
+        selectors=[{"namespace": "batch"}],
+    )
+    # When compensating, then the role this execution made is deleted all the same
+    assert "IAM role FargateAppPodExecution-blog" in compensate(settings, state).compensated
+
+
+def test_what_several_apps_hold_names_them_all(
+    settings: Settings, cluster: str, other_apps: list[str], deleted_rules: list[str]
+) -> None:
+    state = with_created_rule(failed_state(settings, "WarmImageCache", role={"created": False}))
+    profile = state["fargateProfile"]["name"]
+    web = another_app_takes(settings, {**REQUEST, "app": "web"}, "ecr-public", profile)
+    api = another_app_takes(settings, {**REQUEST, "app": "api"}, "ecr-public", profile)
+    result = compensate(settings, state)
+    assert result.kept == [
+        f"pull-through-cache rule ecr-public (kept: held by {api}, {web})",
+        f"Fargate profile {profile} (kept: held by {api}, {web})",
+    ]
+    # and the role it reused is let go of
+    assert holders_of("podExecutionRole/FargateAppPodExecution-blog") == []
+
+
+def test_a_profile_several_apps_run_on_names_them_all(settings: Settings, cluster: str, other_apps: list[str]) -> None:
+    other_apps.extend(["fargate/a", "fargate/b"])
+    result = compensate(settings, failed_state(settings, "WarmImageCache"))
+    assert result.kept[0].endswith("(kept: it schedules fargate/a, fargate/b)")
+    assert result.kept[1].startswith("IAM role FargateAppPodExecution-blog (kept: profiles ")
