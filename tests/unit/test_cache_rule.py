@@ -17,9 +17,15 @@ from botocore.stub import ANY, Stubber
 from request_edits import walkthrough_request
 from unit_support import holders_of
 
-from fargate_app.aws.ecr import check_cache_rule, ensure_cache_rule
+from fargate_app.aws.ecr import check_cache_rule, delete_cache_rule, ensure_cache_rule
 from fargate_app.config import Settings
-from fargate_app.errors import CacheRuleConflict, CacheRuleMissing, UpstreamCredentialInvalid
+from fargate_app.errors import (
+    AccessDenied,
+    CacheRuleConflict,
+    CacheRuleMissing,
+    SharedResourceReleasing,
+    UpstreamCredentialInvalid,
+)
 from fargate_app.models import ProvisionRequest, parse_request
 
 SECRET = "arn:aws:secretsmanager:us-west-2:111122223333:secret:ecr-pullthroughcache/docker-hub-AbCdEf"
@@ -394,3 +400,70 @@ def test_an_invalid_rule_the_app_took_and_created_is_let_go_and_deleted(
         "credential secret's username and accessToken"
     )
     assert holders_of("cacheRule/docker-hub") == []
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_reused_rule_is_taken_then_looked_up_again(settings: Settings, stubs: Stubs) -> None:
+    # Given the walkthrough's rule, still there when looked up after the app took it
+    stubs.rules(("ecr-public", "public.ecr.aws"))
+    stubs.ecr.add_response(
+        "describe_pull_through_cache_rules", {"pullThroughCacheRules": []}, {"ecrRepositoryPrefixes": ["ecr-public"]}
+    )
+    stubs.validate("ecr-public", "public.ecr.aws")
+    # When the step runs for an app, then it reuses the rule and holds it
+    rule = ensure_cache_rule(settings, request(), holder="blog/fargate/demo-app")
+    assert (rule.ecr_repository_prefix, rule.created, rule.validated) == ("ecr-public", False, True)
+    assert holders_of("cacheRule/ecr-public") == ["blog/fargate/demo-app"]
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_rule_deleted_between_the_listing_and_the_take_is_retried_holding_nothing(
+    settings: Settings, stubs: Stubs
+) -> None:
+    # Given the rule listed, then gone when looked up after the take (its last holder's release deleted it)
+    stubs.rules(("ecr-public", "public.ecr.aws"))
+    stubs.ecr.add_client_error(
+        "describe_pull_through_cache_rules",
+        "PullThroughCacheRuleNotFoundException",
+        "The pull through cache rule with the prefix 'ecr-public' does not exist",
+        expected_params={"ecrRepositoryPrefixes": ["ecr-public"]},
+    )
+    # When the step runs, then it asks to be retried (and makes the rule anew), holding nothing meanwhile
+    with pytest.raises(SharedResourceReleasing) as retried:
+        ensure_cache_rule(settings, request(), holder="blog/fargate/demo-app")
+    assert str(retried.value) == "ECR pull-through-cache rule 'ecr-public' was deleted meanwhile; retried"
+    assert holders_of("cacheRule/ecr-public") == []
+
+
+def test_a_rule_reused_under_another_prefix_without_a_role_grants_nothing(settings: Settings, stubs: Stubs) -> None:
+    # Given a rule for the upstream under another prefix, and no role named (a console-started check)
+    stubs.rules(("public", "public.ecr.aws"))
+    stubs.validate("public", "public.ecr.aws")
+    # When the step runs, then it reuses the rule without an IAM call (the stub would refuse one)
+    assert ensure_cache_rule(settings, request()).ecr_repository_prefix == "public"
+
+
+@pytest.mark.parametrize(
+    ("found", "deleted"), [pytest.param(True, True, id="deleted"), pytest.param(False, False, id="gone")]
+)
+def test_deleting_a_rule_says_whether_there_was_one(stubs: Stubs, found: bool, deleted: bool) -> None:
+    if found:
+        stubs.ecr.add_response(
+            "delete_pull_through_cache_rule", {"ecrRepositoryPrefix": "quay"}, {"ecrRepositoryPrefix": "quay"}
+        )
+    else:
+        stubs.ecr.add_client_error(
+            "delete_pull_through_cache_rule", "PullThroughCacheRuleNotFoundException", "no such rule"
+        )
+    assert delete_cache_rule("quay") is deleted
+
+
+def test_ecr_refusing_the_listing_or_the_delete_names_the_call(stubs: Stubs, settings: Settings) -> None:
+    stubs.ecr.add_client_error("describe_pull_through_cache_rules", "AccessDeniedException", "not allowed")
+    with pytest.raises(AccessDenied) as listing:
+        ensure_cache_rule(settings, request())
+    assert str(listing.value).startswith("list ECR pull-through-cache rules: not allowed")
+    stubs.ecr.add_client_error("delete_pull_through_cache_rule", "AccessDeniedException", "not allowed")
+    with pytest.raises(AccessDenied) as deleting:
+        delete_cache_rule("quay")
+    assert str(deleting.value).startswith("delete ECR pull-through-cache rule 'quay': not allowed")
