@@ -9,7 +9,7 @@ import json
 import random
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -639,20 +639,6 @@ def test_a_registry_that_stops_answering_is_registry_unavailable_after_the_read_
         silent.close()
 
 
-def test_a_transfer_cut_short_is_retryable_and_says_how_far_it_got(registry: ScriptedRegistry) -> None:
-    # Given a layer whose connection closes after 10 of its announced bytes
-    image = amd64_image()
-    registry.serve_image(image)
-    layer = image.layers[0]
-    registry.on(f"{REPO}/blobs/{layer.digest}", Answer(200, layer.data, cut_after=10))
-    with pytest.raises(RegistryUnavailable) as cut:
-        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=RetryPolicy(retries=0))
-    assert str(cut.value) == (
-        f"registry {registry.url.removeprefix('http://')} broke off blob {layer.digest} of repository "
-        f"ecr-public/nginx/nginx (image {IMAGE}) after 10 bytes (ProtocolError); the transfer will be retried"
-    )
-
-
 def test_a_blob_is_verified_as_stored_whatever_content_encoding_a_cdn_declares(registry: ScriptedRegistry) -> None:
     # Given a layer (a gzip tarball) served with Content-Encoding: gzip, as some CDNs label such files
     image = amd64_image()
@@ -687,34 +673,6 @@ def test_a_long_error_message_is_cut_to_200_characters(registry: ScriptedRegistr
     with pytest.raises(PermanentError) as refused:
         warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
     assert str(refused.value).endswith(f"with 400 X: {'m' * 199}…")
-
-
-def test_a_redirect_urllib3_cannot_follow_is_registry_unavailable(registry: ScriptedRegistry) -> None:
-    # Given a blob redirected to a location that is no URL (urllib3 raises a bare ValueError for it)
-    image = amd64_image()
-    registry.serve_image(image)
-    layer = image.layers[0]
-    registry.on(f"{REPO}/blobs/{layer.digest}", Answer(307, headers={"Location": "http://[bad"}))
-    with pytest.raises(RegistryUnavailable) as failed:
-        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
-    assert str(failed.value) == (
-        f"registry {registry.url.removeprefix('http://')} failed blob {layer.digest} of repository "
-        f"ecr-public/nginx/nginx (image {IMAGE}): ValueError; the step will be retried"
-    )
-
-
-def test_a_missing_blob_names_the_blob_and_the_upstream(registry: ScriptedRegistry) -> None:
-    image = amd64_image()
-    registry.serve_image(image)
-    layer = image.layers[1]
-    registry.on(f"{REPO}/blobs/{layer.digest}", Answer(404, b'{"errors":[{"code":"BLOB_UNKNOWN","message":"gone"}]}'))
-    with pytest.raises(ImageNotFound) as missing:
-        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
-    assert str(missing.value) == (
-        f"image {IMAGE} not found through registry {registry.url.removeprefix('http://')}: blob {layer.digest} of "
-        "repository ecr-public/nginx/nginx answered 404 BLOB_UNKNOWN: gone; check that the image exists in "
-        "public.ecr.aws and that the cache rule points at it"
-    )
 
 
 def test_a_registry_gone_after_the_token_refresh_names_the_request(registry: ScriptedRegistry) -> None:
@@ -772,3 +730,44 @@ def test_a_manifest_the_registry_cannot_vouch_for_is_named_where_it_came_from(re
         f"registry {registry.url.removeprefix('http://')} broke off {WHAT} (image {IMAGE}) after 7 bytes "
         "(ProtocolError); the transfer will be retried"
     )
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "says"),
+    [
+        pytest.param(
+            lambda layer: Answer(200, layer.data, cut_after=10),
+            RegistryUnavailable,
+            "registry {host} broke off blob {digest} of repository ecr-public/nginx/nginx (image {image}) after 10 "
+            "bytes (ProtocolError); the transfer will be retried",
+            id="cut-short",
+        ),
+        pytest.param(  # urllib3 raises a bare ValueError for a Location that is no URL
+            lambda layer: Answer(307, headers={"Location": "http://[bad"}),
+            RegistryUnavailable,
+            "registry {host} failed blob {digest} of repository ecr-public/nginx/nginx (image {image}): ValueError; "
+            "the step will be retried",
+            id="unfollowable-redirect",
+        ),
+        pytest.param(
+            lambda layer: Answer(404, b'{"errors":[{"code":"BLOB_UNKNOWN","message":"gone"}]}'),
+            ImageNotFound,
+            "image {image} not found through registry {host}: blob {digest} of repository ecr-public/nginx/nginx "
+            "answered 404 BLOB_UNKNOWN: gone; check that the image exists in public.ecr.aws and that the cache rule "
+            "points at it",
+            id="missing",
+        ),
+    ],
+)
+def test_a_layer_request_that_fails_names_the_blob(
+    registry: ScriptedRegistry, answer: Callable[[Blob], Answer], error: type[Exception], says: str
+) -> None:
+    # Given one layer's request failing (cut short, redirected nowhere, missing)
+    image = amd64_image()
+    registry.serve_image(image)
+    layer = image.layers[0]
+    registry.on(f"{REPO}/blobs/{layer.digest}", answer(layer))
+    # When the image is warmed, then the step's error names the blob, the registry and the image
+    with pytest.raises(error) as failed:
+        warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=RetryPolicy(retries=0))
+    assert str(failed.value) == says.format(host=registry.url.removeprefix("http://"), digest=layer.digest, image=IMAGE)
