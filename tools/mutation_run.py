@@ -130,9 +130,7 @@ def tree_version() -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
-    return git("rev-parse", "--short", "HEAD") + (
-        "+changes" if git("status", "--porcelain") else ""
-    )
+    return git("rev-parse", "--short", "HEAD") + ("+changes" if git("status", "--porcelain") else "")
 
 
 def mutmut(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
