@@ -164,6 +164,17 @@ def merge(previous: dict[str, Any] | None, fresh: dict[str, Any]) -> dict[str, A
     }
 
 
+def retriage(survivors: list[dict[str, Any]], triage: dict[str, Any]) -> None:
+    """Apply today's one-by-one triage to every recorded survivor, not only those of the latest run: an equivalent
+    named (or withdrawn) since counts at once. Rule-matched entries keep their rule."""
+    equivalent = triage.get("equivalent", {})
+    for mutant in survivors:
+        if mutant["name"] in equivalent:
+            mutant["equivalent"], mutant["by_rule"] = equivalent[mutant["name"]], False
+        elif not mutant.get("by_rule"):
+            mutant["equivalent"] = ""
+
+
 def _entry_name(entry: dict[str, Any] | str) -> str:
     return entry if isinstance(entry, str) else str(entry["name"])
 
@@ -247,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     measured = previous.get("mutation")
     if scope in ("full", "modules"):  # a sample's verdicts are `make test`'s, not the figure's
         measured = merge(measured, mutation_results(triage))
+    if measured:
+        retriage(measured["survivors"], triage)
     results = {"mutation": measured, "alone": files_alone() if args.alone else previous.get("alone")}
     RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     REPORT.write_text(

@@ -112,3 +112,13 @@ def test_a_module_never_measured_is_stale(report: ModuleType, tmp_path: Path) ->
     assert report.stale_modules(measured, package) == ["fargate_app.new"]
     assert not figures["met"]
     assert any(line.startswith("| fargate_app.new | never (stale) |") for line in figures["section"])
+
+
+def test_todays_triage_applies_to_survivors_of_earlier_runs(mutation: ModuleType) -> None:
+    survivors = [
+        survivor("fargate_app.a.x_f__mutmut_1"),
+        survivor("fargate_app.a.x_f__mutmut_2", "was equivalent"),
+        {**survivor("fargate_app.a.x_f__mutmut_3", "a log line"), "by_rule": True},
+    ]
+    mutation.retriage(survivors, {"equivalent": {"fargate_app.a.x_f__mutmut_1": "same behaviour"}})
+    assert [m["equivalent"] for m in survivors] == ["same behaviour", "", "a log line"]
