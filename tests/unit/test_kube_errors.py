@@ -74,3 +74,67 @@ def test_client_and_transport_exceptions_are_wrapped():
     assert isinstance(translate_api_error(refused, "apply"), KubernetesUnavailable)
     with pytest.raises(TypeError):
         translate_api_error(ValueError("a bug"), "apply")
+
+
+ACTION = "apply Deployment fargate/demo-app"
+SAID = "what the server said"
+
+
+@pytest.mark.parametrize(
+    ("code", "body", "message"),
+    [
+        (
+            403,
+            status(403, "Forbidden", SAID),
+            f"{ACTION}: the Kubernetes API refused our identity (403): {SAID}; give this function's role an EKS access "
+            "entry with permission on the namespace",
+        ),
+        (404, status(404, "NotFound", SAID), f"{ACTION}: {SAID}"),
+        (
+            409,
+            status(409, "Conflict", SAID),
+            f"{ACTION}: {SAID}; another field manager owns them: change the object through that manager or remove its "
+            "ownership first",
+        ),
+        (422, status(422, "Invalid", SAID), f"{ACTION}: the API server rejected the object: {SAID}"),
+        (503, status(503, "ServiceUnavailable", SAID), f"{ACTION}: the Kubernetes API is unavailable (503): {SAID}"),
+        (None, status(0, "X", SAID), f"{ACTION}: the Kubernetes API is unavailable (no answer): {SAID}"),
+        (418, status(418, "Teapot", SAID), f"{ACTION}: the Kubernetes API answered 418: {SAID}"),
+        # Bodies that are not a Status: the body itself is quoted, or the status when there is none
+        (502, None, f"{ACTION}: the Kubernetes API is unavailable (502): HTTP 502"),
+        (502, "", f"{ACTION}: the Kubernetes API is unavailable (502): HTTP 502"),
+        (
+            502,
+            "<html>bad\n  gateway</html>",
+            f"{ACTION}: the Kubernetes API is unavailable (502): <html>bad gateway</html>",
+        ),
+        (502, "[1, 2]", f"{ACTION}: the Kubernetes API is unavailable (502): [1, 2]"),
+        (
+            502,
+            {"message": "not a Status"},
+            f"{ACTION}: the Kubernetes API is unavailable (502): {{'message': 'not a Status'}}",
+        ),
+        # A Status as the raw bytes urllib3 read, one of them not UTF-8
+        (422, status(422, "Invalid", SAID).encode(), f"{ACTION}: the API server rejected the object: {SAID}"),
+        (
+            422,
+            b'{"kind": "Status", "message": "bad \xff byte"}',
+            f"{ACTION}: the API server rejected the object: bad \N{REPLACEMENT CHARACTER} byte",
+        ),
+    ],
+)
+def test_each_failure_has_its_exact_message(code, body, message):
+    assert map_status(code, body, ACTION).message == message
+
+
+def test_wrapped_client_errors_keep_the_action_and_name_the_transport_failure():
+    api_error = ApiException(status=404, reason="Not Found")
+    api_error.body = status(404, "NotFound", 'deployments.apps "demo-app" not found')
+    assert translate_api_error(api_error, ACTION).message == f'{ACTION}: deployments.apps "demo-app" not found'
+
+    refused = MaxRetryError(None, "/", NewConnectionError(None, "connection refused"))  # type: ignore[arg-type]
+    assert translate_api_error(refused, ACTION).message == (
+        f"{ACTION}: the Kubernetes API did not answer (MaxRetryError); will retry"
+    )
+    with pytest.raises(TypeError, match=r"^not a Kubernetes client error: ValueError$"):
+        translate_api_error(ValueError("a bug"), ACTION)

@@ -492,7 +492,7 @@ def test_duplicate_layers_are_pulled_once(registry: ScriptedRegistry) -> None:
 @pytest.fixture
 def stubbed_ecr(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
     ecr = boto3.client("ecr", region_name="us-west-2")
-    monkeypatch.setattr("fargate_app.registry.credentials.client", lambda service: ecr)
+    monkeypatch.setattr("fargate_app.registry.credentials.client", lambda service: {"ecr": ecr}[service])
     with Stubber(ecr) as stubber:
         yield stubber
 
@@ -514,10 +514,45 @@ def test_ecr_token_becomes_basic_auth_for_the_returned_endpoint(stubbed_ecr: Stu
     assert token not in repr(credentials)
 
 
-def test_a_token_that_is_not_user_password_is_refused(stubbed_ecr: Stubber) -> None:
-    stubbed_ecr.add_response("get_authorization_token", _token_answer("bm90LWEtcGFpcg==", "https://r.example"), {})
-    with pytest.raises(UpstreamAuthFailed, match="not base64 user:password"):
+NO_TOKEN = "ECR GetAuthorizationToken returned no token or no registry endpoint"
+NOT_USER_PASSWORD = "ECR GetAuthorizationToken returned a token that is not base64 user:password"
+ENDPOINT = "https://111122223333.dkr.ecr.us-west-2.amazonaws.com"
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ({"authorizationData": []}, NO_TOKEN),
+        ({}, NO_TOKEN),
+        ({"authorizationData": [{"proxyEndpoint": ENDPOINT}]}, NO_TOKEN),
+        ({"authorizationData": [{"authorizationToken": b64(b"AWS:pw")}]}, NO_TOKEN),
+        (_token_answer("bm90LWEtcGFpcg==", ENDPOINT), NOT_USER_PASSWORD),  # base64 of "not-a-pair"
+        (_token_answer(b64(b":pw"), ENDPOINT), NOT_USER_PASSWORD),  # no user
+        (_token_answer(b64(b":pw:with-colon"), ENDPOINT), NOT_USER_PASSWORD),  # no user, a colon in the password
+        (_token_answer(b64(b"\xff:pw"), ENDPOINT), NOT_USER_PASSWORD),  # not UTF-8
+        # base64 of AWS:pw with a character outside the alphabet: a lenient decoder would drop it and accept
+        (_token_answer(b64(b"AWS:pw")[:2] + "!" + b64(b"AWS:pw")[2:], ENDPOINT), NOT_USER_PASSWORD),
+        (
+            _token_answer(b64(b"AWS:pw"), "ftp://r.example"),
+            "ECR GetAuthorizationToken returned a registry endpoint that is not a URL: ftp://r.example",
+        ),
+        (
+            _token_answer(b64(b"AWS:pw"), "https://"),
+            "ECR GetAuthorizationToken returned a registry endpoint that is not a URL: https://",
+        ),
+    ],
+)
+def test_an_unusable_token_answer_is_refused_with_what_is_wrong(
+    stubbed_ecr: Stubber, answer: dict[str, Any], message: str
+) -> None:
+    stubbed_ecr.add_response("get_authorization_token", answer, {})
+    with pytest.raises(UpstreamAuthFailed) as refused:
         ecr_credentials()
+    assert refused.value.message == message
 
 
 def test_ecr_refusing_the_token_call_is_wrapped(stubbed_ecr: Stubber) -> None:

@@ -97,15 +97,3 @@ def eks_token(cluster: str, region: str) -> EksToken:
     url = presigned_identity_url(cluster, region)
     encoded = base64.urlsafe_b64encode(url.encode("utf-8")).decode("ascii").rstrip("=")
     return EksToken(value=TOKEN_PREFIX + encoded)
-
-
-def decode_token(token: str) -> str:
-    """The presigned URL inside a token (what an API server does first); ValueError when it is not one."""
-    if not token.startswith(TOKEN_PREFIX):
-        raise ValueError("not an EKS token: missing the k8s-aws-v1. prefix")
-    payload = token[len(TOKEN_PREFIX) :]
-    try:
-        padded = payload + "=" * (-len(payload) % 4)
-        return base64.b64decode(padded, altchars=b"-_", validate=True).decode("utf-8")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("not an EKS token: the payload is not base64url") from exc
