@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
-from fargate_app.aws.errors import aws_errors
-from fargate_app.errors import AccessDenied, AwsThrottled, ClusterNotFound, PermanentError, RoleConflict
+from fargate_app.aws.errors import aws_errors, error_code, error_message, translate
+from fargate_app.errors import (
+    MAX_BODY_IN_MESSAGE,
+    AccessDenied,
+    AwsThrottled,
+    ClusterNotFound,
+    PermanentError,
+    RoleConflict,
+    truncate,
+)
 
 
 def refused(code: str, message: str = "AWS says no") -> ClientError:
@@ -116,3 +124,28 @@ def test_another_sdk_failure_is_permanent_with_its_text() -> None:
     with pytest.raises(PermanentError) as caught, aws_errors("sign the request"):
         raise NoCredentialsError()
     assert str(caught.value) == "sign the request: Unable to locate credentials"
+
+
+def test_a_refusal_without_an_error_document_has_no_code_and_no_message() -> None:
+    # botocore keeps whatever the response had: a 5xx whose body it could not parse may carry no Error at all
+    bare = ClientError({"ResponseMetadata": {"HTTPStatusCode": 502}}, "AnyOperation")
+    assert (error_code(bare), error_message(bare)) == ("", "")
+
+
+def test_what_is_no_sdk_error_is_a_bug_that_surfaces() -> None:
+    with pytest.raises(TypeError, match=r"^not an SDK error: ValueError$"):
+        translate(ValueError("a bug"), "delete role r")
+
+
+@pytest.mark.parametrize(
+    ("text", "shortened"),
+    [
+        (None, ""),
+        (b"caf\xc3\xa9 \xff", "café \N{REPLACEMENT CHARACTER}"),  # bytes decoded, what is not UTF-8 replaced
+        ("a\n  b\tc", "a b c"),  # whitespace runs become one space
+        ("x" * MAX_BODY_IN_MESSAGE, "x" * MAX_BODY_IN_MESSAGE),  # exactly the limit: kept whole
+        ("x" * (MAX_BODY_IN_MESSAGE + 1), "x" * (MAX_BODY_IN_MESSAGE - 1) + "…"),  # one over: cut, still the limit
+    ],
+)
+def test_messages_quote_bodies_shortened_to_the_limit(text: str | bytes | None, shortened: str) -> None:
+    assert truncate(text) == shortened

@@ -19,7 +19,8 @@ def describe_execution(arn: str) -> dict[str, Any] | None:
     Raises:
         AwsThrottled, PermanentError: Step Functions refused (translated).
     """
-    with aws_errors(f"describe execution {arn}", absent={"ExecutionDoesNotExist", "StateMachineDoesNotExist"}):
+    # DescribeExecution's errors (its service model): ExecutionDoesNotExist, InvalidArn and KMS refusals.
+    with aws_errors(f"describe execution {arn}", absent={"ExecutionDoesNotExist"}):
         return dict(client("stepfunctions").describe_execution(executionArn=arn))
     return None
 
@@ -62,15 +63,15 @@ def execution_tail(arn: str) -> ExecutionTail | None:
     Raises:
         AwsThrottled, PermanentError: Step Functions refused (translated).
     """
-    page: dict[str, Any] = {}
     with aws_errors(f"read the history of execution {arn}", absent={"ExecutionDoesNotExist"}) as gone:
         page = client("stepfunctions").get_execution_history(
             executionArn=arn, reverseOrder=True, includeExecutionData=False, maxResults=MAX_HISTORY_EVENTS
         )
     if gone.code:
         return None
-    events = sorted(page.get("events", []), key=lambda e: int(e.get("id", 0)), reverse=True)
-    entered = next((e for e in events if str(e.get("type", "")).endswith("StateEntered")), None)
-    current = str((entered or {}).get("stateEnteredEventDetails", {}).get("name") or "") or None
-    ending = next((e for e in events if e.get("type") in ENDING_EVENTS), None)
+    # Required by the service model: the page's events, each event's id and type, a state's name when entered.
+    events = sorted(page["events"], key=lambda e: int(e["id"]), reverse=True)
+    entered = next((e for e in events if str(e["type"]).endswith("StateEntered")), None)
+    current = str(entered["stateEnteredEventDetails"]["name"]) if entered else None
+    ending = next((e for e in events if e["type"] in ENDING_EVENTS), None)
     return ExecutionTail(current, ENDING_EVENTS[str(ending["type"])] if ending else None)
