@@ -9,7 +9,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from fargate_app.errors import InvalidRequest, UpstreamCredentialInvalid
+from fargate_app import watchlist
+from fargate_app.errors import AccessDenied, InvalidRequest, PermanentError, UpstreamCredentialInvalid
 from fargate_app.watchlist import ValidateCacheRuleEvent, validate_cache_rule
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -117,7 +118,39 @@ def test_without_the_parameter_setting_nothing_is_read(ecr: Stubber, monkeypatch
     monkeypatch.delenv("WATCH_LIST_PARAMETER", raising=False)
     boto3.client("ssm").put_parameter(Name=PARAMETER, Type="String", Value=json.dumps({"public.ecr.aws": ["a/b:1"]}))
     valid(ecr)
+    reads: list[str] = []
+    ecr_only = watchlist.client
+    monkeypatch.setattr("fargate_app.watchlist.client", lambda service: reads.append(service) or ecr_only(service))
     assert validate_cache_rule(ValidateCacheRuleEvent.model_validate(cloudtrail_event())).images == []
+    assert reads == ["ecr"]
+
+
+def test_a_watch_list_without_the_rules_upstream_warms_nothing(ecr: Stubber, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATCH_LIST_PARAMETER", PARAMETER)
+    boto3.client("ssm").put_parameter(Name=PARAMETER, Type="String", Value=json.dumps({"quay.io": ["x/y:1"]}))
+    valid(ecr)
+    result = validate_cache_rule(ValidateCacheRuleEvent.model_validate(cloudtrail_event()))
+    assert (result.images, result.skipped) == ([], [])
+
+
+def test_refusals_name_the_rule_or_the_parameter(ecr: Stubber, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ECR refusing the validation names the rule
+    ecr.add_client_error("validate_pull_through_cache_rule", "ValidationException", "bad prefix")
+    with pytest.raises(PermanentError) as refused:
+        validate_cache_rule(ValidateCacheRuleEvent.model_validate(cloudtrail_event()))
+    assert refused.value.message == "validate ECR pull-through-cache rule 'ecr-public': ValidationException: bad prefix"
+
+    # SSM refusing the watch list's read names the parameter
+    monkeypatch.setenv("WATCH_LIST_PARAMETER", PARAMETER)
+    ssm = boto3.client("ssm", region_name="us-west-2")
+    ecr_only = watchlist.client
+    monkeypatch.setattr("fargate_app.watchlist.client", lambda service: ssm if service == "ssm" else ecr_only(service))
+    valid(ecr)
+    with Stubber(ssm) as stubbed_ssm:
+        stubbed_ssm.add_client_error("get_parameter", "AccessDeniedException", "not authorized to GetParameter")
+        with pytest.raises(AccessDenied) as denied:
+            validate_cache_rule(ValidateCacheRuleEvent.model_validate(cloudtrail_event()))
+    assert denied.value.message.startswith(f"read SSM parameter {PARAMETER}: not authorized to GetParameter")
 
 
 @pytest.mark.parametrize(
@@ -143,7 +176,7 @@ def test_an_image_that_is_no_reference_is_skipped_with_the_reason(
     ecr: Stubber, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WATCH_LIST_PARAMETER", PARAMETER)
-    watched = {"public.ecr.aws": ["nginx/nginx:stable", "Bad//Name:x"]}
+    watched = {"public.ecr.aws": ["Bad//Name:x", "nginx/nginx:stable"]}  # the images after a bad one still count
     boto3.client("ssm").put_parameter(Name=PARAMETER, Type="String", Value=json.dumps(watched))
     valid(ecr)
     result = validate_cache_rule(ValidateCacheRuleEvent.model_validate(cloudtrail_event()))
