@@ -467,3 +467,90 @@ def test_ecr_refusing_the_listing_or_the_delete_names_the_call(stubs: Stubs, set
     with pytest.raises(AccessDenied) as deleting:
         delete_cache_rule("quay")
     assert str(deleting.value).startswith("delete ECR pull-through-cache rule 'quay': not allowed")
+
+
+@pytest.mark.usefixtures("aws")
+def test_an_invalid_rule_another_app_holds_too_is_let_go_but_kept(settings: Settings, stubs: Stubs) -> None:
+    # Given another app holding the Docker Hub rule too (it is on its way to reuse or create it)
+    from fargate_app.holders import rule_resource, take
+
+    take(settings, rule_resource("docker-hub"), "blog/other/redis")
+    stubs.rules()
+    stubs.secrets.add_response("describe_secret", {"ARN": SECRET}, {"SecretId": SECRET})
+    stubs.create("docker-hub", "registry-1.docker.io", "docker-hub", SECRET)
+    stubs.validate("docker-hub", "registry-1.docker.io", valid=False, failure="Invalid username or access token")
+    # When this app's creation turns out invalid, then it lets go of the rule without deleting it (no delete stubbed)
+    with pytest.raises(UpstreamCredentialInvalid):
+        ensure_cache_rule(settings, request(image="redis:7", credentialArn=SECRET), holder="blog/fargate/redis")
+    assert holders_of("cacheRule/docker-hub") == ["blog/other/redis"]
+
+
+def test_a_rule_without_a_credential_is_no_rule_for_a_credentialed_request(settings: Settings, stubs: Stubs) -> None:
+    # Given the Docker Hub prefix is a rule that pulls anonymously
+    stubs.rules(("docker-hub", "registry-1.docker.io"))
+    # When a request names a credential, then the rule is not reused: it pulls as nobody
+    with pytest.raises(CacheRuleConflict) as refused:
+        ensure_cache_rule(settings, request(image=DOCKER_HUB, credentialArn=SECRET))
+    assert str(refused.value) == (
+        f"ECR prefix 'docker-hub' pulls from registry-1.docker.io with credential (none), not credentialArn {SECRET}: "
+        "give that credentialArn, or choose another cachePrefix for a rule of your own"
+    )
+
+
+def test_a_secret_whose_name_starts_like_the_rules_is_another_secret(settings: Settings, stubs: Stubs) -> None:
+    # Given the rule pulls with ".../docker-hub-AbCdEf"; the request names ".../docker" (another secret's partial ARN)
+    stubs.rules(("docker-hub", "registry-1.docker.io", SECRET))
+    other = "arn:aws:secretsmanager:us-west-2:111122223333:secret:ecr-pullthroughcache/docker"
+    with pytest.raises(CacheRuleConflict, match="not credentialArn .*/docker: give that credentialArn"):
+        ensure_cache_rule(settings, request(image=DOCKER_HUB, credentialArn=other))
+
+
+def test_without_a_prefix_the_first_rule_of_the_upstream_by_prefix_is_reused(settings: Settings, stubs: Stubs) -> None:
+    # Given two rules for the upstream, neither under the default prefix, listed in no particular order
+    stubs.rules(("zz-public", "public.ecr.aws"), ("aa-public", "public.ecr.aws"))
+    stubs.validate("aa-public", "public.ecr.aws")
+    # Then the choice does not depend on the listing's order
+    assert ensure_cache_rule(settings, request()).ecr_repository_prefix == "aa-public"
+
+
+def test_a_page_without_rules_lists_none(settings: Settings, stubs: Stubs) -> None:
+    # pullThroughCacheRules is optional in DescribePullThroughCacheRules's answer (its service model)
+    stubs.ecr.add_response("describe_pull_through_cache_rules", {}, {})
+    check_cache_rule(settings, request())
+
+
+def test_losing_a_race_to_a_rule_that_is_gone_again_is_a_conflict_saying_why(settings: Settings, stubs: Stubs) -> None:
+    # Given the requested prefix made by another execution meanwhile, then gone again when listed
+    stubs.rules()
+    stubs.ecr.add_client_error(
+        "create_pull_through_cache_rule", "PullThroughCacheRuleAlreadyExistsException", "rule ecr-public exists"
+    )
+    stubs.rules()
+    with pytest.raises(CacheRuleConflict) as refused:
+        ensure_cache_rule(settings, request(cachePrefix="ecr-public"))
+    assert str(refused.value) == "ECR prefix 'ecr-public': rule ecr-public exists"
+
+
+@pytest.mark.usefixtures("aws")
+def test_every_ecr_and_secrets_manager_refusal_names_its_call(settings: Settings, stubs: Stubs) -> None:
+    denied = ("AccessDeniedException", "not allowed")
+    # the rule listed, then refused when looked up after the take
+    stubs.rules(("ecr-public", "public.ecr.aws"))
+    stubs.ecr.add_client_error("describe_pull_through_cache_rules", *denied)
+    with pytest.raises(AccessDenied, match=r"^describe ECR pull-through-cache rule 'ecr-public': not allowed"):
+        ensure_cache_rule(settings, request(), holder="blog/fargate/demo-app")
+    # creating it
+    stubs.rules()
+    stubs.ecr.add_client_error("create_pull_through_cache_rule", *denied)
+    with pytest.raises(AccessDenied, match=r"^create ECR pull-through-cache rule 'ecr-public': not allowed"):
+        ensure_cache_rule(settings, request())
+    # validating it
+    stubs.rules(("ecr-public", "public.ecr.aws"))
+    stubs.ecr.add_client_error("validate_pull_through_cache_rule", *denied)
+    with pytest.raises(AccessDenied, match=r"^validate ECR pull-through-cache rule 'ecr-public': not allowed"):
+        ensure_cache_rule(settings, request())
+    # reading the credential's secret
+    stubs.rules()
+    stubs.secrets.add_client_error("describe_secret", *denied)
+    with pytest.raises(AccessDenied, match=rf"^describe secret {SECRET}: not allowed"):
+        ensure_cache_rule(settings, request(image="redis:7", credentialArn=SECRET))
