@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from request_edits import walkthrough_request
 from unit_support import holders_of
 
@@ -450,3 +451,52 @@ def test_a_profile_several_apps_run_on_names_them_all(settings: Settings, cluste
     result = compensate(settings, failed_state(settings, "WarmImageCache"))
     assert result.kept[0].endswith("(kept: it schedules fargate/a, fargate/b)")
     assert result.kept[1].startswith("IAM role FargateAppPodExecution-blog (kept: profiles ")
+
+
+def test_a_role_several_apps_hold_names_them_all(settings: Settings, cluster: str, other_apps: list[str]) -> None:
+    # Given the role this execution created, taken since by two other apps of the cluster
+    state = failed_state(settings, "WarmImageCache")
+    web = another_app_takes(settings, {**REQUEST, "app": "web"}, None, None)
+    api = another_app_takes(settings, {**REQUEST, "app": "api"}, None, None)
+    take(settings, "podExecutionRole/FargateAppPodExecution-blog", web)
+    take(settings, "podExecutionRole/FargateAppPodExecution-blog", api)
+    # When compensating, then the profile goes and the role stays, naming both holders
+    result = compensate(settings, state)
+    assert result.compensated == [f"Fargate profile {state['fargateProfile']['name']}"]
+    assert result.kept == [f"IAM role FargateAppPodExecution-blog (kept: held by {api}, {web})"]
+
+
+def test_a_role_several_profiles_use_names_them_all(settings: Settings, cluster: str, other_apps: list[str]) -> None:
+    # Given two other profiles of the cluster made with the role this execution created
+    state = failed_state(settings, "WarmImageCache")
+    eks = boto3.client("eks")
+    subnets = eks.describe_cluster(name="blog")["cluster"]["resourcesVpcConfig"]["subnetIds"]
+    for name in ("batch-a", "batch-b"):
+        eks.create_fargate_profile(
+            fargateProfileName=name,
+            clusterName="blog",
+            podExecutionRoleArn=state["podExecutionRole"]["arn"],
+            subnets=subnets,
+            selectors=[{"namespace": name}],
+        )
+    # When compensating, then the role is kept, naming every profile that uses it
+    result = compensate(settings, state)
+    assert result.kept == ["IAM role FargateAppPodExecution-blog (kept: profiles batch-a, batch-b use it)"]
+
+
+def test_eks_refusing_to_list_the_profiles_leaves_the_role_naming_the_call(
+    settings: Settings, cluster: str, other_apps: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given EKS refuses ListFargateProfiles when compensation asks which profiles use the role
+    state = failed_state(settings, "WarmImageCache")
+    eks = boto3.client("eks")
+
+    def refused(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "ListFargateProfiles")
+
+    monkeypatch.setattr(eks, "list_fargate_profiles", refused)
+    monkeypatch.setattr("fargate_app.compensate.client", lambda service: {"eks": eks}[service])
+    # When compensating, then the role is left, the refusal naming the call
+    result = compensate(settings, state)
+    (left,) = [item for item in result.leftovers if item.startswith("IAM role")]
+    assert "could not be undone: list the Fargate profiles of cluster blog: not allowed" in left

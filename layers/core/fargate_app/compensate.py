@@ -236,12 +236,16 @@ def _undo_steps(
     return steps
 
 
+# Where a last good revision (inventory.last_good_revision) names the shared resource of each kind it holds.
+_HELD_BY_REVISION = {"rule": "cacheRulePrefix", "profile": "fargateProfileName"}
+
+
 def _released_by_failure(failed: FailedProvision, name: str, kind: Literal["rule", "profile"]) -> bool:
     """Whether the failed execution lets go of the rule or profile it took: a first provision lets go of all; a
     failed update keeps what its last good revision (running again) holds, and lets go of what it took besides."""
     if failed.previous is None:
         return True
-    held = failed.previous.get("cacheRulePrefix" if kind == "rule" else "fargateProfileName")
+    held = failed.previous.get(_HELD_BY_REVISION[kind])
     return isinstance(held, str) and held != name
 
 

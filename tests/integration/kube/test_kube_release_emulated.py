@@ -126,6 +126,21 @@ def test_compensation_keeps_a_profile_that_placed_someone_elses_pod(
     assert [pod["metadata"]["name"] for pod in emulator.objects("Pod", "other")] == [their_pod]
 
 
+def test_compensation_keeps_a_profile_whose_selectors_take_another_managed_app(
+    emulator: KubeEmulator, settings: Settings, deleted_profiles: list[str]
+) -> None:
+    # Given another managed app whose pod template names no profile: the created profile takes it by its selectors
+    event = our_app(settings)
+    other = step_event(request={**event["request"], "app": "api", "expose": None, "port": None})
+    apply_app(settings, parse(ApplyAppEvent, other), client.DEFAULT_APIS)
+    # When compensating our failed app
+    result = compensate(settings, failed_at(event, "CheckRollout", fargateProfile=created_profile()))
+    # Then the profile is kept, naming the Deployment (its pods are its own, not named apart), and the app FAILED
+    assert deleted_profiles == []
+    assert result.kept == [f"Fargate profile {PROFILE} (kept: it schedules deployment fargate/api)"]
+    assert result.app_state == "FAILED"
+
+
 def teardown_event(event: dict[str, Any]) -> ReleaseProfileEvent:
     provision = {"fargateProfile": {**created_profile(), "created": False}}
     return parse(ReleaseProfileEvent, {"request": event["request"], "provision": provision})
@@ -191,7 +206,7 @@ def test_a_failed_update_applies_the_last_good_revision_again_and_deletes_nothin
     result = compensate(settings, failed_at(update, "CheckRollout", previous=revision(first)))
 
     # Then the first revision's objects are back (its spec, its annotation, its Ingress) and nothing was deleted
-    assert result.rolled_back_to == "demo-app-1"
+    assert (result.rolled_back_to, result.app_state) == ("demo-app-1", "RUNNING")
     assert json.loads(result.cause)["rolledBackTo"] == "demo-app-1"
     assert result.compensated == ["app fargate/demo-app rolled back to demo-app-1"]
     assert (result.leftovers, deleted_profiles) == ([], [])
