@@ -10,7 +10,14 @@ from request_edits import edited, walkthrough_request
 
 from fargate_app.errors import InvalidRequest
 from fargate_app.images import parse_reference
-from fargate_app.models import ProvisionRequest, loads_request_document, parse_request
+from fargate_app.kube.models import AppliedApp
+from fargate_app.models import (
+    ProvisionRequest,
+    RequestEvent,
+    loads_request_document,
+    parse_request,
+    parse_request_for,
+)
 
 BASE: dict[str, Any] = walkthrough_request()
 SECRET = "arn:aws:secretsmanager:us-west-2:111122223333:secret:ecr-pullthroughcache/docker-hub-AbCdEf"
@@ -290,3 +297,135 @@ def test_problems_read_as_rules_not_as_pydantic_says_them() -> None:
     assert unknown.value.problems["colour"] == "unknown field (v1 requests accept only the documented fields)"
     assert ours.value.problems["app"].startswith("must start with a letter when port is given")
     assert list(not_an_object.value.problems) == ["request"]
+
+
+DNS1123 = (
+    "must be a DNS-1123 label: at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit"
+)
+EKS_NAME = "must be an EKS cluster name: 1-100 letters, digits, '-' or '_', starting with a letter or digit"
+LABEL_VALUE = "value must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+
+
+@pytest.mark.parametrize(
+    ("changes", "problems"),
+    [
+        ({"app": "a" * 64}, {"app": DNS1123}),
+        ({"namespace": "-fargate"}, {"namespace": DNS1123}),
+        ({"cluster": ""}, {"cluster": EKS_NAME}),
+        ({"cluster": "c" * 101}, {"cluster": EKS_NAME}),
+    ],
+)
+def test_names_are_refused_with_their_exact_rule(changes: dict[str, Any], problems: dict[str, str]) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        parse_request(with_(**changes))
+    assert refused.value.problems == problems
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"app": "a" * 63},
+        {"namespace": "n" * 63},
+        {"cluster": "c"},
+        {"cluster": "c" * 100},
+        {"labels": {"tier": "v" * 63}},
+        {"labels": {"k" * 63: "v"}},
+        {"labels": {("p" * 61 + ".io") + "/" + "k": "v"}},  # a prefix of 64 characters
+        {"labels": {".".join(["p" * 63] * 3) + "." + "p" * 61 + "/k": "v"}},  # a prefix of exactly 253 characters
+        {"image": "public.ecr.aws/" + "/".join(["r" * 63] * 3) + "/" + "r" * 48 + ":1"},  # a name of 255 characters
+    ],
+    ids=[
+        "app-63",
+        "namespace-63",
+        "cluster-1",
+        "cluster-100",
+        "value-63",
+        "key-63",
+        "prefix-64",
+        "prefix-253",
+        "name-255",
+    ],
+)
+def test_names_at_their_longest_or_shortest_are_accepted(changes: dict[str, Any]) -> None:
+    parse_request(with_(**changes))
+
+
+NAME_RULE = "at most 63 characters of letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+LONG_PREFIX = ".".join(["p" * 63] * 3) + "." + "p" * 62  # 254 characters
+
+
+@pytest.mark.parametrize(
+    ("labels", "problem"),
+    [
+        ({"tier": "v" * 64}, f"label 'tier': value must be {NAME_RULE}"),
+        ({"k" * 64: "v"}, f"label key '{'k' * 64}': name must be {NAME_RULE}"),
+        ({"": "v"}, f"label key '': name must be {NAME_RULE}"),
+        (
+            {f"{LONG_PREFIX}/k": "v"},
+            f"label key '{LONG_PREFIX}/k': prefix must be a DNS subdomain of at most 253 characters",
+        ),
+        ({"Bad_Prefix/k": "v"}, "label key 'Bad_Prefix/k': prefix must be a DNS subdomain of at most 253 characters"),
+    ],
+    ids=["value-64", "key-64", "key-empty", "prefix-254", "prefix-not-dns"],
+)
+def test_label_keys_and_values_are_refused_with_their_rule(labels: dict[str, str], problem: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        parse_request(with_(labels=labels))
+    assert refused.value.problems == {"labels": problem}
+
+
+def test_a_repository_name_over_255_characters_is_refused() -> None:
+    image = "public.ecr.aws/" + "/".join(["r" * 63] * 3) + "/" + "r" * 49 + ":1"
+    with pytest.raises(InvalidRequest) as refused:
+        parse_request(with_(image=image))
+    assert refused.value.problems["image"].endswith("repository name must be at most 255 characters")
+
+
+def test_a_body_that_is_no_object_or_no_json_says_so_exactly() -> None:
+    with pytest.raises(InvalidRequest) as not_an_object:
+        parse_request(["cluster"])
+    assert not_an_object.value.problems == {"request": "must be a JSON object"}
+    with pytest.raises(InvalidRequest) as not_json:
+        loads_request_document("{not json")
+    assert not_json.value.problems == {
+        "body": "is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"
+    }
+
+
+def test_the_stacks_own_account_region_and_platforms_bind_a_request(settings: Any) -> None:
+    # The credential's secret must be in the stack's own region and account, the platform one the stack accepts
+    elsewhere = SECRET.replace("us-west-2", "eu-west-1").replace("111122223333", "444455556666")
+    with pytest.raises(InvalidRequest) as refused:
+        parse_request_for(settings, with_(image="docker.io/library/redis:7", credentialArn=elsewhere))
+    assert "region us-west-2" in refused.value.problems["credentialArn"]
+    with pytest.raises(InvalidRequest) as other_account:
+        parse_request_for(
+            settings, with_(image="docker.io/library/redis:7", credentialArn=SECRET.replace("111122223333", "4" * 12))
+        )
+    assert "account 111122223333" in other_account.value.problems["credentialArn"]
+    arm = settings.model_copy(update={"fargate_platforms": "linux/amd64,linux/arm64"})
+    assert parse_request_for(arm, with_(platform="linux/arm64")).platform == "linux/arm64"
+
+
+def test_a_steps_event_is_read_in_the_stacks_region_and_account() -> None:
+    request = with_(image="docker.io/library/redis:7", credentialArn=SECRET)
+    RequestEvent.parse({"request": request}, region="us-west-2", account="111122223333")
+    with pytest.raises(InvalidRequest) as region:
+        RequestEvent.parse({"request": request}, region="eu-west-1", account="111122223333")
+    assert "region eu-west-1" in region.value.problems["request.credentialArn"]
+    with pytest.raises(InvalidRequest) as account:
+        RequestEvent.parse({"request": request}, region="us-west-2", account="444455556666")
+    assert "account 444455556666" in account.value.problems["request.credentialArn"]
+
+
+def test_a_result_is_json_with_dates_as_text() -> None:
+    from datetime import UTC, datetime
+
+    applied = AppliedApp(
+        namespace="fargate",
+        name="demo-app",
+        objects=[],
+        namespace_created=False,
+        applied_at=datetime(2025, 1, 1, tzinfo=UTC),
+    )
+    assert applied.to_json()["appliedAt"] == "2025-01-01T00:00:00Z"
