@@ -57,3 +57,17 @@ def test_the_smallest_size_holding_requests_and_the_reserve_is_chosen(cpu: str, 
 def test_requests_no_size_holds_have_none() -> None:
     assert fargate_size_for(Decimal(16), Decimal(120 * 2**30)) is None  # the reserve does not fit beside them
     assert fargate_size_for(Decimal(17), Decimal(2**30)) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "allow_milli", "message"),
+    [
+        ("lots", True, "'lots' is not a Kubernetes quantity (e.g. 250m, 0.5 or 2)"),
+        ("512m", False, "'512m' is not a Kubernetes quantity (e.g. 512Mi, 1Gi or 2G)"),
+    ],
+    ids=["cpu", "memory-in-millibytes"],
+)
+def test_a_quantity_error_shows_the_forms_its_field_takes(text: str, allow_milli: bool, message: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        parse_quantity(text, allow_milli=allow_milli)
+    assert str(refused.value) == message
