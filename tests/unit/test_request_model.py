@@ -429,3 +429,10 @@ def test_a_result_is_json_with_dates_as_text() -> None:
         applied_at=datetime(2025, 1, 1, tzinfo=UTC),
     )
     assert applied.to_json()["appliedAt"] == "2025-01-01T00:00:00Z"
+
+
+def test_a_step_event_that_is_no_object_is_the_requests_problem() -> None:
+    # A problem with no field (the event itself) is the request's, not an empty name
+    with pytest.raises(InvalidRequest) as refused:
+        RequestEvent.parse(["not", "an", "event"], region="us-west-2", account="111122223333")
+    assert refused.value.problems == {"request": "Input should be a valid dictionary or instance of RequestEvent"}
