@@ -224,6 +224,8 @@ class TestDeploymentSettled:
             deployment(readyReplicas=1, updatedReplicas=2),
             deployment(readyReplicas=2, updatedReplicas=1),
             deployment(replicas=None, readyReplicas=2, updatedReplicas=2),  # the default: 1 replica, 2 ready
+            deployment(generation=1, observed=None, readyReplicas=2, updatedReplicas=2),  # not observed at all yet
+            deployment(replicas=1, readyReplicas=1),  # no replica updated yet
         ],
     )
     def test_not_settled_otherwise(self, unsettled: dict[str, Any]) -> None:
@@ -240,3 +242,19 @@ class TestDeploymentSettled:
             "updatedReplicas": 0,
             "availableReplicas": 1,
         }
+
+    def test_a_deployment_before_its_first_generation_settles_on_its_replicas(self) -> None:
+        fresh = deployment(observed=None, readyReplicas=2, updatedReplicas=2)
+        del fresh["metadata"]["generation"]
+        assert deployment_settled(fresh)
+
+    def test_counts_the_status_omits_are_zero(self) -> None:
+        progress = deployment_progress(deployment())
+        assert (progress.ready_replicas, progress.updated_replicas, progress.available_replicas) == (0, 0, 0)
+
+
+def test_an_event_without_any_time_counts_as_the_oldest() -> None:
+    timeless = {**scheduling_event("web-1", "timeless", START), "lastTimestamp": None}
+    timed = scheduling_event("web-1", "timed", START)
+    assert pod_problem(pod(), [timed, timeless]) == "FailedScheduling: timed"
+    assert pod_problem(pod(), [timeless]) == "FailedScheduling: timeless"
