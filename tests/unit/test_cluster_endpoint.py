@@ -62,3 +62,13 @@ def test_a_ca_that_is_not_base64_pem_is_named(cluster: str, data: str) -> None:
 def test_a_missing_cluster_is_named(network: Any) -> None:
     with pytest.raises(ClusterNotFound, match="EKS cluster blog does not exist"):
         eks_cluster_endpoint("blog")
+
+
+def test_a_cluster_that_reports_no_version_has_an_empty_one(cluster: str) -> None:
+    describe_as(
+        cluster,
+        endpoint=ENDPOINT,
+        certificate_authority={"data": base64.b64encode(PEM.encode()).decode()},
+        version=None,
+    )
+    assert eks_cluster_endpoint(cluster).version == ""
