@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -21,6 +22,7 @@ from botocore.stub import Stubber
 from fargate_app.errors import (
     AccessDenied,
     ImageNotFound,
+    InvalidRequest,
     ManifestInvalid,
     PermanentError,
     PlatformNotAvailable,
@@ -29,6 +31,7 @@ from fargate_app.errors import (
 )
 from fargate_app.images import parse_reference
 from fargate_app.registry import RegistryCredentials, RetryPolicy, cache_repository, ecr_credentials, warm_image_cache
+from fargate_app.registry import warm as warm_module
 from fargate_app.registry.client import CHUNK_BYTES, USER_AGENT, RegistryClient
 from fargate_app.registry.manifests import (
     MANIFEST_ACCEPT,
@@ -814,3 +817,34 @@ def test_a_layer_request_that_fails_names_the_blob(
     with pytest.raises(error) as failed:
         warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=RetryPolicy(retries=0))
     assert str(failed.value) == says.format(host=registry.url.removeprefix("http://"), digest=layer.digest, image=IMAGE)
+
+
+# --- the warm step's own rules --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("image", "platform", "rule"),
+    [
+        ("nginx ", "linux/amd64", "must be a non-empty image reference without surrounding spaces"),
+        (IMAGE, "amd64", "platform 'amd64' must be os/architecture[/variant]"),
+    ],
+)
+def test_a_reference_or_platform_that_does_not_parse_is_the_requests_problem(
+    image: str, platform: str, rule: str
+) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        warm_image_cache(image, "ecr-public", platform, credentials=Tokens("http://127.0.0.1:9", "pw"), retry=FAST)
+    assert refused.value.problems == {f"image {image!r} for platform {platform!r}": rule}
+
+
+def test_an_image_without_layers_warms_its_config_alone(registry: ScriptedRegistry) -> None:
+    image = build_image("linux/amd64", [])
+    registry.serve_image(image)
+    warmed = warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert (warmed.layers_warmed, warmed.bytes_warmed) == (0, len(image.config.data))
+
+
+def test_the_warm_is_timed_to_the_millisecond(registry: ScriptedRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry.serve_image(amd64_image())
+    moments = iter([100.0, 101.23456])
+    monkeypatch.setattr(warm_module, "time", SimpleNamespace(monotonic=lambda: next(moments)))
+    warmed = warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
+    assert warmed.duration_seconds == 1.235

@@ -87,8 +87,13 @@ def test_single_platform_image_for_another_platform_is_refused_before_any_layer(
 ) -> None:
     ecr_tokens(cache.front.url, cache.password)
     # When an amd64-only image is asked for linux/arm64
-    with pytest.raises(PlatformNotAvailable, match=r"single-platform image for linux/amd64, not linux/arm64"):
+    with pytest.raises(
+        PlatformNotAvailable, match=r"single-platform image for linux/amd64, not linux/arm64"
+    ) as refused:
         warm_image_cache("docker.io/library/redis:7", "docker-hub", "linux/arm64", retry=FAST_RETRY)
+    assert refused.value.message.startswith(
+        f"image docker.io/library/redis:7 (cached as {cache.front.host}/docker-hub/library/redis)"
+    )
     # Then no layer was pulled
     assert not any("/blobs/" + layer.digest in path for layer in cache.redis.layers for path in cache.front.paths)
 
@@ -99,7 +104,10 @@ def test_index_without_the_platform_lists_the_platforms_it_has(
     ecr_tokens(cache.front.url, cache.password)
     with pytest.raises(PlatformNotAvailable) as raised:
         warm_image_cache("quay.io/prometheus/busybox:latest", "quay", "linux/amd64", retry=FAST_RETRY)
-    assert "has no image for platform linux/amd64 (it has: linux/arm64/v8)" in raised.value.message
+    assert raised.value.message.startswith(
+        f"image quay.io/prometheus/busybox:latest (cached as {cache.front.host}/quay/prometheus/busybox) has no image "
+        "for platform linux/amd64 (it has: linux/arm64/v8)"
+    )
 
 
 def test_missing_tag_is_image_not_found_naming_image_and_registry(
@@ -200,8 +208,13 @@ def test_a_tag_with_the_digest_of_one_of_its_platforms_pins_that_platform(
 def test_a_tag_that_moved_away_from_its_digest_is_a_mismatch(cache: Cache, ecr_tokens: Callable[..., Stubber]) -> None:
     ecr_tokens(cache.front.url, cache.password)
     pinned = "sha256:" + "0" * 64
-    with pytest.raises(ImageDigestMismatch, match=f"now resolves to {cache.nginx_digest}, not to the pinned {pinned}"):
+    with pytest.raises(ImageDigestMismatch) as moved:
         warm_image_cache(f"{NGINX}@{pinned}", "ecr-public", retry=FAST_RETRY)
+    assert moved.value.message == (
+        f"image {NGINX}@{pinned} (cached as {cache.front.host}/ecr-public/nginx/nginx): the tag now resolves to "
+        f"{cache.nginx_digest}, not to the pinned {pinned}: the tag was moved; pin the digest it has now, or drop "
+        "the digest to follow the tag"
+    )
 
 
 @pytest.fixture
