@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from boto3.dynamodb.types import TypeSerializer
-from botocore.stub import Stubber
+from unit_support import stubbed
 
 from fargate_app.api.app_records import MAX_CAUSE, app_record, list_apps
 from fargate_app.api.executions import AppRef
@@ -45,6 +45,15 @@ def record(settings: Settings) -> dict[str, Any] | None:
     return app_record(settings, AppRef("blog", "fargate", "demo-app"))
 
 
+# An execution the item recorded the end of (a teardown by an IAM user, which failed)
+ENDED = {
+    "executionArn": ARN,
+    "executionStatus": "FAILED",
+    "kind": "teardown",
+    "caller": "arn:aws:iam::111122223333:user/ops",
+    "startDate": "2025-01-01T00:00:00Z",
+    "stopDate": "2025-01-01T00:05:00+00:00",
+}
 SUMMARY = {"cluster": "blog", "namespace": "fargate", "app": "demo-app", "image": {"requested": None, "cached": None}}
 
 
@@ -52,12 +61,7 @@ class TestTheStatusDocument:
     def test_an_ended_execution_reads_as_the_item_recorded_it(self, settings: Settings) -> None:
         put(
             settings,
-            executionArn=ARN,
-            executionStatus="FAILED",
-            kind="teardown",
-            caller="arn:aws:iam::111122223333:user/ops",
-            startDate="2025-01-01T00:00:00Z",
-            stopDate="2025-01-01T00:05:00+00:00",
+            **ENDED,
             failure={"error": "RolloutFailed", "cause": "x" * (MAX_CAUSE + 50)},
             appState="FAILED",
             revision=2,
@@ -84,12 +88,7 @@ class TestTheStatusDocument:
         # Given the item's recorded execution ended, and the API's note of a newer start (its kind not noted)
         put(
             settings,
-            executionArn=ARN,
-            executionStatus="SUCCEEDED",
-            kind="provision",
-            caller="console",
-            startDate="2025-01-01T00:00:00Z",
-            stopDate="2025-01-01T00:05:00Z",
+            **ENDED,
             pendingExecution=NEXT,
             pendingStart="2025-01-02T00:00:00Z",
             pendingCaller="arn:aws:iam::111122223333:user/dev",
@@ -101,7 +100,7 @@ class TestTheStatusDocument:
             key: document[key] for key in ("status", "kind", "caller", "executionArn", "startDate", "stopDate")
         } == {
             "status": "RUNNING",
-            "kind": "provision",
+            "kind": "provision",  # a noted start without its kind is a provision
             "caller": "arn:aws:iam::111122223333:user/dev",
             "executionArn": NEXT,
             "startDate": "2025-01-02T00:00:00+00:00",
@@ -192,10 +191,8 @@ class TestTheListing:
 
     def test_a_page_without_items_lists_none(self, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
         # Items is optional in Query's answer (its service model)
-        dynamodb = boto3.client("dynamodb")
-        monkeypatch.setattr("fargate_app.api.app_records.client", lambda service: {"dynamodb": dynamodb}[service])
-        with Stubber(dynamodb) as stubbed:
-            stubbed.add_response("query", {"Count": 0})
+        with stubbed(monkeypatch, "fargate_app.api.app_records", "dynamodb") as dynamodb:
+            dynamodb.add_response("query", {"Count": 0})
             assert list_apps(settings) == {"apps": [], "nextToken": None}
 
     def test_dynamodb_refusing_names_the_table(self, settings: Settings) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import boto3
 import pytest
 from botocore.stub import Stubber
+from unit_support import stubbed
 
 from fargate_app.aws.stepfunctions import ExecutionTail, describe_execution, execution_tail, still_runs
 from fargate_app.errors import PermanentError
@@ -18,9 +18,7 @@ NO_SUCH = f"Execution Does Not Exist: '{ARN}'"
 
 @pytest.fixture
 def stubbed_sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
-    sfn = boto3.client("stepfunctions", region_name="us-west-2")
-    monkeypatch.setattr("fargate_app.aws.stepfunctions.client", lambda service: {"stepfunctions": sfn}[service])
-    with Stubber(sfn) as stubber:
+    with stubbed(monkeypatch, "fargate_app.aws.stepfunctions", "stepfunctions") as stubber:
         yield stubber
 
 

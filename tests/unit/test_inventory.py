@@ -7,7 +7,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from unit_support import stubbed
 
 from fargate_app.config import Settings
 from fargate_app.errors import AppBusy, PermanentError
@@ -51,10 +51,8 @@ def test_items_read_as_plain_values_with_whole_numbers_as_int() -> None:
 
 def test_the_app_is_read_consistently(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     # An eventually consistent read could miss the start the API noted a moment before
-    dynamodb = boto3.client("dynamodb")
-    monkeypatch.setattr("fargate_app.inventory.client", lambda service: {"dynamodb": dynamodb}[service])
-    with Stubber(dynamodb) as stubbed:
-        stubbed.add_response(
+    with stubbed(monkeypatch, "fargate_app.inventory", "dynamodb") as dynamodb:
+        dynamodb.add_response(
             "get_item",
             {},
             {"TableName": settings.apps_table_name, "Key": {"app": {"S": KEY}}, "ConsistentRead": True},

@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
+from unit_support import stubbed
 
 from fargate_app.errors import (
     AccessDenied,
@@ -494,9 +494,7 @@ def test_duplicate_layers_are_pulled_once(registry: ScriptedRegistry) -> None:
 # --- ECR credentials ----------------------------------------------------------------------------------------------
 @pytest.fixture
 def stubbed_ecr(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
-    ecr = boto3.client("ecr", region_name="us-west-2")
-    monkeypatch.setattr("fargate_app.registry.credentials.client", lambda service: {"ecr": ecr}[service])
-    with Stubber(ecr) as stubber:
+    with stubbed(monkeypatch, "fargate_app.registry.credentials", "ecr") as stubber:
         yield stubber
 
 

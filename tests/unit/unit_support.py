@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import boto3
+import pytest
+from botocore.stub import Stubber
 from moto.eks.models import eks_backends
 from project_template import HOLDERS_TABLE_NAME
 
@@ -47,3 +51,13 @@ def holders_of(resource: str) -> list[str]:
     """Who holds a shared resource in moto's holders table (``podExecutionRole/<name>``, ``cacheRule/<prefix>``…)."""
     item = boto3.client("dynamodb").get_item(TableName=HOLDERS_TABLE_NAME, Key={"resource": {"S": resource}})
     return sorted(item.get("Item", {}).get("holders", {}).get("SS", []))
+
+
+@contextmanager
+def stubbed(monkeypatch: pytest.MonkeyPatch, module: str, service: str) -> Iterator[Stubber]:
+    """A real boto3 client of ``service`` behind botocore's Stubber, as ``module``'s ``client`` gives it (asking
+    that ``client`` for any other service fails): every call is still checked against the service model."""
+    real = boto3.client(service, region_name="us-west-2")
+    monkeypatch.setattr(f"{module}.client", lambda name: {service: real}[name])
+    with Stubber(real) as stubber:
+        yield stubber
