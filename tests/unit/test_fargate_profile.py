@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from request_edits import walkthrough_request
-from unit_support import ROLE, Network, create_cluster, fill_cluster, holders_of
+from unit_support import ROLE, Network, create_cluster, fill_cluster, holders_of, stubbed
 
 from fargate_app import holders
 from fargate_app.aws.eks import (
@@ -18,6 +18,7 @@ from fargate_app.aws.eks import (
 )
 from fargate_app.config import Settings
 from fargate_app.errors import (
+    AccessDenied,
     ClusterNotActive,
     ClusterNotFound,
     IamRoleNotYetPropagated,
@@ -534,3 +535,50 @@ def test_a_profile_deleted_between_the_listing_and_the_take_is_made_anew_on_the_
     monkeypatch.setattr(holders, "take", taking)
     again = ensure_fargate_profile(settings, request(app="web"), ROLE, holder="blog/fargate/web")
     assert again.created is True and holders_of(resource) == ["blog/fargate/web"]
+
+
+@pytest.mark.parametrize(
+    ("status", "issues", "expect", "error", "says"),
+    [
+        (None, None, "ACTIVE", ProfileCreateFailed, "disappeared while CREATING"),  # deleted (status None: gone)
+        (
+            "CREATE_FAILED",
+            [{"code": "AccessDenied", "message": "no role"}, {"code": "ClusterUnreachable", "message": "down"}],
+            "ACTIVE",
+            ProfileCreateFailed,
+            "is CREATE_FAILED: AccessDenied: no role; ClusterUnreachable: down",
+        ),
+        ("DELETE_FAILED", [], "DELETED", ProfileCreateFailed, "is DELETE_FAILED: no detail"),
+        (
+            "DELETING",
+            None,
+            "ACTIVE",
+            ProfileCreateFailed,
+            "is DELETING (another app's teardown removed it): provision again to create a profile for the app",
+        ),
+        ("", None, "ACTIVE", ProfileNotYetActive, "is UNKNOWN (0 s so far)"),  # no status: this poll learned nothing
+    ],
+    ids=["gone", "create-failed", "delete-failed", "deleting", "no-status"],
+)
+def test_each_poll_outcome_says_what_eks_answered(
+    settings: Settings, cluster: str, status: str | None, issues: Any, expect: str, error: type, says: str
+) -> None:
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    if status is None:
+        boto3.client("eks").delete_fargate_profile(clusterName="blog", fargateProfileName=profile.name)
+    else:
+        _set_status(profile.name, status, issues)
+    with pytest.raises(error) as raised:
+        check_fargate_profile(settings, profile.model_copy(update={"waiting_since": None}), expect=expect)
+    assert raised.value.message == f"Fargate profile {profile.name} of cluster blog {says}"  # type: ignore[attr-defined]
+
+
+def test_eks_refusing_the_poll_names_the_profile(
+    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    with stubbed(monkeypatch, "fargate_app.aws.eks", "eks") as eks:
+        eks.add_client_error("describe_fargate_profile", "AccessDeniedException", "not allowed")
+        with pytest.raises(AccessDenied) as refused:
+            check_fargate_profile(settings, profile)
+    assert refused.value.message.startswith(f"describe Fargate profile {profile.name}: not allowed")

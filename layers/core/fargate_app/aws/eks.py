@@ -421,7 +421,8 @@ def check_fargate_profile(settings: Settings, profile: FargateProfile, expect: s
             f"Fargate profile {name} of cluster {cluster} is DELETING (another app's teardown removed it): "
             "provision again to create a profile for the app"
         )
-    waited = (datetime.now(UTC) - (profile.waiting_since or datetime.now(UTC))).total_seconds()
+    now = datetime.now(UTC)  # once: a poll that starts the clock has waited 0 s, not a negative instant
+    waited = (now - (profile.waiting_since or now)).total_seconds()
     if waited >= settings.profile_wait_timeout_seconds:
         raise PollTimeout(
             f"Fargate profile {name} of cluster {cluster} still {status} after {waited:.0f} s "
