@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from kube_helpers import apis_for, fargate_scheduler, parse, step_event
@@ -153,3 +154,112 @@ def test_a_terminating_pod_is_not_part_of_the_rollout(start_emulator, settings):
     status = check_rollout(settings, parse(CheckRolloutEvent, event), apis)
     assert [pod.name for pod in status.pods] != [] and "demo-app-old" not in [pod.name for pod in status.pods]
     assert len(status.pods) == 1
+
+
+def test_the_schedulers_latest_event_is_quoted_before_the_pods_condition(start_emulator, settings):
+    # Given an unschedulable pod, and a later FailedScheduling event for it with other words than its condition
+    emulator = start_emulator(scheduler=fargate_scheduler("other-namespace"))
+    apis = apis_for(emulator)
+    apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
+    [pod] = emulator.objects("Pod", "fargate")
+    name = pod["metadata"]["name"]
+    apis.get("blog", "us-west-2").core.create_namespaced_event(
+        "fargate",
+        {
+            "metadata": {"name": f"{name}.later"},
+            "involvedObject": {"kind": "Pod", "namespace": "fargate", "name": name},
+            "reason": "FailedScheduling",
+            "message": "0/0 nodes are available: the latest word",
+            "type": "Warning",
+            "lastTimestamp": (datetime.now(UTC) + timedelta(minutes=1)).isoformat().replace("+00:00", "Z"),
+        },
+    )
+    # When checked past the grace period, Then the latest event is what the failure quotes
+    with pytest.raises(RolloutFailed) as raised:
+        check_rollout(settings, parse(CheckRolloutEvent, step_event()), apis, clock=later(121))
+    assert raised.value.message == (
+        f"deployment fargate/demo-app cannot run on Fargate: pod {name}: FailedScheduling: 0/0 nodes are available: "
+        "the latest word"
+    )
+
+
+class CountingEvents:
+    """The emulator's clients, counting the namespace event listings a check makes."""
+
+    def __init__(self, apis):
+        self.apis, self.listings = apis, 0
+
+    def get(self, cluster, region):
+        api = self.apis.get(cluster, region)
+        counter = self
+
+        class Core:
+            def __getattr__(self, attribute):
+                return getattr(api.core, attribute)
+
+            def list_namespaced_event(self, *args, **kwargs):
+                counter.listings += 1
+                return api.core.list_namespaced_event(*args, **kwargs)
+
+        return SimpleNamespace(apps=api.apps, core=Core(), api_client=api.api_client)
+
+
+def test_the_events_are_listed_once_however_many_pods_wait(start_emulator, settings):
+    # Given three pods waiting for a node that does not come (no event yet says why)
+    emulator = start_emulator(scheduler=fargate_scheduler())
+    emulator.scheduler.timing = PodTiming(node_seconds=10_000, start_seconds=10_000)
+    apis = CountingEvents(apis_for(emulator))
+    event = step_event()
+    event["request"]["replicas"] = 3
+    apply_app(settings, parse(ApplyAppEvent, event), apis.apis)
+    assert len(emulator.objects("Pod", "fargate")) == 3
+    # When the rollout is checked, Then it is not ready yet, and the namespace's events were read once
+    with pytest.raises(RolloutNotYetReady):
+        check_rollout(settings, parse(CheckRolloutEvent, event), apis)
+    assert apis.listings == 1
+
+
+def test_a_problem_as_old_as_the_grace_period_fails_the_rollout(start_emulator, settings):
+    # Given a pod whose image cannot be pulled, checked exactly ROLLOUT_GRACE_SECONDS after the rollout began
+    emulator = start_emulator(scheduler=fargate_scheduler("fargate", image_error=lambda image: "not found"))
+    apis = apis_for(emulator)
+    apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
+    started = datetime.now(UTC) + timedelta(seconds=5)  # after the pod's creation: the grace counts from here
+    event = parse(CheckRolloutEvent, step_event(startedAt=started.isoformat()))
+    just_before = started + timedelta(seconds=settings.rollout_grace_seconds - 1)
+    with pytest.raises(RolloutNotYetReady):
+        check_rollout(settings, event, apis, clock=lambda: just_before)
+    # Then at the grace period's end it fails
+    with pytest.raises(RolloutFailed):
+        check_rollout(settings, event, apis, clock=lambda: started + timedelta(seconds=settings.rollout_grace_seconds))
+
+
+def test_a_rollout_as_old_as_its_timeout_ends(start_emulator, settings):
+    emulator = start_emulator(scheduler=fargate_scheduler())
+    emulator.scheduler.timing = PodTiming(node_seconds=10_000, start_seconds=10_000)
+    apis = apis_for(emulator)
+    apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
+    started = datetime.now(UTC)
+    event = parse(CheckRolloutEvent, step_event(startedAt=started.isoformat()))
+    with pytest.raises(PollTimeout) as raised:
+        check_rollout(
+            settings, event, apis, clock=lambda: started + timedelta(seconds=settings.rollout_timeout_seconds)
+        )
+    assert raised.value.message.endswith(
+        f"after {settings.rollout_timeout_seconds} s (ROLLOUT_TIMEOUT_SECONDS {settings.rollout_timeout_seconds}); "
+        "see `kubectl describe pods` for why"
+    )
+
+
+def test_every_stuck_pod_is_named(start_emulator, settings):
+    emulator = start_emulator(scheduler=fargate_scheduler("fargate", image_error=lambda image: "manifest unknown"))
+    apis = apis_for(emulator)
+    event = step_event()
+    event["request"]["replicas"] = 2
+    apply_app(settings, parse(ApplyAppEvent, event), apis)
+    names = sorted(pod["metadata"]["name"] for pod in emulator.objects("Pod", "fargate"))
+    with pytest.raises(RolloutFailed) as raised:
+        check_rollout(settings.model_copy(update={"rollout_grace_seconds": 0}), parse(CheckRolloutEvent, event), apis)
+    said = raised.value.message.removeprefix("deployment fargate/demo-app cannot run on Fargate: pod ")
+    # each pod with the kubelet's words (ErrImagePull, then ImagePullBackOff as it retries), joined by "; "
+    assert sorted(entry.split(": ")[0] for entry in said.split("; pod ")) == names

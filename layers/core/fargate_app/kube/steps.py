@@ -229,13 +229,13 @@ def check_rollout(
     except KubernetesNotFound as exc:
         raise RolloutFailed(f"deployment {where} disappeared during its rollout") from exc
     pods = [pod for pod in _app_pods(api, request) if not pod["metadata"].get("deletionTimestamp")]
-    events: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] | None = None
     now = clock()
     problems = []
     for pod in pods:
         if on_fargate(pod):
             continue
-        if not events:  # read the namespace's pod events once, and only when a pod is not running yet
+        if events is None:  # read the namespace's pod events once (even when there are none), only if a pod waits
             listed = call_api(
                 f"list the events of namespace {request.namespace}",
                 api.core.list_namespaced_event,
