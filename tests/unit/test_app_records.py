@@ -108,28 +108,22 @@ class TestTheStatusDocument:
         }
 
     def test_a_note_of_the_recorded_execution_itself_changes_nothing(self, settings: Settings) -> None:
-        put(
-            settings,
-            executionArn=ARN,
-            executionStatus="SUCCEEDED",
-            startDate="2025-01-01T00:00:00Z",
-            pendingExecution=ARN,
-            pendingStart="2025-01-02T00:00:00Z",
-            resultJson=json.dumps({"app": "demo-app"}),
-        )
+        succeeded = {**ENDED, "executionStatus": "SUCCEEDED", "resultJson": json.dumps({"app": "demo-app"})}
+        put(settings, **succeeded, pendingExecution=ARN, pendingStart="2025-01-02T00:00:00Z")
         document = record(settings)
         assert document is not None
         assert (document["status"], document["startDate"], document["result"], document["caller"]) == (
             "SUCCEEDED",
             "2025-01-01T00:00:00+00:00",
             {"app": "demo-app"},
-            "console",
+            "arn:aws:iam::111122223333:user/ops",
         )
 
     def test_a_date_that_is_no_iso_date_is_shown_as_written(self, settings: Settings) -> None:
         put(settings, executionArn=ARN, executionStatus="SUCCEEDED", startDate="yesterday")
         document = record(settings)
         assert document is not None and document["startDate"] == "yesterday"
+        assert document["caller"] == "console"  # an execution without a recorded caller was started from the console
 
 
 class TestTheListing:
