@@ -7,6 +7,7 @@ way AWS would report it. Races that only AWS can produce go through botocore's S
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -405,6 +406,30 @@ def test_a_body_that_is_not_json_is_400(machines: dict[str, str], call: Any, raw
     assert (status, answer["error"], list(answer["fields"])) == (400, "InvalidRequest", ["body"])
 
 
+@pytest.mark.parametrize(
+    ("body", "base64_flagged", "field", "rule"),
+    [
+        (None, False, "body", "is empty; send the v1 request as a JSON object"),
+        (" \n\t", False, "body", "is empty; send the v1 request as a JSON object"),
+        ("eyJ*", True, "body", "is flagged base64-encoded but is not valid base64"),
+        ("eyJhcHAiOiAiYSJ9 Cg==", True, "body", "is flagged base64-encoded but is not valid base64"),
+        (base64.b64encode(b'{"app": "caf\xe9"}').decode(), True, "body", "is not UTF-8 text"),
+        ('{"app": "a", "app": "b"}', False, "app", "is given twice in the body (a JSON object names each field once)"),
+    ],
+)
+def test_a_body_that_cannot_be_read_is_400_saying_why(
+    machines: dict[str, str], call: Any, body: str | None, base64_flagged: bool, field: str, rule: str
+) -> None:
+    # Given a body that is empty, not base64 although flagged so, not UTF-8, or not a plain JSON object
+    event = post(REQUEST)
+    event["body"], event["isBase64Encoded"] = body, base64_flagged
+    # When it is posted
+    status, answer = call(event)
+    # Then 400 names the field and the rule it breaks, and nothing starts
+    assert (status, answer["error"], answer["fields"]) == (400, "InvalidRequest", {field: rule})
+    assert executions(machines["provision"]) == []
+
+
 def test_an_oversized_body_is_413_and_a_body_at_the_limit_is_accepted(machines: dict[str, str], call: Any) -> None:
     # Given a valid request padded with whitespace to exactly 64 KiB, and one byte more
     at_limit = json.dumps(REQUEST).encode().ljust(64 * 1024)
@@ -668,7 +693,11 @@ def test_an_unexpected_error_is_500_without_details(
 
     monkeypatch.setattr(routes, "start_provision", explode)
     status, body = call(post(REQUEST))
-    assert (status, body["error"]) == (500, "InternalError")
+    request_id = post(REQUEST)["requestContext"]["requestId"]
+    assert (status, body) == (
+        500,
+        {"error": "InternalError", "message": f"unexpected error; the logs of request {request_id} say why"},
+    )
     assert "secret-token-abc" not in json.dumps(body) and "executions.py" not in json.dumps(body)
 
 
@@ -777,7 +806,9 @@ def test_a_call_without_an_iam_identity_is_refused_as_a_misconfigured_route(
     # Then nothing starts, and the operator is told why
     status, body = call(event)
     assert (status, body["error"]) == (500, "ApiMisconfigured")
-    assert "AWS_IAM" in body["message"]
+    assert body["message"] == (
+        "the request carries no IAM caller identity: every route of this API must use AWS_IAM authorization"
+    )
     assert executions(machines["provision"]) == []
 
 
