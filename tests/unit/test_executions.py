@@ -36,6 +36,7 @@ pytestmark = pytest.mark.usefixtures("aws")
 APP = AppRef("blog", "fargate", "demo-app")
 KEY = app_key(APP.cluster, APP.namespace, APP.app)
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+WINNER_STARTED = datetime(2026, 12, 1, 9, 59, 30, tzinfo=UTC)
 
 
 class FrozenClock(datetime):
@@ -73,17 +74,22 @@ def noted_start() -> str:
     return str(item["pendingStart"])
 
 
-def stub_start_attempts(stub: Stubber, machine: str, names: list[str], winner: dict[str, Any] | None) -> None:
-    """Each name refused as taken; DescribeExecution answers ExecutionDoesNotExist for all but the last, which is
-    ``winner`` (None: that one is gone too)."""
+def stub_start_attempts(stub: Stubber, machine: str, names: list[str], winner_input: Any = None) -> None:
+    """Each name refused as taken; DescribeExecution answers ExecutionDoesNotExist for all but the last, which runs
+    with ``winner_input`` since WINNER_STARTED (None: that one is gone too)."""
     for index, name in enumerate(names):
         arn = execution_arn(machine, name)
         stub.add_client_error(
             "start_execution", "ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'", 400,
             expected_params={"stateMachineArn": machine, "name": name, "input": ANY},
         )  # fmt: skip
-        if index == len(names) - 1 and winner is not None:
-            stub.add_response("describe_execution", {"executionArn": arn, **winner}, {"executionArn": arn})
+        if index == len(names) - 1 and winner_input is not None:
+            winner = {"stateMachineArn": machine, "status": "RUNNING", "startDate": WINNER_STARTED}
+            stub.add_response(
+                "describe_execution",
+                {"executionArn": arn, **winner, "input": json.dumps(winner_input)},
+                {"executionArn": arn},
+            )
         else:
             stub.add_client_error(
                 "describe_execution", "ExecutionDoesNotExist", "Execution Does Not Exist", 400, {"executionArn": arn}
@@ -181,44 +187,23 @@ def test_a_start_that_loses_a_race_to_the_same_request_is_its_winner(machines: d
     # Given the first name of the request taken by a running execution of the same request (another caller, and
     # another `previous`: neither makes another request), started between our read and our start
     base = executions.provision_base_name(APP, request().to_json())
-    winner_started = datetime(2026, 12, 1, 9, 59, 30, tzinfo=UTC)
     winner_input = {"request": request().to_json(), "caller": "someone-else", "previous": {"revision": 3}}
     with Stubber(client("stepfunctions")) as stub:
-        stub_start_attempts(
-            stub,
-            machines["provision"],
-            [base],
-            {
-                "stateMachineArn": machines["provision"],
-                "status": "RUNNING",
-                "startDate": winner_started,
-                "input": json.dumps(winner_input),
-            },
-        )
+        stub_start_attempts(stub, machines["provision"], [base], winner_input)
         # When the request is started
         started = start_provision(settings(), request(), CALLER)
         stub.assert_no_pending_responses()
     # Then the winner is the answer, a replay with its name and start, noted with that start
     winner = execution_arn(machines["provision"], base)
-    assert (started.arn, started.name, started.replayed, started.start_date) == (winner, base, True, winner_started)
-    assert noted_start() == winner_started.isoformat()
+    assert (started.arn, started.name, started.replayed, started.start_date) == (winner, base, True, WINNER_STARTED)
+    assert noted_start() == WINNER_STARTED.isoformat()
 
 
 def test_a_start_that_loses_a_race_to_another_request_names_the_taken_name(machines: dict[str, str]) -> None:
     base = executions.provision_base_name(APP, request().to_json())
     other = {"request": {**request().to_json(), "replicas": 2}}
     with Stubber(client("stepfunctions")) as stub:
-        stub_start_attempts(
-            stub,
-            machines["provision"],
-            [base],
-            {
-                "stateMachineArn": machines["provision"],
-                "status": "RUNNING",
-                "startDate": NOW,
-                "input": json.dumps(other),
-            },
-        )
+        stub_start_attempts(stub, machines["provision"], [base], other)
         with pytest.raises(ExecutionConflict) as conflict:
             start_provision(settings(), request(), CALLER)
     assert (
