@@ -13,9 +13,15 @@ from botocore.exceptions import ClientError
 from unit_support import holders_of
 
 from fargate_app.aws.errors import translate
-from fargate_app.aws.iam import delete_pod_execution_role, ensure_pod_execution_role, role_name, trust_policy
+from fargate_app.aws.iam import (
+    delete_pod_execution_role,
+    ensure_pod_execution_role,
+    grant_cache_prefix,
+    role_name,
+    trust_policy,
+)
 from fargate_app.config import Settings
-from fargate_app.errors import AwsThrottled, IamRoleNotYetPropagated, RoleConflict
+from fargate_app.errors import AwsThrottled, IamRoleNotYetPropagated, PermanentError, RoleConflict
 from fargate_app.holders import take
 
 pytestmark = pytest.mark.usefixtures("aws_iam")
@@ -225,3 +231,96 @@ def test_a_concurrent_change_to_the_shared_role_is_retried_not_fatal() -> None:
         {"Error": {"Code": "ConcurrentModification", "Message": "Rate exceeded"}, "ResponseMetadata": {}}, "TagRole"
     )
     assert isinstance(translate(refused, "tag IAM role FargateAppPodExecution-blog"), AwsThrottled)
+
+
+# --- every IAM refusal names the call it refused ------------------------------------------------------------------
+def _refuse(operation: str, code: str = "AccessDenied") -> Any:
+    """moto's IAM client, answering ``operation`` with ``code`` (as IAM would: a 4xx error document)."""
+    iam = boto3.client("iam")
+
+    def refused(**_: Any) -> tuple[Any, dict[str, Any]]:
+        error = {
+            "Error": {"Code": code, "Message": f"{operation} refused"},
+            "ResponseMetadata": {"HTTPStatusCode": 409},
+        }
+        return type("Response", (), {"status_code": 409})(), error
+
+    iam.meta.events.register(f"before-call.iam.{operation}", refused)
+    return iam
+
+
+FOREIGN_TRUST = {"Version": "2012-10-17", "Statement": []}
+OURS = [{"Key": "managed-by", "Value": "fargate-app-provisioner"}]
+
+
+@pytest.mark.parametrize(
+    ("operation", "existing", "context"),
+    [
+        ("GetRole", None, "read IAM role FargateAppPodExecution-blog"),
+        ("CreateRole", None, "create IAM role FargateAppPodExecution-blog"),
+        ("ListRoleTags", FOREIGN_TRUST, "read the tags of IAM role FargateAppPodExecution-blog"),
+        ("UpdateAssumeRolePolicy", FOREIGN_TRUST, "update the trust policy of IAM role FargateAppPodExecution-blog"),
+        ("AttachRolePolicy", None, "grant policies to IAM role FargateAppPodExecution-blog"),
+        ("PutRolePolicy", None, "grant policies to IAM role FargateAppPodExecution-blog"),
+    ],
+)
+def test_a_refused_call_of_the_step_is_named_in_its_error(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, operation: str, existing: Any, context: str
+) -> None:
+    # Given (for some) a role of ours with another trust, and IAM refusing one call of the step
+    if existing is not None:
+        boto3.client("iam").create_role(
+            RoleName=role_name(settings, "blog"), AssumeRolePolicyDocument=json.dumps(existing), Tags=OURS
+        )
+    monkeypatch.setattr(
+        "fargate_app.aws.iam.client", lambda service: _refuse(operation, "EntityTemporarilyUnmodifiable")
+    )
+    # When the step runs, then the error names what was refused, in IAM's words
+    with pytest.raises(PermanentError) as refused:
+        ensure_pod_execution_role(settings, "blog", "ecr-public")
+    assert str(refused.value) == f"{context}: EntityTemporarilyUnmodifiable: {operation} refused"
+
+
+def test_a_role_created_by_another_execution_in_between_is_read_again_and_not_ours(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given IAM answering our create with EntityAlreadyExists: another execution created the role after our read
+    iam = boto3.client("iam")
+
+    def created_in_between(**kwargs: Any) -> None:
+        iam.meta.events.unregister("before-call.iam.CreateRole", created_in_between)
+        boto3.client("iam").create_role(
+            RoleName=role_name(settings, "blog"),
+            AssumeRolePolicyDocument=json.dumps(trust_policy(settings, "blog")),
+            Tags=[*OURS, {"Key": "fargate-app/created-by", "Value": OTHER_EXECUTION}],
+        )
+
+    iam.meta.events.register("before-call.iam.CreateRole", created_in_between)
+    monkeypatch.setattr("fargate_app.aws.iam.client", lambda service: iam)
+    # When the step runs
+    role = ensure_pod_execution_role(settings, "blog", "ecr-public", EXECUTION)
+    # Then it uses that role (read again), which it did not create, granted the cache prefix
+    assert (role.name, role.created) == (role_name(settings, "blog"), False)
+    assert role.arn == f"arn:aws:iam::111122223333:role/{role.name}"
+    assert iam.list_role_policies(RoleName=role.name)["PolicyNames"] == ["pull-through-cache-ecr-public"]
+
+
+@pytest.mark.parametrize("operation", ["ListAttachedRolePolicies", "DeleteRole"])
+def test_a_refused_deletion_names_the_role(monkeypatch: pytest.MonkeyPatch, operation: str, settings: Settings) -> None:
+    role = ensure_pod_execution_role(settings, "blog", "ecr-public")
+    monkeypatch.setattr("fargate_app.aws.iam.client", lambda service: _refuse(operation, "DeleteConflict"))
+    with pytest.raises(PermanentError) as refused:
+        delete_pod_execution_role(role.name)
+    assert str(refused.value) == f"delete IAM role {role.name}: DeleteConflict: {operation} refused"
+
+
+def test_a_cache_prefix_grant_refused_names_the_prefix_and_the_role(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    role = ensure_pod_execution_role(settings, "blog", "ecr-public")
+    monkeypatch.setattr("fargate_app.aws.iam.client", lambda service: _refuse("PutRolePolicy", "LimitExceeded"))
+    with pytest.raises(PermanentError) as refused:
+        grant_cache_prefix(settings, role.name, "quay")
+    assert (
+        str(refused.value) == f"grant cache prefix quay to IAM role {role.name}: LimitExceeded: PutRolePolicy refused"
+    )
