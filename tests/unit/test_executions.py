@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from api_support import ACCOUNT, CALLER, REGION, REQUEST, finish, provision_result, settings
 from botocore.stub import ANY, Stubber
+from unit_support import clock_stopped_at
 
 from fargate_app.api import executions
 from fargate_app.api.executions import (
@@ -39,23 +39,17 @@ NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 WINNER_STARTED = datetime(2026, 12, 1, 9, 59, 30, tzinfo=UTC)
 
 
-class FrozenClock(datetime):
-    """The module's clock stopped at NOW (its dates are instances of this class, which the module's isinstance
-    checks accept as Step Functions' own datetimes)."""
-
-    @classmethod
-    def now(cls, tz: Any = None) -> FrozenClock:
-        return cls.fromtimestamp(NOW.timestamp(), tz)
-
-
-def frozen(moment: datetime) -> FrozenClock:
-    return FrozenClock.fromtimestamp(moment.timestamp(), UTC)
+STOPPED = clock_stopped_at(NOW)
 
 
 @pytest.fixture
-def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(executions, "datetime", FrozenClock)
-    yield
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(executions, "datetime", STOPPED)
+
+
+def frozen(moment: datetime) -> datetime:
+    """``moment`` as the stopped clock's class (what the module's isinstance checks see)."""
+    return STOPPED.fromtimestamp(moment.timestamp(), UTC)
 
 
 def request() -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,12 +10,15 @@ from typing import Any
 import boto3
 import pytest
 from request_edits import walkthrough_request
-from unit_support import ROLE, Network, create_cluster, fill_cluster, holders_of, stubbed
+from unit_support import ROLE, Network, clock_stopped_at, create_cluster, fail_with, fill_cluster, holders_of, stubbed
 
 from fargate_app import holders
 from fargate_app.aws.eks import (
     check_fargate_profile,
+    check_subnets,
+    delete_fargate_profile,
     ensure_fargate_profile,
+    profile_name,
 )
 from fargate_app.config import Settings
 from fargate_app.errors import (
@@ -62,16 +66,6 @@ def someone_elses_profile(network: Network, selectors: list[dict[str, Any]]) -> 
         subnets=network.private,
         selectors=selectors,
     )
-
-
-def fail_with(client: Any, operation: str, code: str, message: str, status: int = 400) -> None:
-    """Make one operation of a real (moto-backed) client answer an AWS error, the way botocore would parse it."""
-
-    def answer(**_: Any) -> tuple[Any, dict[str, Any]]:
-        http = type("HttpResponse", (), {"status_code": status})()
-        return http, {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
-
-    client.meta.events.register(f"before-call.eks.{operation}", answer)
 
 
 def test_creates_a_profile_for_the_namespace_in_private_subnets(
@@ -319,10 +313,10 @@ def test_a_profile_under_our_name_with_other_labels_is_not_ours(
     [
         (
             "ResourceInUseException",
-            "Cannot create Fargate Profile fargate-app-fargate-44136fa3 because cluster blog currently has Fargate "
-            "profile other in status CREATING",
+            "Cannot create Fargate Profile because cluster blog currently has Fargate profile other in status CREATING",
             ProfileOperationInProgress,
-            "currently has Fargate profile other in status CREATING",
+            "cluster blog: Cannot create Fargate Profile because cluster blog currently has Fargate profile other in "
+            "status CREATING",
         ),
         (
             "InvalidParameterException",
@@ -337,13 +331,32 @@ def test_a_profile_under_our_name_with_other_labels_is_not_ours(
             SubnetNotPrivate,
             "cluster blog: Subnet subnet-0abc1234 provided in Fargate Profile is not a private subnet",
         ),
-        ("ClientException", "Cluster is not reachable", PermanentError, ": ClientException: Cluster is not reachable"),
+        (
+            "ClientException",
+            "Cluster is not reachable",
+            PermanentError,
+            "create Fargate profile {name} in cluster blog: ClientException: Cluster is not reachable",
+        ),
+        # Only the error code EKS documents for each case decides, not words in another error's message.
+        (
+            "ClientException",
+            "cluster blog currently has Fargate profile other in status CREATING",
+            PermanentError,
+            "create Fargate profile {name} in cluster blog: ClientException: cluster blog currently has Fargate "
+            "profile other in status CREATING",
+        ),
+        (
+            "ClientException",
+            "subnet-0abc1234 is not a private subnet",
+            PermanentError,
+            "create Fargate profile {name} in cluster blog: ClientException: subnet-0abc1234 is not a private subnet",
+        ),
         # Not blamed on private subnets: only EKS's "is not a private subnet" is.
         (
             "InvalidParameterException",
             "The subnet ID 'subnet-0abc1234' does not exist",
             InvalidRequest,
-            "The subnet ID 'subnet-0abc1234' does not exist",
+            "EKS refused Fargate profile {name} for cluster blog: The subnet ID 'subnet-0abc1234' does not exist",
         ),
     ],
 )
@@ -358,15 +371,19 @@ def test_each_refusal_of_the_create_reads_as_its_error(
 ) -> None:
     # Given EKS refusing CreateFargateProfile
     eks = boto3.client("eks")
-    fail_with(eks, "CreateFargateProfile", code, message, 409 if code == "ResourceInUseException" else 400)
     monkeypatch.setattr(
         "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
     )
+    names: list[str] = []  # the profile the step asked for
+    eks.meta.events.register(
+        "provide-client-params.eks.CreateFargateProfile", lambda params, **_: names.append(params["fargateProfileName"])
+    )
+    fail_with(eks, "CreateFargateProfile", code, message, 409 if "InUse" in code else 400)
     # When the step runs, then the refusal is its named error, in EKS's words where it has them
     with pytest.raises(error) as caught:
         ensure_fargate_profile(settings, request(), ROLE)
     assert type(caught.value) is error
-    assert str(caught.value).endswith(says)
+    assert str(caught.value) == says.replace("{name}", names[0])
 
 
 def test_a_retried_ensure_finds_its_own_profile_still_its_own(settings: Settings, cluster: str) -> None:
@@ -582,3 +599,82 @@ def test_eks_refusing_the_poll_names_the_profile(
         with pytest.raises(AccessDenied) as refused:
             check_fargate_profile(settings, profile)
     assert refused.value.message.startswith(f"describe Fargate profile {profile.name}: not allowed")
+
+
+# --- deletion, subnets and names, as EKS and EC2 answer --------------------------------------------------------------
+def test_deleting_a_profile_says_whether_it_was_there(settings: Settings, cluster: str) -> None:
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    assert (delete_fargate_profile("blog", profile.name), delete_fargate_profile("blog", profile.name)) == (True, False)
+
+
+@pytest.mark.parametrize(
+    ("code", "error", "says"),
+    [
+        ("ResourceInUseException", ProfileOperationInProgress, "cluster blog: {operation} refused"),
+        ("ClientException", PermanentError, "delete Fargate profile {name}: ClientException: {operation} refused"),
+    ],
+)
+def test_a_refused_deletion_is_busy_or_permanent_naming_what(
+    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch, code: str, error: type, says: str
+) -> None:
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    eks = boto3.client("eks")
+    fail_with(eks, "DeleteFargateProfile", code, "DeleteFargateProfile refused", 409)
+    monkeypatch.setattr("fargate_app.aws.eks.client", lambda service: eks)
+    with pytest.raises(error) as refused:
+        delete_fargate_profile("blog", profile.name)
+    assert type(refused.value) is error
+    assert str(refused.value) == says.format(name=profile.name, operation="DeleteFargateProfile")
+
+
+def test_adopting_a_profile_eks_will_not_describe_names_it(
+    settings: Settings, cluster: str, network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given our name taken (the create answers "already exists") and EKS refusing to describe that profile
+    ours = profile_under_our_name(settings, network, {"namespace": "fargate"})
+    eks = boto3.client("eks")
+    fail_with(eks, "CreateFargateProfile", "ResourceInUseException", f"Fargate Profile {ours} already exists", 409)
+    fail_with(eks, "DescribeFargateProfile", "ClientException", "DescribeFargateProfile refused")
+    monkeypatch.setattr(
+        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
+    )
+    monkeypatch.setattr("fargate_app.aws.eks._list_profiles", lambda cluster: [])  # it appeared after the listing
+    with pytest.raises(PermanentError) as refused:
+        ensure_fargate_profile(settings.model_copy(update={"profile_strategy": "per-namespace"}), request(), ROLE)
+    assert str(refused.value) == f"describe Fargate profile {ours}: ClientException: DescribeFargateProfile refused"
+
+
+def test_requested_subnets_ec2_will_not_describe_are_named(
+    settings: Settings, cluster: str, network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ec2 = boto3.client("ec2")
+    fail_with(ec2, "DescribeSubnets", "UnauthorizedOperation", "DescribeSubnets refused", 403)
+    monkeypatch.setattr("fargate_app.aws.eks.client", lambda service: ec2)
+    cluster_description = boto3.client("eks").describe_cluster(name="blog")["cluster"]
+    with pytest.raises(PermanentError) as refused:
+        check_subnets(request(subnets=network.private), cluster_description)
+    assert str(refused.value) == (
+        f"describe subnets {', '.join(network.private)}: DescribeSubnets refused; grant it to the function's role in "
+        "template.yaml"
+    )
+
+
+@pytest.mark.parametrize(("waited", "error"), [(1199, ProfileNotYetActive), (1200, PollTimeout)])
+def test_the_profile_wait_times_out_exactly_at_its_limit(
+    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch, waited: int, error: type
+) -> None:
+    # Given a profile still CREATING, awaited since `waited` seconds by the stack's clock (timeout 1200 s)
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    _set_status(profile.name, "CREATING")
+    now = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    monkeypatch.setattr("fargate_app.aws.eks.datetime", clock_stopped_at(now))
+    awaited = profile.model_copy(update={"waiting_since": now - timedelta(seconds=waited)})
+    # When it is checked, then the limit itself is the timeout
+    with pytest.raises(error):
+        check_fargate_profile(settings.model_copy(update={"profile_wait_timeout_seconds": 1200}), awaited)
+
+
+def test_a_per_namespace_profile_name_hashes_the_labels_sorted(per_namespace: Settings) -> None:
+    labels = {"tier": "web", "team": "blue"}
+    digest = hashlib.sha256(b'{"team": "blue", "tier": "web"}').hexdigest()[:8]
+    assert profile_name(per_namespace, request(labels=labels)) == f"fargate-app-fargate-{digest}"

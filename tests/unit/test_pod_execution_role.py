@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from unit_support import holders_of
+from unit_support import fail_with, holders_of
 
 from fargate_app.aws.errors import translate
 from fargate_app.aws.iam import (
@@ -193,12 +193,7 @@ def test_long_cluster_names_give_valid_role_names(settings: Settings) -> None:
 def test_iam_not_yet_seeing_a_new_role_is_retryable(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given IAM answers NoSuchEntity for the role it has just created (eventual consistency)
     iam = boto3.client("iam")
-
-    def not_yet(**_: Any) -> tuple[Any, dict[str, Any]]:
-        error = {"Error": {"Code": "NoSuchEntity", "Message": "The role cannot be found"}}
-        return type("Response", (), {"status_code": 404})(), {**error, "ResponseMetadata": {"HTTPStatusCode": 404}}
-
-    iam.meta.events.register("before-call.iam.AttachRolePolicy", not_yet)
+    fail_with(iam, "AttachRolePolicy", "NoSuchEntity", "The role cannot be found", 404)
     monkeypatch.setattr("fargate_app.aws.iam.client", lambda service: iam)
     # When the step runs, then the error is the retryable one the state machine backs off on
     with pytest.raises(IamRoleNotYetPropagated):
@@ -234,18 +229,10 @@ def test_a_concurrent_change_to_the_shared_role_is_retried_not_fatal() -> None:
 
 
 # --- every IAM refusal names the call it refused ------------------------------------------------------------------
-def _refuse(operation: str, code: str = "AccessDenied") -> Any:
-    """moto's IAM client, answering ``operation`` with ``code`` (as IAM would: a 4xx error document)."""
+def _refuse(operation: str, code: str) -> Any:
+    """moto's IAM client, answering ``operation`` with ``code`` (a 4xx error document, as IAM would)."""
     iam = boto3.client("iam")
-
-    def refused(**_: Any) -> tuple[Any, dict[str, Any]]:
-        error = {
-            "Error": {"Code": code, "Message": f"{operation} refused"},
-            "ResponseMetadata": {"HTTPStatusCode": 409},
-        }
-        return type("Response", (), {"status_code": 409})(), error
-
-    iam.meta.events.register(f"before-call.iam.{operation}", refused)
+    fail_with(iam, operation, code, f"{operation} refused", 409)
     return iam
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import boto3
 import pytest
@@ -61,3 +63,25 @@ def stubbed(monkeypatch: pytest.MonkeyPatch, module: str, service: str) -> Itera
     monkeypatch.setattr(f"{module}.client", lambda name: {service: real}[name])
     with Stubber(real) as stubber:
         yield stubber
+
+
+def fail_with(client: Any, operation: str, code: str, message: str, status: int = 400) -> None:
+    """Make one operation of a real (moto-backed) client answer an AWS error, the way botocore would parse it."""
+
+    def answer(**_: Any) -> tuple[Any, dict[str, Any]]:
+        http = type("HttpResponse", (), {"status_code": status})()
+        return http, {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+
+    client.meta.events.register(f"before-call.{client.meta.service_model.service_name}.{operation}", answer)
+
+
+def clock_stopped_at(moment: datetime) -> type[datetime]:
+    """A ``datetime`` class whose ``now()`` is ``moment``, to put in a module's namespace in place of ``datetime``:
+    its instances (``fromtimestamp``) pass that module's isinstance checks as the SDK's datetimes do."""
+
+    class Stopped(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Stopped:
+            return cls.fromtimestamp(moment.timestamp(), tz)
+
+    return Stopped

@@ -183,7 +183,7 @@ def check_subnets(request: ProvisionRequest, cluster: dict[str, Any]) -> list[st
         SubnetNotPrivate: a requested subnet routes to an internet gateway; or the cluster has no private subnet.
     """
     if request.subnets:
-        vpc_id = str(cluster.get("resourcesVpcConfig", {}).get("vpcId", ""))
+        vpc_id = str(cluster["resourcesVpcConfig"]["vpcId"])  # always there (EKS API reference, VpcConfigResponse)
 
         def not_found(message: str) -> SubnetNotFound:
             return SubnetNotFound(f"subnets: {message}; give subnets of the cluster's VPC")
