@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from kube_helpers import apis_for, fargate_scheduler, parse, step_event
+from kube_helpers import apis_for, fargate_scheduler, parse, request_json, step_event
 
 from fargate_app.errors import KubernetesConflict, PodsNotYetGone, PollTimeout
 from fargate_app.kube.models import ApplyAppEvent, CheckPodsGoneEvent
@@ -98,3 +98,19 @@ def test_every_remaining_pod_is_named_and_the_wait_ends_at_the_timeout_exactly(s
         PollTimeout, match=rf"2 pod\(s\) of fargate/demo-app still exist {settings.pods_gone_timeout_seconds:.0f} s"
     ):
         check_pods_gone(settings, event, apis, clock=at_the_timeout)
+
+
+def test_pods_of_another_app_in_the_namespace_do_not_hold_up_the_teardown(start_emulator, settings):
+    # Given two apps running in the namespace
+    emulator = start_emulator(scheduler=fargate_scheduler())
+    apis = apis_for(emulator)
+    apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
+    web = step_event(request=request_json(app="web", expose=None))
+    apply_app(settings, parse(ApplyAppEvent, web), apis)
+    # When one is deleted, then its pods are gone while the other's still run
+    delete_app(settings, parse(ApplyAppEvent, step_event()).request, apis)
+    gone = check_pods_gone(settings, parse(CheckPodsGoneEvent, step_event()), apis)
+    assert (gone.namespace, gone.name) == ("fargate", "demo-app")
+    assert [pod["metadata"]["labels"]["app.kubernetes.io/name"] for pod in emulator.objects("Pod", "fargate")] == [
+        "web"
+    ]
