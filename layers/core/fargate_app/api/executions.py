@@ -193,9 +193,9 @@ def newest_execution(item: dict[str, Any]) -> NewestExecution | None:
 
 
 def _when(text: Any) -> datetime | None:
-    """A date the item keeps (ISO 8601, as Step Functions or the API wrote it; Python 3.11+ reads a "Z" offset)."""
+    """A date the item keeps (ISO 8601, as Step Functions or the API wrote it)."""
     try:
-        return datetime.fromisoformat(str(text)) if text else None
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
     except ValueError:
         return None
 

@@ -23,7 +23,7 @@ def parse_time(value: Any) -> datetime | None:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not value:
         return None
-    parsed = datetime.fromisoformat(str(value))  # Python 3.11+ reads the "Z" Kubernetes writes
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
