@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from request_edits import walkthrough_request
-from unit_support import holders_of
+from unit_support import Network, fill_cluster, holders_of
 
 from fargate_app import holders
 from fargate_app.aws.eks import ensure_fargate_profile
@@ -200,7 +200,8 @@ def test_keeps_a_profile_another_app_now_uses_and_so_its_role(
     result = compensate(settings, state)
     assert result.compensated == [] and result.leftovers == []
     assert result.kept[0].endswith("(kept: it schedules fargate/other-app)")
-    assert result.kept[1].startswith("IAM role FargateAppPodExecution-blog (kept: profiles")
+    profile = state["fargateProfile"]["name"]
+    assert result.kept[1] == f"IAM role FargateAppPodExecution-blog (kept: profiles {profile} use it)"
     assert json.loads(result.cause)["kept"] == result.kept
 
 
@@ -446,11 +447,18 @@ def test_what_several_apps_hold_names_them_all(
     assert holders_of("podExecutionRole/FargateAppPodExecution-blog") == []
 
 
-def test_a_profile_several_apps_run_on_names_them_all(settings: Settings, cluster: str, other_apps: list[str]) -> None:
+def test_a_profile_several_apps_run_on_names_them_all(
+    settings: Settings, cluster: str, network: Network, other_apps: list[str]
+) -> None:
+    # Given the app's profile kept for two other apps, and someone else's profile using the same role
     other_apps.extend(["fargate/a", "fargate/b"])
-    result = compensate(settings, failed_state(settings, "WarmImageCache"))
+    state = failed_state(settings, "WarmImageCache")
+    fill_cluster(network, 1)
+    result = compensate(settings, state)
     assert result.kept[0].endswith("(kept: it schedules fargate/a, fargate/b)")
-    assert result.kept[1].startswith("IAM role FargateAppPodExecution-blog (kept: profiles ")
+    users = boto3.client("eks").list_fargate_profiles(clusterName="blog")["fargateProfileNames"]
+    assert sorted(users) == sorted([state["fargateProfile"]["name"], "theirs-0"])
+    assert result.kept[1] == f"IAM role FargateAppPodExecution-blog (kept: profiles {', '.join(users)} use it)"
 
 
 def test_a_role_several_apps_hold_names_them_all(settings: Settings, cluster: str, other_apps: list[str]) -> None:
