@@ -99,3 +99,24 @@ def test_a_call_the_api_server_does_not_answer_in_time_is_retried_later(
     assert str(unanswered.value) == (
         "read deployment fargate/demo-app: the Kubernetes API did not answer (MaxRetryError); will retry"
     )
+
+
+class RecordingCache(KubeApiCache):
+    """The production cache, noting for which cluster and region each step asks (the region signs the token)."""
+
+    def __init__(self, real: KubeApiCache) -> None:
+        self.real, self.asked = real, []
+
+    def get(self, cluster: str, region: str) -> Any:
+        self.asked.append((cluster, region))
+        return self.real.get(cluster, region)
+
+
+def test_every_step_asks_for_the_request_s_cluster_in_the_stack_s_region(
+    start_emulator: Callable[..., KubeEmulator], settings: Any
+) -> None:
+    emulator = start_emulator(scheduler=fargate_scheduler())
+    apis = RecordingCache(apis_for(emulator))
+    for step in (apply, rollout, delete, pods_gone):
+        step(settings, apis)
+    assert apis.asked == [("blog", "us-west-2")] * 4
