@@ -466,8 +466,15 @@ def test_an_eleventh_profile_is_refused_before_anything_is_created(
     from fargate_app.aws.eks import check_profile_quota
     from fargate_app.errors import ProfileQuotaExceeded
 
-    with pytest.raises(ProfileQuotaExceeded, match="has 10 Fargate profiles, EKS's limit of 10 per cluster"):
+    with pytest.raises(ProfileQuotaExceeded) as refused:
         check_profile_quota(chosen, request(), sorted(network.private))
+    fix = {
+        "per-namespace": "switch the stack's FargateProfileStrategy to shared (one profile for every app)",
+        "shared": "delete profiles you no longer need",
+    }[strategy]
+    assert str(refused.value) == (
+        f"cluster blog has 10 Fargate profiles, EKS's limit of 10 per cluster, and the app needs a new one: {fix}"
+    )
     with pytest.raises(ProfileQuotaExceeded):
         ensure_fargate_profile(chosen, request(), ROLE)
     # Then no 11th profile exists
@@ -627,20 +634,39 @@ def test_a_refused_deletion_is_busy_or_permanent_naming_what(
     assert str(refused.value) == says.format(name=profile.name, operation="DeleteFargateProfile")
 
 
-def test_adopting_a_profile_eks_will_not_describe_names_it(
-    settings: Settings, cluster: str, network: Network, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given our name taken (the create answers "already exists") and EKS refusing to describe that profile
-    ours = profile_under_our_name(settings, network, {"namespace": "fargate"})
+def lose_the_create_race(network: Network, settings: Settings, selector: dict[str, Any]) -> tuple[str, Any]:
+    """Our profile name taken by a profile created after our listing (the create answers "already exists"); the
+    name, and the EKS client the step is given."""
+    ours = profile_under_our_name(settings, network, selector)
     eks = boto3.client("eks")
     fail_with(eks, "CreateFargateProfile", "ResourceInUseException", f"Fargate Profile {ours} already exists", 409)
+    return ours, eks
+
+
+def test_a_profile_created_under_our_name_meanwhile_is_adopted_when_it_schedules_the_managed_pods(
+    per_namespace: Settings, cluster: str, network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours, eks = lose_the_create_race(network, per_namespace, {"namespace": "fargate", "labels": MANAGED_PODS})
+    monkeypatch.setattr(
+        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
+    )
+    monkeypatch.setattr("fargate_app.aws.eks._list_profiles", lambda cluster: [])
+    profile = ensure_fargate_profile(per_namespace, request(), ROLE)
+    assert (profile.name, profile.created) == (ours, False)
+
+
+def test_adopting_a_profile_eks_will_not_describe_names_it(
+    per_namespace: Settings, cluster: str, network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given our name taken meanwhile, and EKS refusing to describe that profile
+    ours, eks = lose_the_create_race(network, per_namespace, {"namespace": "fargate"})
     fail_with(eks, "DescribeFargateProfile", "ClientException", "DescribeFargateProfile refused")
     monkeypatch.setattr(
         "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
     )
-    monkeypatch.setattr("fargate_app.aws.eks._list_profiles", lambda cluster: [])  # it appeared after the listing
+    monkeypatch.setattr("fargate_app.aws.eks._list_profiles", lambda cluster: [])
     with pytest.raises(PermanentError) as refused:
-        ensure_fargate_profile(settings.model_copy(update={"profile_strategy": "per-namespace"}), request(), ROLE)
+        ensure_fargate_profile(per_namespace, request(), ROLE)
     assert str(refused.value) == f"describe Fargate profile {ours}: ClientException: DescribeFargateProfile refused"
 
 
