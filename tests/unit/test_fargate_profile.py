@@ -677,10 +677,11 @@ def test_requested_subnets_ec2_will_not_describe_are_named(
     fail_with(ec2, "DescribeSubnets", "UnauthorizedOperation", "DescribeSubnets refused", 403)
     monkeypatch.setattr("fargate_app.aws.eks.client", lambda service: ec2)
     cluster_description = boto3.client("eks").describe_cluster(name="blog")["cluster"]
+    asked = request(subnets=network.private)
     with pytest.raises(PermanentError) as refused:
-        check_subnets(request(subnets=network.private), cluster_description)
+        check_subnets(asked, cluster_description)
     assert str(refused.value) == (
-        f"describe subnets {', '.join(network.private)}: DescribeSubnets refused; grant it to the function's role in "
+        f"describe subnets {', '.join(asked.subnets)}: DescribeSubnets refused; grant it to the function's role in "
         "template.yaml"
     )
 
