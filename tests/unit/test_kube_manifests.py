@@ -150,11 +150,42 @@ def test_a_schema_violation_is_manifest_invalid_naming_the_field():
         validate_manifest(deployment, "1.31")
 
 
-def test_strict_validation_rejects_unknown_fields():
+UNEXPECTED = "Additional properties are not allowed"
+
+
+@pytest.mark.parametrize(
+    ("typo", "refusal"),
+    [
+        (
+            lambda obj: obj["metadata"].update(label={"typo": "x"}),
+            f"Namespace fargate is invalid for Kubernetes 1.31: metadata: {UNEXPECTED} ('label' was unexpected)",
+        ),
+        (
+            lambda obj: obj.update(bogus=1),
+            f"Namespace fargate is invalid for Kubernetes 1.31: (root): {UNEXPECTED} ('bogus' was unexpected)",
+        ),
+        (
+            lambda obj: (obj.pop("metadata"), obj.update(spec={"bogus": 1})),
+            f"Namespace None is invalid for Kubernetes 1.31: spec: {UNEXPECTED} ('bogus' was unexpected)",
+        ),
+    ],
+)
+def test_strict_validation_rejects_unknown_fields_naming_where(typo, refusal):
     namespace = app_manifests(request(), IMAGE, EXECUTION)[0]
-    namespace["metadata"]["label"] = {"typo": "x"}
-    with pytest.raises(ManifestInvalid, match="label"):
+    typo(namespace)
+    with pytest.raises(ManifestInvalid) as refused:
         validate_manifest(namespace, "1.31")
+    assert str(refused.value) == refusal
+
+
+def test_a_kind_without_a_schema_is_refused_naming_the_object():
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "fargate"}}
+    with pytest.raises(ManifestInvalid) as refused:
+        validate_manifest(widget, "1.31")
+    assert str(refused.value) == (
+        "Widget fargate/w: Couldn't find schema for kind Widget with api version example.com/v1 for kubernetes "
+        "version 1.31"
+    )
 
 
 @pytest.mark.parametrize(
@@ -180,20 +211,47 @@ def test_label_injection_is_rejected_by_the_request(labels):
         request(labels=labels)
 
 
+VALUE_RULE = "value must be at most 63 characters of letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+NAME_RULE = (
+    "name must be at most 63 characters of letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+)
+
+
 @pytest.mark.parametrize(
-    "change",
+    ("change", "refusal"),
     [
-        {"labels": {"tier": "web\nx: y"}},
-        {"labels": {"tier": "web\n"}},  # a trailing newline passes a "$"-anchored re.match
-        {"labels": {"tier\n": "web"}},
-        {"app": "demo-app\n"},
-        {"namespace": "fargate\n"},
+        ({"labels": {"tier": "web\nx: y"}}, f"app demo-app: label 'tier': {VALUE_RULE}"),
+        ({"labels": {"tier": "web\n"}}, f"app demo-app: label 'tier': {VALUE_RULE}"),  # re.match would take it
+        ({"labels": {"tier\n": "web"}}, f"app demo-app: label key 'tier\\n': {NAME_RULE}"),
+        ({"labels": {"ti er": "web"}}, f"app demo-app: label key 'ti er': {NAME_RULE}"),
+        ({"app": "demo-app\n"}, "app 'demo-app\\n' is not a DNS-1123 label"),
+        ({"namespace": "fargate\n"}, "namespace 'fargate\\n' is not a DNS-1123 label"),
+        ({"app": "a" * 64}, f"app {'a' * 64!r} is not a DNS-1123 label"),
+        ({"namespace": "n" * 64}, f"namespace {'n' * 64!r} is not a DNS-1123 label"),
     ],
 )
-def test_a_request_built_without_validation_still_cannot_inject_anything(change):
+def test_a_request_built_without_validation_still_cannot_inject_anything(change, refusal):
     smuggled = ProvisionRequest.model_construct(**{**full_request().__dict__, **change})
-    with pytest.raises(ManifestInvalid):
+    with pytest.raises(ManifestInvalid) as refused:
         app_manifests(smuggled, IMAGE, EXECUTION)
+    assert str(refused.value) == refusal
+
+
+@pytest.mark.parametrize("change", [{"app": "a" * 63}, {"namespace": "n" * 63}])
+def test_names_of_63_characters_are_valid_labels(change):
+    built = ProvisionRequest.model_construct(**{**full_request().__dict__, **change})
+    assert [m["kind"] for m in app_manifests(built, IMAGE, EXECUTION)] == [
+        "Namespace",
+        "Deployment",
+        "Service",
+        "Ingress",
+    ]
+
+
+def test_a_cluster_version_that_is_not_one_is_refused_by_name():
+    with pytest.raises(ManifestInvalid) as refused:
+        schema_version_for("latest")
+    assert str(refused.value) == "cannot validate against Kubernetes version 'latest'"
 
 
 @pytest.mark.parametrize(
@@ -224,3 +282,5 @@ def test_the_pods_name_the_fargate_profile_chosen_for_them() -> None:
     assert "eks.amazonaws.com/fargate-profile" not in deployment["metadata"]["labels"]
     with pytest.raises(ManifestInvalid, match="is not a label value"):
         app_manifests(full_request(), IMAGE, EXECUTION, CALLER, "p" * 64)
+    at_most = app_manifests(full_request(), IMAGE, EXECUTION, CALLER, "p" * 63)[1]  # 63: a label value's limit
+    assert at_most["spec"]["template"]["metadata"]["labels"]["eks.amazonaws.com/fargate-profile"] == "p" * 63

@@ -58,11 +58,8 @@ def _labels(request: ProvisionRequest) -> dict[str, str]:
         try:
             validate_label_key(key)
             validate_label_value(key, value)
-        except ValueError as exc:
+        except ValueError as exc:  # both match whole strings: a trailing newline is refused too
             raise ManifestInvalid(f"app {request.app}: {exc}") from None
-        # fullmatch: a pattern ending in "$" used with match() also accepts a trailing newline.
-        if not LABEL_VALUE.fullmatch(value) or any(char.isspace() for char in key):
-            raise ManifestInvalid(f"app {request.app}: label {key!r} has whitespace in its key or value")
     return labels
 
 
@@ -124,7 +121,7 @@ def deployment_manifest(
     }
 
 
-def service_manifest(request: ProvisionRequest, execution_arn: str, caller: str = "console") -> dict[str, Any] | None:
+def service_manifest(request: ProvisionRequest, execution_arn: str, caller: str) -> dict[str, Any] | None:
     if request.port is None:
         return None
     return {
@@ -139,7 +136,7 @@ def service_manifest(request: ProvisionRequest, execution_arn: str, caller: str 
     }
 
 
-def ingress_manifest(request: ProvisionRequest, execution_arn: str, caller: str = "console") -> dict[str, Any] | None:
+def ingress_manifest(request: ProvisionRequest, execution_arn: str, caller: str) -> dict[str, Any] | None:
     ingress = request.expose.ingress if request.expose else None
     if ingress is None or request.port is None:
         return None
