@@ -705,3 +705,35 @@ def test_a_per_namespace_profile_name_hashes_the_labels_sorted(per_namespace: Se
     labels = {"tier": "web", "team": "blue"}
     digest = hashlib.sha256(b'{"team": "blue", "tier": "web"}').hexdigest()[:8]
     assert profile_name(per_namespace, request(labels=labels)) == f"fargate-app-fargate-{digest}"
+
+
+def test_a_reused_profile_eks_will_not_describe_after_the_take_names_it_and_is_let_go(
+    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a profile the app would reuse, and EKS refusing to describe it once the app took it
+    created = ensure_fargate_profile(settings, request(), ROLE, holder="blog/fargate/demo-app")
+    eks = boto3.client("eks")
+    fail_with(eks, "DescribeFargateProfile", "ClientException", "DescribeFargateProfile refused")
+    monkeypatch.setattr(
+        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
+    )
+    # When another app's step runs, then the refusal names the profile, and that app holds nothing
+    with pytest.raises(PermanentError) as refused:
+        ensure_fargate_profile(settings, request(app="web"), ROLE, holder="blog/fargate/web")
+    assert (
+        str(refused.value)
+        == f"describe Fargate profile {created.name}: ClientException: DescribeFargateProfile refused"
+    )
+    assert holders_of(f"fargateProfile/blog/{created.name}") == ["blog/fargate/demo-app"]
+
+
+def test_a_failed_profile_without_health_issues_says_no_detail(
+    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given EKS answering CREATE_FAILED without a health member (optional in its model)
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    with stubbed(monkeypatch, "fargate_app.aws.eks", "eks") as eks:
+        eks.add_response("describe_fargate_profile", {"fargateProfile": {"status": "CREATE_FAILED"}})
+        with pytest.raises(ProfileCreateFailed) as failed:
+            check_fargate_profile(settings, profile)
+    assert str(failed.value) == f"Fargate profile {profile.name} of cluster blog is CREATE_FAILED: no detail"

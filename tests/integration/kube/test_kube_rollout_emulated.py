@@ -10,7 +10,7 @@ from kube_helpers import apis_for, fargate_scheduler, parse, step_event
 
 from fargate_app.errors import PollTimeout, RolloutFailed, RolloutNotYetReady
 from fargate_app.kube.models import ApplyAppEvent, CheckRolloutEvent
-from fargate_app.kube.steps import apply_app, check_rollout
+from fargate_app.kube.steps import _rollout_summary, apply_app, check_rollout
 from kube_emulator import PodTiming
 
 
@@ -263,3 +263,27 @@ def test_every_stuck_pod_is_named(start_emulator, settings):
     said = raised.value.message.removeprefix("deployment fargate/demo-app cannot run on Fargate: pod ")
     # each pod with the kubelet's words (ErrImagePull, then ImagePullBackOff as it retries), joined by "; "
     assert sorted(entry.split(": ")[0] for entry in said.split("; pod ")) == names
+
+
+def test_a_rollout_timeout_lists_every_pod_it_saw(start_emulator, settings):
+    # Given two replicas that stay without a node
+    emulator = start_emulator(scheduler=fargate_scheduler())
+    emulator.scheduler.timing = PodTiming(node_seconds=10_000, start_seconds=10_000)
+    apis = apis_for(emulator)
+    event = step_event()
+    event["request"]["replicas"] = 2
+    apply_app(settings, parse(ApplyAppEvent, event), apis)
+    names = sorted(pod["metadata"]["name"] for pod in emulator.objects("Pod", "fargate"))
+    # When the wait ends, then each pod is named with its status, as the API lists them (by name)
+    with pytest.raises(PollTimeout) as raised:
+        check_rollout(
+            settings, parse(CheckRolloutEvent, event), apis, clock=later(settings.rollout_timeout_seconds + 1)
+        )
+    assert raised.value.message.startswith(
+        f"deployment fargate/demo-app: 0/2 ready; {names[0]}: Pending; {names[1]}: Pending after "
+    )
+
+
+def test_a_summary_without_pods_gives_the_counts_alone() -> None:
+    deployment = {"metadata": {"namespace": "fargate", "name": "web"}, "spec": {"replicas": 2}, "status": {}}
+    assert _rollout_summary("fargate/web", deployment, []) == "deployment fargate/web: 0/2 ready"
