@@ -251,13 +251,18 @@ def test_a_rollout_as_old_as_its_timeout_ends(start_emulator, settings):
     )
 
 
-def test_every_stuck_pod_is_named(start_emulator, settings):
-    emulator = start_emulator(scheduler=fargate_scheduler("fargate", image_error=lambda image: "manifest unknown"))
+def two_replicas_applied(emulator, settings):
+    """The app applied with two replicas: its clients, its step event and its pods' names (sorted)."""
     apis = apis_for(emulator)
     event = step_event()
     event["request"]["replicas"] = 2
     apply_app(settings, parse(ApplyAppEvent, event), apis)
-    names = sorted(pod["metadata"]["name"] for pod in emulator.objects("Pod", "fargate"))
+    return apis, event, sorted(pod["metadata"]["name"] for pod in emulator.objects("Pod", "fargate"))
+
+
+def test_every_stuck_pod_is_named(start_emulator, settings):
+    emulator = start_emulator(scheduler=fargate_scheduler("fargate", image_error=lambda image: "manifest unknown"))
+    apis, event, names = two_replicas_applied(emulator, settings)
     with pytest.raises(RolloutFailed) as raised:
         check_rollout(settings.model_copy(update={"rollout_grace_seconds": 0}), parse(CheckRolloutEvent, event), apis)
     said = raised.value.message.removeprefix("deployment fargate/demo-app cannot run on Fargate: pod ")
@@ -269,11 +274,7 @@ def test_a_rollout_timeout_lists_every_pod_it_saw(start_emulator, settings):
     # Given two replicas that stay without a node
     emulator = start_emulator(scheduler=fargate_scheduler())
     emulator.scheduler.timing = PodTiming(node_seconds=10_000, start_seconds=10_000)
-    apis = apis_for(emulator)
-    event = step_event()
-    event["request"]["replicas"] = 2
-    apply_app(settings, parse(ApplyAppEvent, event), apis)
-    names = sorted(pod["metadata"]["name"] for pod in emulator.objects("Pod", "fargate"))
+    apis, event, names = two_replicas_applied(emulator, settings)
     # When the wait ends, then each pod is named with its status, as the API lists them (by name)
     with pytest.raises(PollTimeout) as raised:
         check_rollout(
