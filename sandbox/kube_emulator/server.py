@@ -211,6 +211,7 @@ class ApiServer:
         if method == "DELETE" and subresource is None:
             # kubectl sends the options as a DeleteOptions body: {"dryRun": ["All"], "propagationPolicy": …}
             options = self._object(self._decode(body, "json")) if body else {}
+            _check_propagation(options.get("propagationPolicy", query.get("propagationPolicy")))
             return self._delete(resource, namespace, name, request_.dry_run or "All" in (options.get("dryRun") or []))
         raise method_not_allowed(method)
 
@@ -621,3 +622,26 @@ def serve(api: ApiServer, ssl_context: Any | None) -> tuple[_HttpServer, threadi
     thread = threading.Thread(target=httpd.serve_forever, name="kube-emulator", daemon=True)
     thread.start()
     return httpd, thread
+
+
+PROPAGATION_POLICIES = ("Foreground", "Background", "Orphan")
+
+
+def _check_propagation(policy: Any) -> None:
+    """DeleteOptions' propagationPolicy (the body's, else the query's) is one of three or absent: apimachinery's
+    ValidateDeleteOptions, answered as 422 Invalid of kind DeleteOptions.meta.k8s.io (apiserver rest/delete.go). The
+    real message prints the whole options struct as the invalid value; the emulator prints the policy alone."""
+    if policy is None or policy in PROPAGATION_POLICIES:
+        return
+    wanted = ", ".join(f'"{value}"' for value in PROPAGATION_POLICIES)
+    message = f"Invalid value: {json.dumps(policy)}: DeletionPropagation need to be one of {wanted} or nil"
+    raise ApiError(
+        422,
+        "Invalid",
+        f'DeleteOptions.meta.k8s.io "" is invalid: : {message}',
+        {
+            "group": "meta.k8s.io",
+            "kind": "DeleteOptions",
+            "causes": [{"reason": "FieldValueInvalid", "message": message, "field": ""}],
+        },
+    )

@@ -77,7 +77,13 @@ CALLS: list[tuple[str, str, str, dict[str, str], Any, int, dict[str, Any]]] = [
      {"kind": "DeploymentList", "apiVersion": "apps/v1"}),
     ("unknown resource", "GET", "/apis/apps/v1/namespaces/team/cronjobs", {}, None, 404,
      {**failure(404, "NotFound"), "message": "the server could not find the requested resource"}),
-    ("delete", "DELETE", f"{DEPLOYMENTS}/web", {}, None, 200,
+    # apimachinery's ValidateDeleteOptions, answered by the apiserver's rest/delete.go as 422 of DeleteOptions
+    ("delete with an unknown propagation policy", "DELETE", f"{DEPLOYMENTS}/web?propagationPolicy=background", {}, None, 422,
+     {**failure(422, "Invalid"), "details": {"group": "meta.k8s.io", "kind": "DeleteOptions"}}),
+    ("the policy in the body counts too", "DELETE", f"{DEPLOYMENTS}/web", JSON, {"propagationPolicy": "Cascade"}, 422,
+     {**failure(422, "Invalid"), "message": 'DeleteOptions.meta.k8s.io "" is invalid: : Invalid value: "Cascade": '
+      'DeletionPropagation need to be one of "Foreground", "Background", "Orphan" or nil'}),
+    ("delete", "DELETE", f"{DEPLOYMENTS}/web?propagationPolicy=Background", {}, None, 200,
      {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": "web", "group": "apps", "kind": "deployments"}}),
     ("delete again", "DELETE", f"{DEPLOYMENTS}/web", {}, None, 404,
      {**failure(404, "NotFound"), "message": 'deployments.apps "web" not found'}),
