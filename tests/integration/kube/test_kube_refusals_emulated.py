@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from kube_helpers import apis_for, fargate_scheduler, parse, step_event
+from kube_helpers import apis_for, fargate_scheduler, parse, request_json, step_event
 
 from fargate_app.errors import KubernetesUnavailable
 from fargate_app.kube.client import KubeApiCache
@@ -23,6 +23,11 @@ INGRESSES = "/apis/networking.k8s.io/v1/namespaces/fargate/ingresses"
 
 def apply(settings: Any, apis: KubeApiCache) -> None:
     apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
+
+
+def reapply(settings: Any, apis: KubeApiCache) -> None:
+    """An update of the app (applied already) that no longer exposes it: its Ingress is pruned."""
+    apply_app(settings, parse(ApplyAppEvent, step_event(request=request_json(expose=None))), apis)
 
 
 def rollout(settings: Any, apis: KubeApiCache) -> None:
@@ -45,6 +50,9 @@ def pods_gone(settings: Any, apis: KubeApiCache) -> None:
         (apply, True, "PATCH", f"{APPS}/deployments/demo-app", "apply Deployment fargate/demo-app"),
         (apply, True, "PATCH", f"{CORE}/services/demo-app", "apply Service fargate/demo-app"),
         (apply, True, "PATCH", f"{INGRESSES}/demo-app", "apply Ingress fargate/demo-app"),
+        (reapply, True, "GET", f"{APPS}/deployments/demo-app", "read deployment fargate/demo-app"),
+        (reapply, True, "GET", f"{INGRESSES}/demo-app", "read Ingress fargate/demo-app"),
+        (reapply, True, "DELETE", f"{INGRESSES}/demo-app", "delete Ingress fargate/demo-app"),
         (rollout, True, "GET", f"{APPS}/deployments/demo-app", "read deployment fargate/demo-app"),
         (rollout, True, "GET", f"{CORE}/pods", "list the pods of fargate/demo-app"),
         (rollout, False, "GET", f"{CORE}/events", "list the events of namespace fargate"),
