@@ -142,13 +142,14 @@ def test_a_stuck_pod_is_found_behind_a_running_one(start_emulator, settings):
 def test_a_terminating_pod_is_not_part_of_the_rollout(start_emulator, settings):
     # Given the app running, and an old pod of it that is Terminating (its grace period of 30 s not over)
     emulator = start_emulator(scheduler=fargate_scheduler())
-    emulator.scheduler.timing = PodTiming(grace_scale=1.0)
+    emulator.api.controllers.timing = PodTiming(grace_scale=1.0)  # the kubelet's stop takes the whole 30 s
     apis = apis_for(emulator)
     event = step_event()
     apply_app(settings, parse(ApplyAppEvent, event), apis)
     api = apis.get("blog", "us-west-2")
     a_pod_of_the_app(api, "demo-app-old", "public.ecr.aws/nginx/nginx:stable")
     api.core.delete_namespaced_pod("demo-app-old", "fargate")
+    assert api.core.read_namespaced_pod("demo-app-old", "fargate").metadata.deletion_timestamp is not None
 
     # When the rollout is checked, Then it is ready with the app's pod alone
     status = check_rollout(settings, parse(CheckRolloutEvent, event), apis)
