@@ -289,3 +289,19 @@ def test_a_rollout_timeout_lists_every_pod_it_saw(start_emulator, settings):
 def test_a_summary_without_pods_gives_the_counts_alone() -> None:
     deployment = {"metadata": {"namespace": "fargate", "name": "web"}, "spec": {"replicas": 2}, "status": {}}
     assert _rollout_summary("fargate/web", deployment, []) == "deployment fargate/web: 0/2 ready"
+
+
+def test_a_deployment_scaled_to_zero_runs_nothing_and_is_not_ready(start_emulator, settings):
+    # Given the app applied, then scaled to 0 by another manager (`kubectl scale --replicas=0`): settled, no pod
+    emulator = start_emulator(scheduler=fargate_scheduler())
+    apis = apis_for(emulator)
+    event = step_event()
+    apply_app(settings, parse(ApplyAppEvent, event), apis)
+    apis.get("blog", "us-west-2").apps.patch_namespaced_deployment_scale(
+        "demo-app", "fargate", {"spec": {"replicas": 0}}
+    )
+    assert emulator.objects("Pod", "fargate") == []
+    # When the rollout is checked, then it waits: no pod runs the app on Fargate
+    with pytest.raises(RolloutNotYetReady) as waiting:
+        check_rollout(settings, parse(CheckRolloutEvent, event), apis)
+    assert waiting.value.message.startswith("deployment fargate/demo-app: 0/0 ready")
