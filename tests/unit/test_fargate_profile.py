@@ -737,3 +737,9 @@ def test_a_failed_profile_without_health_issues_says_no_detail(
         with pytest.raises(ProfileCreateFailed) as failed:
             check_fargate_profile(settings, profile)
     assert str(failed.value) == f"Fargate profile {profile.name} of cluster blog is CREATE_FAILED: no detail"
+
+
+def test_a_long_prefix_gives_profile_names_of_eks_s_100_characters_at_most(per_namespace: Settings) -> None:
+    long_prefix = per_namespace.model_copy(update={"profile_prefix": "p" * 40})
+    name = profile_name(long_prefix, request(namespace="n" * 63))
+    assert name == f"{'p' * 40}-{'n' * 63}"[:100] and len(name) == 100

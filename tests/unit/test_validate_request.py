@@ -308,8 +308,10 @@ class TestTheCluster:
         with pytest.raises(ClusterVersionUnsupported) as refused:
             start(settings, walkthrough_request())
 
-        assert str(refused.value).startswith(f"EKS cluster blog runs Kubernetes {version}; the app's objects need 1.22")
-        assert str(refused.value).endswith("upgrade the cluster")
+        assert str(refused.value) == (
+            f"EKS cluster blog runs Kubernetes {version}; the app's objects need 1.22 or later (networking.k8s.io/v1 "
+            "Ingress with pathType, server-side apply): upgrade the cluster"
+        )
 
     @pytest.mark.parametrize("version", ["", "1", "v1.30", "1.x", "latest"])
     def test_an_unreadable_version_is_refused_as_unknown(self, settings: Settings, cluster: str, version: str) -> None:
@@ -337,14 +339,14 @@ class TestSubnets:
     def test_a_subnet_of_another_vpc_is_named_with_the_cluster_vpc(
         self, settings: Settings, cluster: str, network: Network
     ) -> None:
-        elsewhere = other_vpc_subnet()
+        elsewhere = sorted([other_vpc_subnet(), other_vpc_subnet()])
 
         with pytest.raises(SubnetNotFound) as refused:
-            start(settings, walkthrough_request(subnets=[network.private[0], elsewhere]))
+            start(settings, walkthrough_request(subnets=[elsewhere[1], network.private[0], elsewhere[0]]))
 
         assert str(refused.value) == (
-            f"subnets {elsewhere} are not in VPC {network.vpc} of cluster blog; Fargate profiles take subnets of the "
-            "cluster's VPC"
+            f"subnets {elsewhere[0]}, {elsewhere[1]} are not in VPC {network.vpc} of cluster blog; Fargate profiles "
+            "take subnets of the cluster's VPC"
         )
 
     def test_a_public_subnet_is_refused(self, settings: Settings, cluster: str, network: Network) -> None:
