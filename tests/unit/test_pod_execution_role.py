@@ -37,6 +37,10 @@ def test_creates_the_walkthrough_role(settings: Settings) -> None:
     assert role.name == "FargateAppPodExecution-blog"
     assert role.arn == "arn:aws:iam::111122223333:role/FargateAppPodExecution-blog"
     described = iam.get_role(RoleName=role.name)["Role"]
+    assert (
+        described["Description"]
+        == "EKS Fargate pod execution role for cluster blog, managed by fargate-app-provisioner"
+    )
     statement = described["AssumeRolePolicyDocument"]["Statement"][0]
     assert statement["Principal"] == {"Service": "eks-fargate-pods.amazonaws.com"}
     assert statement["Condition"] == {
@@ -196,8 +200,11 @@ def test_iam_not_yet_seeing_a_new_role_is_retryable(settings: Settings, monkeypa
     fail_with(iam, "AttachRolePolicy", "NoSuchEntity", "The role cannot be found", 404)
     monkeypatch.setattr("fargate_app.aws.iam.client", lambda service: iam)
     # When the step runs, then the error is the retryable one the state machine backs off on
-    with pytest.raises(IamRoleNotYetPropagated):
+    with pytest.raises(IamRoleNotYetPropagated) as not_visible:
         ensure_pod_execution_role(settings, "blog", "ecr-public")
+    assert str(not_visible.value) == (
+        "IAM role FargateAppPodExecution-blog was just created and is not yet visible; retrying"
+    )
 
 
 def test_handler_returns_the_role(
@@ -310,4 +317,42 @@ def test_a_cache_prefix_grant_refused_names_the_prefix_and_the_role(
         grant_cache_prefix(settings, role.name, "quay")
     assert (
         str(refused.value) == f"grant cache prefix quay to IAM role {role.name}: LimitExceeded: PutRolePolicy refused"
+    )
+
+
+def test_a_cache_prefix_of_several_parts_names_its_policy_with_dashes(settings: Settings) -> None:
+    # IAM policy names take [\w+=,.@-]: the "/" of a prefix such as team/ecr-public becomes "-"
+    role = ensure_pod_execution_role(settings, "blog", "team/ecr-public")
+    assert boto3.client("iam").list_role_policies(RoleName=role.name)["PolicyNames"] == [
+        "pull-through-cache-team-ecr-public"
+    ]
+
+
+def test_a_role_created_meanwhile_that_iam_will_not_show_is_named(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given our create losing to another execution's, and IAM refusing our read of the role then
+    iam = boto3.client("iam")
+    reads: list[str] = []
+
+    def created_in_between(**kwargs: Any) -> None:
+        boto3.client("iam").create_role(
+            RoleName=role_name(settings, "blog"), AssumeRolePolicyDocument=json.dumps(trust_policy(settings, "blog"))
+        )
+
+    def refuse_the_second_read(**kwargs: Any) -> Any:
+        reads.append("GetRole")
+        if len(reads) == 2:
+            http = type("Response", (), {"status_code": 409})()
+            error = {"Code": "EntityTemporarilyUnmodifiable", "Message": "GetRole refused"}
+            return http, {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 409}}
+        return None
+
+    iam.meta.events.register("before-call.iam.CreateRole", created_in_between)
+    iam.meta.events.register("before-call.iam.GetRole", refuse_the_second_read)
+    monkeypatch.setattr("fargate_app.aws.iam.client", lambda service: iam)
+    with pytest.raises(PermanentError) as refused:
+        ensure_pod_execution_role(settings, "blog", "ecr-public")
+    assert str(refused.value) == (
+        "read IAM role FargateAppPodExecution-blog: EntityTemporarilyUnmodifiable: GetRole refused"
     )
