@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -743,3 +744,36 @@ def test_a_long_prefix_gives_profile_names_of_eks_s_100_characters_at_most(per_n
     long_prefix = per_namespace.model_copy(update={"profile_prefix": "p" * 40})
     name = profile_name(long_prefix, request(namespace="n" * 63))
     assert name == f"{'p' * 40}-{'n' * 63}"[:100] and len(name) == 100
+
+
+def test_a_shared_profile_is_named_after_its_subnets_and_role_within_a_label_value(
+    settings: Settings, network: Network
+) -> None:
+    from fargate_app.aws.eks import shared_profile_name
+
+    digest = hashlib.sha256(json.dumps([sorted(network.private), ROLE]).encode()).hexdigest()[:8]
+    assert shared_profile_name(settings, list(reversed(network.private)), ROLE) == f"fargate-app-shared-{digest}"
+    long_prefix = settings.model_copy(update={"profile_prefix": "p" * 60})
+    assert shared_profile_name(long_prefix, network.private, ROLE) == f"{'p' * 60}-shared-{digest}"[:63]
+
+
+def test_each_profile_is_created_with_its_own_idempotency_token(
+    per_namespace: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the step's CreateFargateProfile calls watched
+    eks = boto3.client("eks")
+    tokens: list[str] = []
+    eks.meta.events.register(
+        "provide-client-params.eks.CreateFargateProfile",
+        lambda params, **_: tokens.append(params["clientRequestToken"]),
+    )
+    monkeypatch.setattr(
+        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
+    )
+    # When one execution creates its profile, creates it again after it was deleted, and another namespace's
+    first = ensure_fargate_profile(per_namespace, request(), ROLE, execution_id="arn:execution:1")
+    eks.delete_fargate_profile(clusterName="blog", fargateProfileName=first.name)
+    ensure_fargate_profile(per_namespace, request(), ROLE, execution_id="arn:execution:1")
+    ensure_fargate_profile(per_namespace, request(namespace="shop"), ROLE, execution_id="arn:execution:1")
+    # Then a retried create asks with the same token (EKS answers the first), another profile with another
+    assert tokens[0] == tokens[1] != tokens[2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from types import ModuleType
@@ -192,6 +193,10 @@ def test_long_cluster_names_give_valid_role_names(settings: Settings) -> None:
     name = role_name(settings, "c" * 100)
     assert len(name) == 64
     assert name != role_name(settings, "c" * 99)
+    # IAM's limit is 64: a name of 64 is kept as it is, one of 65 is cut and told apart by the cluster's hash
+    assert role_name(settings, "c" * 41) == f"FargateAppPodExecution-{'c' * 41}"
+    digest = hashlib.sha256(b"c" * 42).hexdigest()[:8]
+    assert role_name(settings, "c" * 42) == f"FargateAppPodExecution-{'c' * 32}-{digest}"
 
 
 def test_iam_not_yet_seeing_a_new_role_is_retryable(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
