@@ -476,8 +476,9 @@ def test_an_eleventh_profile_is_refused_before_anything_is_created(
     assert str(refused.value) == (
         f"cluster blog has 10 Fargate profiles, EKS's limit of 10 per cluster, and the app needs a new one: {fix}"
     )
-    with pytest.raises(ProfileQuotaExceeded):
+    with pytest.raises(ProfileQuotaExceeded) as refused_again:
         ensure_fargate_profile(chosen, request(), ROLE)
+    assert str(refused_again.value) == str(refused.value)
     # Then no 11th profile exists
     assert len(boto3.client("eks").list_fargate_profiles(clusterName="blog")["fargateProfileNames"]) == 10
 
@@ -777,3 +778,46 @@ def test_each_profile_is_created_with_its_own_idempotency_token(
     ensure_fargate_profile(per_namespace, request(namespace="shop"), ROLE, execution_id="arn:execution:1")
     # Then a retried create asks with the same token (EKS answers the first), another profile with another
     assert tokens[0] == tokens[1] != tokens[2]
+
+
+def test_the_shared_profile_created_is_named_after_the_subnets_and_role_it_uses(
+    settings: Settings, cluster: str, network: Network
+) -> None:
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    digest = hashlib.sha256(json.dumps([sorted(network.private), ROLE]).encode()).hexdigest()[:8]
+    assert profile.name == f"fargate-app-shared-{digest}"
+
+
+def test_a_per_namespace_profile_selects_the_namespace_and_the_request_s_labels(
+    per_namespace: Settings, cluster: str
+) -> None:
+    profile = ensure_fargate_profile(per_namespace, request(labels={"tier": "web"}), ROLE)
+    described = boto3.client("eks").describe_fargate_profile(clusterName="blog", fargateProfileName=profile.name)
+    assert described["fargateProfile"]["selectors"] == [{"namespace": "fargate", "labels": {"tier": "web"}}]
+
+
+def test_an_eks_endpoint_that_does_not_answer_the_create_is_retried_later(
+    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from fargate_app.errors import AwsThrottled
+
+    eks = boto3.client("eks")
+
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://eks.us-west-2.amazonaws.com")
+
+    eks.meta.events.register("before-call.eks.CreateFargateProfile", unreachable)
+    names: list[str] = []
+    eks.meta.events.register(
+        "provide-client-params.eks.CreateFargateProfile", lambda params, **_: names.append(params["fargateProfileName"])
+    )
+    monkeypatch.setattr(
+        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
+    )
+    with pytest.raises(AwsThrottled) as unanswered:
+        ensure_fargate_profile(settings, request(), ROLE)
+    assert str(unanswered.value) == (
+        f"create Fargate profile {names[0]}: the AWS endpoint did not answer (EndpointConnectionError); will retry"
+    )
