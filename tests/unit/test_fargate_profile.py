@@ -821,3 +821,46 @@ def test_an_eks_endpoint_that_does_not_answer_the_create_is_retried_later(
     assert str(unanswered.value) == (
         f"create Fargate profile {names[0]}: the AWS endpoint did not answer (EndpointConnectionError); will retry"
     )
+
+
+def test_of_several_profiles_that_schedule_the_app_the_first_by_name_is_reused(
+    settings: Settings, cluster: str, network: Network
+) -> None:
+    for name in ("zeta", "alpha"):  # listed in the order they were made
+        boto3.client("eks").create_fargate_profile(
+            fargateProfileName=name,
+            clusterName="blog",
+            podExecutionRoleArn=ROLE,
+            subnets=network.private,
+            selectors=[{"namespace": "fargate"}],
+        )
+    reused = ensure_fargate_profile(settings, request(), ROLE)
+    assert (reused.name, reused.created) == ("alpha", False)
+
+
+def test_a_profile_deleted_between_the_listing_and_its_description_is_passed_over(
+    settings: Settings, cluster: str, network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given someone's profile that schedules the app, gone by the time the step describes it
+    someone_elses_profile(network, [{"namespace": "fargate"}])
+    eks = boto3.client("eks")
+    fail_with(eks, "DescribeFargateProfile", "ResourceNotFoundException", "No Fargate Profile found", 404)
+    monkeypatch.setattr(
+        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
+    )
+    # When the step runs, then it makes its own
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    assert profile.created is True and profile.name != "existing"
+
+
+def test_a_refused_listing_of_the_cluster_s_profiles_names_the_cluster(
+    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eks = boto3.client("eks")
+    fail_with(eks, "ListFargateProfiles", "ClientException", "ListFargateProfiles refused")
+    monkeypatch.setattr(
+        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
+    )
+    with pytest.raises(PermanentError) as refused:
+        ensure_fargate_profile(settings, request(), ROLE)
+    assert str(refused.value) == "list Fargate profiles of cluster blog: ClientException: ListFargateProfiles refused"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kube_helpers import CACHED_IMAGE, CALLER_ARN, EXECUTION_ARN, apis_for, parse, step_event
+from kube_helpers import CACHED_IMAGE, CALLER_ARN, EXECUTION_ARN, apis_for, parse, request_json, step_event
 
 from fargate_app.errors import KubernetesConflict, KubernetesForbidden, ManifestInvalid
 from fargate_app.kube import steps
@@ -236,3 +236,16 @@ def test_a_token_signed_for_another_cluster_is_refused(start_emulator, settings)
     assert "Unauthorized" in raised.value.message
     assert "k8s-aws-v1" not in raised.value.message
     assert CALLER_ARN not in raised.value.message
+
+
+def test_the_result_says_which_ingress_exposes_the_app(start_emulator, settings):
+    from fargate_app.kube.models import ExposedIngress
+
+    emulator = start_emulator()
+    apis = apis_for(emulator)
+    exposed = apply_app(settings, parse(ApplyAppEvent, step_event()), apis)
+    assert exposed.ingress == ExposedIngress(
+        namespace="fargate", name="demo-app", scheme="internet-facing", path="/", port=80
+    )
+    internal = apply_app(settings, parse(ApplyAppEvent, step_event(request=request_json(expose=None))), apis)
+    assert internal.ingress is None
