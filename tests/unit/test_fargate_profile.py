@@ -864,3 +864,20 @@ def test_a_refused_listing_of_the_cluster_s_profiles_names_the_cluster(
     with pytest.raises(PermanentError) as refused:
         ensure_fargate_profile(settings, request(), ROLE)
     assert str(refused.value) == "list Fargate profiles of cluster blog: ClientException: ListFargateProfiles refused"
+
+
+def test_a_subnet_without_its_own_route_table_is_as_public_as_the_vpc_s_main_one(
+    settings: Settings, cluster: str, network: Network
+) -> None:
+    # Given the VPC's main route table sending 0.0.0.0/0 to an internet gateway: the private subnets, which have no
+    # route table of their own, use it (VPC user guide, "Main route table")
+    ec2 = boto3.client("ec2")
+    main = ec2.describe_route_tables(
+        Filters=[{"Name": "vpc-id", "Values": [network.vpc]}, {"Name": "association.main", "Values": ["true"]}]
+    )["RouteTables"][0]["RouteTableId"]
+    igw = ec2.describe_internet_gateways()["InternetGateways"][0]["InternetGatewayId"]
+    ec2.create_route(RouteTableId=main, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    # When the step is asked for those subnets, then they are refused as public
+    with pytest.raises(SubnetNotPrivate) as refused:
+        ensure_fargate_profile(settings, request(subnets=network.private), ROLE)
+    assert sorted(network.private)[0] in str(refused.value) and sorted(network.private)[1] in str(refused.value)
