@@ -107,6 +107,11 @@ def test_an_index_entry_s_platform_is_read_only_when_it_names_os_and_architectur
         ({"mediaType": OCI_MANIFEST, "config": LAYER}, None, "image x: the image manifest has no layers list"),
         ({"mediaType": OCI_INDEX, "manifests": ["x"]}, None, "image x: a descriptor is not a JSON object"),
         (image_with_config(None), None, "image x: a descriptor is not a JSON object"),
+        (
+            {"mediaType": OCI_MANIFEST, "config": LAYER, "layers": [{**LAYER, "size": -1}]},
+            None,
+            f"image x: descriptor {LAYER['digest']} has no valid size",
+        ),
         ({"schemaVersion": 2}, None, f"image x: unsupported manifest media type ''; {SCHEMA1_HINT}"),
         (
             {"schemaVersion": 1},
