@@ -53,6 +53,21 @@ def per_namespace(settings: Settings) -> Settings:
 MANAGED_PODS = {"app.kubernetes.io/managed-by": "fargate-app-provisioner"}
 
 
+def eks_answers_for_the_step(monkeypatch: pytest.MonkeyPatch, eks: Any) -> None:
+    """The step's EKS client is ``eks`` (its other services stay moto's)."""
+    monkeypatch.setattr(
+        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
+    )
+
+
+def eks_refusing(monkeypatch: pytest.MonkeyPatch, operation: str, code: str, message: str, status: int = 400) -> Any:
+    """The step's EKS client answering ``operation`` with an EKS error (``fail_with``); the client."""
+    eks = boto3.client("eks")
+    fail_with(eks, operation, code, message, status)
+    eks_answers_for_the_step(monkeypatch, eks)
+    return eks
+
+
 def request(**changes: Any) -> ProvisionRequest:
     body = walkthrough_request()
     return parse_request({**body, **changes})
@@ -372,9 +387,7 @@ def test_each_refusal_of_the_create_reads_as_its_error(
 ) -> None:
     # Given EKS refusing CreateFargateProfile
     eks = boto3.client("eks")
-    monkeypatch.setattr(
-        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
-    )
+    eks_answers_for_the_step(monkeypatch, eks)
     names: list[str] = []  # the profile the step asked for
     eks.meta.events.register(
         "provide-client-params.eks.CreateFargateProfile", lambda params, **_: names.append(params["fargateProfileName"])
@@ -499,10 +512,8 @@ def test_eks_refusing_the_profile_for_its_quota_is_permanent(
 ) -> None:
     from fargate_app.errors import ProfileQuotaExceeded
 
-    eks = boto3.client("eks")
-    fail_with(eks, "CreateFargateProfile", "ResourceLimitExceededException", "Fargate profile limit exceeded")
-    monkeypatch.setattr(
-        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
+    eks_refusing(
+        monkeypatch, "CreateFargateProfile", "ResourceLimitExceededException", "Fargate profile limit exceeded"
     )
     with pytest.raises(ProfileQuotaExceeded, match="delete profiles you no longer need"):
         ensure_fargate_profile(settings, request(), ROLE)
@@ -649,9 +660,7 @@ def test_a_profile_created_under_our_name_meanwhile_is_adopted_when_it_schedules
     per_namespace: Settings, cluster: str, network: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ours, eks = lose_the_create_race(network, per_namespace, {"namespace": "fargate", "labels": MANAGED_PODS})
-    monkeypatch.setattr(
-        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
-    )
+    eks_answers_for_the_step(monkeypatch, eks)
     monkeypatch.setattr("fargate_app.aws.eks._list_profiles", lambda cluster: [])
     profile = ensure_fargate_profile(per_namespace, request(), ROLE)
     assert (profile.name, profile.created) == (ours, False)
@@ -663,9 +672,7 @@ def test_adopting_a_profile_eks_will_not_describe_names_it(
     # Given our name taken meanwhile, and EKS refusing to describe that profile
     ours, eks = lose_the_create_race(network, per_namespace, {"namespace": "fargate"})
     fail_with(eks, "DescribeFargateProfile", "ClientException", "DescribeFargateProfile refused")
-    monkeypatch.setattr(
-        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
-    )
+    eks_answers_for_the_step(monkeypatch, eks)
     monkeypatch.setattr("fargate_app.aws.eks._list_profiles", lambda cluster: [])
     with pytest.raises(PermanentError) as refused:
         ensure_fargate_profile(per_namespace, request(), ROLE)
@@ -714,11 +721,7 @@ def test_a_reused_profile_eks_will_not_describe_after_the_take_names_it_and_is_l
 ) -> None:
     # Given a profile the app would reuse, and EKS refusing to describe it once the app took it
     created = ensure_fargate_profile(settings, request(), ROLE, holder="blog/fargate/demo-app")
-    eks = boto3.client("eks")
-    fail_with(eks, "DescribeFargateProfile", "ClientException", "DescribeFargateProfile refused")
-    monkeypatch.setattr(
-        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
-    )
+    eks_refusing(monkeypatch, "DescribeFargateProfile", "ClientException", "DescribeFargateProfile refused")
     # When another app's step runs, then the refusal names the profile, and that app holds nothing
     with pytest.raises(PermanentError) as refused:
         ensure_fargate_profile(settings, request(app="web"), ROLE, holder="blog/fargate/web")
@@ -768,9 +771,7 @@ def test_each_profile_is_created_with_its_own_idempotency_token(
         "provide-client-params.eks.CreateFargateProfile",
         lambda params, **_: tokens.append(params["clientRequestToken"]),
     )
-    monkeypatch.setattr(
-        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
-    )
+    eks_answers_for_the_step(monkeypatch, eks)
     # When one execution creates its profile, creates it again after it was deleted, and another namespace's
     first = ensure_fargate_profile(per_namespace, request(), ROLE, execution_id="arn:execution:1")
     eks.delete_fargate_profile(clusterName="blog", fargateProfileName=first.name)
@@ -813,9 +814,7 @@ def test_an_eks_endpoint_that_does_not_answer_the_create_is_retried_later(
     eks.meta.events.register(
         "provide-client-params.eks.CreateFargateProfile", lambda params, **_: names.append(params["fargateProfileName"])
     )
-    monkeypatch.setattr(
-        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
-    )
+    eks_answers_for_the_step(monkeypatch, eks)
     with pytest.raises(AwsThrottled) as unanswered:
         ensure_fargate_profile(settings, request(), ROLE)
     assert str(unanswered.value) == (
@@ -843,11 +842,7 @@ def test_a_profile_deleted_between_the_listing_and_its_description_is_passed_ove
 ) -> None:
     # Given someone's profile that schedules the app, gone by the time the step describes it
     someone_elses_profile(network, [{"namespace": "fargate"}])
-    eks = boto3.client("eks")
-    fail_with(eks, "DescribeFargateProfile", "ResourceNotFoundException", "No Fargate Profile found", 404)
-    monkeypatch.setattr(
-        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
-    )
+    eks_refusing(monkeypatch, "DescribeFargateProfile", "ResourceNotFoundException", "No Fargate Profile found", 404)
     # When the step runs, then it makes its own
     profile = ensure_fargate_profile(settings, request(), ROLE)
     assert profile.created is True and profile.name != "existing"
@@ -856,11 +851,7 @@ def test_a_profile_deleted_between_the_listing_and_its_description_is_passed_ove
 def test_a_refused_listing_of_the_cluster_s_profiles_names_the_cluster(
     settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    eks = boto3.client("eks")
-    fail_with(eks, "ListFargateProfiles", "ClientException", "ListFargateProfiles refused")
-    monkeypatch.setattr(
-        "fargate_app.aws.eks.client", lambda service: eks if service == "eks" else boto3.client(service)
-    )
+    eks_refusing(monkeypatch, "ListFargateProfiles", "ClientException", "ListFargateProfiles refused")
     with pytest.raises(PermanentError) as refused:
         ensure_fargate_profile(settings, request(), ROLE)
     assert str(refused.value) == "list Fargate profiles of cluster blog: ClientException: ListFargateProfiles refused"
