@@ -784,9 +784,10 @@ def test_each_profile_is_created_with_its_own_idempotency_token(
 def test_the_shared_profile_created_is_named_after_the_subnets_and_role_it_uses(
     settings: Settings, cluster: str, network: Network
 ) -> None:
+    from fargate_app.aws.eks import shared_profile_name  # its recipe is pinned by the test above
+
     profile = ensure_fargate_profile(settings, request(), ROLE)
-    digest = hashlib.sha256(json.dumps([sorted(network.private), ROLE]).encode()).hexdigest()[:8]
-    assert profile.name == f"fargate-app-shared-{digest}"
+    assert profile.name == shared_profile_name(settings, network.private, ROLE)
 
 
 def test_a_per_namespace_profile_selects_the_namespace_and_the_request_s_labels(
