@@ -161,7 +161,57 @@ def merge(previous: dict[str, Any] | None, fresh: dict[str, Any]) -> dict[str, A
         "survivors": combined("survivors"),
         "untested_mutants": combined("untested_mutants"),
         "killed_by_new_tests": combined("killed_by_new_tests"),
+        # survivors a later run of today's tests killed (rejudge): a complete run of their module supersedes them
+        "rejudged": {
+            n: c for n, c in previous.get("rejudged", {}).items() if reliability_report.module_of(n) not in complete
+        },
     }
+
+
+def rejudge(measured: dict[str, Any], found: dict[str, str], mutated: dict[str, str], commit: str) -> dict[str, Any]:
+    """``measured`` after a run that judged some of its survivors again (tools/mutation_run.py --survivors; ``found``:
+    their statuses, ``mutated``: the digest of each module's source that run mutated): those now killed leave the
+    survivors and count as killed in their module; those that survived again, or whose module's source is not the one
+    its verdicts are of (the same source gives the same mutants), stay as they were."""
+    sources = measured.get("sources", {})
+    recorded = {m["name"]: m["status"] for m in measured["survivors"]}
+    killed = {
+        name
+        for name, status in found.items()
+        if status in KILLED
+        and name in recorded
+        and sources.get(module := reliability_report.module_of(name)) == mutated.get(module)
+    }
+    modules = {module: dict(counts) for module, counts in measured["modules"].items()}
+    for name in killed:
+        per_module = modules[reliability_report.module_of(name)]
+        per_module[recorded[name]] -= 1
+        per_module[found[name]] = per_module.get(found[name], 0) + 1
+    modules = {module: {s: c for s, c in per.items() if c} for module, per in modules.items()}
+    counts: dict[str, int] = {}
+    for per_module in modules.values():
+        for status, count in per_module.items():
+            counts[status] = counts.get(status, 0) + count
+    return {
+        **measured,
+        "killed": sum(counts.get(status, 0) for status in KILLED),
+        "counts": counts,
+        "modules": modules,
+        "survivors": [m for m in measured["survivors"] if m["name"] not in killed],
+        "rejudged": dict(sorted({**measured.get("rejudged", {}), **dict.fromkeys(killed, commit)}.items())),
+    }
+
+
+def rejudged_run() -> tuple[dict[str, str], dict[str, str], str]:
+    """The statuses of the mutants a --survivors run judged, the digests of the sources it mutated, its commit."""
+    found = statuses()
+    judged = (WORK / "judged").read_text().split()
+    mutated = WORK / "src" / "fargate_app"
+    digests = {
+        reliability_report.module_name(path, mutated): reliability_report.source_digest(path)
+        for path in mutated.rglob("*.py")
+    }
+    return {name: found[name] for name in judged if name in found}, digests, (WORK / "commit").read_text().strip()
 
 
 def retriage(survivors: list[dict[str, Any]], triage: dict[str, Any]) -> None:
@@ -258,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     measured = previous.get("mutation")
     if scope in ("full", "modules"):  # a sample's verdicts are `make test`'s, not the figure's
         measured = merge(measured, mutation_results(triage))
+    elif scope == "survivors" and measured:
+        measured = rejudge(measured, *rejudged_run())
     if measured:
         retriage(measured["survivors"], triage)
     results = {"mutation": measured, "alone": files_alone() if args.alone else previous.get("alone")}

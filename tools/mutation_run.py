@@ -5,6 +5,7 @@
     python tools/mutation_run.py --module kube/usage.py registry/client.py   # these modules
     python tools/mutation_run.py --sample         # `make test`: a fixed sample whose mutants must all be killed
     python tools/mutation_run.py --again          # after adding tests: judge the last run's live mutants again
+    python tools/mutation_run.py --survivors      # after adding tests: judge every recorded, untriaged survivor again
 
 Why mutmut (3.x) rather than cosmic-ray or pytest-gremlins: it forks after the test session has imported everything
 and runs, per mutant, only the tests that called the mutated function (recorded in one traced run), fastest first,
@@ -82,7 +83,7 @@ RESULT_LINE = re.compile(r"^\s+(?P<name>\S+): (?P<status>.+)$")
 KILLED = ("killed", "timeout", "caught by type check")
 
 
-def prepare(sample: bool, modules: list[str] | None = None) -> None:
+def prepare(sample: bool, modules: list[str] | None = None, scope: str = "") -> None:
     """``.mutation/``: the working tree, the package at src/fargate_app, and the run's settings."""
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir()
@@ -119,7 +120,7 @@ def prepare(sample: bool, modules: list[str] | None = None) -> None:
     if only:
         settings["only_mutate"] = [f"src/fargate_app/{module}" for module in only]
     # tools/mutation_report.py records the verdicts of a full or a modules run, never a sample's
-    (WORK / "scope").write_text("sample" if sample else "modules" if modules else "full")
+    (WORK / "scope").write_text(scope or ("sample" if sample else "modules" if modules else "full"))
     (WORK / "modules").write_text("\n".join(only or []))  # which modules this run judges ("" for all)
     (WORK / "commit").write_text(tree_version())  # what the verdicts are of: the tests and package as they are now
     section = "\n".join(f"{key} = {json.dumps(value)}" for key, value in settings.items())
@@ -193,6 +194,33 @@ def again() -> int:
     return judge(False, mutmut_run(alive), started)
 
 
+def survivors() -> int:
+    """Judge again, against the tests as they are now, every surviving mutant docs/mutation.json lists without a
+    triage, in the modules whose source is still the one measured (the same source gives mutmut the same mutants under
+    the same names). tools/mutation_report.py then moves those now killed out of the survivors; the module's other
+    verdicts stand, as its source did not change."""
+    started = time.monotonic()
+    measured = json.loads(RESULTS.read_text()).get("mutation") if RESULTS.exists() else None
+    package = ROOT / PACKAGE
+    stale = set(reliability_report.stale_modules(measured, package))
+    names = sorted(
+        m["name"]
+        for m in (measured or {}).get("survivors", [])
+        if not m["equivalent"] and reliability_report.module_of(m["name"]) not in stale
+    )
+    if not names:
+        print("no untriaged survivor in a module measured as it is: nothing to judge again")
+        return 0
+    paths = {
+        reliability_report.module_name(p, package): p.relative_to(package).as_posix() for p in package.rglob("*.py")
+    }
+    modules = sorted({paths[reliability_report.module_of(name)] for name in names})
+    prepare(False, modules, scope="survivors")
+    (WORK / "judged").write_text("\n".join(names))  # the mutants this run judges, for tools/mutation_report.py
+    print(f"judging {len(names)} survivors of {len(modules)} modules again")
+    return judge(False, mutmut_run(names), started)
+
+
 def package_changes() -> list[str]:
     """Files of the package that differ from the copy the last run mutated (``.mutation/src``)."""
     mutated = WORK / "src" / "fargate_app"
@@ -213,6 +241,8 @@ def judge(sample: bool, answer: subprocess.CompletedProcess[str], started: float
         print(answer.stdout[-4000:], answer.stderr[-4000:], sep="\n")
         print(f"mutmut run failed ({answer.returncode}) or found no mutants")
         return 1
+    if (WORK / "judged").is_file():  # a run of some mutants only: the others are "not checked"
+        found = {name: found[name] for name in (WORK / "judged").read_text().split() if name in found}
     equivalent = json.loads(TRIAGE.read_text()).get("equivalent", {})
     killed = [name for name, status in found.items() if status in KILLED]
     survivors = [name for name, status in found.items() if status not in KILLED and name not in equivalent]
@@ -233,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sample", action="store_true", help="only the fixed sample; fail on any surviving mutant")
     parser.add_argument("--again", action="store_true", help="judge the last run's live mutants with today's tests")
+    parser.add_argument("--survivors", action="store_true", help="judge the recorded untriaged survivors again")
     parser.add_argument("--module", nargs="+", help="only these modules (paths under fargate_app: kube/usage.py)")
     parser.add_argument("--stale", action="store_true", help="only the modules changed since their recorded verdicts")
     args = parser.parse_args(argv)
@@ -241,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         WORK = SAMPLE_WORK
     if args.again:
         return again()
+    if args.survivors:
+        return survivors()
     modules = stale() if args.stale else args.module
     if args.stale and not modules:
         print("every module's verdicts are for its current source: nothing to run")

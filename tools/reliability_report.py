@@ -212,7 +212,10 @@ def mutation_figures(results: dict[str, Any] | None, package: Path = MUTATED_PAC
         "those tests runs as not killed. Verdicts are kept per module with the commit they were measured at; a module",
         "changed since (*stale*) is left out of the score until `make mutation` (`tools/mutation_run.py --stale`)",
         "measures it again. Every mutant left alive, with where it is and what it changes, is in docs/mutation.json",
-        "(`survivors`, `untested_mutants`); `mutmut show <name>` in `.mutation/` prints one.",
+        "(`survivors`, `untested_mutants`); `mutmut show <name>` in `.mutation/` prints one. A survivor is judged",
+        "again with the tests written since (`tools/mutation_run.py --survivors`: same source, same mutants); "
+        f"{len(results.get('rejudged', {}))} were",
+        "killed that way (`rejudged`, with the commit of those tests) and count as killed in their module.",
         "",
         *table(
             MODULE_COLUMNS,
@@ -244,7 +247,8 @@ def mutation_figures(results: dict[str, Any] | None, package: Path = MUTATED_PAC
             + [
                 (m["name"], m["where"], m["change"], f"killed by {m['killed_by']}")
                 for m in results.get("killed_by_new_tests", [])
-            ],
+            ]
+            + [(m["name"], m["where"], m["change"], "not triaged yet") for m in open_survivors],
         ),
         "",
     ]

@@ -122,3 +122,44 @@ def test_todays_triage_applies_to_survivors_of_earlier_runs(mutation: ModuleType
     ]
     mutation.retriage(survivors, {"equivalent": {"fargate_app.a.x_f__mutmut_1": "same behaviour"}})
     assert [m["equivalent"] for m in survivors] == ["same behaviour", "", "a log line"]
+
+
+def test_survivors_judged_again_leave_the_survivors_only_when_killed_on_the_same_source(mutation: ModuleType) -> None:
+    # Given recorded verdicts: three survivors of `a`, one of `b` whose source changed since
+    measured = mutation.merge(
+        None,
+        run_of(
+            "c1",
+            {"fargate_app.a": {"killed": 7, "survived": 3}, "fargate_app.b": {"killed": 4, "survived": 1}},
+            {"fargate_app.a": OLD, "fargate_app.b": OLD},
+            [{**survivor(f"fargate_app.a.x_f__mutmut_{n}"), "status": "survived"} for n in (1, 2, 3)]
+            + [{**survivor("fargate_app.b.x_g__mutmut_1"), "status": "survived"}],
+        ),
+    )
+    # When a run of today's tests judges them again: two of `a` killed (one by a timeout), one survives; `b`'s killed
+    found = {
+        "fargate_app.a.x_f__mutmut_1": "killed",
+        "fargate_app.a.x_f__mutmut_2": "timeout",
+        "fargate_app.a.x_f__mutmut_3": "survived",
+        "fargate_app.b.x_g__mutmut_1": "killed",
+    }
+    later = mutation.rejudge(measured, found, {"fargate_app.a": OLD, "fargate_app.b": NEW}, "c2")
+    # Then only `a`'s killed mutants move out of the survivors, into their module's verdicts
+    assert [m["name"] for m in later["survivors"]] == ["fargate_app.a.x_f__mutmut_3", "fargate_app.b.x_g__mutmut_1"]
+    assert later["modules"] == {
+        "fargate_app.a": {"killed": 8, "survived": 1, "timeout": 1},
+        "fargate_app.b": {"killed": 4, "survived": 1},
+    }
+    assert (later["killed"], later["counts"]) == (13, {"killed": 12, "survived": 2, "timeout": 1})
+    assert later["rejudged"] == {"fargate_app.a.x_f__mutmut_1": "c2", "fargate_app.a.x_f__mutmut_2": "c2"}
+    # And the modules keep the source and commit their verdicts are of
+    assert (later["sources"], later["measured_at"]) == (measured["sources"], measured["measured_at"])
+
+
+def test_a_later_complete_run_of_a_module_supersedes_its_rejudged_mutants(mutation: ModuleType) -> None:
+    measured = {
+        **mutation.merge(None, run_of("c1", {"fargate_app.a": {"killed": 1}}, {"fargate_app.a": OLD}, [])),
+        "rejudged": {"fargate_app.a.x_f__mutmut_1": "c2", "fargate_app.b.x_g__mutmut_1": "c2"},
+    }
+    later = mutation.merge(measured, run_of("c3", {"fargate_app.a": {"killed": 2}}, {"fargate_app.a": NEW}, []))
+    assert later["rejudged"] == {"fargate_app.b.x_g__mutmut_1": "c2"}
