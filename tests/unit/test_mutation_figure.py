@@ -126,16 +126,13 @@ def test_todays_triage_applies_to_survivors_of_earlier_runs(mutation: ModuleType
 
 def test_survivors_judged_again_leave_the_survivors_only_when_killed_on_the_same_source(mutation: ModuleType) -> None:
     # Given recorded verdicts: three survivors of `a`, one of `b` whose source changed since
-    measured = mutation.merge(
-        None,
-        run_of(
-            "c1",
-            {"fargate_app.a": {"killed": 7, "survived": 3}, "fargate_app.b": {"killed": 4, "survived": 1}},
-            {"fargate_app.a": OLD, "fargate_app.b": OLD},
-            [{**survivor(f"fargate_app.a.x_f__mutmut_{n}"), "status": "survived"} for n in (1, 2, 3)]
-            + [{**survivor("fargate_app.b.x_g__mutmut_1"), "status": "survived"}],
-        ),
-    )
+    names = [f"fargate_app.a.x_f__mutmut_{n}" for n in (1, 2, 3)] + ["fargate_app.b.x_g__mutmut_1"]
+    measured = {
+        "modules": {"fargate_app.a": {"killed": 7, "survived": 3}, "fargate_app.b": {"killed": 4, "survived": 1}},
+        "sources": {"fargate_app.a": OLD, "fargate_app.b": OLD},
+        "measured_at": {"fargate_app.a": "c1", "fargate_app.b": "c1"},
+        "survivors": [{**survivor(name), "status": "survived"} for name in names],
+    }
     # When a run of today's tests judges them again: two of `a` killed (one by a timeout), one survives; `b`'s killed
     found = {
         "fargate_app.a.x_f__mutmut_1": "killed",
