@@ -69,6 +69,14 @@ def test_each_cluster_has_its_own_client_and_forgetting_one_keeps_the_other() ->
     assert calls.described == ["blog", "shop", "blog", "shop"]
 
 
+def test_forgetting_a_cluster_never_cached_is_no_error_and_keeps_the_others() -> None:
+    calls = Calls()
+    cache = calls.cache()
+    blog = cache.get("blog", "us-west-2")
+    cache.forget("shop")  # e.g. a teardown of an app on a cluster this container never reached
+    assert cache.get("blog", "us-west-2") is blog
+
+
 def test_the_client_verifies_the_server_against_the_clusters_ca_and_never_logs_headers() -> None:
     api = Calls().cache().get("blog", "us-west-2")
     configuration = api.api_client.configuration

@@ -153,6 +153,11 @@ class TestPodColumns:
         }
         assert on_fargate(running)
 
+    def test_containers_that_never_restarted_count_no_restart(self) -> None:
+        fresh = pod(phase="Running")
+        fresh["status"]["containerStatuses"] = [container("a", True), container("b", True)]  # restartCount 0 each
+        assert summarize_pod(fresh).restarts == 0
+
     def test_a_waiting_container_shows_its_reason_and_message(self) -> None:
         stuck = pod(**waiting("ImagePullBackOff", "Back-off pulling image"))
         stuck["spec"]["containers"] = [{}]

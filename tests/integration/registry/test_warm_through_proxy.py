@@ -15,12 +15,14 @@ from fargate_app.errors import (
     ImageDigestMismatch,
     ImageNotFound,
     InvalidRequest,
+    ManifestInvalid,
     PlatformNotAvailable,
     RegistryUnavailable,
     UpstreamAuthFailed,
 )
 from fargate_app.registry import warm_image_cache
-from fargate_app.registry.manifests import DOCKER_MANIFEST, OCI_INDEX
+from fargate_app.registry.manifests import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
+from fargate_sandbox.oci_images import Blob, RegistryPusher, multi_arch_sample
 
 pytestmark = pytest.mark.registry
 
@@ -108,6 +110,27 @@ def test_index_without_the_platform_lists_the_platforms_it_has(
         f"image quay.io/prometheus/busybox:latest (cached as {cache.front.host}/quay/prometheus/busybox) has no image "
         "for platform linux/amd64 (it has: linux/arm64/v8)"
     )
+
+
+def test_an_index_entry_that_is_an_index_under_an_image_media_type_is_refused_before_any_layer(
+    cache: Cache, ecr_tokens: Callable[..., Stubber]
+) -> None:
+    # Given an index whose linux/amd64 entry says it is an image manifest but whose digest is another index's
+    ecr_tokens(cache.front.url, cache.password)
+    pusher, inner = RegistryPusher(cache.upstream.url), multi_arch_sample("nested")
+    pusher.push_index("nested/app", inner, "inner")
+    entry = {**inner.manifest.descriptor(platform={"architecture": "amd64", "os": "linux"}), "mediaType": OCI_MANIFEST}
+    outer = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}
+    pusher.push_manifest("nested/app", "v1", Blob(OCI_INDEX, json.dumps(outer).encode()))
+
+    # When the step warms it, then it is refused, saying which entry
+    with pytest.raises(ManifestInvalid) as refused:
+        warm_image_cache("public.ecr.aws/nested/app:v1", "ecr-public", "linux/amd64", retry=FAST_RETRY)
+    assert refused.value.message == (
+        f"image public.ecr.aws/nested/app:v1 (cached as {cache.front.host}/ecr-public/nested/app): the linux/amd64 "
+        "entry of the index is itself an index"
+    )
+    assert not any("/blobs/" in path for path in cache.front.paths)
 
 
 def test_missing_tag_is_image_not_found_naming_image_and_registry(
