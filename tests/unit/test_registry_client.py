@@ -525,6 +525,25 @@ def test_a_registry_that_stops_answering_is_registry_unavailable_after_the_read_
         silent.close()
 
 
+def test_a_registry_that_never_accepts_the_connection_is_registry_unavailable_after_the_connect_timeout() -> None:
+    # Given a registry whose accept queue is full (listen backlog 0, one connection waiting): the kernel drops
+    # further SYNs, so a connect would wait for minutes of SYN retransmissions without a timeout of its own
+    busy = socket.create_server(("127.0.0.1", 0), backlog=0)
+    waiting = socket.create_connection(busy.getsockname())
+    try:
+        url = f"http://127.0.0.1:{busy.getsockname()[1]}"
+        hasty = RetryPolicy(retries=0, backoff_factor=0, backoff_jitter=0, read_timeout=30, connect_timeout=0.3)
+        with pytest.raises(RegistryUnavailable) as refused:
+            warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(url, "pw"), retry=hasty)
+        assert str(refused.value) == (
+            f"registry 127.0.0.1:{busy.getsockname()[1]} did not answer {WHAT} (image {IMAGE}) after 0 retries "
+            "(ConnectTimeoutError); the step will be retried"
+        )
+    finally:
+        waiting.close()
+        busy.close()
+
+
 def test_a_blob_is_verified_as_stored_whatever_content_encoding_a_cdn_declares(registry: ScriptedRegistry) -> None:
     # Given a layer (a gzip tarball) served with Content-Encoding: gzip, as some CDNs label such files
     image = amd64_image()
