@@ -290,6 +290,20 @@ def test_another_apps_hold_on_other_resources_keeps_nothing(
     assert deleted_rules == ["ecr-public"]
 
 
+def test_a_retried_compensation_goes_on_with_the_claim_its_first_attempt_made(
+    settings: Settings, cluster: str, other_apps: list[str], deleted_rules: list[str]
+) -> None:
+    # Given the same failure, and a first attempt of this compensation that claimed the rule for deletion and then
+    # timed out before it deleted it (the claim is fresh: no other release may take it over yet)
+    state = with_created_rule(failed_state(settings, "WarmImageCache"))
+    assert holders._claim(settings, "cacheRule/ecr-public", EXECUTION) is None
+    # When the compensation is retried
+    result = compensate(settings, state)
+    # Then it recognises its own claim (by the execution) and deletes the rule
+    assert "pull-through-cache rule ecr-public" in result.compensated
+    assert deleted_rules == ["ecr-public"]
+
+
 def test_a_take_between_the_release_and_the_delete_keeps_the_rule(
     settings: Settings, cluster: str, other_apps: list[str], deleted_rules: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

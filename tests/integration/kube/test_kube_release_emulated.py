@@ -217,6 +217,32 @@ def test_a_failed_update_applies_the_last_good_revision_again_and_deletes_nothin
     assert [obj["metadata"]["name"] for obj in emulator.objects("Ingress", "fargate")] == ["demo-app"]
 
 
+@pytest.mark.parametrize("elsewhere", ["region", "account"])
+def test_a_last_good_revision_whose_secret_is_outside_the_stacks_region_or_account_is_not_applied(
+    emulator: KubeEmulator, settings: Settings, deleted_profiles: list[str], elsewhere: str
+) -> None:
+    # Given the app running, an update that failed in its rollout, and a `previous` (a console start may give any)
+    # whose credential secret is in another region or account than the stack's
+    first = our_app(settings)
+    update = an_update(first, replicas=2)
+    apply_app(settings, parse(ApplyAppEvent, update), client.DEFAULT_APIS)
+    region, account = ("eu-west-1", settings.account_id) if elsewhere == "region" else (REGION, "210987654321")
+    secret = f"arn:aws:secretsmanager:{region}:{account}:secret:ecr-pullthroughcache/docker-AbCdEf"
+    previous = revision(first)
+    previous["request"] = {**previous["request"], "image": "docker.io/library/nginx:1.27", "credentialArn": secret}
+
+    # When compensating the update
+    result = compensate(settings, failed_at(update, "CheckRollout", previous=previous))
+
+    # Then that revision is refused under the stack's rule, as a start would be, and the update's objects stay
+    rule = {"region": f"region {REGION}, the region", "account": f"account {settings.account_id}, the account"}
+    assert result.rolled_back_to is None
+    [leftover] = result.leftovers
+    assert f"the secret must be in {rule[elsewhere]} of the cache rule" in leftover
+    [deployment] = emulator.objects("Deployment", "fargate")
+    assert deployment["spec"]["replicas"] == 2
+
+
 def test_an_update_that_added_an_ingress_loses_it_in_the_rollback(
     emulator: KubeEmulator, settings: Settings, deleted_profiles: list[str]
 ) -> None:
