@@ -38,10 +38,12 @@ CALLER = "arn:aws:iam::111122223333:role/platform-team"
 
 @pytest.fixture
 def cache_rules_checked(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The requests whose cache rule was checked. moto has no pull-through-cache API; the check itself is
-    test_cache_rule.py's (botocore's Stubber on the real ECR model)."""
+    """The settings and request each cache rule check was given. moto has no pull-through-cache API; the check
+    itself is test_cache_rule.py's (botocore's Stubber on the real ECR model)."""
     checked: list[Any] = []
-    monkeypatch.setattr("fargate_app.validation.check_cache_rule", lambda _settings, request: checked.append(request))
+    monkeypatch.setattr(
+        "fargate_app.validation.check_cache_rule", lambda settings, request: checked.append((settings, request))
+    )
     return checked
 
 
@@ -236,7 +238,8 @@ class TestWhoAsked:
             "fargate",
             "demo-app",
         )
-        assert cache_rules_checked == [validated.request]  # the last check, after the cluster's
+        # the last check, after the cluster's, under the stack's settings (its account tells its own registry apart)
+        assert cache_rules_checked == [(settings, validated.request)]
 
     def test_an_api_start_carries_the_caller_api_gateway_reported(self, settings: Settings, cluster: str) -> None:
         validated = start(settings, {"request": walkthrough_request(), "caller": CALLER})
