@@ -11,10 +11,11 @@ import boto3
 import pytest
 from moto.eks.models import eks_backends
 from request_edits import walkthrough_request
-from unit_support import ROLE, Network
+from unit_support import ROLE, Network, fail_with, stubbed
 
 from fargate_app.aws.tags import CREATED_FOR_TAG, MANAGED_BY_TAG
 from fargate_app.config import Settings
+from fargate_app.errors import PermanentError
 from fargate_app.holders import release as let_go
 from fargate_app.holders import take
 from fargate_app.teardown import ReleaseProfileEvent, release_fargate_profile
@@ -102,6 +103,7 @@ class TestWhichProfileIsTheApps:
         assert (release.deleting, profiles()) == (False, ["theirs"])
         assert status_of("theirs") == "ACTIVE"
         assert release.kept == "the provision reused a profile this stack does not manage"
+        assert release.profile is not None and release.profile.created is False
         assert release.kept_resources == [
             {
                 "fargateProfile": "theirs",
@@ -109,6 +111,67 @@ class TestWhichProfileIsTheApps:
                 "holders": [],
             }
         ]
+
+    def test_a_profile_the_app_created_is_deleted_though_its_managed_by_tag_was_removed(
+        self, settings: Settings, network: Network, users: list[str]
+    ) -> None:
+        # Given the profile this app's provision created (its record says so), whose tags someone has since removed
+        make_profile(network, "fp-web", {"owner": "team-b"})
+
+        release = release_fargate_profile(settings, event({"fargateProfile": recorded("fp-web", True)}))
+
+        # Then the record decides: it is the app's to delete
+        assert (release.deleting, release.kept, profiles()) == (True, None, [])
+
+    def test_a_profile_eks_describes_without_status_or_subnets_is_tracked_with_neither(
+        self, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Given EKS answering with no status and no subnets (its model makes no output member required), for a
+        # profile of someone else's
+        answer = {"fargateProfileName": "theirs", "selectors": SELECTORS, "tags": {"owner": "team-b"}}
+        with stubbed(monkeypatch, "fargate_app.teardown", "eks") as eks:
+            eks.add_response(
+                "describe_fargate_profile",
+                {"fargateProfile": answer},
+                {"clusterName": "blog", "fargateProfileName": "theirs"},
+            )
+            # When it is released
+            release = release_fargate_profile(settings, event({"fargateProfile": recorded("theirs", False)}))
+        # Then it is kept, tracked as EKS described it
+        assert release.profile is not None
+        assert (release.profile.status, release.profile.subnets, release.kept) == (
+            "UNKNOWN",
+            [],
+            "the provision reused a profile this stack does not manage",
+        )
+
+    @pytest.mark.parametrize(
+        ("provision", "operation", "call"),
+        [
+            ({"fargateProfile": recorded("fp-web", True)}, "DescribeFargateProfile", "describe Fargate profile fp-web"),
+            (None, "ListFargateProfiles", "list the Fargate profiles of cluster blog"),
+        ],
+        ids=["describe", "list"],
+    )
+    def test_eks_refusing_to_show_the_profiles_names_the_call(
+        self,
+        settings: Settings,
+        network: Network,
+        monkeypatch: pytest.MonkeyPatch,
+        provision: dict[str, Any] | None,
+        operation: str,
+        call: str,
+    ) -> None:
+        make_profile(network, "fp-web", {**OURS, CREATED_FOR_TAG: "fargate.demo-app"})
+        eks = boto3.client("eks")
+        fail_with(eks, operation, "ClientException", f"{operation} refused")
+        monkeypatch.setattr("fargate_app.teardown.client", lambda service: eks)
+
+        with pytest.raises(PermanentError) as refused:
+            release_fargate_profile(settings, event(provision))
+
+        assert str(refused.value) == f"{call}: ClientException: {operation} refused"
+        assert status_of("fp-web") == "ACTIVE"
 
     def test_a_recorded_profile_already_gone_is_not_looked_for_elsewhere(
         self, settings: Settings, network: Network, users: list[str]
@@ -306,6 +369,30 @@ class TestSharedResourcesKept:
         )
         assert release_fargate_profile(settings, web).deleting is True
         assert profiles() == []
+
+    def test_a_profile_several_apps_hold_names_them_all(
+        self, settings: Settings, network: Network, users: list[str]
+    ) -> None:
+        make_profile(network, "fp-web", OURS)
+        for app in ("blog/fargate/demo-app", "blog/fargate/web", "blog/fargate/api"):
+            take(settings, "fargateProfile/blog/fp-web", app)
+
+        release = release_fargate_profile(settings, event({"fargateProfile": recorded("fp-web", True)}))
+
+        assert (release.deleting, release.kept) == (False, "held by blog/fargate/api, blog/fargate/web")
+
+    def test_a_record_without_a_cache_rule_lets_go_of_the_requests_rule_by_its_prefix(
+        self, settings: Settings, network: Network, users: list[str]
+    ) -> None:
+        # Given a provision recorded without its rule (it failed before EnsureCacheRule reported), and the app and
+        # another holding the request's default rule
+        make_profile(network, "fp-web", OURS)
+        for app in ("blog/fargate/demo-app", "blog/fargate/web"):
+            take(settings, "cacheRule/ecr-public", app)
+        # When the app is torn down
+        release_fargate_profile(settings, event({"fargateProfile": recorded("fp-web", True)}))
+        # Then it no longer holds the rule; the other app still does
+        assert let_go(settings, "cacheRule/ecr-public", "nobody") == ["blog/fargate/web"]
 
     def test_a_deleted_profile_is_not_among_what_is_kept(
         self, settings: Settings, network: Network, users: list[str]
