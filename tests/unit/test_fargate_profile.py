@@ -20,6 +20,7 @@ from fargate_app.aws.eks import (
     delete_fargate_profile,
     ensure_fargate_profile,
     profile_name,
+    reusable_profile,
 )
 from fargate_app.config import Settings
 from fargate_app.errors import (
@@ -872,4 +873,115 @@ def test_a_subnet_without_its_own_route_table_is_as_public_as_the_vpc_s_main_one
     # When the step is asked for those subnets, then they are refused as public
     with pytest.raises(SubnetNotPrivate) as refused:
         ensure_fargate_profile(settings, request(subnets=network.private), ROLE)
-    assert sorted(network.private)[0] in str(refused.value) and sorted(network.private)[1] in str(refused.value)
+    assert str(refused.value) == (
+        f"subnets {', '.join(sorted(network.private))} route to an internet gateway; Fargate pods need private "
+        "subnets (route through a NAT gateway or VPC endpoints instead)"
+    )
+
+
+def test_route_tables_ec2_will_not_describe_are_named(
+    settings: Settings, cluster: str, network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ec2 = boto3.client("ec2")
+    fail_with(ec2, "DescribeRouteTables", "UnauthorizedOperation", "DescribeRouteTables refused", 403)
+    monkeypatch.setattr("fargate_app.aws.eks.client", lambda service: ec2)
+    cluster_description = boto3.client("eks").describe_cluster(name="blog")["cluster"]
+    with pytest.raises(PermanentError) as refused:
+        check_subnets(request(), cluster_description)
+    assert str(refused.value) == (
+        "read the route tables of cluster blog's VPC: DescribeRouteTables refused; grant it to the function's role "
+        "in template.yaml"
+    )
+
+
+def test_a_cluster_described_without_subnets_has_no_private_subnet(settings: Settings, network: Network) -> None:
+    # EKS's model makes no output member required: a VPC configuration without subnetIds offers none
+    with pytest.raises(SubnetNotPrivate) as refused:
+        check_subnets(request(), {"name": "blog", "resourcesVpcConfig": {"vpcId": network.vpc}})
+    assert str(refused.value) == "cluster blog has no private subnet; pass 'subnets' with private subnets of its VPC"
+
+
+def test_route_tables_described_without_associations_or_routes_route_nowhere(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given EC2 answering with a main route table without routes and a table without associations (its model makes
+    # no output member required), for the VPC asked by its filter as EC2 names it (EC2 filter names are
+    # case-sensitive; moto matches them in any case)
+    described = {"name": "blog", "resourcesVpcConfig": {"vpcId": "vpc-1", "subnetIds": ["subnet-b", "subnet-a"]}}
+    tables = [{"RouteTableId": "rtb-main", "Associations": [{"Main": True}]}, {"RouteTableId": "rtb-lone"}]
+    with stubbed(monkeypatch, "fargate_app.aws.eks", "ec2") as ec2:
+        ec2.add_response(
+            "describe_route_tables", {"RouteTables": tables}, {"Filters": [{"Name": "vpc-id", "Values": ["vpc-1"]}]}
+        )
+        # When the subnets of the cluster are checked, then both are private
+        assert check_subnets(request(), described) == ["subnet-a", "subnet-b"]
+
+
+def test_a_created_profile_eks_answers_without_subnets_is_tracked_without_them(
+    settings: Settings, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given EKS's answer to the create without its subnets (no output member is required by its model)
+    eks = boto3.client("eks")
+
+    def without_subnets(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["fargateProfile"].pop("subnets", None)
+
+    eks.meta.events.register("after-call.eks.CreateFargateProfile", without_subnets)
+    eks_answers_for_the_step(monkeypatch, eks)
+    # When the step creates the profile, then it tracks no subnets rather than failing after the create
+    profile = ensure_fargate_profile(settings, request(), ROLE)
+    assert (profile.created, profile.subnets) == (True, [])
+
+
+@pytest.mark.parametrize(
+    ("operation", "call"),
+    [("DescribeCluster", "describe EKS cluster blog"), ("DescribeFargateProfile", "describe Fargate profile fp-a")],
+)
+def test_eks_refusing_the_cluster_or_the_profile_taken_names_the_call(
+    settings: Settings, cluster: str, network: Network, monkeypatch: pytest.MonkeyPatch, operation: str, call: str
+) -> None:
+    # Given a profile that schedules the app, listed before the take (the read after the take is refused)
+    selectors = [{"namespace": "*", "labels": MANAGED}]
+    listed = [profile_answer("fp-a", selectors=selectors, subnets=network.private)]
+    monkeypatch.setattr("fargate_app.aws.eks._list_profiles", lambda cluster: listed)
+    eks_refusing(monkeypatch, operation, "ClientException", f"{operation} refused")
+    with pytest.raises(PermanentError) as refused:
+        ensure_fargate_profile(settings, request(), ROLE, holder="blog/fargate/demo-app")
+    assert str(refused.value) == f"{call}: ClientException: {operation} refused"
+
+
+MANAGED = {"app.kubernetes.io/managed-by": "fargate-app-provisioner"}
+
+
+def profile_answer(name: str, status: str = "ACTIVE", **fields: Any) -> dict[str, Any]:
+    """A profile as DescribeFargateProfile gives it (what reusable_profile reads)."""
+    return {"fargateProfileName": name, "clusterName": "blog", "status": status, **fields}
+
+
+class TestWhichProfileIsReused:
+    """Among several profiles that could schedule the app, the first by name; the others are passed over."""
+
+    SUBNETS = ["subnet-1", "subnet-2"]
+
+    def test_the_first_by_name_whatever_order_eks_lists_them_in(self, per_namespace: Settings) -> None:
+        listed = [profile_answer(name, selectors=[{"namespace": "fargate"}]) for name in ("fp-b", "fp-a")]
+        chosen = reusable_profile(per_namespace, request(), listed, self.SUBNETS)
+        assert chosen is not None and chosen["fargateProfileName"] == "fp-a"
+
+    def test_one_that_does_not_schedule_the_app_is_passed_over_for_the_next(self, per_namespace: Settings) -> None:
+        listed = [
+            profile_answer("fp-a", selectors=[{"namespace": "other"}]),
+            profile_answer("fp-b", status="DELETING", selectors=[{"namespace": "fargate"}]),
+            profile_answer("fp-c", selectors=[{"namespace": "fargate"}]),
+        ]
+        chosen = reusable_profile(per_namespace, request(), listed, self.SUBNETS)
+        assert chosen is not None and chosen["fargateProfileName"] == "fp-c"
+
+    def test_shared_one_of_other_subnets_is_passed_over_for_the_next(self, settings: Settings) -> None:
+        selectors = [{"namespace": "*", "labels": MANAGED}]
+        listed = [
+            profile_answer("fp-a", selectors=selectors, subnets=["subnet-9"]),
+            profile_answer("fp-b", selectors=selectors, subnets=list(reversed(self.SUBNETS))),
+        ]
+        chosen = reusable_profile(settings, request(), listed, self.SUBNETS)
+        assert chosen is not None and chosen["fargateProfileName"] == "fp-b"
