@@ -961,11 +961,11 @@ def profile_answer(name: str, status: str = "ACTIVE", **fields: Any) -> dict[str
 class TestWhichProfileIsReused:
     """Among several profiles that could schedule the app, the first by name; the others are passed over."""
 
-    SUBNETS = ["subnet-1", "subnet-2"]
+    SUBNETS = ("subnet-1", "subnet-2")
 
     def test_the_first_by_name_whatever_order_eks_lists_them_in(self, per_namespace: Settings) -> None:
         listed = [profile_answer(name, selectors=[{"namespace": "fargate"}]) for name in ("fp-b", "fp-a")]
-        chosen = reusable_profile(per_namespace, request(), listed, self.SUBNETS)
+        chosen = reusable_profile(per_namespace, request(), listed, list(self.SUBNETS))
         assert chosen is not None and chosen["fargateProfileName"] == "fp-a"
 
     def test_one_that_does_not_schedule_the_app_is_passed_over_for_the_next(self, per_namespace: Settings) -> None:
@@ -974,7 +974,7 @@ class TestWhichProfileIsReused:
             profile_answer("fp-b", status="DELETING", selectors=[{"namespace": "fargate"}]),
             profile_answer("fp-c", selectors=[{"namespace": "fargate"}]),
         ]
-        chosen = reusable_profile(per_namespace, request(), listed, self.SUBNETS)
+        chosen = reusable_profile(per_namespace, request(), listed, list(self.SUBNETS))
         assert chosen is not None and chosen["fargateProfileName"] == "fp-c"
 
     def test_shared_one_of_other_subnets_is_passed_over_for_the_next(self, settings: Settings) -> None:
@@ -983,5 +983,5 @@ class TestWhichProfileIsReused:
             profile_answer("fp-a", selectors=selectors, subnets=["subnet-9"]),
             profile_answer("fp-b", selectors=selectors, subnets=list(reversed(self.SUBNETS))),
         ]
-        chosen = reusable_profile(settings, request(), listed, self.SUBNETS)
+        chosen = reusable_profile(settings, request(), listed, list(self.SUBNETS))
         assert chosen is not None and chosen["fargateProfileName"] == "fp-b"
