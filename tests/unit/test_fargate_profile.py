@@ -680,20 +680,25 @@ def test_adopting_a_profile_eks_will_not_describe_names_it(
     assert str(refused.value) == f"describe Fargate profile {ours}: ClientException: DescribeFargateProfile refused"
 
 
-def test_requested_subnets_ec2_will_not_describe_are_named(
-    settings: Settings, cluster: str, network: Network, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("operation", ["DescribeSubnets", "DescribeRouteTables"])
+def test_ec2_refusing_a_read_of_the_subnet_check_names_it(
+    settings: Settings, cluster: str, network: Network, monkeypatch: pytest.MonkeyPatch, operation: str
 ) -> None:
+    # Given EC2 refusing the subnets asked for (when the request names some) or the VPC's route tables
     ec2 = boto3.client("ec2")
-    fail_with(ec2, "DescribeSubnets", "UnauthorizedOperation", "DescribeSubnets refused", 403)
+    fail_with(ec2, operation, "UnauthorizedOperation", f"{operation} refused", 403)
     monkeypatch.setattr("fargate_app.aws.eks.client", lambda service: ec2)
     cluster_description = boto3.client("eks").describe_cluster(name="blog")["cluster"]
-    asked = request(subnets=network.private)
+    asked = request(subnets=network.private) if operation == "DescribeSubnets" else request()
+    call = (
+        f"describe subnets {', '.join(asked.subnets)}"
+        if asked.subnets
+        else "read the route tables of cluster blog's VPC"
+    )
+    # When the subnets are checked, then the refusal names the call and what to grant
     with pytest.raises(PermanentError) as refused:
         check_subnets(asked, cluster_description)
-    assert str(refused.value) == (
-        f"describe subnets {', '.join(asked.subnets)}: DescribeSubnets refused; grant it to the function's role in "
-        "template.yaml"
-    )
+    assert str(refused.value) == f"{call}: {operation} refused; grant it to the function's role in template.yaml"
 
 
 @pytest.mark.parametrize(("waited", "error"), [(1199, ProfileNotYetActive), (1200, PollTimeout)])
@@ -876,21 +881,6 @@ def test_a_subnet_without_its_own_route_table_is_as_public_as_the_vpc_s_main_one
     assert str(refused.value) == (
         f"subnets {', '.join(sorted(network.private))} route to an internet gateway; Fargate pods need private "
         "subnets (route through a NAT gateway or VPC endpoints instead)"
-    )
-
-
-def test_route_tables_ec2_will_not_describe_are_named(
-    settings: Settings, cluster: str, network: Network, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ec2 = boto3.client("ec2")
-    fail_with(ec2, "DescribeRouteTables", "UnauthorizedOperation", "DescribeRouteTables refused", 403)
-    monkeypatch.setattr("fargate_app.aws.eks.client", lambda service: ec2)
-    cluster_description = boto3.client("eks").describe_cluster(name="blog")["cluster"]
-    with pytest.raises(PermanentError) as refused:
-        check_subnets(request(), cluster_description)
-    assert str(refused.value) == (
-        "read the route tables of cluster blog's VPC: DescribeRouteTables refused; grant it to the function's role "
-        "in template.yaml"
     )
 
 
