@@ -11,7 +11,15 @@ import time
 from typing import Any
 
 import pytest
-from reliability_support import REQUEST, created_since, delete_app, inventory, post_app, unique
+from reliability_support import (
+    REQUEST,
+    created_since,
+    delete_app,
+    inventory,
+    post_app,
+    unique,
+    without_shared_profiles,
+)
 
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
@@ -37,6 +45,7 @@ def test_teardown_after_a_stopped_provision_leaves_nothing_of_the_app(
         faults=0,
         retried=[],
     )
+    without_shared_profiles(sandbox)  # one an earlier module of this process left would be reused, not created
     before = inventory(sandbox)
     if stop_in == "WarmImageCache":  # hold the warm long enough to stop the execution inside it
         sandbox.faults.hang_registry(r"/manifests/", 1, 3.0)
