@@ -71,12 +71,13 @@ build: $(STAMP)
 	$(SAM_ENV) $(BIN)/sam build --template template.yaml --cached --parallel
 
 # The whole suite once; its sandboxes record their authorization decisions, and docs/iam.md's goals are checked with
-# one grant removed per role and ClusterRole (`make iam` removes every grant and writes the page).
+# one grant removed per role and ClusterRole (`make iam` removes every grant and writes the page). Three workers on two
+# cores: the sandbox tests spend a third of their time waiting on scaled waits and servers, which a third worker fills.
 IAM_RESULTS := .iam-results
 test: deps registry-bin skopeo-bin lint typecheck
 	rm -rf $(IAM_RESULTS)
 	KUBECTL=$$($(BIN)/python tools/kubectl.py --dest $(BIN)) KUBECTL_CONFORMANCE_DOC=$(CURDIR)/docs/sandbox.md \
-	  IAM_RESULTS_DIR=$(CURDIR)/$(IAM_RESULTS) IAM_GRANT_MUTATIONS=sample $(BIN)/pytest -q -n 2 --dist loadgroup
+	  IAM_RESULTS_DIR=$(CURDIR)/$(IAM_RESULTS) IAM_GRANT_MUTATIONS=sample $(BIN)/pytest -q -n 3 --dist loadgroup
 	$(BIN)/python tools/iam_report.py --results $(IAM_RESULTS) --check
 	$(BIN)/python tools/mutation_run.py --sample
 	$(MAKE) validate build
