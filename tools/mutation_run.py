@@ -156,12 +156,17 @@ def stale() -> list[str]:
     source, or a run that stopped before judging all of their mutants."""
     measured = json.loads(RESULTS.read_text()).get("mutation") if RESULTS.exists() else None
     package = ROOT / PACKAGE
-    paths = {
-        reliability_report.module_name(p, package): p.relative_to(package).as_posix() for p in package.rglob("*.py")
-    }
+    paths = module_paths(package)
     unfinished = {m for m, counts in (measured or {}).get("modules", {}).items() if counts.get("not checked")}
     wanted = set(reliability_report.stale_modules(measured, package)) | unfinished
     return sorted(paths[module] for module in wanted if module in paths)
+
+
+def module_paths(package: Path) -> dict[str, str]:
+    """``{"fargate_app.kube.usage": "kube/usage.py"}`` for every module of ``package``."""
+    return {
+        reliability_report.module_name(p, package): p.relative_to(package).as_posix() for p in package.rglob("*.py")
+    }
 
 
 def mutmut_run(names: list[str]) -> subprocess.CompletedProcess[str]:
@@ -190,6 +195,8 @@ def again() -> int:
             else:
                 shutil.copy2(ROOT / name, copy)
     alive = [name for name, status in statuses().items() if status not in KILLED]
+    if (WORK / "judged").is_file():  # after --survivors: its mutants only, not the ones it left "not checked"
+        alive = [name for name in alive if name in (WORK / "judged").read_text().split()]
     print(f"judging {len(alive)} mutants again")
     return judge(False, mutmut_run(alive), started)
 
@@ -211,9 +218,7 @@ def survivors() -> int:
     if not names:
         print("no untriaged survivor in a module measured as it is: nothing to judge again")
         return 0
-    paths = {
-        reliability_report.module_name(p, package): p.relative_to(package).as_posix() for p in package.rglob("*.py")
-    }
+    paths = module_paths(package)
     modules = sorted({paths[reliability_report.module_of(name)] for name in names})
     prepare(False, modules, scope="survivors")
     (WORK / "judged").write_text("\n".join(names))  # the mutants this run judges, for tools/mutation_report.py
