@@ -206,7 +206,7 @@ class Authorizer:
             check.action,
             check.resource,
             decision.allowed,
-            tuple(str(ref) for ref in decision.statements),
+            decision.statements,
             check.why,
             origin(),
         )

@@ -28,21 +28,11 @@ Context = Mapping[str, str | Sequence[str]]
 
 
 @dataclass(frozen=True)
-class StatementRef:
-    """Which statement decided: the policy's name and the statement's Sid (or its position)."""
-
-    policy: str
-    sid: str
-
-    def __str__(self) -> str:
-        return f"{self.policy}/{self.sid}"
-
-
-@dataclass(frozen=True)
 class Decision:
     allowed: bool
     explicit_deny: bool
-    statements: tuple[StatementRef, ...]  # the Allow statements that matched (or the Deny ones that won)
+    # The Allow statements that matched (or the Deny ones that won), each as ``<policy name>/<Sid or #position>``
+    statements: tuple[str, ...]
 
 
 def as_list(value: Any) -> list[Any]:
@@ -53,13 +43,13 @@ def as_list(value: Any) -> list[Any]:
 
 def evaluate(policies: Mapping[str, Mapping[str, Any]], action: str, resource: str, context: Context) -> Decision:
     """Explicit deny > allow > implicit deny, over every statement of ``policies`` (name → policy document)."""
-    allows: list[StatementRef] = []
-    denies: list[StatementRef] = []
+    allows: list[str] = []
+    denies: list[str] = []
     for name, document in policies.items():
         for index, statement in enumerate(as_list(document.get("Statement"))):
             if not _applies(statement, action, resource, context):
                 continue
-            ref = StatementRef(name, str(statement.get("Sid") or f"#{index}"))
+            ref = f"{name}/{statement.get('Sid') or f'#{index}'}"
             (denies if statement.get("Effect") == "Deny" else allows).append(ref)
     if denies:
         return Decision(False, True, tuple(denies))

@@ -56,10 +56,21 @@ class Blob:
 class Image:
     """A single-platform image: its manifest (a Blob whose media type is the manifest's), config and layers."""
 
-    platform: str
     manifest: Blob
     config: Blob
     layers: tuple[Blob, ...]
+
+    @property
+    def platform_fields(self) -> dict[str, str]:
+        """What an index lists for the image: its config's ``architecture``, ``os`` and ``variant`` (if any)."""
+        config = json.loads(self.config.data)
+        return {key: config[key] for key in ("architecture", "os", "variant") if key in config}
+
+    @property
+    def platform(self) -> str:
+        """``os/architecture[/variant]``."""
+        fields = self.platform_fields
+        return "/".join([fields["os"], fields["architecture"], *([fields["variant"]] if "variant" in fields else [])])
 
     @property
     def digest(self) -> str:
@@ -128,17 +139,11 @@ def build_image(
         "config": config.descriptor(),
         "layers": [blob.descriptor() for blob in layer_blobs],
     }
-    return Image(platform, Blob(manifest_type, _json(manifest_document)), config, layer_blobs)
+    return Image(Blob(manifest_type, _json(manifest_document)), config, layer_blobs)
 
 
 def build_index(images: Sequence[Image]) -> Index:
-    entries = []
-    for image in images:
-        os_name, architecture, *variant = image.platform.split("/")
-        platform: dict[str, str] = {"architecture": architecture, "os": os_name}
-        if variant:
-            platform["variant"] = variant[0]
-        entries.append(image.manifest.descriptor(platform=platform))
+    entries = [image.manifest.descriptor(platform=image.platform_fields) for image in images]
     document = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
     return Index(Blob(OCI_INDEX, _json(document)), tuple(images))
 

@@ -179,16 +179,10 @@ def paths_in(value: Any) -> list[str]:
 
 
 # --- the walk -----------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Problem:
-    state: str
-    field: str
-    path: str
-    routes: tuple[str, ...]
-
-    def __str__(self) -> str:
-        via = f" (not provided on the route from {', '.join(self.routes)})" if self.routes else ""
-        return f"{self.state}.{self.field} reads {self.path}{via}"
+def problem(state: str, where: str, path: str, routes: tuple[str, ...]) -> str:
+    """What is reported: ``<state>.<field> reads <path>``, and on which routes it is not provided."""
+    via = f" (not provided on the route from {', '.join(routes)})" if routes else ""
+    return f"{state}.{where} reads {path}{via}"
 
 
 @dataclass
@@ -200,7 +194,7 @@ class Machine:
     context: Shape = CONTEXT
     name: str = "machine"
     incoming: dict[str, dict[str, Shape]] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
     @property
     def states(self) -> Mapping[str, Mapping[str, Any]]:
@@ -218,13 +212,13 @@ class Machine:
         try:
             parts = segments(path)
         except ValueError:
-            self.problems.append(Problem(state, where, path, ("an unsupported path",)))
+            self.problems.append(problem(state, where, path, ("an unsupported path",)))
             return ANY
         root = self.context if path.startswith("$$") else shape
         found = resolve(root, parts)
         if found is None:
             routes = () if path.startswith("$$") else self.losing_routes(state, parts)
-            self.problems.append(Problem(state, where, path, routes))
+            self.problems.append(problem(state, where, path, routes))
             return ANY
         return found
 
@@ -350,7 +344,7 @@ class Machine:
         except ValueError:
             merged = None
         if merged is None:
-            self.problems.append(Problem(name, "ResultPath", path, ("an input that is not an object there",)))
+            self.problems.append(problem(name, "ResultPath", path, ("an input that is not an object there",)))
         return merged
 
     def result_of(self, name: str, state: Mapping[str, Any], effective: Shape) -> Shape:
@@ -384,8 +378,7 @@ class Machine:
         processor = state.get("ItemProcessor") or state["Iterator"]
         inner = Machine(processor, self.results, context, f"{self.name}.{name}")
         output = inner.run(item_input)
-        for problem in inner.problems:
-            self.problems.append(replace(problem, state=f"{name}/{problem.state}"))
+        self.problems += [f"{name}/{found}" for found in inner.problems]  # named as <map state>/<inner state>
         return output or ANY
 
     def choice_edges(self, name: str, state: Mapping[str, Any], shape: Shape) -> list[tuple[str, str, Shape]]:
@@ -420,7 +413,7 @@ def _conditions(rule: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
         yield rule
 
 
-def check(definition: Mapping[str, Any] | str, results: Mapping[str, Shape], input_shape: Shape) -> list[Problem]:
+def check(definition: Mapping[str, Any] | str, results: Mapping[str, Shape], input_shape: Shape) -> list[str]:
     """Every read of ``definition`` that some route does not provide (empty: every path is guaranteed)."""
     machine = Machine(json.loads(definition) if isinstance(definition, str) else definition, results)
     machine.run(input_shape)

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -328,7 +328,7 @@ def test_duplicate_layers_are_pulled_once(registry: ScriptedRegistry) -> None:
     document = json.loads(image.manifest.data)
     document["layers"].append(document["layers"][0])
     manifest = Blob(image.manifest.media_type, json.dumps(document).encode())
-    registry.serve_image(Image(image.platform, manifest, image.config, image.layers))
+    registry.serve_image(replace(image, manifest=manifest))
     warmed = warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST)
     assert warmed.layers_warmed == 2
     assert [p for p, _ in registry.seen].count(f"{REPO}/blobs/{image.layers[0].digest}") == 1
@@ -412,9 +412,7 @@ def padded_manifest(image: Image, size: int) -> Image:
     document["annotations"] = {"pad": ""}
     bare = len(json.dumps(document).encode())
     document["annotations"]["pad"] = "x" * (size - bare)
-    return Image(
-        image.platform, Blob(image.manifest.media_type, json.dumps(document).encode()), image.config, image.layers
-    )
+    return replace(image, manifest=Blob(image.manifest.media_type, json.dumps(document).encode()))
 
 
 def test_every_request_names_the_client_and_blobs_accept_any_type(registry: ScriptedRegistry) -> None:
@@ -606,9 +604,7 @@ def test_the_media_type_of_a_manifest_without_one_comes_from_its_content_type(re
     image = amd64_image()
     document = json.loads(image.manifest.data)
     del document["mediaType"]
-    bare = Image(
-        image.platform, Blob(image.manifest.media_type, json.dumps(document).encode()), image.config, image.layers
-    )
+    bare = replace(image, manifest=Blob(image.manifest.media_type, json.dumps(document).encode()))
     registry.serve_image(bare)
     assert (
         warm_image_cache(IMAGE, "ecr-public", credentials=Tokens(registry.url, "pw"), retry=FAST).digest == bare.digest
