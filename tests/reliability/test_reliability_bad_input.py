@@ -25,7 +25,7 @@ from request_edits import edited
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
 
-pytestmark = pytest.mark.xdist_group("reliability")
+pytestmark = pytest.mark.xdist_group("reliability_bad_input")
 SECRET_ARN = "arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf"
 DOCKER_HUB = "docker.io/library/redis:7"
 MAX_BODY_BYTES = 64 * 1024

@@ -18,7 +18,7 @@ from reliability_support import REQUEST, delete_app, inventory, lambda_timeouts,
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
 
-pytestmark = pytest.mark.xdist_group("reliability")
+pytestmark = pytest.mark.xdist_group("reliability_concurrency")
 # Twenty provisions start at once: their cold starts need a slower pod than the suite's for every rollout
 # poll to turn at least twice (conftest.py).
 POD_TIME_SCALE = 0.25

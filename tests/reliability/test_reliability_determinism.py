@@ -14,7 +14,7 @@ from reliability_support import REQUEST, cause_of
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
 
-pytestmark = pytest.mark.xdist_group("reliability")
+pytestmark = pytest.mark.xdist_group("reliability_determinism")
 # Ten provisions start at once: their cold starts need a slower pod than the suite's for every rollout
 # poll to turn at least twice (conftest.py).
 POD_TIME_SCALE = 0.25

@@ -28,7 +28,7 @@ from reliability_support import (
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
 
-pytestmark = pytest.mark.xdist_group("reliability")
+pytestmark = pytest.mark.xdist_group("reliability_drift")
 # Long enough that the replay right after the provision falls inside it on a loaded machine (an API call is a cold
 # start of the handler, about a second, several when both test workers run sandboxes).
 WINDOW_SECONDS = 10

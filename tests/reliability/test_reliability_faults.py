@@ -29,7 +29,7 @@ from reliability_support import (
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
 
-pytestmark = pytest.mark.xdist_group("reliability")
+pytestmark = pytest.mark.xdist_group("reliability_faults")
 SHARED_NAMESPACE = "faults"
 MANIFESTS = r"/manifests/"
 DEPLOYMENT_APPLY = r"/apis/apps/v1/namespaces/[^/]+/deployments/"

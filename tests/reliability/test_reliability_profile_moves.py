@@ -29,7 +29,7 @@ from reliability_support import (
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
 
-pytestmark = pytest.mark.xdist_group("reliability")
+pytestmark = pytest.mark.xdist_group("reliability_profile_moves")
 PROFILE_LABEL = "eks.amazonaws.com/fargate-profile"
 
 

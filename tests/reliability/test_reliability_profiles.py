@@ -19,6 +19,7 @@ from fargate_sandbox.workflows import Workflows
 
 CLUSTER = "blog"
 PLACED_BY = "eks.amazonaws.com/fargate-profile"
+pytestmark = pytest.mark.xdist_group("reliability_profiles")
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from fargate_app.aws.iam import trust_policy
 from fargate_app.config import Settings
 from fargate_sandbox.sandbox import Sandbox
 
-pytestmark = pytest.mark.xdist_group("reliability")
+pytestmark = pytest.mark.xdist_group("reliability_security")
 ROOT = Path(__file__).resolve().parents[2]
 # checkov pins boto3 < 1.36, which the dev environment cannot share: `make checkov` installs it in its own venv.
 CHECKOV = Path(os.environ.get("CHECKOV", ROOT / ".venv" / "checkov" / "bin" / "checkov"))

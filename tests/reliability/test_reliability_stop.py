@@ -24,7 +24,7 @@ from reliability_support import (
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
 
-pytestmark = pytest.mark.xdist_group("reliability")
+pytestmark = pytest.mark.xdist_group("reliability_stop")
 SHARED_KINDS = {"IAM roles", "pull-through-cache rules", "ECR repositories"}
 
 

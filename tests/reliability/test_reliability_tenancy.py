@@ -25,6 +25,7 @@ from fargate_sandbox.workflows import Workflows
 DOC = ROOT / "docs" / "api-access.md"
 HOST = f"{API_ID}.execute-api.{REGION}.amazonaws.com"
 IMAGE = "public.ecr.aws/nginx/nginx:stable"
+pytestmark = pytest.mark.xdist_group("reliability_tenancy")
 
 
 def documented_team_policy() -> dict[str, Any]:

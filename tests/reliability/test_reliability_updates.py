@@ -22,7 +22,7 @@ from fargate_app.kube.manifests import EXECUTION_ARN_ANNOTATION
 from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.workflows import Workflows
 
-pytestmark = pytest.mark.xdist_group("reliability")
+pytestmark = pytest.mark.xdist_group("reliability_updates")
 NAMESPACE = "updates"
 DEPLOYMENT_APPLY = r"/apis/apps/v1/namespaces/updates/deployments/"
 EXPOSED = {"ingress": {"scheme": "internet-facing", "path": "/"}}
