@@ -9,16 +9,19 @@ Table columns, watch events, patch semantics, dry runs, subresources and the "no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import re
-import select
 import shutil
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import pytest
 import yaml
@@ -202,11 +205,12 @@ def test_get_watch_prints_a_row_per_change(cluster: Cluster) -> None:
         text=True,
         env=cluster.env,
     )
+    output = OutputLines(watcher)
     try:
-        lines = read_lines(watcher, until=lambda seen: any("1/1" in line for line in seen))
+        lines = output.read(until=lambda seen: any("1/1" in line for line in seen))
         # When the deployment is scaled
         cluster.ok("scale", "deploy/web", "-n", "shop", "--replicas=2")
-        lines += read_lines(watcher, until=lambda seen: any(re.search(r"MODIFIED\s+web\s+\d/2", line) for line in seen))
+        lines += output.read(until=lambda seen: any(re.search(r"MODIFIED\s+web\s+\d/2", line) for line in seen))
     finally:
         watcher.kill()
         watcher.wait()
@@ -216,17 +220,45 @@ def test_get_watch_prints_a_row_per_change(cluster: Cluster) -> None:
     assert any(re.search(r"MODIFIED\s+web\s+\d/2", line) for line in lines)
 
 
-def read_lines(process: subprocess.Popen[str], until: Any, seconds: float = 60) -> list[str]:
-    """kubectl's lines until ``until`` holds; ``seconds`` only bounds a hang (20 s once ran out on a loaded machine)."""
-    assert process.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + seconds
-    while not until(seen) and time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.2)
-        if ready:
-            seen.append(process.stdout.readline())
-    assert until(seen), f"kubectl printed: {seen}"
-    return seen
+class OutputLines:
+    """A process's output lines, read by a thread as they come.
+
+    ``select`` on the pipe cannot serve here: ``readline`` takes everything the pipe holds into the file object's
+    buffer, so when kubectl writes the header and the first row at once, the row sits in that buffer while ``select``
+    sees an empty pipe, and the wait runs out with the row already printed (seen under load)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, args=(process.stdout,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line)
+
+    def read(self, until: Any, seconds: float = 60) -> list[str]:
+        """The lines until ``until`` holds; ``seconds`` only bounds a hang."""
+        seen: list[str] = []
+        deadline = time.monotonic() + seconds
+        while not until(seen) and (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(queue.Empty):
+                seen.append(self._lines.get(timeout=left))
+        assert until(seen), f"kubectl printed: {seen}"
+        return seen
+
+
+def test_lines_written_at_once_are_all_read() -> None:
+    # Given a process that prints a header and a row in one write, then stays up
+    script = "import sys, time; sys.stdout.write('EVENT NAME\\nADDED web 1/1\\n'); sys.stdout.flush(); time.sleep(30)"
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        # When its lines are read until the row
+        lines = OutputLines(process).read(until=lambda seen: any("1/1" in line for line in seen), seconds=10)
+    finally:
+        process.kill()
+        process.wait()
+    # Then both lines are there
+    assert lines == ["EVENT NAME\n", "ADDED web 1/1\n"]
 
 
 def test_dry_runs_store_nothing(cluster: Cluster) -> None:
