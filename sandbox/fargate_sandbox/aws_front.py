@@ -1,6 +1,6 @@
 """The AWS endpoint of the sandbox: a thin HTTP front that forwards every request to moto unchanged, except for
-the rules moto lacks (Fargate profiles, pull-through cache, registry tokens, CloudTrail events), IAM authorization
-of every call (``iam_enforcement``) and injected faults.
+the rules moto lacks (Fargate profiles, pull-through cache, registry tokens, CloudTrail events, EC2's filter names),
+IAM authorization of every call (``iam_enforcement``) and injected faults.
 
 Clients reach it with ``AWS_ENDPOINT_URL=http://127.0.0.1:<port>``, so production code takes the same path as in AWS.
 Requests are identified by their SigV4 credential scope and botocore's service models (``aws_protocol``); answers
@@ -16,7 +16,7 @@ from typing import Any
 
 import urllib3
 
-from fargate_sandbox import ecr_rules, eks_rules
+from fargate_sandbox import ec2_rules, ecr_rules, eks_rules
 from fargate_sandbox.aws_protocol import AwsRequest, parse_request, render_error
 from fargate_sandbox.ecr_rules import EcrError, PullThroughCache
 from fargate_sandbox.eks_rules import EksProfileError, FargateProfileRules
@@ -80,6 +80,8 @@ class AwsFront:
             intercepted = intercept(request)
             if intercepted is not None:
                 return intercepted, None
+        if request.service == "ec2" and (refused := ec2_rules.refused_filter(request)) is not None:
+            return render_error("ec2", refused), None
         event = None
         try:
             if request.service == "eks" and request.operation in eks_rules.HANDLED_OPERATIONS:

@@ -896,7 +896,7 @@ def test_route_tables_described_without_associations_or_routes_route_nowhere(
 ) -> None:
     # Given EC2 answering with a main route table without routes and a table without associations (its model makes
     # no output member required), for the VPC asked by its filter as EC2 names it (EC2 filter names are
-    # case-sensitive; moto matches them in any case)
+    # case-sensitive; moto matches them in any case, the sandbox's front as EC2 does: ec2_rules)
     described = {"name": "blog", "resourcesVpcConfig": {"vpcId": "vpc-1", "subnetIds": ["subnet-b", "subnet-a"]}}
     tables = [{"RouteTableId": "rtb-main", "Associations": [{"Main": True}]}, {"RouteTableId": "rtb-lone"}]
     with stubbed(monkeypatch, "fargate_app.aws.eks", "ec2") as ec2:
