@@ -70,7 +70,7 @@ class Image:
     def platform(self) -> str:
         """``os/architecture[/variant]``."""
         fields = self.platform_fields
-        return "/".join([fields["os"], fields["architecture"], *([fields["variant"]] if "variant" in fields else [])])
+        return "/".join(fields[key] for key in ("os", "architecture", "variant") if key in fields)
 
     @property
     def digest(self) -> str:
