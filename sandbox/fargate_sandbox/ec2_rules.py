@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from urllib.parse import parse_qs
 
 from fargate_sandbox.aws_protocol import AwsError, AwsRequest, service_model
+from fargate_sandbox.iam_requests import parameters
 
 _LISTED_NAME = re.compile(r"<li>\s*<p>\s*<code>([^<]+)</code>")
 _FILTER_NAME_KEY = re.compile(r"^Filter\.(\d+)\.Name$")
@@ -35,8 +35,11 @@ def refused_filter(request: AwsRequest) -> AwsError | None:
     listed = filter_names(request.operation or "")
     if not listed:
         return None
-    form = {**request.query, **(parse_qs(request.body.decode("utf-8", errors="replace")) if request.body else {})}
-    named = sorted((int(match[1]), values[0]) for key, values in form.items() if (match := _FILTER_NAME_KEY.match(key)))
+    named = sorted(
+        (int(match[1]), str(value))
+        for key, value in parameters(request).items()
+        if (match := _FILTER_NAME_KEY.match(key))
+    )
     for _, name in named:
         tag = name.startswith(f"{_TAG}:") and _TAG in listed
         if name not in listed and not tag:
