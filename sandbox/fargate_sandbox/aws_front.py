@@ -10,6 +10,7 @@ the front makes itself use each service's wire protocol, so botocore raises the 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import urllib3
 
 from fargate_sandbox import ec2_rules, ecr_rules, eks_rules
-from fargate_sandbox.aws_protocol import AwsRequest, parse_request, render_error
+from fargate_sandbox.aws_protocol import AwsError, AwsRequest, parse_request, render_error
 from fargate_sandbox.ecr_rules import EcrError, PullThroughCache
 from fargate_sandbox.eks_rules import EksProfileError, FargateProfileRules
 from fargate_sandbox.events import EventRouter, cloudtrail_event
@@ -32,6 +33,12 @@ HOP_BY_HOP = frozenset(
     | {"server", "date"}
 )
 Response = tuple[int, dict[str, str], bytes]
+# AWS's common error for a failure inside the service (API references, "Common Errors": InternalFailure, HTTP 500),
+# answered where moto itself fails: AWS never answers a web server's HTML error page without a request id.
+MOTO_FAILED = AwsError(
+    "InternalFailure", "The request processing has failed because of an unknown error, exception or failure.", 500
+)
+_log = logging.getLogger(__name__)
 # Answers a request itself (e.g. lambda:Invoke of a template function, lambda_dispatch) or returns None to pass it on.
 Interceptor = Callable[[AwsRequest], Response | None]
 
@@ -116,6 +123,11 @@ class AwsFront:
             request.method, self.moto.url + path, body=request.body or None, headers=headers, preload_content=True
         )
         out_headers = {name: value for name, value in answer.headers.items() if name.lower() not in HOP_BY_HOP}
+        if answer.status >= 500 and answer.headers.get("content-type", "").startswith("text/html"):
+            # moto raised (its server's traceback is in the werkzeug log): answer as AWS does when it fails inside,
+            # in the service's protocol and with a request id, which Step Functions puts in the failure's cause
+            _log.error("moto failed on %s (HTTP %s); answered %s", request.api, answer.status, MOTO_FAILED.code)
+            return render_error(request.service, MOTO_FAILED)
         return answer.status, out_headers, answer.data
 
     def _event_for(self, request: AwsRequest, response: Response) -> dict[str, Any] | None:

@@ -1,4 +1,5 @@
-"""Fault hooks fire exactly N times, with each service's own throttling shape, also under concurrency."""
+"""Fault hooks fire exactly N times, with each service's own throttling shape, also under concurrency; a failure
+inside moto reaches the caller as AWS reports a failure inside a service."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import urllib3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from sandbox_test_support import unique
 
@@ -58,6 +60,22 @@ def test_given_error_is_returned_and_counted_under_concurrency(sandbox: Sandbox)
     assert results.count("InternalFailure") == 3
     assert results.count("111122223333") == 7
     assert sandbox.faults.fired_aws("sts:GetCallerIdentity") == 3
+
+
+def test_moto_failing_inside_is_answered_as_internal_failure_with_a_request_id(sandbox: Sandbox) -> None:
+    # Given a call moto cannot serve (DescribeExecution without its executionArn: moto raises TypeError)
+    unchecked = Config(parameter_validation=False, retries={"total_max_attempts": 1})
+    sfn = sandbox.boto3_client("stepfunctions", config=unchecked)
+
+    # When it is made
+    with pytest.raises(ClientError) as raised:
+        sfn.describe_execution()
+
+    # Then the answer is AWS's common InternalFailure (500) with a request id, as every AWS answer has one (Step
+    # Functions' integrations put it in a failure's cause), not the server's HTML error page
+    response = raised.value.response
+    assert (response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]) == ("InternalFailure", 500)
+    assert response["ResponseMetadata"]["RequestId"]
 
 
 def test_registry_path_answers_5xx_n_times(sandbox: Sandbox) -> None:
