@@ -50,6 +50,7 @@ EXPECTED_FAULTS = {
     "throttling: ecr:ValidatePullThroughCacheRule": SURVIVED,
     "throttling: secretsmanager:DescribeSecret (credential check)": SURVIVED,
     "throttling: ecr:GetAuthorizationToken (WarmImageCache)": SURVIVED,
+    "DynamoDB InternalFailure (500) on the app inventory's UpdateItem (x2)": SURVIVED,
     "ResourceInUseException storm (6 in a row on CreateFargateProfile)": SURVIVED,
     "IAM propagation: 'Misconfigured PodExecutionRole Trust Policy' on the first profile creation (x2)": SURVIVED,
     "registry 429 Too Many Requests (x2)": SURVIVED,

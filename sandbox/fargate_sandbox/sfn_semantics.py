@@ -4,7 +4,8 @@ AWS (developer guide, "Handling errors in Step Functions workflows"): ``States.R
 ``States.ALL`` included; a path that does not resolve is such an error wherever a state reads it; a failed Lambda
 ``Invoke`` is ``Lambda.<exception>``. moto 5.x hands a failed ``Parameters``/``ResultSelector``/``ItemsPath`` path
 to the Task's or Map's Retry and Catch, lets ``States.ALL`` catch ``States.Runtime``, sends a Choice whose variable
-is missing to its Default, names every Lambda service error ``Exception``, and gives ``$$.Execution.StartTime`` as a
+is missing to its Default, names every Lambda service error ``Exception`` and a DynamoDB error its API does not model
+by its bare code (AWS: the SDK's base class, ``DynamoDB.AmazonDynamoDBException``), and gives ``$$.Execution.StartTime`` as a
 Python datetime where AWS gives an ISO 8601 string (developer guide, "Accessing execution data from the Context
 object": ``"StartTime": "2019-03-26T20:14:13.192Z"``), which no service integration can send, and shows an ended
 execution's status before its output or error is set, and passes an AWS SDK integration's parameters and result in
@@ -51,6 +52,9 @@ def install(replace: Replace) -> None:
         "_from_error",
         _with_lambda_service_error_names(state_task_lambda.StateTaskLambda._from_error),
     )
+    dynamodb = _module("asl.component.state.exec.state_task.service.state_task_service_dynamodb")
+    service = dynamodb.StateTaskServiceDynamoDB
+    replace(service, "_from_error", _with_dynamodb_exception_names(service._from_error))
     replace(comparison_variable.ComparisonVariable, "_eval_body", _choice_variable_must_resolve)
     replace(items_path.ItemsPath, "_eval_body", _items_path_must_resolve)
     worker = _module("backend.execution_worker").ExecutionWorker
@@ -285,6 +289,40 @@ def _with_lambda_service_error_names(from_error: Callable[[Any, Any, Exception],
         )
 
     return from_error_with_service_names
+
+
+def dynamodb_error_name(exc: ClientError) -> str:
+    """The error name Step Functions' DynamoDB integration reports for a failed call: ``DynamoDB.<code>`` when the
+    DynamoDB API models the code, else the SDK's base exception ``DynamoDB.AmazonDynamoDBException`` (developer guide,
+    "Handling errors": an optimized integration's errors are the service's exception names), as for Lambda above."""
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    return f"DynamoDB.{code}" if code in _modelled_dynamodb_errors() else "DynamoDB.AmazonDynamoDBException"
+
+
+@functools.cache
+def _modelled_dynamodb_errors() -> frozenset[str]:
+    from fargate_sandbox.aws_protocol import service_model
+
+    return frozenset(shape.name for shape in service_model("dynamodb").error_shapes)
+
+
+def _with_dynamodb_exception_names(from_error: Callable[[Any, Any, Exception], Any]) -> Callable[..., Any]:
+    def from_error_with_exception_names(self: Any, env: Any, ex: Exception) -> Any:
+        event = from_error(self, env, ex)
+        if not isinstance(ex, ClientError):
+            return event
+        failure = _module("asl.component.common.error_name.failure_event")
+        custom = _module("asl.component.common.error_name.custom_error_name")
+        details = dict(event.event_details["taskFailedEventDetails"])
+        details["error"] = dynamodb_error_name(ex)
+        return failure.FailureEvent(
+            env=env,
+            error_name=custom.CustomErrorName(details["error"]),
+            event_type=event.event_type,
+            event_details={"taskFailedEventDetails": details},
+        )
+
+    return from_error_with_exception_names
 
 
 def _choice_variable_must_resolve(self: Any, env: Any) -> None:

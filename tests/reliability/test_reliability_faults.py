@@ -103,6 +103,13 @@ CASES = [
     FaultCase(
         "throttling: ecr:GetAuthorizationToken (WarmImageCache)", throttle("ecr:GetAuthorizationToken"), "survived"
     ),
+    # --- DynamoDB failing inside on the state machine's own write (RecordProvisionStart, the first UpdateItem):
+    # a code its API does not model is Step Functions' DynamoDB.AmazonDynamoDBException, which the Retry lists ---
+    FaultCase(
+        "DynamoDB InternalFailure (500) on the app inventory's UpdateItem (x2)",
+        fail_aws("dynamodb:UpdateItem", 2, "InternalFailure", "injected", 500),
+        "survived",
+    ),
     # --- EKS's one-operation-per-cluster rule and IAM propagation ---
     FaultCase(
         "ResourceInUseException storm (6 in a row on CreateFargateProfile)",

@@ -17,7 +17,7 @@ import pytest
 from figures import Figures
 
 from fargate_sandbox.sandbox import Sandbox
-from fargate_sandbox.sfn_semantics import lambda_error_name
+from fargate_sandbox.sfn_semantics import dynamodb_error_name, lambda_error_name
 from fargate_sandbox.workflows import Workflows
 
 TEMPLATE = Path(__file__).parent / "fixtures" / "workflows" / "template.yaml"
@@ -137,6 +137,24 @@ def test_lambda_error_names_follow_the_lambda_api_model(code: str, expected: str
     # Then the name is Step Functions' Lambda.<exception>, AWSLambdaException for the unmodelled, SdkClient offline
     assert lambda_error_name(error) == expected
     assert lambda_error_name(EndpointConnectionError(endpoint_url="http://x")) == "Lambda.SdkClientException"
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("ConditionalCheckFailedException", "DynamoDB.ConditionalCheckFailedException"),
+        ("ProvisionedThroughputExceededException", "DynamoDB.ProvisionedThroughputExceededException"),
+        ("InternalFailure", "DynamoDB.AmazonDynamoDBException"),
+    ],
+)
+def test_dynamodb_error_names_follow_the_dynamodb_api_model(code: str, expected: str) -> None:
+    from botocore.exceptions import ClientError
+
+    # Given a DynamoDB call failing with a code its API models, or with one it does not (AWS's common InternalFailure)
+    error = ClientError({"Error": {"Code": code, "Message": "m"}}, "UpdateItem")
+
+    # Then the name is DynamoDB.<exception>, the SDK's base AmazonDynamoDBException for the unmodelled
+    assert dynamodb_error_name(error) == expected
 
 
 def test_executions_share_one_parse_of_their_definition_and_keep_their_own_retries(
