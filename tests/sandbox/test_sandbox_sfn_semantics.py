@@ -9,11 +9,12 @@ the fixture machine retries and catches ``States.ALL``: none of that may run for
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 from figures import Figures
 
 from fargate_sandbox.sandbox import Sandbox
@@ -120,41 +121,33 @@ def test_a_lambda_service_error_keeps_its_lambda_name(workflows: Workflows, sand
 
 
 @pytest.mark.parametrize(
-    ("code", "expected"),
+    ("name_of", "code", "expected"),
     [
-        ("ServiceException", "Lambda.ServiceException"),
-        ("TooManyRequestsException", "Lambda.TooManyRequestsException"),
-        ("ResourceNotFoundException", "Lambda.ResourceNotFoundException"),
-        ("SomethingNew", "Lambda.AWSLambdaException"),
+        (lambda_error_name, "ServiceException", "Lambda.ServiceException"),
+        (lambda_error_name, "TooManyRequestsException", "Lambda.TooManyRequestsException"),
+        (lambda_error_name, "ResourceNotFoundException", "Lambda.ResourceNotFoundException"),
+        (lambda_error_name, "SomethingNew", "Lambda.AWSLambdaException"),
+        (dynamodb_error_name, "ConditionalCheckFailedException", "DynamoDB.ConditionalCheckFailedException"),
+        (
+            dynamodb_error_name,
+            "ProvisionedThroughputExceededException",
+            "DynamoDB.ProvisionedThroughputExceededException",
+        ),
+        (dynamodb_error_name, "InternalFailure", "DynamoDB.AmazonDynamoDBException"),
     ],
 )
-def test_lambda_error_names_follow_the_lambda_api_model(code: str, expected: str) -> None:
-    from botocore.exceptions import ClientError, EndpointConnectionError
+def test_service_error_names_follow_the_service_api_model(
+    name_of: Callable[[Exception], str], code: str, expected: str
+) -> None:
+    # Given a Lambda Invoke or a DynamoDB call failing with a code its API models, or with one it does not
+    error = ClientError({"Error": {"Code": code, "Message": "m"}}, "Call")
 
-    # Given Invoke failing with an error code (modelled by the Lambda API or not), or not reaching Lambda at all
-    error = ClientError({"Error": {"Code": code, "Message": "m"}}, "Invoke")
+    # Then the name is Step Functions' <Service>.<exception>, the SDK's base exception for the unmodelled
+    assert name_of(error) == expected
 
-    # Then the name is Step Functions' Lambda.<exception>, AWSLambdaException for the unmodelled, SdkClient offline
-    assert lambda_error_name(error) == expected
+
+def test_a_lambda_invoke_that_reaches_no_service_is_an_sdk_client_error() -> None:
     assert lambda_error_name(EndpointConnectionError(endpoint_url="http://x")) == "Lambda.SdkClientException"
-
-
-@pytest.mark.parametrize(
-    ("code", "expected"),
-    [
-        ("ConditionalCheckFailedException", "DynamoDB.ConditionalCheckFailedException"),
-        ("ProvisionedThroughputExceededException", "DynamoDB.ProvisionedThroughputExceededException"),
-        ("InternalFailure", "DynamoDB.AmazonDynamoDBException"),
-    ],
-)
-def test_dynamodb_error_names_follow_the_dynamodb_api_model(code: str, expected: str) -> None:
-    from botocore.exceptions import ClientError
-
-    # Given a DynamoDB call failing with a code its API models, or with one it does not (AWS's common InternalFailure)
-    error = ClientError({"Error": {"Code": code, "Message": "m"}}, "UpdateItem")
-
-    # Then the name is DynamoDB.<exception>, the SDK's base AmazonDynamoDBException for the unmodelled
-    assert dynamodb_error_name(error) == expected
 
 
 def test_executions_share_one_parse_of_their_definition_and_keep_their_own_retries(
