@@ -42,12 +42,16 @@ from fargate_sandbox.stack_roles import deploy as deploy_roles
 from fargate_sandbox.stack_roles import stack_roles
 from fargate_sandbox.template_model import Deployment, EventRuleSpec, FunctionSpec, SandboxTemplate, load_template
 
-POLL_SECONDS = 0.02  # how often wait() asks DescribeExecution
+# wait() asks DescribeExecution again when an execution of the interpreter ends, and at least this often (an end
+# it is not told of: none known, the interval is a safety net). Polling every 20 ms instead cost a third of a
+# worker's CPU while tests waited, every poll a signed call through the front, IAM and moto.
+POLL_SECONDS = 0.25
 _INTERPRETER_PACKAGE = "moto.stepfunctions.parser"
 _BOTO_CLIENT_MODULE = f"{_INTERPRETER_PACKAGE}.asl.utils.boto_client"
 _WAIT_MODULE = f"{_INTERPRETER_PACKAGE}.asl.component.state.wait.wait_function.wait_function"
 _RETRIER_MODULE = f"{_INTERPRETER_PACKAGE}.asl.component.common.retry.retrier_decl"
 _ENVIRONMENT_MODULE = f"{_INTERPRETER_PACKAGE}.asl.eval.environment"
+_EXECUTION_MODULE = f"{_INTERPRETER_PACKAGE}.backend.execution"
 # Interpreter modules that call boto_client_for (imported up front so their `from … import` binding is patched).
 _AWS_CALLING_MODULES = [
     f"{_INTERPRETER_PACKAGE}.asl.component.state.exec.state_task.lambda_eval_utils",
@@ -198,16 +202,19 @@ class Workflows(HoldsStack):
         Raises:
             ExecutionTimeout: still RUNNING after ``timeout_s`` (the message lists the states entered so far).
         """
+        assert self._patches is not None, "wait() needs an open Workflows"
         deadline = time.monotonic() + timeout_s
         while True:
+            ends_seen = self._patches.ends
             answer = self.describe(execution_arn)
             if answer["status"] != "RUNNING":
                 return answer
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise ExecutionTimeout(
                     f"{execution_arn} still RUNNING after {timeout_s} s; states: {self.state_order(execution_arn)}"
                 )
-            time.sleep(POLL_SECONDS)
+            self._patches.wait_for_an_end(ends_seen, min(POLL_SECONDS, remaining))
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         """GetExecutionHistory, every page, oldest first."""
@@ -370,6 +377,13 @@ class _InterpreterPatches:
         self._clients_lock = threading.Lock()
         # One session makes every client (each with its own credentials): its loader reads each service's model once
         self._boto3_session = boto3.session.Session()
+        self._ended = threading.Condition()
+        self.ends = 0  # executions the interpreter ended so far
+
+    def wait_for_an_end(self, ends_seen: int, timeout_s: float) -> None:
+        """Return once an execution ended after ``ends`` was ``ends_seen``, or after ``timeout_s``."""
+        with self._ended:
+            self._ended.wait_for(lambda: self.ends != ends_seen, timeout=timeout_s)
 
     def __enter__(self) -> _InterpreterPatches:
         boto_client_module = importlib.import_module(_BOTO_CLIENT_MODULE)
@@ -389,7 +403,22 @@ class _InterpreterPatches:
             _stopped_stays_stopped(environment.Environment.set_error, environment.ProgramStopped),
         )
         sfn_semantics.install(self._replace)
+        communication = importlib.import_module(_EXECUTION_MODULE).BaseExecutionWorkerCommunication
+        self._replace(
+            communication, "_reflect_execution_status", self._counting_ends(communication._reflect_execution_status)
+        )
         return self
+
+    def _counting_ends(self, reflect: Callable[[Any], None]) -> Callable[[Any], None]:
+        """The interpreter's publication of an ended execution's status, then a wake-up for ``wait``."""
+
+        def reflect_then_notify(communication: Any) -> None:
+            reflect(communication)
+            with self._ended:
+                self.ends += 1
+                self._ended.notify_all()
+
+        return reflect_then_notify
 
     def __exit__(self, *exc_info: object) -> None:
         while self._undo:
