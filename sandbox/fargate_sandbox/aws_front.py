@@ -17,7 +17,7 @@ from typing import Any
 
 import urllib3
 
-from fargate_sandbox import ec2_rules, ecr_rules, eks_rules
+from fargate_sandbox import ec2_rules, ecr_rules, eks_rules, sfn_paging
 from fargate_sandbox.aws_protocol import AwsError, AwsRequest, parse_request, render_error
 from fargate_sandbox.ecr_rules import EcrError, PullThroughCache
 from fargate_sandbox.eks_rules import EksProfileError, FargateProfileRules
@@ -96,8 +96,12 @@ class AwsFront:
             elif request.service == "ecr" and request.operation in ecr_rules.HANDLED_OPERATIONS:
                 response = self.cache.handle(request)
                 event = self._event_for(request, response)
+            elif (request.service, request.operation) == ("stepfunctions", "GetExecutionHistory"):
+                response = self._history_page(request)
             else:
                 response = self.forward(request)
+        except sfn_paging.InvalidToken as exc:
+            return render_error("stepfunctions", exc.error), None
         except EksProfileError as exc:
             return render_error("eks", exc.error), None
         except EcrError as exc:
@@ -129,6 +133,15 @@ class AwsFront:
             _log.error("moto failed on %s (HTTP %s); answered %s", request.api, answer.status, MOTO_FAILED.code)
             return render_error(request.service, MOTO_FAILED)
         return answer.status, out_headers, answer.data
+
+    def _history_page(self, request: AwsRequest) -> Response:
+        """moto's whole history, cut to the page the request asks for (sfn_paging)."""
+        status, headers, body = self.forward(request)
+        if status != 200:
+            return status, headers, body
+        page = sfn_paging.history_page(json.loads(body)["events"], request.json_body())
+        headers = {name: value for name, value in headers.items() if name.lower() != "x-amz-crc32"}
+        return status, headers, json.dumps(page).encode()
 
     def _event_for(self, request: AwsRequest, response: Response) -> dict[str, Any] | None:
         status, _headers, body = response

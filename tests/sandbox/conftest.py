@@ -1,10 +1,12 @@
-"""One sandbox per test session (per xdist worker), on a hand-driven clock, plus a stub upstream registry."""
+"""One sandbox per test session (per xdist worker), on a hand-driven clock, plus a stub upstream registry; the
+fixture template's workflows per module (a module that needs other settings defines its own ``workflows``)."""
 
 from __future__ import annotations
 
 import contextlib
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from project_template import HOLDERS_TABLE
@@ -15,6 +17,9 @@ from fargate_app.config import Settings
 from fargate_app.kube.auth import reset_sts_clients
 from fargate_sandbox.eks_rules import ManualClock
 from fargate_sandbox.sandbox import Sandbox
+from fargate_sandbox.workflows import Workflows
+
+FIXTURE_TEMPLATE = Path(__file__).parent / "fixtures" / "workflows" / "template.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +43,13 @@ def sandbox(sandbox_clock: ManualClock, stub_upstream: StubUpstream) -> Iterator
         profile_delete_seconds=PROFILE_SECONDS,
         registry_proxies={STUB_UPSTREAM_URL: stub_upstream.server.url},
     ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def workflows(sandbox: Sandbox) -> Iterator[Workflows]:
+    """The fixture template's state machines and functions, waits and retries scaled a thousandfold down."""
+    with Workflows(sandbox, FIXTURE_TEMPLATE, time_scale=0.001) as running:
         yield running
 
 

@@ -9,8 +9,7 @@ the fixture machine retries and catches ``States.ALL``: none of that may run for
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,14 +20,7 @@ from fargate_sandbox.sandbox import Sandbox
 from fargate_sandbox.sfn_semantics import dynamodb_error_name, lambda_error_name
 from fargate_sandbox.workflows import Workflows
 
-TEMPLATE = Path(__file__).parent / "fixtures" / "workflows" / "template.yaml"
 MACHINE = "RuntimeErrorsStateMachine"
-
-
-@pytest.fixture(scope="module")
-def workflows(sandbox: Sandbox) -> Iterator[Workflows]:
-    with Workflows(sandbox, TEMPLATE, time_scale=0.001) as running:
-        yield running
 
 
 def run_case(workflows: Workflows, case: str, **extra: Any) -> tuple[dict[str, Any], list[str]]:
