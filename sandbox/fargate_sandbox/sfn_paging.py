@@ -2,8 +2,9 @@
 
 API reference, GetExecutionHistory ``maxResults``: "The default is 100 and the maximum allowed page size is 1000. A
 value of 0 uses the default"; ``nextToken`` names the next page ("Keep all other arguments unchanged"), and a token
-that is not one is answered HTTP 400 ``InvalidToken``; ``reverseOrder`` lists the newest first. moto's answer
-ignores all three: a client that reads one page as the whole history, or the newest page for the latest state,
+that is not one is answered HTTP 400 ``InvalidToken``; ``reverseOrder`` lists the newest first;
+``includeExecutionData`` false leaves out "execution data (input or output of a history event)". moto's answer
+ignores all four: a client that reads one page as the whole history, or the newest page for the latest state,
 worked against moto and misreads in AWS; here it misreads too.
 """
 
@@ -32,6 +33,8 @@ def history_page(events: list[dict[str, Any]], parameters: dict[str, Any]) -> di
         InvalidToken: ``nextToken`` is not a token this history gave, for this execution.
     """
     events = sorted(events, key=lambda event: int(event["id"]), reverse=bool(parameters.get("reverseOrder")))
+    if parameters.get("includeExecutionData") is False:
+        events = [_without_data(event) for event in events]
     size = int(parameters.get("maxResults") or DEFAULT_PAGE_SIZE)
     start = _offset(parameters.get("nextToken"), str(parameters.get("executionArn", "")), len(events))
     page: dict[str, Any] = {"events": events[start : start + size]}
@@ -55,3 +58,16 @@ def _offset(token: Any, execution_arn: str, events: int) -> int:
     except (binascii.Error, ValueError, KeyError, TypeError) as exc:
         raise InvalidToken(str(token)) from exc
     return offset
+
+
+def _without_data(event: dict[str, Any]) -> dict[str, Any]:
+    """The event without the input and output its details carry."""
+    return {
+        key: {name: value for name, value in details.items() if name not in _EXECUTION_DATA}
+        if key.endswith("EventDetails") and isinstance(details, dict)
+        else details
+        for key, details in event.items()
+    }
+
+
+_EXECUTION_DATA = frozenset({"input", "output"})

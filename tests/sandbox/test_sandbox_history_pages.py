@@ -77,3 +77,22 @@ def test_the_front_pages_a_real_history_and_refuses_a_foreign_token(workflows: W
         "InvalidToken",
         400,
     )
+
+
+def test_without_execution_data_the_events_keep_everything_but_their_input_and_output() -> None:
+    # Given a history whose events carry input and output in their details
+    history = [
+        {"id": 1, "type": "ExecutionStarted", "executionStartedEventDetails": {"input": "{}", "roleArn": "arn:role"}},
+        {"id": 2, "type": "TaskStateExited", "stateExitedEventDetails": {"name": "ApplyApp", "output": "{}"}},
+    ]
+
+    # When it is read without execution data, and with it (the default)
+    without = history_page(history, {"executionArn": ARN, "includeExecutionData": False})["events"]
+    default = history_page(history, {"executionArn": ARN})["events"]
+
+    # Then only the input and output are left out
+    assert without == [
+        {"id": 1, "type": "ExecutionStarted", "executionStartedEventDetails": {"roleArn": "arn:role"}},
+        {"id": 2, "type": "TaskStateExited", "stateExitedEventDetails": {"name": "ApplyApp"}},
+    ]
+    assert default == history
