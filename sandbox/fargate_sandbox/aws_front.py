@@ -140,7 +140,6 @@ class AwsFront:
         if status != 200:
             return status, headers, body
         page = sfn_paging.history_page(json.loads(body)["events"], request.json_body())
-        headers = {name: value for name, value in headers.items() if name.lower() != "x-amz-crc32"}
         return status, headers, json.dumps(page).encode()
 
     def _event_for(self, request: AwsRequest, response: Response) -> dict[str, Any] | None:

@@ -33,11 +33,11 @@ def history_page(events: list[dict[str, Any]], parameters: dict[str, Any]) -> di
         InvalidToken: ``nextToken`` is not a token this history gave, for this execution.
     """
     events = sorted(events, key=lambda event: int(event["id"]), reverse=bool(parameters.get("reverseOrder")))
-    if parameters.get("includeExecutionData") is False:
-        events = [_without_data(event) for event in events]
     size = int(parameters.get("maxResults") or DEFAULT_PAGE_SIZE)
     start = _offset(parameters.get("nextToken"), str(parameters.get("executionArn", "")), len(events))
     page: dict[str, Any] = {"events": events[start : start + size]}
+    if parameters.get("includeExecutionData") is False:
+        page["events"] = [_without_data(event) for event in page["events"]]
     if start + size < len(events):
         page["nextToken"] = _token(start + size, str(parameters.get("executionArn", "")))
     return page

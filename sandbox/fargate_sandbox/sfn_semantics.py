@@ -5,8 +5,8 @@ AWS (developer guide, "Handling errors in Step Functions workflows"): ``States.R
 ``Invoke`` is ``Lambda.<exception>``. moto 5.x hands a failed ``Parameters``/``ResultSelector``/``ItemsPath`` path
 to the Task's or Map's Retry and Catch, lets ``States.ALL`` catch ``States.Runtime``, sends a Choice whose variable
 is missing to its Default, names every Lambda service error ``Exception`` and a DynamoDB error its API does not model
-by its bare code (AWS: the SDK's base class, ``DynamoDB.AmazonDynamoDBException``), and gives ``$$.Execution.StartTime`` as a
-Python datetime where AWS gives an ISO 8601 string (developer guide, "Accessing execution data from the Context
+by its bare code (AWS: the SDK's base class, ``DynamoDB.AmazonDynamoDBException``), and gives
+``$$.Execution.StartTime`` as a Python datetime where AWS gives an ISO 8601 string (developer guide, "Accessing execution data from the Context
 object": ``"StartTime": "2019-03-26T20:14:13.192Z"``), which no service integration can send, and shows an ended
 execution's status before its output or error is set, and passes an AWS SDK integration's parameters and result in
 the casing they come in where AWS maps them between PascalCase and the service's. ``install`` replaces exactly those behaviours; everything else
@@ -254,18 +254,20 @@ def _result_path_must_apply(apply: Callable[[Any, Any], None]) -> Callable[..., 
 
 
 @functools.cache
-def _modelled_lambda_errors() -> frozenset[str]:
+def _modelled_errors(service: str, operation: str | None = None) -> frozenset[str]:
+    """The error codes ``service``'s model names: those of ``operation``, or of the whole service."""
     from fargate_sandbox.aws_protocol import service_model
 
-    model = service_model("lambda").operation_model("Invoke")
-    return frozenset(shape.name for shape in model.error_shapes)
+    model = service_model(service)
+    shapes = model.operation_model(operation).error_shapes if operation else model.error_shapes
+    return frozenset(shape.name for shape in shapes)
 
 
 def lambda_error_name(exc: Exception) -> str:
     """The error name Step Functions reports when Lambda's ``Invoke`` call fails (not the function)."""
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
-        return f"Lambda.{code}" if code in _modelled_lambda_errors() else "Lambda.AWSLambdaException"
+        return f"Lambda.{code}" if code in _modelled_errors("lambda", "Invoke") else "Lambda.AWSLambdaException"
     return "Lambda.SdkClientException"
 
 
@@ -296,14 +298,7 @@ def dynamodb_error_name(exc: ClientError) -> str:
     DynamoDB API models the code, else the SDK's base exception ``DynamoDB.AmazonDynamoDBException`` (developer guide,
     "Handling errors": an optimized integration's errors are the service's exception names), as for Lambda above."""
     code = str(exc.response.get("Error", {}).get("Code", ""))
-    return f"DynamoDB.{code}" if code in _modelled_dynamodb_errors() else "DynamoDB.AmazonDynamoDBException"
-
-
-@functools.cache
-def _modelled_dynamodb_errors() -> frozenset[str]:
-    from fargate_sandbox.aws_protocol import service_model
-
-    return frozenset(shape.name for shape in service_model("dynamodb").error_shapes)
+    return f"DynamoDB.{code}" if code in _modelled_errors("dynamodb") else "DynamoDB.AmazonDynamoDBException"
 
 
 def _with_dynamodb_exception_names(from_error: Callable[[Any, Any, Exception], Any]) -> Callable[..., Any]:

@@ -67,10 +67,12 @@ def test_the_front_pages_a_real_history_and_refuses_a_foreign_token(workflows: W
     first = sfn.get_execution_history(executionArn=arn, maxResults=2, reverseOrder=True)
     rest = sfn.get_execution_history(executionArn=arn, maxResults=2, reverseOrder=True, nextToken=first["nextToken"])
 
-    # Then the pages are the newest events, in order, each with a token for the next; every page read through the
-    # paginator is the whole history; and a made-up token is answered 400 InvalidToken
+    # Then the pages are the newest events, two each, with a token for the next; the paginator's pages (oldest first)
+    # hold every event once; and a made-up token is answered 400 InvalidToken
     assert len(whole) > 4
+    assert [len(first["events"]), len(rest["events"]), "nextToken" in rest] == [2, 2, True]
     assert [e["id"] for e in first["events"] + rest["events"]] == [e["id"] for e in reversed(whole)][:4]
+    assert [e["id"] for e in whole] == list(range(1, len(whole) + 1))
     with pytest.raises(ClientError) as raised:
         sfn.get_execution_history(executionArn=arn, nextToken="not-a-token")
     assert (raised.value.response["Error"]["Code"], raised.value.response["ResponseMetadata"]["HTTPStatusCode"]) == (
