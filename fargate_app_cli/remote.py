@@ -34,8 +34,9 @@ _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.(?P<region>[a-z0-9-]+)
 
 @dataclass(frozen=True)
 class ApiResponse:
+    """What the CLI reads of an answer: its status and body (no command shows a header)."""
+
     status: int
-    headers: dict[str, str]
     body: bytes
 
     def json(self) -> Any:
@@ -120,10 +121,10 @@ class RemoteApi:
         )
         try:
             with urllib.request.urlopen(outgoing, timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310
-                return ApiResponse(answer.status, dict(answer.headers.items()), answer.read())
+                return ApiResponse(answer.status, answer.read())
         except urllib.error.HTTPError as exc:
             with exc:
-                return ApiResponse(exc.code, dict(exc.headers.items()), exc.read())
+                return ApiResponse(exc.code, exc.read())
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise RemoteCallError(f"{method} {self.base_url}{path}: {reason}") from exc

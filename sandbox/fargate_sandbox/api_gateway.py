@@ -27,7 +27,7 @@ ROUTES = ("/apps", "/apps/{cluster}/{namespace}/{app}")
 
 @dataclass(frozen=True)
 class GatewayResponse:
-    """The HTTP response API Gateway sends (the CLI's ``ApiResponse`` has the same shape)."""
+    """The HTTP response API Gateway sends."""
 
     status: int
     headers: dict[str, str]

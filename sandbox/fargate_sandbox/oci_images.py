@@ -54,23 +54,13 @@ class Blob:
 
 @dataclass(frozen=True)
 class Image:
-    """A single-platform image: its manifest (a Blob whose media type is the manifest's), config and layers."""
+    """A single-platform image built for ``platform`` (``os/architecture[/variant]``): its manifest (a Blob whose
+    media type is the manifest's), config and layers."""
 
+    platform: str
     manifest: Blob
     config: Blob
     layers: tuple[Blob, ...]
-
-    @property
-    def platform_fields(self) -> dict[str, str]:
-        """What an index lists for the image: its config's ``architecture``, ``os`` and ``variant`` (if any)."""
-        config = json.loads(self.config.data)
-        return {key: config[key] for key in ("architecture", "os", "variant") if key in config}
-
-    @property
-    def platform(self) -> str:
-        """``os/architecture[/variant]``."""
-        fields = self.platform_fields
-        return "/".join(fields[key] for key in ("os", "architecture", "variant") if key in fields)
 
     @property
     def digest(self) -> str:
@@ -96,6 +86,12 @@ class Index:
         return next(image for image in self.images if image.platform == platform)
 
 
+def platform_fields(platform: str) -> dict[str, str]:
+    """``os/architecture[/variant]`` as an image config and an index entry's ``platform`` spell it."""
+    os_name, architecture, *variant = platform.split("/")
+    return {"architecture": architecture, "os": os_name, **({"variant": variant[0]} if variant else {})}
+
+
 def tar_gz(files: Mapping[str, bytes]) -> tuple[bytes, str]:
     """A gzip-compressed tar of ``files`` (path → content) and its diff_id (sha256 of the uncompressed tar)."""
     raw = io.BytesIO()
@@ -117,7 +113,6 @@ def build_image(
 
     ``docker=True`` gives a Docker v2 schema 2 image, else an OCI one.
     """
-    os_name, architecture, *variant = platform.split("/")
     layer_type, config_type, manifest_type = (
         (DOCKER_LAYER, DOCKER_CONFIG, DOCKER_MANIFEST) if docker else (OCI_LAYER, OCI_CONFIG, OCI_MANIFEST)
     )
@@ -125,9 +120,7 @@ def build_image(
     layer_blobs = tuple(Blob(layer_type, data) for data, _ in built)
     config_document: dict[str, object] = {
         "created": FIXED_CREATED,
-        "architecture": architecture,
-        "os": os_name,
-        **({"variant": variant[0]} if variant else {}),
+        **platform_fields(platform),
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": list(cmd)},
         "rootfs": {"type": "layers", "diff_ids": [diff_id for _, diff_id in built]},
         "history": [{"created": FIXED_CREATED, "created_by": "fargate-sandbox oci_images"} for _ in built],
@@ -139,11 +132,11 @@ def build_image(
         "config": config.descriptor(),
         "layers": [blob.descriptor() for blob in layer_blobs],
     }
-    return Image(Blob(manifest_type, _json(manifest_document)), config, layer_blobs)
+    return Image(platform, Blob(manifest_type, _json(manifest_document)), config, layer_blobs)
 
 
 def build_index(images: Sequence[Image]) -> Index:
-    entries = [image.manifest.descriptor(platform=image.platform_fields) for image in images]
+    entries = [image.manifest.descriptor(platform=platform_fields(image.platform)) for image in images]
     document = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
     return Index(Blob(OCI_INDEX, _json(document)), tuple(images))
 

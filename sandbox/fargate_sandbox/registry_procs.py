@@ -78,10 +78,6 @@ class RegistryProcess:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
     def running(self) -> bool:
         return self.process.poll() is None
 
@@ -225,7 +221,7 @@ def _wait_ready(registry: RegistryProcess, timeout: float) -> bool:
     The log line matters under parallel tests: if another process took the port first, /v2/ could answer for it
     while ours exits with "address already in use". False if the process died or time ran out.
     """
-    bound = f"listening on {registry.host}"
+    bound = f"listening on 127.0.0.1:{registry.port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not registry.running:

@@ -168,9 +168,10 @@ def machine(states: dict[str, Any], start: str = "A") -> dict[str, Any]:
     return {"StartAt": start, "States": states}
 
 
-def test_pass_parameters_and_result_path_build_the_shape_that_later_states_read() -> None:
-    # Given a Pass that builds {"x": {"y": 1}} under $.built, then a Task reading $.built.x.y and $.built.x.z
-    definition = machine(
+# (the states, from A; the shapes of Task results by state; the input's shape; the problems the check reports)
+CHECK_CASES = [
+    pytest.param(
+        # A Pass builds {"x": {"y": 1}} under $.built, then a Task reads $.built.x.y and $.built.x.z: only z is missing
         {
             "A": {"Type": "Pass", "Parameters": {"x": {"y": 1}}, "ResultPath": "$.built", "Next": "B"},
             "B": {
@@ -179,18 +180,15 @@ def test_pass_parameters_and_result_path_build_the_shape_that_later_states_read(
                 "Parameters": {"y.$": "$.built.x.y", "z.$": "$.built.x.z"},
                 "End": True,
             },
-        }
-    )
-
-    # Then only the read of z is a problem
-    assert check(definition, {}, obj()) == [
-        "B.Parameters.z.$ reads $.built.x.z (not provided on the route from <input>)"
-    ]
-
-
-def test_a_catch_replaces_the_result_by_the_error_object() -> None:
-    # Given a Task whose result has "ok", caught into $.error, both routes joining at C which reads $.error.Cause
-    definition = machine(
+        },
+        {},
+        obj(),
+        ["B.Parameters.z.$ reads $.built.x.z (not provided on the route from <input>)"],
+        id="pass-parameters-and-result-path-build-the-shape-later-states-read",
+    ),
+    pytest.param(
+        # A Task whose result has "ok", caught into $.error; both routes join at C, which reads $.error.Cause: the
+        # success route does not provide $.error (a Catch replaces the result by the error object)
         {
             "A": {
                 "Type": "Task",
@@ -200,19 +198,14 @@ def test_a_catch_replaces_the_result_by_the_error_object() -> None:
                 "Next": "C",
             },
             "C": {"Type": "Fail", "CausePath": "$.error.Cause"},
-        }
-    )
-
-    # Then the success route does not provide $.error
-    assert check(definition, {"A": obj(ok=SCALAR)}, obj()) == [
-        "C.CausePath reads $.error.Cause (not provided on the route from <input>)"
-    ]
-    assert ERROR_OUTPUT.field("Cause") == SCALAR
-
-
-def test_is_present_guarantees_the_path_on_its_branch_only() -> None:
-    # Given a Choice testing IsPresent on $.maybe, both branches reading it
-    definition = machine(
+        },
+        {"A": obj(ok=SCALAR)},
+        obj(),
+        ["C.CausePath reads $.error.Cause (not provided on the route from <input>)"],
+        id="a-catch-replaces-the-result-by-the-error-object",
+    ),
+    pytest.param(
+        # A Choice tests IsPresent on $.maybe and both branches read it: only the Default branch's read is a problem
         {
             "A": {
                 "Type": "Choice",
@@ -221,17 +214,15 @@ def test_is_present_guarantees_the_path_on_its_branch_only() -> None:
             },
             "B": {"Type": "Pass", "Parameters": {"m.$": "$.maybe"}, "End": True},
             "C": {"Type": "Pass", "Parameters": {"m.$": "$.maybe"}, "End": True},
-        }
-    )
-
-    # Then only the Default branch's read is a problem
-    assert check(definition, {}, obj()) == ["C.Parameters.m.$ reads $.maybe (not provided on the route from <input>)"]
-
-
-def test_is_present_on_a_field_of_a_value_that_may_be_null_guarantees_both() -> None:
-    # Given $.previous that may be null (ValidateRequest's ``previous``), and a Choice testing IsPresent on one of its
-    # fields before a rule compares that field
-    definition = machine(
+        },
+        {},
+        obj(),
+        ["C.Parameters.m.$ reads $.maybe (not provided on the route from <input>)"],
+        id="is-present-guarantees-the-path-on-its-branch-only",
+    ),
+    pytest.param(
+        # $.previous may be null (ValidateRequest's ``previous``); a Choice tests IsPresent on one of its fields before
+        # a rule compares that field: the comparison reads paths that are there
         {
             "A": {
                 "Type": "Choice",
@@ -244,26 +235,24 @@ def test_is_present_on_a_field_of_a_value_that_may_be_null_guarantees_both() -> 
                 "Default": "C",
             },
             "C": {"Type": "Pass", "End": True},
-        }
-    )
-
-    # Then the comparison reads paths that are there
-    assert check(definition, {}, obj(previous=Shape("object", nullable=True), name=SCALAR)) == []
-
-
-def test_a_result_path_into_a_value_that_may_not_be_an_object_is_a_problem() -> None:
-    # Given an input that may be anything (a console start), and a Pass writing $.error into it
-    definition = machine({"A": {"Type": "Pass", "Result": 1, "ResultPath": "$.error", "End": True}})
-
-    # Then applying the ResultPath is reported (AWS fails when the input is a string)
-    assert check(definition, {}, ANY) == [
-        "A.ResultPath reads $.error (not provided on the route from an input that is not an object there)"
-    ]
-
-
-def test_a_map_iterates_over_the_items_shape_and_its_result_is_an_array() -> None:
-    # Given a Map over $.items (objects with "name"), its processor reading $.value.name, then a read of its result
-    definition = machine(
+        },
+        {},
+        obj(previous=Shape("object", nullable=True), name=SCALAR),
+        [],
+        id="is-present-on-a-field-of-a-value-that-may-be-null-guarantees-both",
+    ),
+    pytest.param(
+        # An input that may be anything (a console start), and a Pass writing $.error into it: applying the
+        # ResultPath is reported (AWS fails when the input is a string)
+        {"A": {"Type": "Pass", "Result": 1, "ResultPath": "$.error", "End": True}},
+        {},
+        ANY,
+        ["A.ResultPath reads $.error (not provided on the route from an input that is not an object there)"],
+        id="a-result-path-into-a-value-that-may-not-be-an-object-is-a-problem",
+    ),
+    pytest.param(
+        # A Map over $.items (objects with "name"), its processor reading $.value.name and $.value.other, then a read
+        # of its result: the item's missing field is reported inside the Map, and the Map's result is there for B
         {
             "A": {
                 "Type": "Map",
@@ -283,19 +272,15 @@ def test_a_map_iterates_over_the_items_shape_and_its_result_is_an_array() -> Non
                 "Next": "B",
             },
             "B": {"Type": "Pass", "Parameters": {"all.$": "$.out"}, "End": True},
-        }
-    )
-    input_shape = obj(items=Shape("array", item=obj(name=SCALAR)))
-
-    # Then the item's missing field is reported inside the Map, and the Map's result is there for B
-    assert check(definition, {}, input_shape) == [
-        "A/P.Parameters.o.$ reads $.value.other (not provided on the route from <input>)"
-    ]
-
-
-def test_a_loop_joins_what_each_turn_provides() -> None:
-    # Given a loop whose first turn has $.loop.started but whose Task writes $.loop without it
-    definition = machine(
+        },
+        {},
+        obj(items=Shape("array", item=obj(name=SCALAR))),
+        ["A/P.Parameters.o.$ reads $.value.other (not provided on the route from <input>)"],
+        id="a-map-iterates-over-the-items-shape-and-its-result-is-an-array",
+    ),
+    pytest.param(
+        # A loop whose first turn has $.loop.started but whose Task writes $.loop without it: B's read is reported,
+        # naming the loop's way back
         {
             "A": {"Type": "Pass", "Parameters": {"started": 1, "n": 0}, "ResultPath": "$.loop", "Next": "B"},
             "B": {
@@ -311,10 +296,21 @@ def test_a_loop_joins_what_each_turn_provides() -> None:
                 "Default": "B",
             },
             "D": {"Type": "Succeed"},
-        }
-    )
+        },
+        {"B": obj(done=SCALAR)},
+        obj(),
+        ["B.Parameters.s.$ reads $.loop.started (not provided on the route from B)"],
+        id="a-loop-joins-what-each-turn-provides",
+    ),
+]
 
-    # Then B's read is reported, naming the loop's way back
-    assert check(definition, {"B": obj(done=SCALAR)}, obj()) == [
-        "B.Parameters.s.$ reads $.loop.started (not provided on the route from B)"
-    ]
+
+@pytest.mark.parametrize(("states", "task_results", "input_shape", "problems"), CHECK_CASES)
+def test_the_check_reports_exactly_the_reads_not_provided(
+    states: dict[str, Any], task_results: dict[str, Shape], input_shape: Shape, problems: list[str]
+) -> None:
+    assert check(machine(states), task_results, input_shape) == problems
+
+
+def test_the_error_object_of_a_catch_has_a_cause() -> None:
+    assert ERROR_OUTPUT.field("Cause") == SCALAR

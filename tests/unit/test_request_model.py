@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import pickle
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
-from request_edits import edited, walkthrough_request
+from request_edits import REQUIRED_FIELDS, edited, walkthrough_request
 
 from fargate_app.errors import InvalidRequest
 from fargate_app.images import parse_reference
@@ -19,6 +22,7 @@ from fargate_app.models import (
     parse_request_for,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 BASE: dict[str, Any] = walkthrough_request()
 SECRET = "arn:aws:secretsmanager:us-west-2:111122223333:secret:ecr-pullthroughcache/docker-hub-AbCdEf"
 
@@ -159,26 +163,33 @@ def test_rejected_values_are_not_echoed() -> None:
     assert "ghp_SECRETTOKEN" not in caught.value.message
 
 
+def documented_defaults() -> dict[str, Any]:
+    """docs/design.md §2's table, field → default: a `JSON` literal is the value; "required" is left out; any other
+    words (a default resolved later, from the account) mean the request itself holds null."""
+    design = (ROOT / "docs" / "design.md").read_text()
+    section = design[design.index("## 2. The request") : design.index("## 3. Results")]
+    defaults: dict[str, Any] = {}
+    for field, default in re.findall(r"^\| `([\w.]+)` \| [^|]+ \| ([^|]+) \|", section, re.MULTILINE):
+        literal = re.fullmatch(r"`(.+)`", default.strip())
+        if default.strip() != "required":
+            defaults[field] = json.loads(literal[1]) if literal else None
+    return defaults
+
+
 def test_defaults_are_the_documented_ones() -> None:
-    request = parse_request(BASE)
-    assert request.to_json() == {
-        "cluster": "blog",
-        "app": "demo-app",
-        "namespace": "fargate",
-        "image": "public.ecr.aws/nginx/nginx:stable",
-        "replicas": 1,
-        "port": None,
-        "cpu": "250m",
-        "memory": "512Mi",
-        "labels": {},
-        "subnets": None,
-        "cachePrefix": None,
-        "credentialArn": None,
-        "platform": "linux/amd64",
-        "expose": None,
+    # Given the walkthrough's request with only its required fields, and one asking for an ingress with no settings
+    minimal = parse_request(BASE).to_json()
+    ingress = parse_request(with_(port=80, expose={"ingress": {}})).to_json()["expose"]["ingress"]
+
+    # Then each field holds the default docs/design.md §2 gives it, and the table names every optional field
+    documented = documented_defaults()
+    held = {
+        **{field: value for field, value in minimal.items() if field not in REQUIRED_FIELDS},
+        **{f"expose.ingress.{field}": value for field, value in ingress.items()},
     }
-    assert request.effective_cache_prefix == "ecr-public"
-    assert request.pod_labels == {"app.kubernetes.io/name": "demo-app"}
+    assert held == {**documented, "expose": None}
+    assert parse_request(BASE).effective_cache_prefix == "ecr-public"
+    assert parse_request(BASE).pod_labels == {"app.kubernetes.io/name": "demo-app"}
 
 
 def test_the_full_design_example_is_valid_and_round_trips() -> None:
