@@ -79,17 +79,18 @@ class RemoteApi:
         self._session = session or botocore.session.Session()
         local_sandbox = parts.hostname in LOOPBACK_HOSTS
         # AWS_REGION is the SDKs' standard variable; botocore's own chain reads AWS_DEFAULT_REGION and the profile.
-        self.region = (
+        found_region = (
             region
             or region_from_url(api_url)
             or os.environ.get("AWS_REGION")
             or self._session.get_config_variable("region")
             or (SANDBOX_REGION if local_sandbox else None)
         )
-        if not self.region:
+        if not found_region:
             raise RemoteConfigError(
                 "no AWS region: pass --region, set AWS_REGION (or a profile's region), or use the execute-api URL"
             )
+        self.region: str = found_region
         credentials = self._session.get_credentials()
         if credentials is None and local_sandbox:
             credentials = Credentials(*SANDBOX_KEY)

@@ -147,8 +147,11 @@ Invoke = Callable[[dict[str, Any]], tuple[dict[str, Any] | None, str | None]]
 class Refusal(Protocol):
     """API Gateway's own answer instead of the integration's (an authorization failure)."""
 
-    status: int
-    headers: dict[str, str]
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> dict[str, str]: ...
 
     def encoded(self) -> bytes: ...
 

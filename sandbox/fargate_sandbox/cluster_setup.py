@@ -20,7 +20,7 @@ FIELD_MANAGER = "kubectl"
 
 def documented_manifests(markdown: Path) -> list[dict[str, Any]]:
     """Every object of the document's ``yaml`` code blocks, in order."""
-    objects = []
+    objects: list[dict[str, Any]] = []
     for block in _YAML_BLOCK.findall(markdown.read_text(encoding="utf-8")):
         objects.extend(document for document in yaml.safe_load_all(block) if document)
     return objects

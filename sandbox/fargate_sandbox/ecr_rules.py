@@ -38,7 +38,7 @@ HANDLED_OPERATIONS = frozenset(
 _shapes = service_model("ecr").shape_for
 PREFIX_SHAPE = _shapes("PullThroughCacheRuleRepositoryPrefix")
 CREDENTIAL_SHAPE = _shapes("CredentialArn")
-UPSTREAM_KINDS: list[str] = list(_shapes("UpstreamRegistry").enum)  # type: ignore[attr-defined]
+UPSTREAM_KINDS: list[str] = list(_shapes("UpstreamRegistry").enum)
 # upstreamRegistryUrl syntax per upstream (API reference, CreatePullThroughCacheRule).
 FIXED_UPSTREAM_URLS = {
     "public.ecr.aws": "ecr-public",

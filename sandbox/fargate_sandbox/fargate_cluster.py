@@ -144,6 +144,7 @@ def start_cluster(services: ClusterServices, cluster: str, version: str, pod_tim
     # EKS authorizes through access entries: the cluster's creator (the sandbox's administrator) has one with
     # AmazonEKSClusterAdminPolicy, as EKS makes it with bootstrapClusterCreatorAdminPermissions; a deployed stack adds
     # its own (Workflows installs the template's AWS::EKS::AccessEntry resources).
+    emulator: KubeEmulator  # made below; the authorizer reads its store from the first request on
     authorizer = rbac.Authorizer(
         services.account_id, lambda kind, namespace: emulator.store.list(BY_KIND[kind], namespace), ACCESS_POLICIES
     )

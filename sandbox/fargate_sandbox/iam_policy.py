@@ -195,13 +195,14 @@ def _matches(operator: str, value: str, policy_value: str) -> bool:
 
 
 def _compare(relation: str, value: Any, policy_value: Any) -> bool:
-    return {
+    outcomes: dict[str, bool] = {
         "Equals": value == policy_value,
         "LessThan": value < policy_value,
         "LessThanEquals": value <= policy_value,
         "GreaterThan": value > policy_value,
         "GreaterThanEquals": value >= policy_value,
-    }[relation]
+    }
+    return outcomes[relation]
 
 
 def _time(value: str) -> float:

@@ -64,7 +64,8 @@ def _worker_context() -> Any:
         if _context is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(PRELOAD)
-            spawn.get_preparation_data = _without_main_module(spawn.get_preparation_data)
+            # multiprocessing's own function, wrapped on purpose (typeshed types the module attribute as that def)
+            spawn.get_preparation_data = _without_main_module(spawn.get_preparation_data)  # type: ignore[assignment]
             _context = context
         return _context
 

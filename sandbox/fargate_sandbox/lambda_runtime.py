@@ -105,8 +105,8 @@ def serve(connection: Any, spec: WorkerSpec) -> None:
     os.environ.clear()
     os.environ.update(spec.environment)
     lock = threading.Lock()
-    sys.stdout = _Relay(connection, "stdout", lock)  # type: ignore[assignment]
-    sys.stderr = _Relay(connection, "stderr", lock)  # type: ignore[assignment]
+    sys.stdout = _Relay(connection, "stdout", lock)
+    sys.stderr = _Relay(connection, "stderr", lock)
     sys.path.insert(0, spec.code_dir)
     handler: Any = None
     while True:
@@ -127,7 +127,7 @@ def serve(connection: Any, spec: WorkerSpec) -> None:
                         connection.send(("initialized", request_id, handler is not None))
             deadline = handler_deadline(received, time.monotonic(), timeout_seconds)
             payload = _run(handler, event, LambdaContext(spec, request_id, deadline))
-            answer = ("result", request_id, payload, None)
+            answer: tuple[str, str, bytes, str | None] = ("result", request_id, payload, None)
         except _HandlerFailed as failure:
             document = {
                 "errorMessage": str(failure),

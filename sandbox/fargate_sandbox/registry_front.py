@@ -171,7 +171,7 @@ def _handler_for(front: RegistryFront) -> type[QuietHandler]:
         def _proxy(self, base: str, upstream_path: str, name: str, route: re.Match[str]) -> None:
             # A client may send a list field such as Accept as several lines (skopeo does); RFC 9110 §5.3 makes
             # them one comma-separated value, which is what the proxy must see.
-            headers = {h: ", ".join(self.headers.get_all(h)) for h in PASS_REQUEST_HEADERS if self.headers.get(h)}
+            headers = {h: ", ".join(self.headers.get_all(h) or ()) for h in PASS_REQUEST_HEADERS if self.headers.get(h)}
             try:
                 answer = front.open_upstream(base, self.command, upstream_path, headers)
             except urllib3.exceptions.HTTPError as exc:

@@ -61,12 +61,12 @@ class SeededRegistries(StartStop):
         self._own_workdir = workdir is None
         self._workdir = workdir
         self._credentials = dict(credentials or UPSTREAM_CREDENTIALS)
-        self._stack = ExitStack()
         self.registries: dict[str, UpstreamRegistry] = {}
 
     def start(self) -> SeededRegistries:
+        stack = self._stack = ExitStack()
         if self._workdir is None:
-            self._workdir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="fargate-sandbox-")))
+            self._workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fargate-sandbox-")))
         try:
             with ThreadPoolExecutor(max_workers=len(SEEDED_IMAGES)) as pool:
                 started = list(pool.map(self._start_one, SEEDED_IMAGES))
@@ -78,7 +78,7 @@ class SeededRegistries(StartStop):
         return self
 
     def _start_one(self, image: SeededImage) -> UpstreamRegistry:
-        assert self._workdir is not None
+        assert self._workdir is not None and self._stack is not None
         slug = re.sub(r"[^a-z0-9]+", "-", image.upstream_registry_url)
         upstream = self._stack.enter_context(start_upstream(self._workdir, name=f"upstream-{slug}"))
         pusher = RegistryPusher(upstream.url)
@@ -103,6 +103,3 @@ class SeededRegistries(StartStop):
 
     def digest(self, upstream_registry_url: str, repository: str, tag: str) -> str:
         return self.registries[upstream_registry_url].digests[f"{repository}:{tag}"]
-
-    def stop(self) -> None:
-        self._stack.close()

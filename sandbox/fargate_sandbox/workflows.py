@@ -99,7 +99,7 @@ class Workflows(HoldsStack):
         overrides = {"ClusterName": CLUSTER_NAME, **(parameter_overrides or {})}
         deployment = Deployment(sandbox.account_id, sandbox.region, parameter_overrides=overrides)
         self.template: SandboxTemplate = load_template(template_path, deployment)
-        self.stack = stack_roles(template_path, deployment)
+        self.stack = stack_roles(Path(template_path), deployment)
         beside_template = Path(template_path).parent / "docs" / "eks-access.md"
         self.cluster_setup = (
             Path(cluster_setup) if cluster_setup else beside_template if beside_template.exists() else None
@@ -373,7 +373,7 @@ class _InterpreterPatches:
         self.sandbox = sandbox
         self.time_scale = time_scale
         self._undo: list[Callable[[], None]] = []
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, str, str], Any] = {}
         self._clients_lock = threading.Lock()
         # One session makes every client (each with its own credentials): its loader reads each service's model once
         self._boto3_session = boto3.session.Session()

@@ -169,8 +169,8 @@ class Controllers:
             for replica_set in self.store.list(REPLICASET, metadata["namespace"])
             if _owned_by(replica_set, deployment) and replica_set["metadata"]["name"] != name
         ]
-        for replica_set in replaced:
-            self.store.delete(REPLICASET, metadata["namespace"], replica_set["metadata"]["name"])
+        for old in replaced:
+            self.store.delete(REPLICASET, metadata["namespace"], old["metadata"]["name"])
         if replaced:  # their pods are garbage now; otherwise nothing became garbage since reconcile() collected
             self._collect_garbage()
         replicas = int(deployment["spec"].get("replicas", 1))

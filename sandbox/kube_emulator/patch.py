@@ -83,7 +83,10 @@ def _merge_list(
 
 def _order(items: list[Any], order: list[Any], key: str | None) -> list[Any]:
     """``$setElementOrder``: the listed items first, in that order; the others keep their place after them."""
-    ident = (lambda item: item.get(key) if isinstance(item, dict) else item) if key else (lambda item: item)
+
+    def ident(item: Any) -> Any:
+        return item.get(key) if key and isinstance(item, dict) else item
+
     wanted = [ident(o) if isinstance(o, dict) else o for o in order]
     listed = sorted((i for i in items if ident(i) in wanted), key=lambda i: wanted.index(ident(i)))
     return listed + [i for i in items if ident(i) not in wanted]

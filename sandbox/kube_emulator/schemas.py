@@ -53,5 +53,6 @@ def resolve(schema: dict[str, Any] | None, version: str) -> dict[str, Any]:
         return {}
     ref = schema.get("$ref") or (schema.get("allOf") or [{}])[0].get("$ref")
     if ref and ref.startswith(REF_PREFIX):
-        return definitions(version).get(ref[len(REF_PREFIX) :], {})
+        referenced: dict[str, Any] = definitions(version).get(ref[len(REF_PREFIX) :], {})
+        return referenced
     return schema

@@ -44,6 +44,11 @@ def clone(document: Any) -> Any:
     return document
 
 
+def clone_object(obj: dict[str, Any]) -> dict[str, Any]:
+    """``clone`` of an object, typed as one."""
+    return {key: clone(value) for key, value in obj.items()}
+
+
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -144,7 +149,7 @@ class Store:
             obj = self._objects.get(self._key(resource, namespace, name))
             if obj is None:
                 raise not_found(resource, name)
-            return clone(obj)
+            return clone_object(obj)
 
     def find(self, resource: ResourceType, namespace: str | None, name: str) -> dict[str, Any] | None:
         with self.lock:
@@ -209,7 +214,7 @@ class Store:
                 else:
                     metadata.pop(field, None)
             if obj == current:
-                return clone(current)
+                return clone_object(current)
             if "generation" in metadata and spec_of(obj) != spec_of(current):
                 metadata["generation"] = int(metadata["generation"]) + 1
             return obj if dry_run else self._write("MODIFIED", key, obj)
@@ -224,4 +229,4 @@ class Store:
             gone = clone(stored)  # the stored copy is in the history already: it stays as it was written
             gone["metadata"]["resourceVersion"] = self._bump()
             self._record("DELETED", key, gone)
-            return clone(gone)
+            return clone_object(gone)
