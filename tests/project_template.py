@@ -1,14 +1,15 @@
-"""template.yaml as the static tests read it: cfn-lint's loader, which keeps the intrinsic functions (!Ref, !Sub)."""
+"""template.yaml as the static tests read it: the sandbox's reader, which keeps the intrinsic functions (!Ref, !Sub)
+in their long form."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
+from fargate_sandbox.template_model import read_template
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE: dict[str, Any] = cfn_yaml.load(str(ROOT / "template.yaml"))
+TEMPLATE: dict[str, Any] = read_template(ROOT / "template.yaml")
 # The app inventory as the stack creates it: CreateTable's arguments are the table's own properties.
 APPS_TABLE_NAME = "fargate-app-provisioner-apps"
 APPS_TABLE: dict[str, Any] = {

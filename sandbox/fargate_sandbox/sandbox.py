@@ -9,6 +9,7 @@ and closes every socket it opened. Nothing here changes ``os.environ``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from fargate_sandbox import authorization_records
 from fargate_sandbox.aws_front import AwsFront, Interceptor
@@ -45,12 +47,37 @@ from kube_emulator import KubeEmulator, PodTiming
 EventRule = tuple[str, Mapping[str, Any] | str, Target]
 
 
-PRELOADED_MODULES = ("moto.ec2.models", "moto.stepfunctions.models", "moto.sts.models", "moto.ssm.models")
+PRELOADED_MODULES = (
+    "moto.ec2.models",
+    "moto.stepfunctions.models",
+    "moto.stepfunctions.parser.models",
+    "moto.sts.models",
+    "moto.ssm.models",
+)
+# A read-only call per service the start makes calls to: moto makes a service's app and backend at its first request
+# (EC2's first answer alone took 0.55 s), so these run while the registries start, which only waits for processes.
+FIRST_CALLS = (
+    ("ec2", "describe_vpcs"),
+    ("eks", "list_clusters"),
+    ("iam", "list_roles"),
+    ("secretsmanager", "list_secrets"),
+    ("stepfunctions", "list_state_machines"),
+    ("dynamodb", "list_tables"),
+    ("ssm", "describe_parameters"),
+    ("sts", "get_caller_identity"),
+)
 
 
-def _import_all(modules: tuple[str, ...]) -> None:
-    for module in modules:
+def _prepare_moto(moto: MotoBackend, started: threading.Event) -> None:
+    """Import moto's slowest models, then, once moto serves, make each service's first request."""
+    for module in PRELOADED_MODULES:
         importlib.import_module(module)
+    if not started.wait(timeout=60) or not moto.url:
+        return  # moto did not start: Sandbox.start reports that
+    for service, operation in FIRST_CALLS:
+        # Only a head start: a service that fails here fails the same way when the start really calls it.
+        with contextlib.suppress(ClientError, BotoCoreError):
+            getattr(moto.client(service), operation)()
 
 
 class Sandbox(StartStop):
@@ -112,13 +139,16 @@ class Sandbox(StartStop):
     # --- lifecycle --------------------------------------------------------------------------------------------------
     def start(self) -> Sandbox:
         """Start moto, the fronts, and seed. If any step fails, whatever already started is stopped again."""
-        # Importing moto's EC2 and Step Functions models takes over a second and a half, while the registries' start
-        # only waits for processes: both at once.
-        ec2_models = threading.Thread(target=_import_all, args=(PRELOADED_MODULES,), name="import-moto-models")
-        ec2_models.start()
+        # Importing moto's EC2 and Step Functions models and making its services take seconds, while the registries'
+        # start only waits for processes: both at once.
+        moto_started = threading.Event()
+        preparing = threading.Thread(target=_prepare_moto, args=(self._moto, moto_started), name="prepare-moto")
+        preparing.start()
         with ExitStack() as stack:
-            stack.callback(ec2_models.join)
+            stack.callback(preparing.join)
+            stack.callback(moto_started.set)  # lets it end if moto did not start
             self._moto.start()
+            moto_started.set()
             stack.callback(self._moto.stop)
             self._front.start()
             stack.callback(self._front.stop)
@@ -129,7 +159,7 @@ class Sandbox(StartStop):
                 stack.callback(self.upstreams.stop)
                 for upstream_url, proxy_url in self.upstreams.proxies.items():
                     self.registry.proxies.setdefault(upstream_url, proxy_url)  # a proxy given explicitly wins
-            ec2_models.join()
+            preparing.join()
             self._seeds = seed(self._moto)
             services = ClusterServices(
                 region=self.region,

@@ -11,7 +11,6 @@ sandbox is what it may do in AWS.
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import json
 import os
@@ -20,9 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
-
-from fargate_sandbox.template_model import Deployment, _Resolver
+from fargate_sandbox.template_model import Deployment, _Resolver, read_template
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,7 @@ def _translate(
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
 
-    document: dict[str, Any] = copy.deepcopy(cfn_yaml.load(str(template_path)))
+    document: dict[str, Any] = read_template(template_path)
     for logical_id, resource in (document.get("Resources") or {}).items():
         properties = resource.setdefault("Properties", {})
         kind = resource.get("Type")
@@ -173,11 +170,14 @@ def deploy(iam: Any, roles: Mapping[str, RoleSpec]) -> None:
     """Create or update each role through IAM's API, as CloudFormation would: trust, inline, attached policies."""
     for role in roles.values():
         trust = json.dumps(role.trust_policy)
+        existing = False
         try:
             iam.create_role(RoleName=role.name, AssumeRolePolicyDocument=trust)
         except iam.exceptions.EntityAlreadyExistsException:
             iam.update_assume_role_policy(RoleName=role.name, PolicyDocument=trust)
-        for name in iam.list_role_policies(RoleName=role.name)["PolicyNames"]:
+            existing = True
+        # A role just created has no policies yet: only an update has some to compare (two calls a role saved).
+        for name in iam.list_role_policies(RoleName=role.name)["PolicyNames"] if existing else ():
             if name not in role.inline_policies:
                 iam.delete_role_policy(RoleName=role.name, PolicyName=name)
         for name, document in role.inline_policies.items():
@@ -185,7 +185,11 @@ def deploy(iam: Any, roles: Mapping[str, RoleSpec]) -> None:
             # the two versions differ only in policy variables, which SAM's templates do not use.
             versioned = {"Version": "2012-10-17", **document}
             iam.put_role_policy(RoleName=role.name, PolicyName=name, PolicyDocument=json.dumps(versioned))
-        attached = {p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role.name)["AttachedPolicies"]}
+        attached = (
+            {p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role.name)["AttachedPolicies"]}
+            if existing
+            else set()
+        )
         for arn in attached - set(role.managed_policy_arns):
             iam.detach_role_policy(RoleName=role.name, PolicyArn=arn)
         for arn in set(role.managed_policy_arns) - attached:
