@@ -1,10 +1,12 @@
-"""Imported by the Lambda workers' forkserver (``lambda_dispatch.PRELOAD``): botocore's data for the services the
-functions call (endpoints, partitions, each service's model and endpoint rules) read once there, and inherited by
-every worker it forks.
+"""Imported by the Lambda workers' forkserver (``lambda_dispatch.PRELOAD``) and by the sandbox itself: botocore's data
+for the services the functions call (endpoints, partitions, each service's model and endpoint rules) read once, and
+inherited by every worker the forkserver forks.
 
-A worker is a new botocore session, which reads those JSON files again: about 0.1 s of CPU per client at each cold
-start, thousands of times in a test run. botocore's loader caches what it read per instance and never changes it, so
-the workers share one. What a real cold start costs is measured without the sandbox (benchmarks, figure 1).
+Every botocore session reads those JSON files again: about 0.1 s of CPU per client at each cold start, thousands of
+times in a test run, and in the sandbox's own process endpoints.json (1.2 MB) seven times and EC2's model six times
+per start (moto makes sessions of its own). botocore's loader caches what it read per instance and never changes it,
+so every session of the process shares one. What a real cold start costs is measured without the sandbox
+(benchmarks, figure 1).
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ SERVICES = ("dynamodb", "ec2", "ecr", "eks", "iam", "secretsmanager", "ssm", "st
 
 
 def share_one_loader() -> None:
-    """Every session made in this process (and its forks) reads botocore's data through one loader, filled now."""
+    """Every session made in this process (and its forks) reads botocore's data through one loader, filled now;
+    once per process."""
+    if getattr(botocore.session.create_loader, "cache_info", None) is not None:
+        return  # shared already
     shared = functools.cache(botocore.loaders.create_loader)
     botocore.session.create_loader = shared  # botocore.session imported the name
     session = botocore.session.get_session()

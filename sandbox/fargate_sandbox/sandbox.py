@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from fargate_sandbox import authorization_records
 from fargate_sandbox.aws_front import AwsFront, Interceptor
+from fargate_sandbox.botocore_preload import share_one_loader
 from fargate_sandbox.ecr_rules import PullThroughCache
 from fargate_sandbox.eks_rules import FargateProfileRules
 from fargate_sandbox.events import EventRouter, Target
@@ -105,6 +106,7 @@ class Sandbox(StartStop):
             pod_timing: how long the cluster takes to start and stop a Fargate pod (real seconds; e.g.
                 ``PodTiming.fargate(time_scale)``: Fargate's times scaled like the workflow's waits). Default: at once.
         """
+        share_one_loader()  # moto, the fronts and the harness make many botocore sessions: one read of its data
         self.account_id = ACCOUNT_ID
         self.region = REGION
         self.faults = FaultInjector()

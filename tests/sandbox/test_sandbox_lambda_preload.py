@@ -35,3 +35,20 @@ def test_the_functions_clients_are_made_without_reading_botocore_data_again(monk
         session.create_client(service, region_name="us-west-2", aws_access_key_id="a", aws_secret_access_key="b")
     # Then nothing was read from disk again
     assert reads == []
+
+
+def test_the_sandbox_process_shares_one_loader_once_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a process whose sessions each read botocore's data
+    monkeypatch.setattr(botocore.session, "create_loader", botocore.loaders.create_loader)
+
+    # When a sandbox is made (twice: sharing is set up once), then sessions as moto and the harness make them
+    from fargate_sandbox.sandbox import Sandbox
+
+    Sandbox(seed_registries=False)
+    shared = botocore.session.create_loader
+    Sandbox(seed_registries=False)
+    loaders = {id(botocore.session.get_session().get_component("data_loader")) for _ in range(3)}
+
+    # Then every session reads through the same loader, and the second sandbox did not wrap it again
+    assert botocore.session.create_loader is shared
+    assert len(loaders) == 1
