@@ -305,6 +305,9 @@ class Controllers:
             self._scheduled_event(pod, decision.node)
             self._event(pod, "Normal", "Pulling", f'Pulling image "{pod["spec"]["containers"][0]["image"]}"', "kubelet")
         elif isinstance(decision, Bind):
+            # Seen on its node already (the Starting branch recorded its scheduling and pull), or placed only now: a
+            # pod first looked at after its start time is due goes straight to Running, and its events still tell so
+            placed_now = pod["spec"].get("nodeName") != decision.node or not status.get("containerStatuses")
             self._bind(pod, decision.node, decision.pod_ip, decision.node_labels)
             status.update(phase="Running", startTime=now)
             status["containerStatuses"] = [
@@ -314,12 +317,11 @@ class Controllers:
             status["conditions"] = [
                 _condition(t, "True", now) for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
             ]
-            if (
-                not pod["spec"].get("nodeName")
-                or pod["spec"]["nodeName"] != decision.node
-                or not status.get("containerStatuses")
-            ):
+            if placed_now:
                 self._scheduled_event(pod, decision.node)
+                self._event(
+                    pod, "Normal", "Pulling", f'Pulling image "{pod["spec"]["containers"][0]["image"]}"', "kubelet"
+                )
             self._event(pod, "Normal", "Started", f"Started container {names[0]}", "kubelet")
         else:
             return

@@ -88,6 +88,23 @@ def test_a_fargate_pod_starts_in_two_phases_like_a_micro_vm_then_an_image_pull()
     assert reasons.count("Scheduled") == 1 and "Pulling" in reasons and "Started" in reasons
 
 
+def test_a_pod_first_looked_at_after_its_start_is_running_with_its_scheduled_event() -> None:
+    # Given Fargate's timing and a Deployment, and nobody reading the cluster until the pod's start is long past (a
+    # loaded machine: the controllers see the pod only once it is already due to run)
+    clock = Clock()
+    emulator = emulator_with(clock, PodTiming.fargate())
+    clock_at_create = clock.now
+    deploy(emulator)
+    clock.now = clock_at_create + 120
+
+    # When it is read, it is Running on its node, with the scheduler's event as if it had been watched
+    ((phase, node, _, _),) = pod_view(emulator)
+    assert phase == "Running" and node is not None
+    events = [(e["reason"], e["message"]) for e in emulator.objects("Event", "fargate")]
+    assert [reason for reason, _ in events].count("Scheduled") == 1
+    assert any(reason == "Scheduled" and message.endswith(f" to {node}") for reason, message in events)
+
+
 def test_a_deleted_pod_is_terminating_for_its_grace_period_then_goes_with_its_node() -> None:
     # Given a running pod (timing scaled by 0.1: its 30 s grace period lasts 3 s)
     clock = Clock()
