@@ -59,7 +59,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy -p fargate_app -p fargate_app_cli -p fargate_sandbox -p kube_emulator
+	$(BIN)/mypy -p fargate_app -p fargate_app_cli -p fargate_sandbox -p kube_emulator -p benchmarks
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q

@@ -51,11 +51,11 @@ def _api() -> Iterator[tuple[Callable[[str, str, dict[str, str] | None], dict[st
 
     with mock_aws(config={"stepfunctions": {"execute_state_machine": False}}):
         import boto3
-        from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
 
         from benchmarks.sandbox_runs import ROOT
+        from fargate_sandbox.template_model import read_template
 
-        template = cfn_yaml.load(str(ROOT / "template.yaml"))
+        template = read_template(ROOT / "template.yaml")
         table = template["Resources"]["AppsTable"]["Properties"]
         keys = ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "BillingMode")
         boto3.client("dynamodb").create_table(TableName=TABLE, **{k: table[k] for k in keys})
@@ -98,7 +98,7 @@ def _api() -> Iterator[tuple[Callable[[str, str, dict[str, str] | None], dict[st
             if method == "PUT":
                 request = {"cluster": parts[1], "namespace": parts[2], "app": parts[3]}
                 event["body"] = json.dumps({**request, "image": "public.ecr.aws/nginx/nginx:1.27", "cpu": "500m"})
-            answer = routes.resolver.resolve(event, None)
+            answer = routes.resolver.resolve(event, None)  # type: ignore[arg-type] # the routes read no Lambda context
             assert answer["statusCode"] in (200, 202), answer
             return json.loads(answer["body"])  # type: ignore[no-any-return]
 
@@ -118,7 +118,8 @@ def _running_in(arn: str, state: str) -> None:
         {"id": 2, "type": "TaskStateEntered", "timestamp": stamp, "stateEnteredEventDetails": {"name": state}},
     ]
     execution = stepfunctions_backends[ACCOUNT][REGION].describe_execution(arn)
-    execution.get_execution_history = lambda role_arn: events
+    # moto answers this execution with the history of one that is running there (a stand-in for the test only)
+    execution.get_execution_history = lambda role_arn: events  # type: ignore[method-assign,assignment]
 
 
 def _item(n: int, execution: str, state: str = "RUNNING", status: str = "SUCCEEDED") -> dict[str, Any]:

@@ -19,10 +19,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
-
 from benchmarks.lambda_layout import ROOT, LambdaLayout
 from benchmarks.report import Figure, Row, median, ratio
+from fargate_sandbox.template_model import read_template
 
 AWS_ONLY_GOAL, KUBERNETES_GOAL = 1.3, 1.6
 BASELINE = 'import boto3\nboto3.client("sts", region_name="us-west-2")'
@@ -44,7 +43,7 @@ print("TIMES", imported - started, done - imported)
 
 def template_functions(template: Path = ROOT / "template.yaml") -> dict[str, tuple[Path, bool]]:
     """Logical id → (CodeUri folder, whether it has the kubernetes layer), for every function of the template."""
-    document: dict[str, Any] = cfn_yaml.load(str(template))
+    document = read_template(template)
     functions = {}
     for logical_id, resource in document["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":

@@ -132,7 +132,7 @@ def run(runs: int) -> Figure:
                     sandbox.set_registry_proxy(UPSTREAM, proxy.url)
                     seen = len(upstream.requests())
                     started = time.monotonic()
-                    action(run_number, proxy.host)
+                    action(run_number, proxy.url.removeprefix("http://"))
                     elapsed = time.monotonic() - started
                     fetched = _fetched(upstream.requests()[seen:], other)
                     if run_number >= 0:

@@ -1,8 +1,8 @@
 """What the sandbox needs from ``template.yaml``: functions, state machines and EventBridge rules, intrinsics resolved.
 
 The template is read as SAM and the AWS CLI read it (``read_template``: the short forms ``!Sub``, ``!Ref``,
-``!GetAtt``… become their long forms) and resolved the way CloudFormation would in the sandbox's account and region: parameters take their defaults,
-pseudo parameters their sandbox values, and references to resources their physical name or ARN. The sandbox has no
+``!GetAtt``… become their long forms) and resolved the way CloudFormation would in the sandbox's account and region:
+parameters take their defaults, pseudo parameters their sandbox values, and references to resources their physical name or ARN. The sandbox has no
 CloudFormation, so physical names are chosen here: a resource's explicit name property (``FunctionName``, ``Name``)
 when it has one, otherwise its logical id (so history and errors name ``ValidateRequestFunction``, not a random id).
 
@@ -186,7 +186,11 @@ _TemplateLoader.add_multi_constructor("!", intrinsics_multi_constructor)
 
 
 def read_template(path: str | Path) -> dict[str, Any]:
-    """The template as a JSON-like document, intrinsic functions in their long form (``{"Ref": …}``)."""
+    """The template as a JSON-like document, intrinsic functions in their long form (``{"Ref": …}``).
+
+    Raises:
+        TemplateError: the file's YAML is not a mapping.
+    """
     with Path(path).open(encoding="utf-8") as stream:
         document = yaml.load(stream, Loader=_TemplateLoader)  # noqa: S506 - a safe loader plus the intrinsic tags
     if not isinstance(document, dict):
