@@ -2,9 +2,10 @@
 
 The template is read as SAM and the AWS CLI read it (``read_template``: the short forms ``!Sub``, ``!Ref``,
 ``!GetAtt``… become their long forms) and resolved the way CloudFormation would in the sandbox's account and region:
-parameters take their defaults, pseudo parameters their sandbox values, and references to resources their physical name or ARN. The sandbox has no
-CloudFormation, so physical names are chosen here: a resource's explicit name property (``FunctionName``, ``Name``)
-when it has one, otherwise its logical id (so history and errors name ``ValidateRequestFunction``, not a random id).
+parameters take their defaults, pseudo parameters their sandbox values, and references to resources their physical
+name or ARN. The sandbox has no CloudFormation, so physical names are chosen here: a resource's explicit name property
+(``FunctionName``, ``Name``) when it has one, otherwise its logical id (so history and errors name
+``ValidateRequestFunction``, not a random id).
 
 Each function runs in execution environments of its own (``lambda_dispatch``), with its own environment variables.
 """
