@@ -69,12 +69,10 @@ FIRST_CALLS = (
 )
 
 
-def _prepare_moto(moto: MotoBackend, started: threading.Event) -> None:
-    """Import moto's slowest models, then, once moto serves, make each service's first request."""
+def _prepare_moto(moto: MotoBackend) -> None:
+    """Import moto's slowest models, then make each service's first request (moto serves already)."""
     for module in PRELOADED_MODULES:
         importlib.import_module(module)
-    if not started.wait(timeout=60) or not moto.url:
-        return  # moto did not start: Sandbox.start reports that
     for service, operation in FIRST_CALLS:
         # Only a head start: a service that fails here fails the same way when the start really calls it.
         with contextlib.suppress(ClientError, BotoCoreError):
@@ -141,17 +139,16 @@ class Sandbox(StartStop):
     # --- lifecycle --------------------------------------------------------------------------------------------------
     def start(self) -> Sandbox:
         """Start moto, the fronts, and seed. If any step fails, whatever already started is stopped again."""
-        # Importing moto's EC2 and Step Functions models and making its services take seconds, while the registries'
-        # start only waits for processes: both at once.
-        moto_started = threading.Event()
-        preparing = threading.Thread(target=_prepare_moto, args=(self._moto, moto_started), name="prepare-moto")
-        preparing.start()
         with ExitStack() as stack:
-            stack.callback(preparing.join)
-            stack.callback(moto_started.set)  # lets it end if moto did not start
             self._moto.start()
-            moto_started.set()
             stack.callback(self._moto.stop)
+            # Importing moto's EC2 and Step Functions models and making its services take seconds, while the
+            # registries' start only waits for processes: both at once. Only once moto has started: its start imports
+            # moto modules too, and two threads importing modules that import each other deadlock (Python raises
+            # _DeadlockError in one of them).
+            preparing = threading.Thread(target=_prepare_moto, args=(self._moto,), name="prepare-moto")
+            preparing.start()
+            stack.callback(preparing.join)
             self._front.start()
             stack.callback(self._front.stop)
             self.registry.start()
