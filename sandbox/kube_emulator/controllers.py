@@ -302,8 +302,7 @@ class Controllers:
                 _container(n, c["image"], waiting, False) for n, c in zip(names, pod["spec"]["containers"], strict=True)
             ]
             status["conditions"] = [_condition("PodScheduled", "True", now)]
-            self._scheduled_event(pod, decision.node)
-            self._event(pod, "Normal", "Pulling", f'Pulling image "{pod["spec"]["containers"][0]["image"]}"', "kubelet")
+            self._placed_events(pod, decision.node)
         elif isinstance(decision, Bind):
             # Seen on its node already (the Starting branch recorded its scheduling and pull), or placed only now: a
             # pod first looked at after its start time is due goes straight to Running, and its events still tell so
@@ -318,10 +317,7 @@ class Controllers:
                 _condition(t, "True", now) for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
             ]
             if placed_now:
-                self._scheduled_event(pod, decision.node)
-                self._event(
-                    pod, "Normal", "Pulling", f'Pulling image "{pod["spec"]["containers"][0]["image"]}"', "kubelet"
-                )
+                self._placed_events(pod, decision.node)
             self._event(pod, "Normal", "Started", f"Started container {names[0]}", "kubelet")
         else:
             return
@@ -374,12 +370,13 @@ class Controllers:
             if node["metadata"]["name"] not in busy:
                 self.store.delete(NODE, None, node["metadata"]["name"])
 
-    def _scheduled_event(self, pod: dict[str, Any], node: str) -> None:
-        """kube-scheduler's event for a pod bound to ``node``."""
+    def _placed_events(self, pod: dict[str, Any], node: str) -> None:
+        """kube-scheduler's event for a pod bound to ``node``, and the kubelet's as it starts pulling the image."""
         where = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
         self._event(
             pod, "Normal", "Scheduled", f"Successfully assigned {where} to {node}", self.scheduler.scheduler_name
         )
+        self._event(pod, "Normal", "Pulling", f'Pulling image "{pod["spec"]["containers"][0]["image"]}"', "kubelet")
 
     def _event(self, pod: dict[str, Any], kind: str, reason: str, message: str, component: str) -> None:
         metadata = pod["metadata"]

@@ -178,7 +178,8 @@ def documented_defaults() -> dict[str, Any]:
 
 def test_defaults_are_the_documented_ones() -> None:
     # Given the walkthrough's request with only its required fields, and one asking for an ingress with no settings
-    minimal = parse_request(BASE).to_json()
+    request = parse_request(BASE)
+    minimal = request.to_json()
     ingress = parse_request(with_(port=80, expose={"ingress": {}})).to_json()["expose"]["ingress"]
 
     # Then each field holds the default docs/design.md §2 gives it, and the table names every optional field
@@ -188,8 +189,8 @@ def test_defaults_are_the_documented_ones() -> None:
         **{f"expose.ingress.{field}": value for field, value in ingress.items()},
     }
     assert held == {**documented, "expose": None}
-    assert parse_request(BASE).effective_cache_prefix == "ecr-public"
-    assert parse_request(BASE).pod_labels == {"app.kubernetes.io/name": "demo-app"}
+    assert request.effective_cache_prefix == "ecr-public"
+    assert request.pod_labels == {"app.kubernetes.io/name": "demo-app"}
 
 
 def test_the_full_design_example_is_valid_and_round_trips() -> None:
